@@ -1,0 +1,40 @@
+# credport: `make run` starts the local stack, `make test` runs every check. Both install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+STAGE  ?= dev
+OUT    ?= build/package
+
+.PHONY: install test lint typecheck pytest run package clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'pip<26.3'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy chalicelib client local
+
+pytest: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+run: install
+	$(BIN)/python -m local $(ARGS)
+
+# One SAM stack: the app merged with template.yaml (CREDPORT_PREFIX names the event queue and topic).
+package: install
+	CREDPORT_PREFIX=credport-$(STAGE) AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+		$(BIN)/chalice package --stage $(STAGE) --merge-template template.yaml $(OUT)
+
+clean:
+	rm -rf build .local .mypy_cache .pytest_cache .ruff_cache .chalice/deployments

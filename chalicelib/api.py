@@ -1,0 +1,86 @@
+"""HTTP plumbing shared by every route: error mapping, request ids and bounded JSON bodies."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice.app import Request, Response
+
+from chalicelib.errors import BadRequest, CredportError, InternalError, PayloadTooLarge
+from chalicelib.observability import log_unexpected, logger
+
+__all__ = ["API_VIEW_MARK", "api_view", "error_response", "json_body", "request_id_of"]
+
+API_VIEW_MARK = "__credport_api_view__"
+DEFAULT_MAX_BODY = 64 * 1024
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def request_id_of(request: Request | None) -> str:
+    """API Gateway's request id (the one in its logs and ``x-amzn-RequestId``), else a fresh one."""
+    context = getattr(request, "context", None) or {}
+    request_id = context.get("requestId") if isinstance(context, dict) else None
+    return str(request_id) if request_id else str(uuid.uuid4())
+
+
+def error_response(error: CredportError, request_id: str | None = None) -> Response:
+    """The one mapping of an error to an API response: ``{"error": code, "message": ...}``."""
+    body: dict[str, str] = error.body()
+    if request_id is not None:
+        body["request_id"] = request_id
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        **error.headers,
+    }
+    return Response(body=body, status_code=error.status, headers=headers)
+
+
+def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
+    """Wrap a Chalice view so every failure leaves as our error shape.
+
+    A :class:`CredportError` becomes its own response; anything else becomes an opaque 500 carrying the
+    request id, logged by type and location only.
+    """
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except CredportError as error:
+                request_id = request_id_of(current_request())
+                if error.status >= 500:
+                    log_unexpected("request failed", error, code=error.code, request_id=request_id)
+                else:
+                    logger.info("request refused", extra={"code": error.code, "status": error.status})
+                return error_response(error, request_id if error.status >= 500 else None)
+            except Exception as exc:
+                request_id = request_id_of(current_request())
+                log_unexpected("unhandled error", exc, request_id=request_id)
+                return error_response(InternalError(), request_id)
+
+        setattr(wrapper, API_VIEW_MARK, True)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def json_body(request: Request, *, max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, Any]:
+    """The request body as a JSON object, bounded in size; bad input is a 400, an oversized one a 413."""
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
+    if not raw:
+        raise BadRequest("The request body must be a JSON object.")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return value

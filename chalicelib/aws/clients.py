@@ -1,0 +1,60 @@
+"""Lazily created, shared boto3 clients.
+
+No client exists until a handler first needs one, so importing the app stays cheap and tests can start
+moto before any client is made. Endpoints come from botocore's own ``AWS_ENDPOINT_URL`` support, and
+retries from botocore's ``standard`` retry mode: no hand-written retry loops anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ClientFactory", "ClientOptions"]
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    max_attempts: int = 3
+    timeout: float = 5.0
+    region: str | None = None
+
+
+class ClientFactory:
+    """Creates each service's client once, on first use; safe to share between threads."""
+
+    def __init__(self, options: ClientOptions | None = None) -> None:
+        self._options = options or ClientOptions()
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._session: Any = None
+
+    @property
+    def created(self) -> tuple[str, ...]:
+        """Names of the services a client has been created for (tests prove laziness with it)."""
+        return tuple(self._clients)
+
+    def client(self, service: str) -> Any:
+        existing = self._clients.get(service)
+        if existing is not None:
+            return existing
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._create(service)
+            return self._clients[service]
+
+    def _create(self, service: str) -> Any:
+        # Imported here: boto3 costs ~200 ms to import, paid only by code paths that call AWS.
+        import boto3.session
+        from botocore.config import Config
+
+        if self._session is None:
+            self._session = boto3.session.Session(region_name=self._options.region)
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self._options.max_attempts},
+            connect_timeout=self._options.timeout,
+            read_timeout=self._options.timeout,
+            tcp_keepalive=True,
+        )
+        return self._session.client(service, config=config)

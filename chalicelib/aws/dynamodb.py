@@ -1,0 +1,61 @@
+"""DynamoDB adapter over plain dicts (the low-level client with boto3's type (de)serializers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from chalicelib.aws.errors import aws_call
+
+__all__ = ["ItemTable"]
+
+
+class ItemTable:
+    """Items of one table as plain Python values (numbers come back as ``int`` or ``Decimal``)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self._client = client
+        self.name = table_name
+        self._serialize = TypeSerializer().serialize
+        self._deserialize = TypeDeserializer().deserialize
+
+    def put(self, item: Mapping[str, Any], *, if_absent: str | None = None) -> None:
+        """Write ``item``. With ``if_absent`` naming the key attribute, an existing item raises
+        :class:`~chalicelib.aws.errors.AwsConflict` instead (the basis of replay protection)."""
+        args: dict[str, Any] = {"TableName": self.name, "Item": self._encode(item)}
+        if if_absent:
+            args["ConditionExpression"] = "attribute_not_exists(#k)"
+            args["ExpressionAttributeNames"] = {"#k": if_absent}
+        with aws_call("dynamodb", "PutItem"):
+            self._client.put_item(**args)
+
+    def get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        with aws_call("dynamodb", "GetItem"):
+            response = self._client.get_item(TableName=self.name, Key=self._encode(key), ConsistentRead=True)
+        item = response.get("Item")
+        return self._decode(item) if item else None
+
+    def delete(self, key: Mapping[str, Any]) -> None:
+        with aws_call("dynamodb", "DeleteItem"):
+            self._client.delete_item(TableName=self.name, Key=self._encode(key))
+
+    def query(self, partition_attr: str, partition_value: Any) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        with aws_call("dynamodb", "Query"):
+            for page in paginator.paginate(
+                TableName=self.name,
+                KeyConditionExpression="#p = :p",
+                ExpressionAttributeNames={"#p": partition_attr},
+                ExpressionAttributeValues={":p": self._serialize(partition_value)},
+                ConsistentRead=True,
+            ):
+                for item in page.get("Items", []):
+                    yield self._decode(item)
+
+    def _encode(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: self._serialize(v) for k, v in item.items()}
+
+    def _decode(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: self._deserialize(v) for k, v in item.items()}

@@ -1,0 +1,117 @@
+"""KMS adapter: asymmetric signing keys behind aliases, and symmetric data keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.aws.errors import AwsNotFound, aws_call
+
+__all__ = ["KeyInfo", "KeyService", "PublicKeyInfo"]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    arn: str
+    key_id: str
+    state: str
+    key_spec: str
+    usage: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    arn: str
+    der: bytes
+    key_spec: str
+    signing_algorithms: tuple[str, ...]
+
+
+class KeyService:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def sign(self, key_id: str, message: bytes, algorithm: str) -> bytes:
+        """Sign the raw message inside KMS (KMS hashes it); the private key never leaves KMS."""
+        with aws_call("kms", "Sign"):
+            response = self._client.sign(KeyId=key_id, Message=message, MessageType="RAW", SigningAlgorithm=algorithm)
+        return bytes(response["Signature"])
+
+    def public_key(self, key_id: str) -> PublicKeyInfo:
+        with aws_call("kms", "GetPublicKey"):
+            response = self._client.get_public_key(KeyId=key_id)
+        return PublicKeyInfo(
+            arn=response["KeyId"],
+            der=bytes(response["PublicKey"]),
+            key_spec=response.get("KeySpec") or response.get("CustomerMasterKeySpec", ""),
+            signing_algorithms=tuple(response.get("SigningAlgorithms", ())),
+        )
+
+    def create_key(
+        self, *, description: str, key_spec: str, usage: str, tags: Mapping[str, str] | None = None
+    ) -> KeyInfo:
+        with aws_call("kms", "CreateKey"):
+            response = self._client.create_key(
+                Description=description,
+                KeySpec=key_spec,
+                KeyUsage=usage,
+                Tags=[{"TagKey": k, "TagValue": v} for k, v in (tags or {}).items()],
+            )
+        return _key_info(response["KeyMetadata"])
+
+    def describe(self, key_id: str) -> KeyInfo:
+        with aws_call("kms", "DescribeKey"):
+            response = self._client.describe_key(KeyId=key_id)
+        return _key_info(response["KeyMetadata"])
+
+    def alias_target(self, alias: str) -> KeyInfo | None:
+        """The key an alias points at, or None when the alias does not exist."""
+        try:
+            return self.describe(alias)
+        except AwsNotFound:
+            return None
+
+    def set_alias(self, alias: str, key_id: str) -> None:
+        """Point ``alias`` at ``key_id``, creating the alias if needed."""
+        try:
+            with aws_call("kms", "UpdateAlias"):
+                self._client.update_alias(AliasName=alias, TargetKeyId=key_id)
+        except AwsNotFound:
+            with aws_call("kms", "CreateAlias"):
+                self._client.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+    def delete_alias(self, alias: str) -> None:
+        try:
+            with aws_call("kms", "DeleteAlias"):
+                self._client.delete_alias(AliasName=alias)
+        except AwsNotFound:
+            pass
+
+    def schedule_deletion(self, key_id: str, *, days: int = 7) -> None:
+        with aws_call("kms", "ScheduleKeyDeletion"):
+            self._client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+
+    def encrypt(self, key_id: str, plaintext: bytes, *, context: Mapping[str, str]) -> bytes:
+        with aws_call("kms", "Encrypt"):
+            response = self._client.encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=dict(context))
+        return bytes(response["CiphertextBlob"])
+
+    def decrypt(self, ciphertext: bytes, *, key_id: str, context: Mapping[str, str]) -> bytes:
+        # KeyId pins the key: a ciphertext made under any other key is refused by KMS.
+        with aws_call("kms", "Decrypt"):
+            response = self._client.decrypt(CiphertextBlob=ciphertext, KeyId=key_id, EncryptionContext=dict(context))
+        return bytes(response["Plaintext"])
+
+
+def _key_info(meta: Mapping[str, Any]) -> KeyInfo:
+    return KeyInfo(
+        arn=meta["Arn"],
+        key_id=meta["KeyId"],
+        state=meta.get("KeyState", ""),
+        key_spec=meta.get("KeySpec") or meta.get("CustomerMasterKeySpec", ""),
+        usage=meta.get("KeyUsage", ""),
+        created_at=meta.get("CreationDate"),
+    )

@@ -1,0 +1,71 @@
+"""Structured JSON logging and EMF metrics (aws-lambda-powertools), shared by every handler.
+
+Rule: no event, request body, response body or secret value is ever logged. Handlers log what happened
+(names, ids, codes, counts), and unexpected exceptions are logged by type and stack location only,
+because exception messages from parsers and SDKs can quote the data they choked on.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+__all__ = [
+    "METRICS_NAMESPACE",
+    "SERVICE",
+    "MetricUnit",
+    "invocation_middleware",
+    "log_unexpected",
+    "logger",
+    "metrics",
+    "safe_traceback",
+]
+
+SERVICE = "credport"
+METRICS_NAMESPACE = "Credport"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+
+def safe_traceback(exc: BaseException) -> list[str]:
+    """Where an exception came from (file:line in function), for each frame and cause, without its text."""
+    frames: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames.append(type(current).__name__)
+        for frame in traceback.extract_tb(current.__traceback__):
+            frames.append(f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} in {frame.name}")
+        current = current.__cause__ or current.__context__
+    return frames
+
+
+def log_unexpected(message: str, exc: BaseException, **keys: Any) -> None:
+    """Log an unexpected exception without its message (which may quote secret input)."""
+    logger.error(message, extra={"error_type": type(exc).__name__, "where": safe_traceback(exc), **keys})
+
+
+def invocation_middleware(lambda_context: Callable[[], Any]) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """Chalice middleware for every handler: ids on each log line (thread-safe, since the local stack
+    serves requests on threads), and EMF metrics flushed at the end of each invocation."""
+
+    def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
+        context = lambda_context()
+        invocation_id = getattr(context, "aws_request_id", None)
+        request_context = getattr(event, "context", None)
+        request_id = request_context.get("requestId") if isinstance(request_context, dict) else None
+        logger.thread_safe_append_keys(invocation_id=invocation_id, request_id=request_id or invocation_id)
+        try:
+            return get_response(event)
+        finally:
+            if metrics.metric_set:
+                metrics.flush_metrics()
+            logger.thread_safe_remove_keys(["invocation_id", "request_id"])
+
+    return middleware

@@ -1,0 +1,156 @@
+"""``python -m local`` — run the local stack (``up``) or talk to a running one.
+
+python -m local [up] [--aws-port N] [--api-port N] [--prefix P] [--ready-file F] [--plugin MODULE]
+python -m local status
+python -m local trigger SCHEDULE      (or --list)
+python -m local rotate SECRET
+python -m local env                   (export lines for the developer profile)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from local.stack import REPO_ROOT, LocalStack, StackInfo, StackOptions
+
+STATE_DIR = Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", REPO_ROOT / ".local"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description="credport's local stack")
+    commands = parser.add_subparsers(dest="command")
+    up = commands.add_parser("up", help="start the stack in the foreground (default)")
+    _up_arguments(up)
+    commands.add_parser("status", help="what the running stack delivers and can trigger")
+    trigger = commands.add_parser("trigger", help="fire a schedule now")
+    trigger.add_argument("name", nargs="?")
+    trigger.add_argument("--list", action="store_true")
+    rotate = commands.add_parser("rotate", help="rotate a secret now (runs its rotation function)")
+    rotate.add_argument("secret")
+    commands.add_parser("env", help="print the exports for the developer profile")
+    _up_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.command in (None, "up"):
+        return _up(args)
+    if args.command == "env":
+        for name, value in _state()["aws_exports"].items():
+            print(f"export {name}={value}")
+        return 0
+    if args.command == "status":
+        return _print_control("GET", "status")
+    if args.command == "trigger":
+        if args.list or not args.name:
+            print("\n".join(_state()["schedules"]) or "(no schedules)")
+            return 0
+        return _print_control("POST", f"trigger/{args.name}")
+    return _print_control("POST", f"rotate/{args.secret}")
+
+
+def _up_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("CREDPORT_LOCAL_AWS_PORT", "4566")))
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("CREDPORT_LOCAL_API_PORT", "8000")))
+    parser.add_argument("--prefix", default="credport-dev")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
+    parser.add_argument("--ready-file", type=Path, help="write the stack's details here once it serves")
+    parser.add_argument("--plugin", action="append", default=[], help="module to import after start (tests)")
+    parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed event is retried")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _up(args: argparse.Namespace) -> int:
+    stack = LocalStack(
+        StackOptions(
+            host=args.host,
+            aws_port=args.aws_port,
+            api_port=args.api_port,
+            prefix=args.prefix,
+            region=args.region,
+            state_dir=args.state_dir,
+            plugins=tuple(args.plugin),
+            quiet=args.quiet,
+            retry_delay=args.retry_delay,
+        )
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        info = stack.start()
+    except OSError as error:
+        print(
+            f"credport local stack could not start: {error} (is another stack running? "
+            "set --aws-port/--api-port or CREDPORT_LOCAL_AWS_PORT/CREDPORT_LOCAL_API_PORT)",
+            file=sys.stderr,
+        )
+        stack.stop()
+        return 1
+    print(banner(info), flush=True)
+    if args.ready_file:
+        args.ready_file.write_text(json.dumps(info.to_json()))
+    stopping.wait()
+    print("\nstopping credport local stack...", flush=True)
+    stack.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+def banner(info: StackInfo) -> str:
+    exports = " ".join(f"{k}={v}" for k, v in info.developer.exports().items())
+    schedules = ", ".join(info.schedules) or "none yet"
+    return f"""
+credport local stack is up
+  API              {info.api_url}      (IAM routes check SigV4 for real)
+  embedded AWS     {info.aws_endpoint}  (moto; account {info.account_id}, {info.region})
+  developer        {info.developer.user_arn}
+  workload role    {info.developer.role_arn}
+  schedules        {schedules}
+
+Use the developer identity in another shell:
+  export {exports}
+
+Try next:
+  curl {info.api_url}/health
+  .venv/bin/awscurl --service execute-api --region {info.region} {info.api_url}/whoami
+  AWS_PROFILE=credport-local-workload .venv/bin/awscurl --service execute-api \\
+      --region {info.region} {info.api_url}/whoami
+
+Ctrl-C stops everything.
+"""
+
+
+def _state() -> dict[str, Any]:
+    path = STATE_DIR / "stack.json"
+    if not path.exists():
+        sys.exit(f"no running local stack ({path} is missing): start one with `make run`")
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
+
+
+def _print_control(method: str, command: str) -> int:
+    api_url = _state()["api_url"]
+    if not api_url.startswith("http://127.0.0.1:"):
+        sys.exit(f"refusing to send control commands to {api_url}: the local stack listens on 127.0.0.1")
+    data = b"" if method == "POST" else None
+    request = urllib.request.Request(f"{api_url}/_local/{command}", method=method, data=data)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            print(json.dumps(json.load(response), indent=2))
+            return 0
+    except urllib.error.HTTPError as error:
+        print(json.dumps(json.load(error), indent=2))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The local API: Chalice's local gateway with API Gateway's IAM authorization enforced for real.
+
+Routes with ``IAMAuthorizer`` accept only requests carrying a valid SigV4 signature made with credentials
+that exist in the embedded AWS; the handler then sees ``requestContext.identity`` filled the way API
+Gateway fills it. Custom (bearer) authorizers run exactly as Chalice runs them locally. Requests under
+``/_local/`` go to the local stack's control endpoints instead of the app.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from chalice.app import Chalice, IAMAuthorizer
+from chalice.config import Config
+from chalice.local import (
+    ChaliceRequestHandler,
+    ForbiddenError,
+    LambdaContext,
+    LocalChalice,
+    LocalGateway,
+    LocalGatewayAuthorizer,
+    LocalGatewayException,
+    ThreadedHTTPServer,
+)
+
+from local.sigv4 import CredentialLookup, SignatureRejected, verify
+
+__all__ = ["ApiServer", "ControlHandler", "IncomingRequest", "make_thread_safe"]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+CONTROL_PREFIX = "/_local/"
+ControlHandler = Callable[[str, str, bytes], tuple[int, dict[str, Any]]]
+
+
+class _ThreadLocalContext(LocalChalice):
+    """Chalice keeps ``current_request`` and ``lambda_context`` on the app object; one Lambda container
+    runs one invocation at a time, but the local stack serves requests and events on many threads."""
+
+    _CONTEXT = threading.local()
+
+    @property
+    def lambda_context(self) -> Any:
+        return getattr(self._CONTEXT, "value", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._CONTEXT.value = value
+
+
+def make_thread_safe(app: Chalice) -> Chalice:
+    """Give ``app`` per-thread request and context (what ``chalice local`` does for the request)."""
+    if not isinstance(app, _ThreadLocalContext):
+        app.__class__ = type("LocalCredport", (_ThreadLocalContext, app.__class__), {})
+    return app
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = field(repr=False)
+    source_ip: str
+    request_id: str
+
+
+class _IamAuthorizer(LocalGatewayAuthorizer):
+    def __init__(self, app: Chalice, request: IncomingRequest, credentials: CredentialLookup) -> None:
+        super().__init__(app)
+        self._request = request
+        self._credentials = credentials
+
+    def authorize(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
+        route = self._route_for_event(lambda_event)
+        if route is None or not isinstance(route.authorizer, IAMAuthorizer):
+            return super().authorize(raw_path, lambda_event, lambda_context)
+        r = self._request
+        try:
+            principal = verify(r.method, r.url, r.headers, r.body, self._credentials)
+        except SignatureRejected as rejected:
+            headers = {
+                "x-amzn-RequestId": r.request_id,
+                "x-amzn-ErrorType": rejected.error_type,
+                "Content-Type": "application/json",
+            }
+            raise ForbiddenError(headers, json.dumps({"message": rejected.message}).encode()) from None
+        lambda_event["requestContext"]["identity"].update(principal.identity(r.source_ip))
+        return lambda_event, lambda_context
+
+
+class _Gateway(LocalGateway):
+    def __init__(
+        self, app: Chalice, config: Config, request: IncomingRequest, credentials: CredentialLookup, account_id: str
+    ) -> None:
+        super().__init__(app, config)
+        self._authorizer = _IamAuthorizer(app, request, credentials)
+        self._request = request
+        self._account_id = account_id
+
+    def _generate_lambda_event(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        event = super()._generate_lambda_event(method, path, headers, body)
+        context = event["requestContext"]
+        context.update(
+            requestId=self._request.request_id,
+            stage="api",
+            accountId=self._account_id,
+            apiId="local",
+            protocol="HTTP/1.1",
+            requestTimeEpoch=int(time.time() * 1000),
+            domainName=urlsplit(self._request.url).netloc,
+        )
+        context["identity"] = {
+            "sourceIp": self._request.source_ip,
+            "userAgent": event["headers"].get("user-agent"),
+            "userArn": None,
+            "accountId": None,
+            "caller": None,
+            "user": None,
+            "accessKey": None,
+            "cognitoIdentityId": None,
+            "cognitoIdentityPoolId": None,
+            "principalOrgId": None,
+        }
+        return event
+
+
+class _Handler(ChaliceRequestHandler):
+    credentials: CredentialLookup
+    account_id: str
+    control: ControlHandler | None
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
+        # The parent builds a LocalGateway per request; ours is built in _generic_handle, with the request.
+        self._app, self._config = app_object, config
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def _generic_handle(self) -> None:
+        request_id = str(uuid.uuid4())
+        length = self.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            self._send_http_response(
+                413,
+                {"x-amzn-RequestId": request_id, "Content-Type": "application/json"},
+                b'{"message": "Request Too Long"}',
+            )
+            self.close_connection = True
+            return
+        body = self.rfile.read(int(length)) if int(length) else b""
+        headers = dict(self.headers)
+        if self.path.startswith(CONTROL_PREFIX) and self.control is not None:
+            status, payload = self.control(self.command, self.path[len(CONTROL_PREFIX) :], body)
+            self._send_http_response(status, {"Content-Type": "application/json"}, json.dumps(payload))
+            return
+        host = self.headers.get("host", "{}:{}".format(*self.server.server_address[:2]))
+        request = IncomingRequest(
+            self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id
+        )
+        gateway = _Gateway(self._app, self._config, request, self.credentials, self.account_id)
+        try:
+            response = gateway.handle_request(method=self.command, path=self.path, headers=headers, body=body or None)
+        except LocalGatewayException as error:
+            error.headers.setdefault("x-amzn-RequestId", request_id)
+            self._send_error_response(error)
+            return
+        response_headers = {**response["headers"], **response["multiValueHeaders"], "x-amzn-RequestId": request_id}
+        response = self._handle_binary(response)
+        self._send_http_response(response["statusCode"], response_headers, response["body"])
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Never the query string: presigned requests carry signatures and session tokens there.
+        return
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        print(f"api  {self.command} {urlsplit(self.path).path} -> {code}", flush=True)
+
+
+class ApiServer:
+    """The API on ``host:port`` (port 0 picks a free one), served from a background thread."""
+
+    def __init__(
+        self,
+        app: Chalice,
+        *,
+        host: str,
+        port: int,
+        credentials: CredentialLookup,
+        account_id: str,
+        control: ControlHandler | None = None,
+        quiet: bool = False,
+    ) -> None:
+        handler: Any = type(
+            "Handler",
+            (_Handler,),
+            {
+                "credentials": credentials,
+                "account_id": account_id,
+                "control": staticmethod(control) if control else None,
+            },
+        )
+        if quiet:
+            handler.log_request = lambda self, code="-", size="-": None
+        config = Config.create(
+            chalice_stage="dev", lambda_timeout=30, lambda_memory_size=512, function_name="api_handler"
+        )
+
+        def make_handler(*args: Any) -> _Handler:
+            instance: _Handler = handler(*args, app_object=app, config=config)
+            return instance
+
+        self._server: HTTPServer = ThreadedHTTPServer((host, port), make_handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,245 @@
+"""Create in the embedded AWS every resource template.yaml declares, the way CloudFormation would.
+
+Each resource type has one creator, and each creator names the properties it applies. A type or a
+property the local stack does not know is an error, never silently skipped: if the template grows, the
+local stack must grow with it (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.config import STACK_OUTPUTS
+from local.template import Template, TemplateError
+
+__all__ = ["CREATORS", "Provisioned", "Provisioner"]
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    attributes: Mapping[str, Mapping[str, str]]  # logical id -> {"Ref": …, "Arn": …}
+    types: Mapping[str, str]  # logical id -> resource type
+    outputs: Mapping[str, str]
+
+    def app_environment(self) -> dict[str, str]:
+        """The env vars a function gets from the template (what Globals and the outputs hold)."""
+        return {env: self.outputs[name] for env, name in STACK_OUTPUTS.items()}
+
+
+def _strict(logical_id: str, props: Mapping[str, Any], known: set[str]) -> None:
+    unknown = set(props) - known
+    if unknown:
+        raise TemplateError(f"{logical_id}: the local stack does not apply {sorted(unknown)}; teach local/provision.py")
+
+
+def _boolean(value: Any) -> str:
+    return "true" if str(value).lower() == "true" else "false"
+
+
+class Provisioner:
+    def __init__(self, template: Template, client: Callable[[str], Any]) -> None:
+        self.template = template
+        self.client = client
+
+    def provision(self) -> Provisioned:
+        types = {}
+        for logical_id in self.template.creation_order():
+            resource = self.template.resources[logical_id]
+            kind = resource["Type"]
+            creator = CREATORS.get(kind)
+            if creator is None:
+                raise TemplateError(f"{logical_id}: the local stack cannot provision {kind}; teach local/provision.py")
+            props = self.template.resolve(resource.get("Properties", {}))
+            self.template.attributes[logical_id] = creator(self, logical_id, props)
+            types[logical_id] = kind
+        outputs = {
+            name: str(self.template.resolve(spec["Value"]))
+            for name, spec in self.template.document.get("Outputs", {}).items()
+        }
+        return Provisioned(attributes=dict(self.template.attributes), types=types, outputs=outputs)
+
+    # Creators: (logical id, resolved properties) -> attributes for Ref/GetAtt.
+
+    def kms_key(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"Description", "KeySpec", "KeyUsage", "EnableKeyRotation", "KeyPolicy", "Tags"})
+        kms = self.client("kms")
+        meta = kms.create_key(
+            Description=p.get("Description", ""),
+            KeySpec=p.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            KeyUsage=p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            Policy=json.dumps(p["KeyPolicy"]) if "KeyPolicy" in p else None,
+            Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in p.get("Tags", [])],
+        )["KeyMetadata"]
+        if _boolean(p.get("EnableKeyRotation")) == "true":
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        return {"Ref": meta["KeyId"], "Arn": meta["Arn"], "KeyId": meta["KeyId"]}
+
+    def kms_alias(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"AliasName", "TargetKeyId"})
+        self.client("kms").create_alias(AliasName=p["AliasName"], TargetKeyId=p["TargetKeyId"])
+        return {"Ref": p["AliasName"]}
+
+    def sqs_queue(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        plain = {
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "MaximumMessageSize",
+            "ReceiveMessageWaitTimeSeconds",
+            "KmsMasterKeyId",
+        }
+        flags = {"SqsManagedSseEnabled", "FifoQueue", "ContentBasedDeduplication"}
+        _strict(logical_id, p, plain | flags | {"QueueName", "RedrivePolicy", "Tags"})
+        attributes = {k: str(p[k]) for k in plain if k in p}
+        attributes.update({k: _boolean(p[k]) for k in flags if k in p})
+        if "RedrivePolicy" in p:
+            redrive = p["RedrivePolicy"]
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+                    "maxReceiveCount": int(redrive["maxReceiveCount"]),
+                }
+            )
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=p["QueueName"], Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return {"Ref": url, "Arn": arn, "QueueName": p["QueueName"], "QueueUrl": url}
+
+    def sqs_queue_policy(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"Queues", "PolicyDocument"})
+        for url in p["Queues"]:
+            self.client("sqs").set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": json.dumps(p["PolicyDocument"])}
+            )
+        return {"Ref": logical_id}
+
+    def s3_bucket(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(
+            logical_id,
+            p,
+            {
+                "BucketName",
+                "VersioningConfiguration",
+                "BucketEncryption",
+                "OwnershipControls",
+                "PublicAccessBlockConfiguration",
+                "LifecycleConfiguration",
+                "NotificationConfiguration",
+                "Tags",
+            },
+        )
+        s3, name = self.client("s3"), p["BucketName"]
+        s3.create_bucket(Bucket=name)
+        if "VersioningConfiguration" in p:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=p["VersioningConfiguration"])
+        if "BucketEncryption" in p:
+            rules = [
+                {
+                    "ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": bool(r.get("BucketKeyEnabled", False)),
+                }
+                for r in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        if "PublicAccessBlockConfiguration" in p:
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"])
+        if "OwnershipControls" in p:
+            s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p["OwnershipControls"])
+        if "LifecycleConfiguration" in p:
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=_lifecycle(p))
+        if "NotificationConfiguration" in p:
+            s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=_notifications(p))
+        return {"Ref": name, "Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+
+    def s3_bucket_policy(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"Bucket", "PolicyDocument"})
+        self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+        return {"Ref": logical_id}
+
+    def sns_topic(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"TopicName", "KmsMasterKeyId", "Tags"})
+        attributes = {"KmsMasterKeyId": p["KmsMasterKeyId"]} if "KmsMasterKeyId" in p else {}
+        arn = self.client("sns").create_topic(Name=p["TopicName"], Attributes=attributes)["TopicArn"]
+        return {"Ref": arn, "TopicArn": arn, "TopicName": p["TopicName"]}
+
+    def dynamodb_table(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(
+            logical_id,
+            p,
+            {
+                "TableName",
+                "BillingMode",
+                "AttributeDefinitions",
+                "KeySchema",
+                "TimeToLiveSpecification",
+                "PointInTimeRecoverySpecification",
+                "SSESpecification",
+                "Tags",
+            },
+        )
+        ddb, name = self.client("dynamodb"), p["TableName"]
+        table = ddb.create_table(
+            TableName=name,
+            BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
+            AttributeDefinitions=p["AttributeDefinitions"],
+            KeySchema=p["KeySchema"],
+            SSESpecification={"Enabled": bool(p.get("SSESpecification", {}).get("SSEEnabled", False))},
+        )["TableDescription"]
+        if "TimeToLiveSpecification" in p:
+            ttl = p["TimeToLiveSpecification"]
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={
+                    "AttributeName": ttl["AttributeName"],
+                    "Enabled": bool(ttl.get("Enabled", True)),
+                },
+            )
+        if "PointInTimeRecoverySpecification" in p:
+            ddb.update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification=p["PointInTimeRecoverySpecification"]
+            )
+        return {"Ref": name, "Arn": table["TableArn"]}
+
+
+def _lifecycle(p: Mapping[str, Any]) -> dict[str, Any]:
+    rules = []
+    for rule in p["LifecycleConfiguration"]["Rules"]:
+        api_rule: dict[str, Any] = {
+            "ID": rule["Id"],
+            "Status": rule["Status"],
+            "Filter": {"Prefix": rule.get("Prefix", "")},
+        }
+        if "ExpirationInDays" in rule:
+            api_rule["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+        if "NoncurrentVersionExpiration" in rule:
+            api_rule["NoncurrentVersionExpiration"] = {
+                "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+            }
+        rules.append(api_rule)
+    return {"Rules": rules}
+
+
+def _notifications(p: Mapping[str, Any]) -> dict[str, Any]:
+    configs = []
+    for queue in p["NotificationConfiguration"].get("QueueConfigurations", []):
+        rules = queue.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        config: dict[str, Any] = {"QueueArn": queue["Queue"], "Events": [queue["Event"]]}
+        if rules:
+            config["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+        configs.append(config)
+    return {"QueueConfigurations": configs}
+
+
+CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, str]]] = {
+    "AWS::KMS::Key": Provisioner.kms_key,
+    "AWS::KMS::Alias": Provisioner.kms_alias,
+    "AWS::SQS::Queue": Provisioner.sqs_queue,
+    "AWS::SQS::QueuePolicy": Provisioner.sqs_queue_policy,
+    "AWS::S3::Bucket": Provisioner.s3_bucket,
+    "AWS::S3::BucketPolicy": Provisioner.s3_bucket_policy,
+    "AWS::SNS::Topic": Provisioner.sns_topic,
+    "AWS::DynamoDB::Table": Provisioner.dynamodb_table,
+}

@@ -1,0 +1,227 @@
+"""The local stack: embedded AWS, provisioning from template.yaml, the API, the event pump, rotation.
+
+One process, started in the foreground by ``make run`` (``python -m local``) or from pytest on free ports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalicelib.aws.clients import ClientFactory, ClientOptions
+from chalicelib.config import reset_settings
+from local.credentials import MotoCredentials
+from local.developer import Developer, create_developer
+from local.gateway import ApiServer, make_thread_safe
+from local.provision import Provisioned, Provisioner
+from local.pump import EventPump, PumpSettings
+from local.rotation import RotationDriver, RotationFailed
+from local.template import Template, load_template
+
+__all__ = ["REPO_ROOT", "LocalStack", "StackInfo", "StackOptions"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    host: str = "127.0.0.1"
+    aws_port: int = 4566
+    api_port: int = 8000
+    prefix: str = "credport-dev"
+    region: str = "us-east-1"
+    state_dir: Path = REPO_ROOT / ".local"
+    plugins: Sequence[str] = ()
+    quiet: bool = False
+    retry_delay: int = 1
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    api_url: str
+    aws_endpoint: str
+    region: str
+    account_id: str
+    prefix: str
+    app_env: dict[str, str]
+    developer: Developer
+    schedules: tuple[str, ...]
+    rotations: tuple[str, ...]
+    dead_letter_queues: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "api_url": self.api_url,
+            "aws_endpoint": self.aws_endpoint,
+            "region": self.region,
+            "account_id": self.account_id,
+            "prefix": self.prefix,
+            "app_env": self.app_env,
+            "aws_exports": self.developer.exports(),
+            "developer_arn": self.developer.user_arn,
+            "workload_role_arn": self.developer.role_arn,
+            "schedules": list(self.schedules),
+            "rotations": list(self.rotations),
+            "pid": os.getpid(),
+        }
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self._moto: Any = None
+        self._api: ApiServer | None = None
+        self._pump: EventPump | None = None
+        self._rotations: dict[str, tuple[str, Any]] = {}  # secret id -> (function name, handler)
+        self._driver = RotationDriver(ACCOUNT_ID, options.region)
+        self._lock = threading.Lock()
+        self.info: StackInfo | None = None
+
+    def start(self) -> StackInfo:
+        o = self.options
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
+        self._moto = ThreadedMotoServer(ip_address=o.host, port=o.aws_port, verbose=False)
+        self._moto.start()
+        endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
+        _isolate_environment(endpoint, o.region, o.prefix)
+
+        module = importlib.import_module("app")  # after CREDPORT_PREFIX is set: it names queues and topics
+        app = make_thread_safe(module.app)
+        self._api = ApiServer(
+            app,
+            host=o.host,
+            port=o.api_port,
+            credentials=MotoCredentials(),
+            account_id=ACCOUNT_ID,
+            control=self.control,
+            quiet=o.quiet,
+        )
+        api_url = f"http://{o.host}:{self._api.port}"
+
+        factory = ClientFactory(ClientOptions(region=o.region))
+        template = Template(
+            load_template(REPO_ROOT / "template.yaml"),
+            parameters={"Prefix": o.prefix, "Issuer": api_url},
+            account_id=ACCOUNT_ID,
+            region=o.region,
+            stack_name=o.prefix,
+        )
+        provisioned = Provisioner(template, factory.client).provision()
+        os.environ.update(provisioned.app_environment())
+        reset_settings()
+
+        developer = create_developer(
+            factory.client, state_dir=o.state_dir, account_id=ACCOUNT_ID, region=o.region, endpoint=endpoint
+        )
+        for plugin in o.plugins:
+            importlib.import_module(plugin)
+
+        self._pump = EventPump(
+            app,
+            module,
+            factory.client,
+            PumpSettings(prefix=o.prefix, account_id=ACCOUNT_ID, region=o.region, retry_delay=o.retry_delay),
+            log=(lambda _line: None) if o.quiet else _print,
+        )
+        self._pump.wire()
+        self._api.start()
+        self._pump.start()
+        self.info = StackInfo(
+            api_url=api_url,
+            aws_endpoint=endpoint,
+            region=o.region,
+            account_id=ACCOUNT_ID,
+            prefix=o.prefix,
+            app_env=provisioned.app_environment(),
+            developer=developer,
+            schedules=self._pump.schedule_names,
+            rotations=tuple(sorted(self._rotations)),
+            dead_letter_queues=_dead_letter_queues(provisioned),
+        )
+        self._write_state(self.info)
+        return self.info
+
+    def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.stop()
+        if self._api is not None:
+            self._api.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        (self.options.state_dir / "stack.json").unlink(missing_ok=True)
+
+    def _write_state(self, info: StackInfo) -> None:
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.options.state_dir / "stack.json"
+        path.write_text(json.dumps(info.to_json(), indent=2) + "\n")
+
+    def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """``/_local/…`` requests: ``GET status``, ``POST trigger/<schedule>``, ``POST rotate/<secret>``."""
+        assert self._pump is not None
+        command, _, argument = path.partition("?")[0].partition("/")
+        if method == "GET" and command == "status":
+            return 200, {
+                "schedules": list(self._pump.schedule_names),
+                "rotations": sorted(self._rotations),
+                "deliveries": dict(self._pump.stats),
+            }
+        if method == "POST" and command == "trigger":
+            if argument not in self._pump.schedule_names:
+                return 404, {"error": "unknown_schedule", "schedules": list(self._pump.schedule_names)}
+            return 200, {"schedule": argument, "ok": self._pump.fire(argument)}
+        if method == "POST" and command == "rotate":
+            return self._rotate(argument)
+        return 404, {"error": "unknown_command", "commands": ["GET status", "POST trigger/NAME", "POST rotate/SECRET"]}
+
+    def _rotate(self, secret_id: str) -> tuple[int, dict[str, Any]]:
+        if secret_id not in self._rotations:
+            return 404, {"error": "unknown_rotation", "rotations": sorted(self._rotations)}
+        name, function = self._rotations[secret_id]
+        with self._lock:  # Secrets Manager runs one rotation of a secret at a time
+            try:
+                result = self._driver.rotate(secret_id, function, function_arn=name)
+            except RotationFailed as failed:
+                return 500, {"error": "rotation_failed", "step": failed.step, "token": failed.token}
+        return 200, {"secret": secret_id, "token": result.token, "resumed": result.resumed}
+
+
+def _isolate_environment(endpoint: str, region: str, prefix: str) -> None:
+    """Point every SDK call of this process at the embedded AWS, never at a real account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "credport-local-functions",
+            "AWS_SECRET_ACCESS_KEY": "credport-local-functions",
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "CREDPORT_PREFIX": prefix,
+            "CREDPORT_STAGE": "dev",
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+        }
+    )
+
+
+def _dead_letter_queues(provisioned: Provisioned) -> dict[str, str]:
+    return {
+        logical: attrs["QueueUrl"]
+        for logical, attrs in provisioned.attributes.items()
+        if provisioned.types[logical] == "AWS::SQS::Queue" and logical.endswith("DeadLetterQueue")
+    }
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
