@@ -23,6 +23,7 @@ class Provisioned:
     attributes: Mapping[str, Mapping[str, str]]  # logical id -> {"Ref": …, "Arn": …}
     types: Mapping[str, str]  # logical id -> resource type
     outputs: Mapping[str, str]
+    notes: tuple[str, ...] = ()  # where the local stack knowingly differs from AWS
 
     def app_environment(self) -> dict[str, str]:
         """The env vars a function gets from the template (what Globals and the outputs hold)."""
@@ -43,6 +44,7 @@ class Provisioner:
     def __init__(self, template: Template, client: Callable[[str], Any]) -> None:
         self.template = template
         self.client = client
+        self.notes: list[str] = []
 
     def provision(self) -> Provisioned:
         types = {}
@@ -59,7 +61,9 @@ class Provisioner:
             name: str(self.template.resolve(spec["Value"]))
             for name, spec in self.template.document.get("Outputs", {}).items()
         }
-        return Provisioned(attributes=dict(self.template.attributes), types=types, outputs=outputs)
+        return Provisioned(
+            attributes=dict(self.template.attributes), types=types, outputs=outputs, notes=tuple(self.notes)
+        )
 
     # Creators: (logical id, resolved properties) -> attributes for Ref/GetAtt.
 
@@ -156,7 +160,19 @@ class Provisioner:
 
     def s3_bucket_policy(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         _strict(logical_id, p, {"Bucket", "PolicyDocument"})
-        self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+        document = dict(p["PolicyDocument"])
+        # moto ignores Conditions, so a conditional Deny (say, TLS-only) would deny every request; and the
+        # local stack speaks plain HTTP on loopback, where such conditions cannot hold anyway.
+        kept = [s for s in document["Statement"] if "Condition" not in s]
+        for statement in document["Statement"]:
+            if "Condition" in statement:
+                self.notes.append(
+                    f"{logical_id}: statement {statement.get('Sid', '?')} not enforced locally "
+                    "(conditional bucket-policy statements)"
+                )
+        if kept:
+            document["Statement"] = kept
+            self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(document))
         return {"Ref": logical_id}
 
     def sns_topic(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:

@@ -70,6 +70,7 @@ class StackInfo:
             "workload_role_arn": self.developer.role_arn,
             "schedules": list(self.schedules),
             "rotations": list(self.rotations),
+            "dead_letter_queues": self.dead_letter_queues,
             "pid": os.getpid(),
         }
 
@@ -118,6 +119,8 @@ class LocalStack:
         )
         provisioned = Provisioner(template, factory.client).provision()
         os.environ.update(provisioned.app_environment())
+        for note in provisioned.notes:
+            _print(f"note: {note}")
         reset_settings()
 
         developer = create_developer(

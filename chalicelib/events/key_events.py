@@ -36,6 +36,11 @@ class KeyEventBus:
         if listener not in listeners:
             listeners.append(listener)
 
+    def unsubscribe(self, event_type: str, listener: KeyEventListener) -> None:
+        listeners = self._listeners.get(event_type, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
     def deliver(self, message: str) -> int:
         """Hand one SNS message to the listeners of its type; returns how many ran."""
         if len(message) > MAX_MESSAGE_BYTES:

@@ -96,6 +96,9 @@ class S3ObjectRouter:
             raise ValueError(f"prefix {prefix!r} already has a handler")
         self._routes[prefix] = handler
 
+    def unregister(self, prefix: str) -> None:
+        self._routes.pop(prefix, None)
+
     @property
     def prefixes(self) -> tuple[str, ...]:
         return tuple(sorted(self._routes))

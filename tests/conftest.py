@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated fake AWS environment, moto, and template.yaml provisioned into moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from chalicelib.aws import AwsServices, reset_aws
+from chalicelib.aws.clients import ClientFactory, ClientOptions
+from chalicelib.config import reset_settings
+from local.provision import Provisioned, Provisioner
+from local.template import Template, load_template
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = Path(__file__).resolve().parent / "events"
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test ever reaches a real AWS account or reads the developer's own AWS configuration."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    reset_settings()
+    reset_aws()
+    yield
+    reset_settings()
+    reset_aws()
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def factory(moto: None) -> ClientFactory:
+    return ClientFactory(ClientOptions(region=REGION, max_attempts=1, timeout=2))
+
+
+@pytest.fixture
+def services(factory: ClientFactory) -> AwsServices:
+    return AwsServices(factory)
+
+
+def provision_template(
+    factory: ClientFactory, *, prefix: str = "credport-dev", issuer: str = "http://127.0.0.1:8000"
+) -> Provisioned:
+    template = Template(
+        load_template(REPO_ROOT / "template.yaml"),
+        parameters={"Prefix": prefix, "Issuer": issuer},
+        account_id=ACCOUNT_ID,
+        region=REGION,
+        stack_name=prefix,
+    )
+    return Provisioner(template, factory.client).provision()
+
+
+@pytest.fixture
+def provisioned(factory: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> Provisioned:
+    """template.yaml created in moto, and the app's environment set from its outputs (as Lambda gets it)."""
+    result = provision_template(factory)
+    for name, value in result.app_environment().items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    reset_aws()
+    return result

@@ -1,0 +1,52 @@
+"""Test hooks loaded into the local stack with ``--plugin`` (never part of the deployed app).
+
+They register handlers on the app's real event router and key-event bus, and one IAM route that echoes
+``requestContext.identity``, so end-to-end tests can observe deliveries and identities from outside.
+Each delivery is recorded in the state table, where the test reads it back over the embedded AWS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from chalice import IAMAuthorizer
+
+import app as credport_app
+from chalicelib import events
+from chalicelib.aws import get_aws
+from chalicelib.config import get_settings
+
+app = credport_app.app
+
+
+def _record(kind: str, key: str) -> None:
+    table = get_aws().table(get_settings().resources.state_table)
+    item = table.get({"pk": f"e2e#{kind}", "sk": key}) or {"pk": f"e2e#{kind}", "sk": key, "count": 0}
+    item["count"] = int(item["count"]) + 1
+    item["at"] = str(time.time())
+    table.put(item)
+
+
+def _ok(event: events.S3ObjectEvent) -> None:
+    _record("s3", event.key)
+
+
+def _fail(event: events.S3ObjectEvent) -> None:
+    _record("s3-fail", event.key)
+    raise RuntimeError("e2e handler failure")
+
+
+def _ping(event: Mapping[str, Any]) -> None:
+    _record("key-event", str(event["nonce"]))
+
+
+events.router.register("inbox/e2e/ok/", _ok)
+events.router.register("inbox/e2e/fail/", _fail)
+events.bus.subscribe("e2e-ping", _ping)
+
+
+@app.route("/e2e/identity", authorizer=IAMAuthorizer())
+def e2e_identity() -> Any:
+    return app.current_request.context["identity"]

@@ -1,0 +1,179 @@
+"""Deployment artefacts, checked offline: template.yaml, the packaged SAM stack, policies, requirements."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.config import STACK_OUTPUTS
+from local.template import load_template
+from tests.conftest import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+TEMPLATE = REPO_ROOT / "template.yaml"
+STAGES = ("dev", "prod")
+
+
+def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "cfn-lint"), "--regions", "us-east-1", "eu-west-1", "--", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """`chalice package --merge-template template.yaml`, as the README's SAM path runs it."""
+    stage: str = request.param
+    out = tmp_path_factory.mktemp(f"package-{stage}")
+    env = {**os.environ, "CREDPORT_PREFIX": f"credport-{stage}", "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(
+        [str(BIN / "chalice"), "package", "--stage", stage, "--merge-template", str(TEMPLATE), str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lint = cfn_lint(out / "sam.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    return stage, load_template(out / "sam.yaml")
+
+
+def test_template_passes_cfn_lint() -> None:
+    result = cfn_lint(TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_packaged_stack_translates_offline(packaged: tuple[str, dict[str, Any]]) -> None:
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    stage, sam = packaged
+    # `sam deploy` uploads ./deployment.zip and substitutes its S3 location before transforming.
+    uploaded = json.loads(json.dumps(sam).replace('"./deployment.zip"', '"s3://artifacts/deployment.zip"'))
+    translated = transform(uploaded, {"Prefix": f"credport-{stage}"}, NoManagedPolicies())  # type: ignore[arg-type]
+    types = {r["Type"] for r in translated["Resources"].values()}
+    assert "AWS::Lambda::Function" in types
+    assert "AWS::Lambda::EventSourceMapping" in types  # the S3 events queue feeds a function
+    assert "AWS::SNS::Subscription" in types  # the key-events topic feeds a function
+    assert "AWS::Serverless::Function" not in types
+    functions = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    for function in functions:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert set(STACK_OUTPUTS) <= set(variables), "Globals did not reach every function"
+
+
+def test_packaged_event_sources_point_at_template_resources(
+    packaged: tuple[str, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    stage, sam = packaged
+    prefix = f"credport-{stage}"
+    resources = template["Resources"]
+    queue_name = resources["S3EventsQueue"]["Properties"]["QueueName"]["Fn::Sub"].replace("${Prefix}", prefix)
+    topic_name = resources["KeyEventsTopic"]["Properties"]["TopicName"]["Fn::Sub"].replace("${Prefix}", prefix)
+    sources = [
+        e["Properties"]
+        for r in sam["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for e in r["Properties"].get("Events", {}).values()
+    ]
+    queues = [s["Queue"]["Fn::Sub"] for s in sources if "Queue" in s]
+    topics = [s["Topic"]["Fn::Sub"] for s in sources if "Topic" in s]
+    assert queues == [f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue_name}"]
+    assert topics == [f"arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{topic_name}"]
+
+
+def test_globals_outputs_and_settings_agree(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(variables) == set(STACK_OUTPUTS)
+    for env_name, output in STACK_OUTPUTS.items():
+        assert template["Outputs"][output]["Value"] == variables[env_name], env_name
+
+
+def test_every_resource_an_env_var_names_exists(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    for env_name, value in variables.items():
+        ((function, argument),) = value.items()
+        name = argument if function == "Ref" else argument[0] if isinstance(argument, list) else argument.split(".")[0]
+        assert name in template["Resources"] or name in template["Parameters"], f"{env_name} names {name}"
+
+
+def test_template_names_carry_the_prefix(template: dict[str, Any]) -> None:
+    name_keys = ("QueueName", "TopicName", "TableName", "BucketName", "AliasName")
+    for logical_id, resource in template["Resources"].items():
+        for key in name_keys:
+            if key in resource.get("Properties", {}):
+                assert "${Prefix}" in resource["Properties"][key]["Fn::Sub"], logical_id
+
+
+def test_transfer_bucket_is_locked_down(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["TransferBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    prefixes = {
+        c["Filter"]["S3Key"]["Rules"][0]["Value"] for c in bucket["NotificationConfiguration"]["QueueConfigurations"]
+    }
+    assert prefixes == {"inbox/", "clients/"}
+
+
+def test_events_queue_has_a_dead_letter_queue_and_state_table_a_ttl(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    redrive = resources["S3EventsQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["S3EventsDeadLetterQueue", "Arn"]}
+    assert resources["StateTable"]["Properties"]["TimeToLiveSpecification"]["Enabled"] is True
+
+
+def test_chalice_config_has_both_stages_with_hand_written_policies() -> None:
+    config = json.loads((REPO_ROOT / ".chalice" / "config.json").read_text())
+    assert config["autogen_policy"] is False
+    assert set(config["stages"]) == set(STAGES)
+    for stage, settings in config["stages"].items():
+        assert (REPO_ROOT / ".chalice" / settings["iam_policy_file"]).exists()
+        # Resource names come from the template (Globals / stack outputs), never hard-coded per stage.
+        assert not set(settings.get("environment_variables", {})) & set(STACK_OUTPUTS), stage
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_policies_are_least_privilege(stage: str) -> None:
+    policy = json.loads((REPO_ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions), statement["Sid"]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources:
+            assert resource != "*", statement["Sid"]
+            assert f"credport-{stage}-" in resource, f"{statement['Sid']}: {resource} is not this stage's"
+
+
+def test_runtime_requirements_are_bounded_and_runtime_only() -> None:
+    lines = [line.strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    assert requirements
+    for line in requirements:
+        assert re.search(r"(==|<)", line), f"{line} has no upper bound or pin"
+        name = re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower()
+        assert name not in {"chalice", "moto", "pytest", "cfn-lint", "aws-sam-translator", "boto3", "botocore"}
