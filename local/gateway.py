@@ -73,10 +73,11 @@ class IncomingRequest:
 
 
 class _IamAuthorizer(LocalGatewayAuthorizer):
-    def __init__(self, app: Chalice, request: IncomingRequest, credentials: CredentialLookup) -> None:
+    def __init__(self, app: Chalice, request: IncomingRequest, credentials: CredentialLookup, region: str) -> None:
         super().__init__(app)
         self._request = request
         self._credentials = credentials
+        self._region = region
 
     def authorize(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
         route = self._route_for_event(lambda_event)
@@ -84,7 +85,7 @@ class _IamAuthorizer(LocalGatewayAuthorizer):
             return super().authorize(raw_path, lambda_event, lambda_context)
         r = self._request
         try:
-            principal = verify(r.method, r.url, r.headers, r.body, self._credentials)
+            principal = verify(r.method, r.url, r.headers, r.body, self._credentials, region=self._region)
         except SignatureRejected as rejected:
             headers = {
                 "x-amzn-RequestId": r.request_id,
@@ -98,10 +99,16 @@ class _IamAuthorizer(LocalGatewayAuthorizer):
 
 class _Gateway(LocalGateway):
     def __init__(
-        self, app: Chalice, config: Config, request: IncomingRequest, credentials: CredentialLookup, account_id: str
+        self,
+        app: Chalice,
+        config: Config,
+        request: IncomingRequest,
+        credentials: CredentialLookup,
+        account_id: str,
+        region: str,
     ) -> None:
         super().__init__(app, config)
-        self._authorizer = _IamAuthorizer(app, request, credentials)
+        self._authorizer = _IamAuthorizer(app, request, credentials, region)
         self._request = request
         self._account_id = account_id
 
@@ -135,6 +142,7 @@ class _Gateway(LocalGateway):
 class _Handler(ChaliceRequestHandler):
     credentials: CredentialLookup
     account_id: str
+    region: str
     control: ControlHandler | None
 
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
@@ -163,7 +171,7 @@ class _Handler(ChaliceRequestHandler):
         request = IncomingRequest(
             self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id
         )
-        gateway = _Gateway(self._app, self._config, request, self.credentials, self.account_id)
+        gateway = _Gateway(self._app, self._config, request, self.credentials, self.account_id, self.region)
         try:
             response = gateway.handle_request(method=self.command, path=self.path, headers=headers, body=body or None)
         except LocalGatewayException as error:
@@ -195,6 +203,7 @@ class ApiServer:
         port: int,
         credentials: CredentialLookup,
         account_id: str,
+        region: str,
         control: ControlHandler | None = None,
         quiet: bool = False,
     ) -> None:
@@ -204,6 +213,7 @@ class ApiServer:
             {
                 "credentials": credentials,
                 "account_id": account_id,
+                "region": region,
                 "control": staticmethod(control) if control else None,
             },
         )

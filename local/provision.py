@@ -15,7 +15,17 @@ from typing import Any
 from chalicelib.config import STACK_OUTPUTS
 from local.template import Template, TemplateError
 
-__all__ = ["CREATORS", "Provisioned", "Provisioner"]
+__all__ = ["CREATORS", "Provisioned", "Provisioner", "RotationSpec"]
+
+
+@dataclass(frozen=True)
+class RotationSpec:
+    """A secret the template puts on a rotation schedule, and the app function that rotates it."""
+
+    secret_id: str
+    function_arn: str
+    period_seconds: int | None  # None: rotate on request only (cron schedules)
+    rotate_immediately: bool
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class Provisioned:
     types: Mapping[str, str]  # logical id -> resource type
     outputs: Mapping[str, str]
     notes: tuple[str, ...] = ()  # where the local stack knowingly differs from AWS
+    rotations: tuple[RotationSpec, ...] = ()
 
     def app_environment(self) -> dict[str, str]:
         """The env vars a function gets from the template (what Globals and the outputs hold)."""
@@ -41,10 +52,20 @@ def _boolean(value: Any) -> str:
 
 
 class Provisioner:
-    def __init__(self, template: Template, client: Callable[[str], Any]) -> None:
+    """``functions`` maps the app's Lambda functions to their names under the logical ids chalice gives them in
+    the merged SAM template, so ``!GetAtt RotateX.Arn`` in template.yaml resolves locally too."""
+
+    def __init__(
+        self, template: Template, client: Callable[[str], Any], *, functions: Mapping[str, str] | None = None
+    ) -> None:
         self.template = template
         self.client = client
         self.notes: list[str] = []
+        self.rotations: list[RotationSpec] = []
+        region, account = template.resolve({"Ref": "AWS::Region"}), template.resolve({"Ref": "AWS::AccountId"})
+        for logical_id, name in (functions or {}).items():
+            arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+            template.attributes[logical_id] = {"Ref": name, "Arn": arn}
 
     def provision(self) -> Provisioned:
         types = {}
@@ -62,7 +83,11 @@ class Provisioner:
             for name, spec in self.template.document.get("Outputs", {}).items()
         }
         return Provisioned(
-            attributes=dict(self.template.attributes), types=types, outputs=outputs, notes=tuple(self.notes)
+            attributes=dict(self.template.attributes),
+            types=types,
+            outputs=outputs,
+            notes=tuple(self.notes),
+            rotations=tuple(self.rotations),
         )
 
     # Creators: (logical id, resolved properties) -> attributes for Ref/GetAtt.
@@ -181,6 +206,37 @@ class Provisioner:
         arn = self.client("sns").create_topic(Name=p["TopicName"], Attributes=attributes)["TopicArn"]
         return {"Ref": arn, "TopicArn": arn, "TopicName": p["TopicName"]}
 
+    def secret(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"Name", "Description", "KmsKeyId", "SecretString", "GenerateSecretString", "Tags"})
+        secrets = self.client("secretsmanager")
+        value = p.get("SecretString")
+        if "GenerateSecretString" in p:
+            value = _generated_secret(secrets, p["GenerateSecretString"])
+        args: dict[str, Any] = {"Name": p["Name"], "SecretString": value or ""}
+        args.update({k: p[k] for k in ("Description", "KmsKeyId") if k in p})
+        arn = secrets.create_secret(**args)["ARN"]
+        return {"Ref": arn, "Id": arn}
+
+    def rotation_schedule(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"SecretId", "RotationLambdaARN", "RotationRules", "RotateImmediatelyOnUpdate"})
+        rules = p.get("RotationRules", {})
+        period = None
+        if "AutomaticallyAfterDays" in rules:
+            period = int(rules["AutomaticallyAfterDays"]) * 86400
+        elif "ScheduleExpression" in rules:
+            from local.pump import rate_seconds
+
+            period = rate_seconds(rules["ScheduleExpression"])
+        self.rotations.append(
+            RotationSpec(
+                secret_id=p["SecretId"],
+                function_arn=p["RotationLambdaARN"],
+                period_seconds=period,
+                rotate_immediately=_boolean(p.get("RotateImmediatelyOnUpdate", True)) == "true",
+            )
+        )
+        return {"Ref": logical_id}
+
     def dynamodb_table(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         _strict(
             logical_id,
@@ -218,6 +274,39 @@ class Provisioner:
                 TableName=name, PointInTimeRecoverySpecification=p["PointInTimeRecoverySpecification"]
             )
         return {"Ref": name, "Arn": table["TableArn"]}
+
+
+def _generated_secret(secrets: Any, spec: Mapping[str, Any]) -> str:
+    _strict(
+        "GenerateSecretString",
+        spec,
+        {
+            "SecretStringTemplate",
+            "GenerateStringKey",
+            "PasswordLength",
+            "ExcludeCharacters",
+            "ExcludePunctuation",
+            "IncludeSpace",
+            "RequireEachIncludedType",
+        },
+    )
+    args = {
+        k: spec[k]
+        for k in (
+            "PasswordLength",
+            "ExcludeCharacters",
+            "ExcludePunctuation",
+            "IncludeSpace",
+            "RequireEachIncludedType",
+        )
+        if k in spec
+    }
+    password = secrets.get_random_password(**args)["RandomPassword"]
+    if "SecretStringTemplate" not in spec:
+        return str(password)
+    document = json.loads(spec["SecretStringTemplate"])
+    document[spec["GenerateStringKey"]] = password
+    return json.dumps(document)
 
 
 def _lifecycle(p: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,4 +347,6 @@ CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, st
     "AWS::S3::BucketPolicy": Provisioner.s3_bucket_policy,
     "AWS::SNS::Topic": Provisioner.sns_topic,
     "AWS::DynamoDB::Table": Provisioner.dynamodb_table,
+    "AWS::SecretsManager::Secret": Provisioner.secret,
+    "AWS::SecretsManager::RotationSchedule": Provisioner.rotation_schedule,
 }

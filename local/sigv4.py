@@ -14,6 +14,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -109,7 +110,11 @@ def _rejected(kind: tuple[str, str], message: str | None = None) -> SignatureRej
 
 def parse_signature(method: str, url: str, headers: Mapping[str, str]) -> ParsedSignature:
     """Read a header signature (``Authorization: AWS4-HMAC-SHA256 …``) or a presigned query string."""
-    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    query = dict(pairs)
+    auth_names = [k for k, _ in pairs if k.startswith("X-Amz-")]
+    if len(auth_names) != len(set(auth_names)):
+        raise SignatureRejected("IncompleteSignatureException", "Authentication parameters must not repeat.")
     authorization = _header(headers, "authorization")
     if authorization is not None:
         return _parse_header_signature(authorization, headers)
@@ -132,7 +137,7 @@ def _parse_header_signature(authorization: str, headers: Mapping[str, str]) -> P
         for n in ("Credential", "Signature", "SignedHeaders")
         if n not in fields
     ]
-    amz_date = _header(headers, "x-amz-date")
+    amz_date = _header(headers, "x-amz-date") or _date_header(headers)
     if amz_date is None:
         missing.append("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
     if missing:
@@ -163,6 +168,17 @@ def _parse_query_signature(query: Mapping[str, str]) -> ParsedSignature:
         query.get("X-Amz-Security-Token"),
         int(expires_raw),
     )
+
+
+def _date_header(headers: Mapping[str, str]) -> str | None:
+    """SigV4 allows the HTTP ``Date`` header instead of ``X-Amz-Date`` (botocore signs with it when present)."""
+    value = _header(headers, "date")
+    if value is None:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(dt.UTC).strftime(_AMZ_DATE_FORMAT)
+    except (TypeError, ValueError):
+        return "malformed"
 
 
 def _parsed(
@@ -219,13 +235,21 @@ def verify(
     body: bytes,
     credentials: CredentialLookup,
     *,
+    region: str | None = None,
     now: dt.datetime | None = None,
 ) -> Principal:
-    """Check the request's SigV4 signature and return the signer; raise :class:`SignatureRejected`."""
+    """Check the request's SigV4 signature and return the signer; raise :class:`SignatureRejected`.
+
+    ``region`` is the API's own region: a signature scoped to another region is refused, as on AWS.
+    """
     now = now or dt.datetime.now(dt.UTC)
     parsed = parse_signature(method, url, headers)
     if parsed.service != SERVICE or parsed.scope_date != parsed.amz_date.strftime("%Y%m%d"):
         raise SignatureRejected("InvalidSignatureException", "Credential should be scoped to a valid service.")
+    if region is not None and parsed.region != region:
+        raise SignatureRejected(
+            "InvalidSignatureException", f"Credential should be scoped to a valid region, not '{parsed.region}'."
+        )
     _check_time(parsed, now)
     principal = credentials.find(parsed.access_key, parsed.session_token)
     if principal is None:
@@ -274,7 +298,7 @@ def _expected_signature(
         raise _rejected(BAD_SIGNATURE)
     parts = urlsplit(url)
     # Like AWS, canonicalise the decoded query (botocore re-encodes params per the SigV4 rules).
-    params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"}
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"]
     request = AWSRequest(
         method=method.upper(), url=parts._replace(query="").geturl(), headers=dict(headers), data=body, params=params
     )

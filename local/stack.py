@@ -84,6 +84,7 @@ class LocalStack:
         self._rotations: dict[str, tuple[str, Any]] = {}  # secret id -> (function name, handler)
         self._driver = RotationDriver(ACCOUNT_ID, options.region)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self.info: StackInfo | None = None
 
     def start(self) -> StackInfo:
@@ -104,6 +105,7 @@ class LocalStack:
             port=o.api_port,
             credentials=MotoCredentials(),
             account_id=ACCOUNT_ID,
+            region=o.region,
             control=self.control,
             quiet=o.quiet,
         )
@@ -117,12 +119,14 @@ class LocalStack:
             region=o.region,
             stack_name=o.prefix,
         )
-        provisioned = Provisioner(template, factory.client).provision()
+        functions = _app_functions(app)
+        provisioned = Provisioner(template, factory.client, functions=functions).provision()
         os.environ.update(provisioned.app_environment())
         for note in provisioned.notes:
             _print(f"note: {note}")
         reset_settings()
 
+        self._register_rotations(provisioned, module, factory)
         developer = create_developer(
             factory.client, state_dir=o.state_dir, account_id=ACCOUNT_ID, region=o.region, endpoint=endpoint
         )
@@ -139,6 +143,7 @@ class LocalStack:
         self._pump.wire()
         self._api.start()
         self._pump.start()
+        self._start_rotation_schedules(provisioned)
         self.info = StackInfo(
             api_url=api_url,
             aws_endpoint=endpoint,
@@ -154,7 +159,42 @@ class LocalStack:
         self._write_state(self.info)
         return self.info
 
+    def _register_rotations(self, provisioned: Provisioned, module: Any, factory: ClientFactory) -> None:
+        handlers = {
+            f.name: getattr(module, f.handler_string.rsplit(".", 1)[1]) for f in module.app.pure_lambda_functions
+        }
+        for spec in provisioned.rotations:
+            name = spec.function_arn.rsplit(":", 1)[1]
+            if name not in handlers:
+                raise RuntimeError(f"rotation of {spec.secret_id} names function {name}, which the app does not define")
+            secret_name = factory.client("secretsmanager").describe_secret(SecretId=spec.secret_id)["Name"]
+            self._rotations[secret_name] = (spec.function_arn, handlers[name])
+
+    def _start_rotation_schedules(self, provisioned: Provisioned) -> None:
+        """As Secrets Manager does: rotate when the schedule is created (unless told not to), then when due."""
+        names = list(self._rotations)
+        for spec, secret_name in zip(provisioned.rotations, names, strict=True):
+            if spec.rotate_immediately:
+                self._report_rotation(secret_name)
+            if spec.period_seconds:
+                thread = threading.Thread(
+                    target=self._rotation_loop,
+                    args=(secret_name, spec.period_seconds),
+                    name=f"rotation:{secret_name}",
+                    daemon=True,
+                )
+                thread.start()
+
+    def _rotation_loop(self, secret_name: str, period: int) -> None:
+        while not self._stopping.wait(period):
+            self._report_rotation(secret_name)
+
+    def _report_rotation(self, secret_name: str) -> None:
+        status, payload = self._rotate(secret_name)
+        _print(f"rotation {secret_name} -> {'ok' if status == 200 else payload}")
+
     def stop(self) -> None:
+        self._stopping.set()
         if self._pump is not None:
             self._pump.stop()
         if self._api is not None:
@@ -198,6 +238,14 @@ class LocalStack:
         return 200, {"secret": secret_id, "token": result.token, "resumed": result.resumed}
 
 
+def _app_functions(app: Any) -> dict[str, str]:
+    """The app's Lambda functions by the logical id chalice gives them in the packaged SAM template."""
+    from chalice.utils import to_cfn_resource_name
+
+    names = [f.name for f in app.pure_lambda_functions] + [s.name for s in app.event_sources]
+    return {to_cfn_resource_name(name): name for name in names}
+
+
 def _isolate_environment(endpoint: str, region: str, prefix: str) -> None:
     """Point every SDK call of this process at the embedded AWS, never at a real account."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -220,9 +268,9 @@ def _isolate_environment(endpoint: str, region: str, prefix: str) -> None:
 
 def _dead_letter_queues(provisioned: Provisioned) -> dict[str, str]:
     return {
-        logical: attrs["QueueUrl"]
-        for logical, attrs in provisioned.attributes.items()
-        if provisioned.types[logical] == "AWS::SQS::Queue" and logical.endswith("DeadLetterQueue")
+        logical: provisioned.attributes[logical]["QueueUrl"]
+        for logical, kind in provisioned.types.items()
+        if kind == "AWS::SQS::Queue" and logical.endswith("DeadLetterQueue")
     }
 
 

@@ -156,3 +156,40 @@ def test_failed_rotation_keeps_current_and_resumes_with_the_same_token(services:
     assert result.resumed
     assert result.token == failed.value.token
     assert services.secrets.get_value("rotated").version_id == failed.value.token
+
+
+def test_secrets_and_rotation_schedules_resolve_the_apps_functions(factory: ClientFactory) -> None:
+    document = {
+        "Resources": {
+            "Key": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "Name": "cp/session-key",
+                    "GenerateSecretString": {
+                        "SecretStringTemplate": '{"v": 1}',
+                        "GenerateStringKey": "key",
+                        "PasswordLength": 43,
+                        "ExcludePunctuation": True,
+                    },
+                },
+            },
+            "KeyRotation": {
+                "Type": "AWS::SecretsManager::RotationSchedule",
+                "Properties": {
+                    "SecretId": {"Ref": "Key"},
+                    "RotationLambdaARN": {"Fn::GetAtt": ["RotateSessionKey", "Arn"]},
+                    "RotationRules": {"ScheduleExpression": "rate(7 days)"},
+                },
+            },
+        }
+    }
+    template = Template(document, parameters={}, account_id=ACCOUNT_ID, region=REGION, stack_name="cp")
+    result = Provisioner(template, factory.client, functions={"RotateSessionKey": "rotate_session_key"}).provision()
+    (spec,) = result.rotations
+    assert spec.function_arn == f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:rotate_session_key"
+    assert spec.period_seconds == 7 * 86400
+    assert spec.rotate_immediately is True
+    value = json.loads(factory.client("secretsmanager").get_secret_value(SecretId=spec.secret_id)["SecretString"])
+    assert value["v"] == 1
+    assert len(value["key"]) == 43
+    assert value["key"].isalnum()
