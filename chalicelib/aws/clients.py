@@ -16,7 +16,7 @@ __all__ = ["ClientFactory", "ClientOptions"]
 
 @dataclass(frozen=True)
 class ClientOptions:
-    max_attempts: int = 3
+    max_attempts: int = 3  # in all, the first request included
     timeout: float = 5.0
     region: str | None = None
 
@@ -52,9 +52,13 @@ class ClientFactory:
         if self._session is None:
             self._session = boto3.session.Session(region_name=self._options.region)
         config = Config(
-            retries={"mode": "standard", "max_attempts": self._options.max_attempts},
+            # total_max_attempts counts the first request; botocore's max_attempts would add one to it.
+            retries={"mode": "standard", "total_max_attempts": self._options.max_attempts},
             connect_timeout=self._options.timeout,
             read_timeout=self._options.timeout,
             tcp_keepalive=True,
         )
+        if service == "s3":
+            # Presigned URLs must be SigV4: S3 refuses SigV2 for KMS-encrypted objects and for newer buckets.
+            config = config.merge(Config(signature_version="s3v4"))
         return self._session.client(service, config=config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 from chalicelib.aws.errors import aws_call
@@ -11,7 +12,8 @@ __all__ = ["ItemTable"]
 
 
 class ItemTable:
-    """Items of one table as plain Python values (numbers come back as ``int`` or ``Decimal``)."""
+    """Items of one table as plain Python values: whole numbers come back as ``int``, other numbers as
+    ``Decimal`` (never ``float``, which would lose precision), binary as ``bytes``, sets as ``set``."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -58,4 +60,20 @@ class ItemTable:
         return {k: self._serialize(v) for k, v in item.items()}
 
     def _decode(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: self._deserialize(v) for k, v in item.items()}
+        return {k: _plain(self._deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    from boto3.dynamodb.types import Binary
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else value
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    return value

@@ -169,3 +169,29 @@ def test_event_sources_use_the_template_names() -> None:
     sources = {type(s).__name__: s for s in credport_app.app.event_sources}
     assert sources["SQSEventConfig"].queue == "credport-dev-s3-events"
     assert sources["SNSEventConfig"].topic == "credport-dev-key-events"
+
+
+def test_log_lines_carry_the_api_gateway_request_id() -> None:
+    import logging
+
+    from chalicelib.observability import logger
+
+    shipped: list[dict[str, Any]] = []
+
+    class Ship(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            # Formatted at emit time, as the Lambda runtime ships it (the request's keys are set then).
+            shipped.append(json.loads(logger.registered_formatter.format(record)))
+
+    handler = Ship()
+    logging.getLogger("credport").addHandler(handler)
+    try:
+        event = api_gateway_event("/whoami", {"sourceIp": "203.0.113.7"})  # no IAM identity: refused, logged
+        response = credport_app.app(event, None)
+    finally:
+        logging.getLogger("credport").removeHandler(handler)
+    assert response["statusCode"] == 403
+    (line,) = [entry for entry in shipped if entry["message"] == "request refused"]
+    assert line["request_id"] == event["requestContext"]["requestId"]
+    assert line["code"] == "forbidden"
+    assert line["service"] == "credport"
