@@ -164,7 +164,10 @@ class _Handler(ChaliceRequestHandler):
         body = self.rfile.read(int(length)) if int(length) else b""
         headers = dict(self.headers)
         if self.path.startswith(CONTROL_PREFIX) and self.control is not None:
-            status, payload = self.control(self.command, self.path[len(CONTROL_PREFIX) :], body)
+            try:
+                status, payload = self.control(self.command, self.path[len(CONTROL_PREFIX) :], body)
+            except Exception as exc:  # a broken command must answer, not drop the connection
+                status, payload = 500, {"error": "control_failed", "type": type(exc).__name__}
             self._send_http_response(status, {"Content-Type": "application/json"}, json.dumps(payload))
             return
         host = self.headers.get("host", "{}:{}".format(*self.server.server_address[:2]))

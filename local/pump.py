@@ -21,7 +21,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from chalice.app import Chalice, ScheduledEventConfig, SNSEventConfig, SQSEventConfig
@@ -57,13 +56,11 @@ class EventPump:
     def __init__(
         self,
         app: Chalice,
-        app_module: ModuleType,
         client: Callable[[str], Any],
         settings: PumpSettings,
         log: Callable[[str], None] = print,
     ) -> None:
         self._app = app
-        self._module = app_module
         self._raw_sqs = client("sqs")
         self._sqs = QueueClient(self._raw_sqs)
         self._sns = client("sns")
@@ -178,7 +175,7 @@ class EventPump:
         return False
 
     def _invoke(self, handler_name: str, event: dict[str, Any]) -> bool:
-        handler = getattr(self._module, handler_name)
+        handler = self._app.handler_map[handler_name]
         context = LambdaContext(function_name=handler_name, memory_size=512, max_runtime_ms=30_000)
         try:
             handler(event, context)

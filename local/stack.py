@@ -135,7 +135,6 @@ class LocalStack:
 
         self._pump = EventPump(
             app,
-            module,
             factory.client,
             PumpSettings(prefix=o.prefix, account_id=ACCOUNT_ID, region=o.region, retry_delay=o.retry_delay),
             log=(lambda _line: None) if o.quiet else _print,

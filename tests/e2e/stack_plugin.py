@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from chalice import IAMAuthorizer
+from chalice import IAMAuthorizer, Rate
 
 import app as credport_app
 from chalicelib import events
@@ -50,3 +50,14 @@ events.bus.subscribe("e2e-ping", _ping)
 @app.route("/e2e/identity", authorizer=IAMAuthorizer())
 def e2e_identity() -> Any:
     return app.current_request.context["identity"]
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="e2e_tick")
+def e2e_tick(event: Any) -> None:
+    _record("schedule", event.to_dict()["id"])
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="e2e_broken")
+def e2e_broken(event: Any) -> None:
+    _record("schedule-fail", "attempts")
+    raise RuntimeError("e2e schedule failure")

@@ -241,6 +241,50 @@ def test_control_endpoints_report_and_refuse_unknown_names(stack: RunningStack) 
     assert requests.post(stack.api + "/_local/rotate/nope", timeout=5).status_code == 404
 
 
+def _local_cli(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**stack.env(), "CREDPORT_LOCAL_STATE_DIR": str(stack.state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "local", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_trigger_fires_a_schedule_with_the_scheduled_event_shape(stack: RunningStack) -> None:
+    listed = _local_cli(stack, "trigger", "--list")
+    assert listed.stdout.split() == ["e2e_broken", "e2e_tick"]
+    before = _schedule_runs(stack)
+    result = _local_cli(stack, "trigger", "e2e_tick")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"schedule": "e2e_tick", "ok": True}
+    assert _schedule_runs(stack) == before + 1
+
+
+def test_a_failing_schedule_is_tried_three_times_then_dead_lettered(stack: RunningStack) -> None:
+    result = _local_cli(stack, "trigger", "e2e_broken")
+    assert json.loads(result.stdout) == {"schedule": "e2e_broken", "ok": False}
+    assert _records(stack, "schedule-fail", "attempts") == 3  # Lambda's async invocation: 1 try + 2 retries
+    sqs = stack.client("sqs")
+    dlq = sqs.get_queue_url(QueueName=f"{stack.info['prefix']}-local-schedules-dlq")["QueueUrl"]
+    (message,) = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["resources"][0].endswith(":rule/credport-dev-e2e_broken")
+
+
+def _schedule_runs(stack: RunningStack) -> int:
+    items = stack.client("dynamodb").query(
+        TableName=stack.info["app_env"]["CREDPORT_STATE_TABLE"],
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "e2e#schedule"}},
+    )["Items"]
+    return len(items)
+
+
 def _port_is_free(url: str) -> bool:
     host, port = url.removeprefix("http://").split(":")
     with socket.socket() as probe:
