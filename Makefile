@@ -24,7 +24,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy chalicelib client local
+	$(BIN)/mypy app.py chalicelib client local
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

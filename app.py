@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, IAMAuthorizer
-from chalice.app import SNSEvent, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, IAMAuthorizer, Rate, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import config, events, health
+from chalicelib import config, events, health, tokens
 from chalicelib.api import api_view
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
@@ -15,6 +14,14 @@ from chalicelib.observability import invocation_middleware
 app = Chalice(app_name="credport")
 iam = IAMAuthorizer()
 api = api_view(lambda: app.current_request)
+
+
+def request() -> Request:
+    current = app.current_request
+    assert current is not None, "Chalice sets the request before it calls a view"
+    return current
+
+
 _prefix = config.deployment_prefix()
 
 app.register_middleware(invocation_middleware(lambda: app.lambda_context), "all")
@@ -29,7 +36,31 @@ def health_check() -> dict[str, str]:
 @app.route("/whoami", methods=["GET"], authorizer=iam)
 @api
 def whoami() -> dict[str, str]:
-    return RequestIdentity.from_context(app.current_request.context).public_view()
+    return RequestIdentity.from_context(request().context).public_view()
+
+
+@app.route("/token", methods=["GET"], authorizer=iam)
+@api
+def token() -> dict[str, Any]:
+    return tokens.token_response(request())
+
+
+@app.route("/.well-known/openid-configuration", methods=["GET"])
+@api
+def openid_configuration() -> Response:
+    return tokens.public_document(tokens.get_token_service().discovery())
+
+
+@app.route("/.well-known/jwks.json", methods=["GET"])
+@api
+def jwks() -> Response:
+    return tokens.public_document(tokens.get_token_service().jwks())
+
+
+@app.schedule(Rate(config.signing_key_rotation_days(), unit=Rate.DAYS), name="rotate_signing_keys")
+def rotate_signing_keys(event: CloudWatchEvent) -> Any:
+    report = tokens.get_token_service().rotate()
+    return {"kind": report.kind, "rotation_id": report.rotation_id}
 
 
 @app.on_sqs_message(queue=config.s3_events_queue_name(_prefix), batch_size=1)

@@ -28,6 +28,7 @@ __all__ = [
     "key_events_topic_name",
     "reset_settings",
     "s3_events_queue_name",
+    "signing_key_rotation_days",
 ]
 
 DEFAULT_PREFIX = "credport-dev"
@@ -54,6 +55,10 @@ class Env:
     TOKEN_DEFAULT_AUDIENCE = "CREDPORT_TOKEN_DEFAULT_AUDIENCE"  # noqa: S105
     TOKEN_DEFAULT_TTL = "CREDPORT_TOKEN_DEFAULT_TTL"  # noqa: S105
     TOKEN_MAX_TTL = "CREDPORT_TOKEN_MAX_TTL"  # noqa: S105
+    TOKEN_MIN_TTL = "CREDPORT_TOKEN_MIN_TTL"  # noqa: S105
+    TOKEN_ALGORITHM = "CREDPORT_TOKEN_ALGORITHM"  # noqa: S105
+    TOKEN_ORGANIZATION_ID = "CREDPORT_TOKEN_ORGANIZATION_ID"  # noqa: S105
+    SIGNING_KEY_ROTATION_DAYS = "CREDPORT_SIGNING_KEY_ROTATION_DAYS"
     JWKS_MAX_AGE = "CREDPORT_JWKS_MAX_AGE"
     # Sessions.
     SESSION_TOKEN_TTL = "CREDPORT_SESSION_TOKEN_TTL"  # noqa: S105
@@ -98,6 +103,10 @@ class Settings:
     token_default_audience: str
     token_default_ttl: int
     token_max_ttl: int
+    token_min_ttl: int
+    token_algorithm: str
+    token_organization_id: str | None
+    signing_key_rotation_days: int
     jwks_max_age: int
     session_token_ttl: int
     session_max_age: int
@@ -132,6 +141,10 @@ class Settings:
             token_default_audience=reader.get(Env.TOKEN_DEFAULT_AUDIENCE, audiences[0], _parse_audience),
             token_default_ttl=default_ttl,
             token_max_ttl=max_ttl,
+            token_min_ttl=reader.get(Env.TOKEN_MIN_TTL, "60", _seconds(60, 43200)),
+            token_algorithm=reader.get(Env.TOKEN_ALGORITHM, "RS256", _parse_algorithm),
+            token_organization_id=reader.get(Env.TOKEN_ORGANIZATION_ID, "-", _parse_organization) or None,
+            signing_key_rotation_days=reader.get(Env.SIGNING_KEY_ROTATION_DAYS, "90", _integer(1, 365)),
             jwks_max_age=reader.get(Env.JWKS_MAX_AGE, "3600", _seconds(60, _DAY)),
             session_token_ttl=session_ttl,
             session_max_age=session_max_age,
@@ -155,6 +168,8 @@ def _check_relations(s: Settings, reader: _Reader) -> None:
         audience_matches(p, s.token_default_audience) for p in s.token_audiences
     ):
         reader.problem(Env.TOKEN_DEFAULT_AUDIENCE, f"must be allowed by {Env.TOKEN_AUDIENCES}")
+    if s.token_min_ttl > s.token_default_ttl and not reader.failed(Env.TOKEN_MIN_TTL, Env.TOKEN_DEFAULT_TTL):
+        reader.problem(Env.TOKEN_MIN_TTL, f"must not exceed {Env.TOKEN_DEFAULT_TTL} ({s.token_default_ttl})")
     if s.session_token_ttl > s.session_max_age and not reader.failed(Env.SESSION_TOKEN_TTL, Env.SESSION_MAX_AGE):
         reader.problem(Env.SESSION_TOKEN_TTL, f"must not exceed {Env.SESSION_MAX_AGE} ({s.session_max_age})")
 
@@ -266,6 +281,20 @@ def _parse_issuer(raw: str) -> str:
     return raw
 
 
+def _parse_algorithm(raw: str) -> str:
+    if raw not in ("RS256", "ES256"):
+        raise ValueError(f"must be RS256 or ES256, got {_show(raw)}")
+    return raw
+
+
+def _parse_organization(raw: str) -> str:
+    if raw == "-":
+        return ""
+    if not re.fullmatch(r"o-[a-z0-9]{10,32}", raw):
+        raise ValueError(f"must be an AWS Organizations id (o-…), got {_show(raw)}")
+    return raw
+
+
 def _parse_audience(raw: str) -> str:
     if not _AUDIENCE_RE.fullmatch(raw) or raw.count("*") > (1 if raw.endswith("*") else 0):
         raise ValueError(f"must be printable ASCII without spaces ('*' only as a final wildcard), got {_show(raw)}")
@@ -315,6 +344,12 @@ def deployment_prefix(environ: Mapping[str, str] | None = None) -> str:
     """The name prefix, needed at import time by event-source decorators (queue and topic names)."""
     raw = (environ if environ is not None else os.environ).get(Env.PREFIX, "").strip() or DEFAULT_PREFIX
     return _parse_prefix(raw)
+
+
+def signing_key_rotation_days(environ: Mapping[str, str] | None = None) -> int:
+    """The signing-key rotation period, needed at import time by the schedule decorator."""
+    raw = (environ if environ is not None else os.environ).get(Env.SIGNING_KEY_ROTATION_DAYS, "").strip() or "90"
+    return _integer(1, 365)(raw)
 
 
 def s3_events_queue_name(prefix: str) -> str:

@@ -19,6 +19,7 @@ class RequestIdentity:
     user: str
     access_key: str
     source_ip: str
+    principal_org_id: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> RequestIdentity:
@@ -34,6 +35,7 @@ class RequestIdentity:
             user=str(identity.get("user") or ""),
             access_key=str(identity.get("accessKey") or ""),
             source_ip=str(identity.get("sourceIp") or ""),
+            principal_org_id=identity.get("principalOrgId") or None,
         )
 
     def public_view(self) -> dict[str, str]:

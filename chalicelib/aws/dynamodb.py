@@ -23,13 +23,21 @@ class ItemTable:
         self._serialize = TypeSerializer().serialize
         self._deserialize = TypeDeserializer().deserialize
 
-    def put(self, item: Mapping[str, Any], *, if_absent: str | None = None) -> None:
+    def put(
+        self, item: Mapping[str, Any], *, if_absent: str | None = None, if_equals: tuple[str, Any] | None = None
+    ) -> None:
         """Write ``item``. With ``if_absent`` naming the key attribute, an existing item raises
-        :class:`~chalicelib.aws.errors.AwsConflict` instead (the basis of replay protection)."""
+        :class:`~chalicelib.aws.errors.AwsConflict` instead (the basis of replay protection); with
+        ``if_equals=(attribute, value)`` the write happens only while the stored item still has that value
+        (optimistic locking)."""
         args: dict[str, Any] = {"TableName": self.name, "Item": self._encode(item)}
         if if_absent:
             args["ConditionExpression"] = "attribute_not_exists(#k)"
             args["ExpressionAttributeNames"] = {"#k": if_absent}
+        elif if_equals:
+            args["ConditionExpression"] = "#a = :v"
+            args["ExpressionAttributeNames"] = {"#a": if_equals[0]}
+            args["ExpressionAttributeValues"] = {":v": self._serialize(if_equals[1])}
         with aws_call("dynamodb", "PutItem"):
             self._client.put_item(**args)
 

@@ -20,6 +20,7 @@ class KeyInfo:
     key_spec: str
     usage: str
     created_at: datetime | None
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,22 @@ class KeyService:
         except AwsNotFound:
             pass
 
+    def disable(self, key_id: str) -> None:
+        with aws_call("kms", "DisableKey"):
+            self._client.disable_key(KeyId=key_id)
+
+    def find_by_description(self, description: str) -> KeyInfo | None:
+        """A key by its exact description: recovers a key whose creation was not recorded (a crash)."""
+        paginator = self._client.get_paginator("list_keys")
+        with aws_call("kms", "ListKeys"):
+            pages = list(paginator.paginate())
+        for page in pages:
+            for entry in page.get("Keys", []):
+                info = self.describe(entry["KeyId"])
+                if info.description == description:
+                    return info
+        return None
+
     def schedule_deletion(self, key_id: str, *, days: int = 7) -> None:
         with aws_call("kms", "ScheduleKeyDeletion"):
             self._client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
@@ -114,4 +131,5 @@ def _key_info(meta: Mapping[str, Any]) -> KeyInfo:
         key_spec=meta.get("KeySpec") or meta.get("CustomerMasterKeySpec", ""),
         usage=meta.get("KeyUsage", ""),
         created_at=meta.get("CreationDate"),
+        description=str(meta.get("Description", "")),
     )

@@ -61,6 +61,7 @@ class ObjectStore:
         content_type: str = "application/octet-stream",
         metadata: Mapping[str, str] | None = None,
         kms_key_id: str | None = None,
+        cache_control: str | None = None,
     ) -> str | None:
         """Store ``body``; returns the new version id (None on an unversioned bucket)."""
         args: dict[str, Any] = {
@@ -70,6 +71,8 @@ class ObjectStore:
             "ContentType": content_type,
             "Metadata": dict(metadata or {}),
         }
+        if cache_control:
+            args["CacheControl"] = cache_control
         if kms_key_id:
             args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
         with aws_call("s3", "PutObject"):

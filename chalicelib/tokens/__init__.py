@@ -1,0 +1,37 @@
+"""Token service: IAM identity -> KMS-signed JWT, OIDC discovery, scheduled key rotation."""
+
+from __future__ import annotations
+
+from chalicelib.tokens.exceptions import (
+    InvalidAudience,
+    InvalidTtl,
+    KeysNotReady,
+    OutsideOrganization,
+    RotationRefused,
+    TokenRejected,
+    UnsupportedPrincipal,
+)
+from chalicelib.tokens.service import (
+    TokenService,
+    get_token_service,
+    public_document,
+    reset_token_service,
+    token_response,
+)
+from chalicelib.tokens.verify import TokenVerifier
+
+__all__ = [
+    "InvalidAudience",
+    "InvalidTtl",
+    "KeysNotReady",
+    "OutsideOrganization",
+    "RotationRefused",
+    "TokenRejected",
+    "TokenService",
+    "TokenVerifier",
+    "UnsupportedPrincipal",
+    "get_token_service",
+    "public_document",
+    "reset_token_service",
+    "token_response",
+]

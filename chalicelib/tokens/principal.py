@@ -1,0 +1,69 @@
+"""Who the caller is, from the IAM identity API Gateway verified.
+
+Assumed-role sessions map to their role (``sub`` = ``arn:aws:iam::A:role/R``; the session name is only
+informational), IAM users keep their path, federated users map to themselves. The root user and anything
+unrecognised are refused. The unique id (``AROA…``/``AIDA…``) rides along so a deleted and re-created
+principal with the same name is distinguishable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chalicelib.identity import RequestIdentity
+from chalicelib.tokens.exceptions import UnsupportedPrincipal
+
+__all__ = ["Principal", "principal_of"]
+
+# IAM names: letters, digits and +=,.@_- ; role names up to 64, user names up to 64; paths /…/ up to 512.
+_NAME = r"[\w+=,.@-]{1,64}"
+_SESSION = r"[\w+=,.@-]{2,64}"
+_PARTITION = r"aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b"
+_ACCOUNT = r"\d{12}"
+_ASSUMED_ROLE = re.compile(rf"^arn:({_PARTITION}):sts::({_ACCOUNT}):assumed-role/({_NAME})/({_SESSION})$", re.ASCII)
+_USER = re.compile(rf"^arn:({_PARTITION}):iam::({_ACCOUNT}):user((?:/[\x21-\x7e]{{1,510}})?/)({_NAME})$", re.ASCII)
+_FEDERATED = re.compile(rf"^arn:({_PARTITION}):sts::({_ACCOUNT}):federated-user/({_SESSION})$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "role" | "user" | "federated-user"
+    subject: str  # the stable ARN the token is about
+    account_id: str
+    caller_arn: str  # exactly as verified
+    unique_id: str  # AROA…/AIDA… (or the provider's id), without the session part
+    session_name: str | None
+    organization_id: str | None
+
+
+def principal_of(identity: RequestIdentity, organization_id: str | None = None) -> Principal:
+    arn = identity.user_arn
+    unique_id = identity.caller.split(":", 1)[0]
+    if match := _ASSUMED_ROLE.match(arn):
+        partition, account, role, session = match.groups()
+        subject, kind, session_name = f"arn:{partition}:iam::{account}:role/{role}", "role", session
+    elif match := _USER.match(arn):
+        partition, account, path, _name = match.groups()
+        if "//" in path:
+            raise UnsupportedPrincipal()
+        subject, kind, session_name = arn, "user", None
+    elif match := _FEDERATED.match(arn):
+        partition, account, _name = match.groups()
+        subject, kind, session_name = arn, "federated-user", None
+    else:
+        # Includes arn:aws:iam::A:root: root credentials never get tokens.
+        raise UnsupportedPrincipal()
+    if identity.account_id and identity.account_id != account:
+        raise UnsupportedPrincipal()
+    if not unique_id:
+        raise UnsupportedPrincipal()
+    return Principal(
+        kind=kind,
+        subject=subject,
+        account_id=account,
+        caller_arn=arn,
+        unique_id=unique_id,
+        session_name=session_name,
+        organization_id=organization_id,
+    )

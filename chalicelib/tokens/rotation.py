@@ -1,0 +1,320 @@
+"""Signing-key rotation: scheduled, on demand, and emergency revocation; every step idempotent.
+
+The keys sit behind three aliases. A rotation moves current -> previous and pending -> current, creates a
+new pending key and retires the old previous one, so a key is published one rotation before it signs and
+stays published one rotation after. A journal item in the state table records each run's plan and the step
+it reached (with an optimistic version), so a crash anywhere leaves a working current key and the next run
+finishes the job; two runs at once cannot both proceed. A failed step publishes an alarm on the key-events
+topic and re-raises, so Lambda reports it too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws.dynamodb import ItemTable
+from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
+from chalicelib.aws.kms import KeyService
+from chalicelib.aws.s3 import ObjectStore
+from chalicelib.aws.sns import Publisher
+from chalicelib.config import Settings
+from chalicelib.events import key_event
+from chalicelib.observability import log_unexpected, logger
+from chalicelib.tokens.algorithms import algorithm
+from chalicelib.tokens.discovery import jwks_document, openid_configuration
+from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused
+from chalicelib.tokens.keyring import KeyRing, alias_name
+
+__all__ = ["JOURNAL_KEY", "OIDC_PREFIX", "KeyRotation", "RotationReport"]
+
+JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
+OIDC_PREFIX = "oidc/.well-known/"
+DELETION_WINDOW_DAYS = 7
+
+# The steps of each kind of run, in order. A step's work is idempotent: rerunning it is harmless.
+PLANS = {
+    "bootstrap": ("create_current", "create_pending", "move_aliases", "publish", "announce"),
+    "rotate": ("create_pending", "move_aliases", "publish", "retire", "announce"),
+    "revoke": ("create_pending", "move_aliases", "disable_revoked", "publish", "announce"),
+}
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    kind: str
+    rotation_id: str
+    previous: str | None
+    current: str
+    pending: str
+    retired: str | None
+
+
+class KeyRotation:
+    def __init__(
+        self,
+        kms: KeyService,
+        table: ItemTable,
+        s3: ObjectStore,
+        sns: Publisher,
+        settings: Settings,
+        keyring: KeyRing,
+        *,
+        clock: Callable[[], float] = time.time,
+        fail_at: Callable[[str], None] | None = None,
+    ) -> None:
+        self._kms, self._table, self._s3, self._sns = kms, table, s3, sns
+        self._settings = settings
+        self._keyring = keyring
+        self._clock = clock
+        self._fail_at = fail_at or (lambda _step: None)  # fault injection point for crash tests
+
+    # Entry points ----------------------------------------------------------------------------------
+
+    def ensure_keys(self) -> RotationReport | None:
+        """Bootstrap a fresh deployment (current and pending keys); None when keys already exist."""
+        journal = self._journal()
+        if journal is not None and journal["step"] != "done":
+            return self._resume(journal)
+        aliases = self._aliases()
+        if aliases["current"] and aliases["pending"]:
+            return None
+        return self._resume(self._begin("bootstrap", aliases, journal))
+
+    def rotate(self, *, force: bool = False) -> RotationReport:
+        """One scheduled or on-demand rotation; resumes an unfinished run first."""
+        self._check_configuration()
+        journal = self._journal()
+        if journal is not None and journal["step"] != "done":
+            return self._resume(journal)
+        aliases = self._aliases()
+        if not (aliases["current"] and aliases["pending"]):
+            return self._resume(self._begin("bootstrap", aliases, journal))
+        minimum = self._settings.token_max_ttl + self._settings.jwks_max_age
+        if journal is not None and not force and self._clock() - float(journal["completed_at"]) < minimum:
+            # Rotating again now would retire a key whose tokens may still be valid or cached as trusted.
+            raise RotationRefused(f"The last rotation finished less than {minimum} seconds ago; use force.")
+        return self._resume(self._begin("rotate", aliases, journal))
+
+    def revoke_current(self) -> RotationReport:
+        """Emergency: drop a compromised current key from the JWKS now; pending becomes current."""
+        journal = self._journal()
+        if journal is not None and journal["step"] != "done":
+            self._resume(journal)
+            journal = self._journal()
+        aliases = self._aliases()
+        if not (aliases["current"] and aliases["pending"]):
+            raise RotationRefused("There is no current key to revoke.")
+        return self._resume(self._begin("revoke", aliases, journal))
+
+    # Journal ---------------------------------------------------------------------------------------
+
+    def _journal(self) -> dict[str, Any] | None:
+        return self._table.get(JOURNAL_KEY)
+
+    def _begin(self, kind: str, aliases: dict[str, str | None], previous: dict[str, Any] | None) -> dict[str, Any]:
+        journal = {
+            **JOURNAL_KEY,
+            "version": int(previous["version"]) + 1 if previous else 1,
+            "kind": kind,
+            "rotation_id": str(uuid.uuid4()),
+            "step": "begun",
+            "started_at": int(self._clock()),
+            "completed_at": previous.get("completed_at", 0) if previous else 0,
+            "from": {role: arn for role, arn in aliases.items() if arn},
+            "keys": {},
+            "attempts": 0,
+        }
+        self._write(journal, previous)
+        logger.info("signing-key run begun", extra={"kind": kind, "rotation_id": journal["rotation_id"]})
+        return journal
+
+    def _write(self, journal: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        try:
+            if previous is None:
+                self._table.put(journal, if_absent="pk")
+            else:
+                self._table.put(journal, if_equals=("version", int(previous["version"])))
+        except AwsConflict:
+            raise KeysNotReady("Another signing-key run is in progress.") from None
+
+    def _advance(self, journal: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        updated = {**journal, **changes, "version": int(journal["version"]) + 1}
+        self._write(updated, journal)
+        return updated
+
+    # Running a plan --------------------------------------------------------------------------------
+
+    def _resume(self, journal: dict[str, Any]) -> RotationReport:
+        plan = PLANS[journal["kind"]]
+        done = plan.index(journal["step"]) + 1 if journal["step"] in plan else 0
+        journal = self._advance(journal, attempts=int(journal.get("attempts", 0)) + 1)
+        for step in plan[done:]:
+            try:
+                self._fail_at(step)
+                getattr(self, f"_step_{step}")(journal)
+            except Exception as error:
+                self._alarm(journal, step, error)
+                raise
+            journal = self._advance(journal, step=step)
+        journal = self._advance(journal, step="done", completed_at=int(self._clock()))
+        self._keyring.invalidate()
+        return self._report(journal)
+
+    def _report(self, journal: dict[str, Any]) -> RotationReport:
+        targets = self._targets(journal)
+        return RotationReport(
+            kind=journal["kind"],
+            rotation_id=journal["rotation_id"],
+            previous=targets["previous"],
+            current=str(targets["current"]),
+            pending=str(targets["pending"]),
+            retired=self._retiring(journal),
+        )
+
+    def _targets(self, journal: dict[str, Any]) -> dict[str, str | None]:
+        """Where each alias must point when the run is done."""
+        old, new = journal["from"], journal["keys"]
+        if journal["kind"] == "bootstrap":
+            return {"previous": old.get("previous"), "current": new.get("current"), "pending": new.get("pending")}
+        if journal["kind"] == "rotate":
+            return {"previous": old["current"], "current": old["pending"], "pending": new.get("pending")}
+        return {"previous": old.get("previous"), "current": old["pending"], "pending": new.get("pending")}
+
+    def _retiring(self, journal: dict[str, Any]) -> str | None:
+        if journal["kind"] == "revoke":
+            return str(journal["from"]["current"])
+        old = journal["from"].get("previous")
+        keep = set(self._targets(journal).values())
+        return str(old) if journal["kind"] == "rotate" and old and old not in keep else None
+
+    # Steps -----------------------------------------------------------------------------------------
+
+    def _step_create_current(self, journal: dict[str, Any]) -> None:
+        self._create(journal, "current")
+
+    def _step_create_pending(self, journal: dict[str, Any]) -> None:
+        self._create(journal, "pending")
+
+    def _create(self, journal: dict[str, Any], slot: str) -> None:
+        if slot in journal["keys"]:
+            return
+        description = f"{self._settings.prefix} token signing key ({journal['rotation_id']}/{slot})"
+        # A crash between CreateKey and the journal write would orphan a key: find it before making another.
+        found = self._kms.find_by_description(description) if int(journal["attempts"]) > 1 else None
+        alg = algorithm(self._settings.token_algorithm)
+        info = found or self._kms.create_key(
+            description=description,
+            key_spec=alg.kms_key_spec,
+            usage="SIGN_VERIFY",
+            tags={"credport:prefix": self._settings.prefix, "credport:purpose": "token-signing"},
+        )
+        journal["keys"] = {**journal["keys"], slot: info.arn}
+        updated = self._advance(journal)
+        journal.update(updated)
+
+    def _step_move_aliases(self, journal: dict[str, Any]) -> None:
+        # Order keeps a working current key at every instant: previous first, then current, then pending.
+        for role in ("previous", "current", "pending"):
+            target = self._targets(journal)[role]
+            if target:
+                self._kms.set_alias(alias_name(self._settings.prefix, role), target)
+
+    def _step_disable_revoked(self, journal: dict[str, Any]) -> None:
+        revoked = str(journal["from"]["current"])
+        info = self._kms.describe(revoked)
+        if info.state == "Enabled":
+            self._kms.disable(revoked)
+        self._schedule_deletion(revoked)
+
+    def _step_retire(self, journal: dict[str, Any]) -> None:
+        retired = self._retiring(journal)
+        if retired:
+            self._schedule_deletion(retired)
+
+    def _schedule_deletion(self, key_arn: str) -> None:
+        try:
+            self._kms.schedule_deletion(key_arn, days=DELETION_WINDOW_DAYS)
+        except (AwsRejected, AwsNotFound) as error:
+            if error.aws_code not in ("KMSInvalidStateException", "NotFoundException"):
+                raise  # already pending deletion (a rerun) or gone: done either way
+
+    def _step_publish(self, journal: dict[str, Any]) -> None:
+        self.publish()
+
+    def _step_announce(self, journal: dict[str, Any]) -> None:
+        keys = {k.role: k.kid for k in self._fresh_keys()}
+        event_type = "signing-key-revoked" if journal["kind"] == "revoke" else "signing-key-rotated"
+        self._sns.publish(
+            self._settings.resources.key_events_topic_arn,
+            key_event(
+                event_type,
+                kind=journal["kind"],
+                rotation_id=journal["rotation_id"],
+                kids=keys,
+            ),
+            attributes={"type": event_type},
+        )
+
+    # Publishing ------------------------------------------------------------------------------------
+
+    def _fresh_keys(self) -> list[Any]:
+        self._keyring.invalidate()
+        return self._keyring.published()
+
+    def publish(self) -> None:
+        """Write the JWKS and discovery documents under ``oidc/`` (served at the issuer by CloudFront)."""
+        keys = self._fresh_keys()
+        bucket = self._settings.resources.transfer_bucket
+        cache = f"public, max-age={self._settings.jwks_max_age}"
+        documents = {
+            "jwks.json": jwks_document(keys),
+            "openid-configuration": openid_configuration(self._settings.issuer, [k.alg.jose for k in keys]),
+        }
+        for name, document in documents.items():
+            self._s3.put(
+                bucket,
+                OIDC_PREFIX + name,
+                json.dumps(document, indent=2).encode(),
+                content_type="application/json",
+                cache_control=cache,
+            )
+
+    # Safety ----------------------------------------------------------------------------------------
+
+    def _check_configuration(self) -> None:
+        period = self._settings.signing_key_rotation_days * 86400
+        needed = self._settings.token_max_ttl + self._settings.jwks_max_age
+        if needed > period:
+            raise RotationRefused(
+                f"A token could outlive its key's publication: max ttl + JWKS max-age ({needed} s) must fit in "
+                f"one rotation period ({period} s)."
+            )
+
+    def _aliases(self) -> dict[str, str | None]:
+        result: dict[str, str | None] = {}
+        for role in ("previous", "current", "pending"):
+            info = self._kms.alias_target(alias_name(self._settings.prefix, role))
+            result[role] = info.arn if info is not None else None
+        return result
+
+    def _alarm(self, journal: dict[str, Any], step: str, error: Exception) -> None:
+        log_unexpected("signing-key run failed", error, step=step, rotation_id=journal["rotation_id"])
+        try:
+            self._sns.publish(
+                self._settings.resources.key_events_topic_arn,
+                key_event(
+                    "signing-key-rotation-failed",
+                    kind=journal["kind"],
+                    rotation_id=journal["rotation_id"],
+                    step=step,
+                    error_type=type(error).__name__,
+                ),
+                attributes={"type": "signing-key-rotation-failed"},
+            )
+        except Exception as alarm_error:  # the alarm must not hide the original failure
+            log_unexpected("signing-key alarm failed", alarm_error)

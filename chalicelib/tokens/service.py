@@ -1,0 +1,121 @@
+"""The token service as the app sees it: one object per container, built on first use."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib.aws import AwsServices, get_aws
+from chalicelib.config import Settings, audience_matches, get_settings
+from chalicelib.events import bus
+from chalicelib.identity import RequestIdentity
+from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.tokens.discovery import jwks_document, openid_configuration
+from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl, OutsideOrganization
+from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
+from chalicelib.tokens.keyring import KeyRing, NoSigningKey
+from chalicelib.tokens.principal import principal_of
+from chalicelib.tokens.rotation import KeyRotation, RotationReport
+
+__all__ = ["TokenService", "get_token_service", "reset_token_service"]
+
+MAX_AUDIENCE_LENGTH = 256
+
+
+class TokenService:
+    def __init__(self, settings: Settings, aws: AwsServices) -> None:
+        self.settings = settings
+        self.keyring = KeyRing(aws.kms, settings.prefix)
+        self.issuer = TokenIssuer(self.keyring, aws.kms, settings.issuer)
+        self.rotation = KeyRotation(
+            aws.kms, aws.table(settings.resources.state_table), aws.s3, aws.sns, settings, self.keyring
+        )
+
+    def issue(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> IssuedToken:
+        query = query or {}
+        audience = self.audience(query.get("aud"))
+        ttl = self.ttl(query.get("ttl"))
+        required_org = self.settings.token_organization_id
+        if required_org is not None and identity.principal_org_id != required_org:
+            raise OutsideOrganization()
+        principal = principal_of(identity, identity.principal_org_id)
+        try:
+            issued = self.issuer.issue(principal, audience=audience, ttl=ttl)
+        except NoSigningKey:
+            self.rotation.ensure_keys()  # a fresh deployment: first use bootstraps the keys
+            issued = self.issuer.issue(principal, audience=audience, ttl=ttl)
+        metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "token issued",
+            extra={"sub": principal.subject, "aud": audience, "jti": issued.jti, "kid": issued.kid, "ttl": ttl},
+        )
+        return issued
+
+    def audience(self, requested: str | None) -> str:
+        if requested is None or requested == "":
+            return self.settings.token_default_audience
+        if len(requested) > MAX_AUDIENCE_LENGTH or "*" in requested:
+            raise InvalidAudience()
+        if not any(audience_matches(pattern, requested) for pattern in self.settings.token_audiences):
+            raise InvalidAudience()
+        return requested
+
+    def ttl(self, requested: str | None) -> int:
+        s = self.settings
+        if requested is None or requested == "":
+            return s.token_default_ttl
+        if not requested.isdigit() or len(requested) > 6 or not s.token_min_ttl <= int(requested) <= s.token_max_ttl:
+            raise InvalidTtl(f"ttl must be a whole number of seconds from {s.token_min_ttl} to {s.token_max_ttl}.")
+        return int(requested)
+
+    def jwks(self) -> dict[str, Any]:
+        if not self.keyring.published():
+            self.rotation.ensure_keys()
+        return jwks_document(self.keyring.published())
+
+    def discovery(self) -> dict[str, Any]:
+        algorithms = [key.alg.jose for key in self.keyring.published()] or [self.settings.token_algorithm]
+        return openid_configuration(self.settings.issuer, algorithms)
+
+    def rotate(self, *, force: bool = False) -> RotationReport:
+        report = self.rotation.rotate(force=force)
+        self.keyring.invalidate()
+        return report
+
+
+@functools.lru_cache(maxsize=1)
+def get_token_service() -> TokenService:
+    return TokenService(get_settings(), get_aws())
+
+
+def reset_token_service() -> None:
+    get_token_service.cache_clear()
+
+
+def _on_key_event(_event: Mapping[str, Any]) -> None:
+    if get_token_service.cache_info().currsize:
+        get_token_service().keyring.invalidate()
+
+
+for _event_type in ("signing-key-rotated", "signing-key-revoked"):
+    bus.subscribe(_event_type, _on_key_event)
+
+
+def token_response(request: Request) -> dict[str, Any]:
+    identity = RequestIdentity.from_context(request.context)
+    issued = get_token_service().issue(identity, request.query_params)
+    return {"token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in}
+
+
+def public_document(document: dict[str, Any]) -> Response:
+    """Discovery and JWKS: cacheable for the configured max-age (never no-cache: STS fails more often
+    against uncached JWKS)."""
+    max_age = get_settings().jwks_max_age
+    return Response(
+        body=document,
+        status_code=200,
+        headers={"Content-Type": "application/json", "Cache-Control": f"public, max-age={max_age}"},
+    )

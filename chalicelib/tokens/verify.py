@@ -1,0 +1,123 @@
+"""Verify credport JWTs. Verification raises :class:`TokenRejected`; it never returns a bool.
+
+Decoding and claim validation are separate steps. Before joserfc sees the token, the header must pass
+our policy: an allowed ``alg`` (never ``none`` or HMAC), ``typ: JWT``, none of the headers that let a token
+choose its own key (``jku``, ``x5u``, ``jwk``, ``x5c``) or extend the rules (``crit``), and a ``kid`` that is
+a well-formed thumbprint present in the JWKS, whose key type and ``alg`` match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwt import JWTClaimsRegistry
+from joserfc.util import urlsafe_b64decode
+
+from chalicelib.config import audience_matches
+from chalicelib.tokens.algorithms import ALGORITHMS
+from chalicelib.tokens.exceptions import TokenRejected
+
+__all__ = ["MAX_TOKEN_BYTES", "TokenVerifier"]
+
+MAX_TOKEN_BYTES = 8192
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64", "zip", "enc"})
+_KID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # an RFC 7638 SHA-256 thumbprint, base64url
+_REQUIRED = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti")
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        jwks: Mapping[str, Any],
+        *,
+        issuer: str,
+        audiences: Collection[str] | None = None,
+        algorithms: Collection[str] = tuple(ALGORITHMS),
+        leeway: int = 30,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        unknown = set(algorithms) - set(ALGORITHMS)
+        if unknown:
+            raise ValueError(f"algorithms not allowed: {sorted(unknown)}")
+        self._keys = {k["kid"]: k for k in jwks.get("keys", []) if isinstance(k, dict) and "kid" in k}
+        self._issuer = issuer
+        self._audiences = tuple(audiences) if audiences is not None else None
+        self._algorithms = tuple(algorithms)
+        self._leeway = leeway
+        self._now = now
+
+    def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
+        """The token's claims, if it is authentic, current, ours, and for ``audience``."""
+        header = self._header(token)
+        key = self._key_for(header)
+        try:
+            decoded = jwt.decode(token, key, algorithms=[header["alg"]])
+        except (JoseError, ValueError) as error:
+            raise TokenRejected(f"signature: {type(error).__name__}") from None
+        self._validate(dict(decoded.claims), audience)
+        return dict(decoded.claims)
+
+    def _header(self, token: str) -> dict[str, Any]:
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+            raise TokenRejected("shape")
+        try:
+            header = json.loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
+        except (ValueError, UnicodeError):
+            raise TokenRejected("header encoding") from None
+        if not isinstance(header, dict):
+            raise TokenRejected("header shape")
+        if header.get("alg") not in self._algorithms:
+            raise TokenRejected("alg")
+        if header.get("typ") != "JWT":
+            raise TokenRejected("typ")
+        if FORBIDDEN_HEADERS & set(header):
+            raise TokenRejected("forbidden header")
+        return header
+
+    def _key_for(self, header: Mapping[str, Any]) -> RSAKey | ECKey:
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.fullmatch(kid) or kid not in self._keys:
+            raise TokenRejected("kid")
+        jwk = self._keys[kid]
+        alg = ALGORITHMS[header["alg"]]
+        if jwk.get("kty") != alg.key_type or jwk.get("alg", alg.jose) != alg.jose or jwk.get("use", "sig") != "sig":
+            raise TokenRejected("key does not match alg")
+        try:
+            key = RSAKey.import_key(dict(jwk)) if alg.key_type == "RSA" else ECKey.import_key(dict(jwk))
+        except (JoseError, ValueError, TypeError):
+            raise TokenRejected("jwk") from None
+        if key.is_private or key.thumbprint() != kid:
+            raise TokenRejected("kid does not match key")
+        return key
+
+    def _validate(self, claims: dict[str, Any], audience: str | None) -> None:
+        missing = [name for name in _REQUIRED if name not in claims]
+        if missing:
+            raise TokenRejected(f"missing claims {missing}")
+        aud = claims["aud"]
+        if not isinstance(aud, str):
+            raise TokenRejected("aud must be a single string")
+        if audience is not None and aud != audience:
+            raise TokenRejected("aud")
+        if self._audiences is not None and not any(audience_matches(p, aud) for p in self._audiences):
+            raise TokenRejected("aud not allowed")
+        registry = JWTClaimsRegistry(
+            now=lambda: int(self._now()),
+            leeway=self._leeway,
+            iss={"essential": True, "value": self._issuer},
+            sub={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except JoseError as error:
+            raise TokenRejected(f"claims: {type(error).__name__}") from None
+        if not isinstance(claims["iat"], int) or claims["iat"] > self._now() + self._leeway:
+            raise TokenRejected("iat in the future")
