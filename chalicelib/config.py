@@ -46,6 +46,7 @@ class Env:
     ISSUER = "CREDPORT_ISSUER"
     # Resource names, filled from template.yaml (Globals on SAM, stack outputs for `chalice deploy`).
     TRANSFER_BUCKET = "CREDPORT_TRANSFER_BUCKET"
+    PUBLIC_BUCKET = "CREDPORT_PUBLIC_BUCKET"
     NOTIFY_TOPIC_ARN = "CREDPORT_NOTIFY_TOPIC_ARN"
     KEY_EVENTS_TOPIC_ARN = "CREDPORT_KEY_EVENTS_TOPIC_ARN"
     STATE_TABLE = "CREDPORT_STATE_TABLE"
@@ -77,6 +78,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.PREFIX: "Prefix",
     Env.ISSUER: "Issuer",
     Env.TRANSFER_BUCKET: "TransferBucketName",
+    Env.PUBLIC_BUCKET: "PublicBucketName",
     Env.NOTIFY_TOPIC_ARN: "NotifyTopicArn",
     Env.KEY_EVENTS_TOPIC_ARN: "KeyEventsTopicArn",
     Env.STATE_TABLE: "StateTableName",
@@ -87,6 +89,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
 @dataclass(frozen=True)
 class ResourceNames:
     transfer_bucket: str
+    public_bucket: str
     notify_topic_arn: str
     key_events_topic_arn: str
     state_table: str
@@ -132,6 +135,7 @@ class Settings:
             issuer=reader.get(Env.ISSUER, "http://127.0.0.1:8000", _parse_issuer),
             resources=ResourceNames(
                 transfer_bucket=reader.require(Env.TRANSFER_BUCKET, _parse_name),
+                public_bucket=reader.require(Env.PUBLIC_BUCKET, _parse_name),
                 notify_topic_arn=reader.require(Env.NOTIFY_TOPIC_ARN, _parse_arn("sns")),
                 key_events_topic_arn=reader.require(Env.KEY_EVENTS_TOPIC_ARN, _parse_arn("sns")),
                 state_table=reader.require(Env.STATE_TABLE, _parse_name),

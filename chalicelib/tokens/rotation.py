@@ -269,7 +269,7 @@ class KeyRotation:
     def publish(self) -> None:
         """Write the JWKS and discovery documents under ``oidc/`` (served at the issuer by CloudFront)."""
         keys = self._fresh_keys()
-        bucket = self._settings.resources.transfer_bucket
+        bucket = self._settings.resources.public_bucket
         cache = f"public, max-age={self._settings.jwks_max_age}"
         documents = {
             "jwks.json": jwks_document(keys),

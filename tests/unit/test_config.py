@@ -21,6 +21,7 @@ from chalicelib.errors import ConfigError
 
 VALID = {
     Env.TRANSFER_BUCKET: "credport-dev-transfer-123456789012",
+    Env.PUBLIC_BUCKET: "credport-dev-public-123456789012",
     Env.NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:credport-dev-notify",
     Env.KEY_EVENTS_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:credport-dev-key-events",
     Env.STATE_TABLE: "credport-dev-state",
