@@ -1,9 +1,14 @@
 """``credport-admin``: operator commands.
 
     credport-admin stage-env --stack credport-prod --stage prod [--region R] [--config .chalice/config.json]
+    credport-admin token rotate [--force] (--stack NAME | --local)
+    credport-admin token revoke-current (--stack NAME | --local)
+    credport-admin token publish (--stack NAME | --local)
 
-writes the stack's outputs (see ``STACK_OUTPUTS``) into the Chalice stage's environment variables, so
-``chalice deploy --stage prod`` runs against infrastructure deployed from template.yaml.
+``stage-env`` writes the stack's outputs (see ``STACK_OUTPUTS``) into the Chalice stage's environment
+variables, so ``chalice deploy --stage prod`` runs against infrastructure deployed from template.yaml.
+``token`` runs the signing-key rotation code with the operator's own AWS credentials against a deployed
+stack, or against the running local stack; running containers learn of it through the key-events topic.
 """
 
 from __future__ import annotations
@@ -56,7 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage_env.add_argument("--stage", required=True)
     stage_env.add_argument("--region")
     stage_env.add_argument("--config", type=Path, default=Path(".chalice/config.json"))
+    token = commands.add_parser("token", help="signing keys: rotate now, revoke the current key, republish")
+    token.add_argument("action", choices=["rotate", "revoke-current", "publish"])
+    token.add_argument("--force", action="store_true", help="rotate even if the last rotation was recent")
+    target = token.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
+    target.add_argument("--local", action="store_true", help="the running local stack (.local/stack.json)")
+    token.add_argument("--region")
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return _token(args)
     import boto3
 
     try:
@@ -69,6 +83,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in sorted(environment.items()):
         print(f"{name}={value}")
     print(f"wrote {len(environment)} variables into stage {args.stage!r} of {args.config}", file=sys.stderr)
+    return 0
+
+
+def _logs_to_stderr() -> None:
+    """A command's standard output is its result; the library's log lines go to standard error."""
+    import logging
+
+    for handler in logging.getLogger("credport").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+
+
+def _token(args: argparse.Namespace) -> int:
+    import os
+
+    import boto3
+
+    from chalicelib.config import reset_settings
+    from chalicelib.errors import CredportError
+    from chalicelib.tokens import get_token_service
+
+    _logs_to_stderr()
+    try:
+        if args.local:
+            state = json.loads((Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", ".local")) / "stack.json").read_text())
+            os.environ.update({**state["app_env"], **state["aws_exports"], "AWS_ENDPOINT_URL": state["aws_endpoint"]})
+        else:
+            cloudformation = boto3.session.Session(region_name=args.region).client("cloudformation")
+            os.environ.update(stage_environment(stack_outputs(cloudformation, args.stack)))
+        reset_settings()
+        service = get_token_service()
+        if args.action == "publish":
+            service.rotation.publish()
+            print("published the JWKS and discovery documents")
+            return 0
+        report = service.rotate(force=args.force) if args.action == "rotate" else service.rotation.revoke_current()
+    except (AdminError, CredportError, OSError, KeyError) as error:
+        print(f"credport-admin: {error}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(
+            {
+                "kind": report.kind,
+                "rotation_id": report.rotation_id,
+                "current": report.current,
+                "pending": report.pending,
+                "previous": report.previous,
+                "retired": report.retired,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

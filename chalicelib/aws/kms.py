@@ -93,7 +93,7 @@ class KeyService:
 
     def disable(self, key_id: str) -> None:
         with aws_call("kms", "DisableKey"):
-            self._client.disable_key(KeyId=key_id)
+            self._client.disable_key(KeyId=_bare_id(key_id))
 
     def find_by_description(self, description: str) -> KeyInfo | None:
         """A key by its exact description: recovers a key whose creation was not recorded (a crash)."""
@@ -109,7 +109,7 @@ class KeyService:
 
     def schedule_deletion(self, key_id: str, *, days: int = 7) -> None:
         with aws_call("kms", "ScheduleKeyDeletion"):
-            self._client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+            self._client.schedule_key_deletion(KeyId=_bare_id(key_id), PendingWindowInDays=days)
 
     def encrypt(self, key_id: str, plaintext: bytes, *, context: Mapping[str, str]) -> bytes:
         with aws_call("kms", "Encrypt"):
@@ -121,6 +121,12 @@ class KeyService:
         with aws_call("kms", "Decrypt"):
             response = self._client.decrypt(CiphertextBlob=ciphertext, KeyId=key_id, EncryptionContext=dict(context))
         return bytes(response["Plaintext"])
+
+
+def _bare_id(key: str) -> str:
+    """A key id from an id or key ARN. AWS takes either; moto's DisableKey and ScheduleKeyDeletion fail on
+    ARNs, and the bare id is valid everywhere."""
+    return key.rsplit("key/", 1)[1] if key.startswith("arn:") and ":key/" in key else key
 
 
 def _key_info(meta: Mapping[str, Any]) -> KeyInfo:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.aws.clients import ClientFactory
 from chalicelib.config import STACK_OUTPUTS
+from local.provision import Provisioned
 from local.template import load_template
 from tests.conftest import REPO_ROOT
 
@@ -156,17 +158,48 @@ def test_chalice_config_has_both_stages_with_hand_written_policies() -> None:
         assert not set(settings.get("environment_variables", {})) & set(STACK_OUTPUTS), stage
 
 
+# Actions AWS authorizes only on "*" (no resource-level permissions); each must still carry a condition
+# where one exists (kms:CreateKey and kms:TagResource: the request tag naming this stage's prefix).
+STAR_RESOURCE_ACTIONS = {"kms:CreateKey", "kms:TagResource", "kms:ListKeys"}
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_policies_are_least_privilege(stage: str) -> None:
     policy = json.loads((REPO_ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+    prefix = f"credport-{stage}"
     for statement in policy["Statement"]:
+        sid = statement["Sid"]
         assert statement["Effect"] == "Allow"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert all("*" not in action for action in actions), statement["Sid"]
+        assert all("*" not in action for action in actions), sid
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        condition = json.dumps(statement.get("Condition", {}))
         for resource in resources:
-            assert resource != "*", statement["Sid"]
-            assert f"credport-{stage}-" in resource, f"{statement['Sid']}: {resource} is not this stage's"
+            if resource == "*":
+                assert set(actions) <= STAR_RESOURCE_ACTIONS, f"{sid}: only {STAR_RESOURCE_ACTIONS} may use '*'"
+                if "kms:CreateKey" in actions:
+                    assert f'"{prefix}"' in condition, f"{sid}: creating keys must be tied to this stage"
+            else:
+                assert f"{prefix}-" in resource or f"{prefix}/" in resource or f'"{prefix}"' in condition, (
+                    f"{sid}: {resource} is not scoped to this stage"
+                )
+
+
+def test_token_signing_keys_carry_the_tag_the_policy_scopes_by(
+    provisioned: Provisioned, factory: ClientFactory
+) -> None:
+    from chalicelib.tokens import get_token_service, reset_token_service
+
+    reset_token_service()
+    try:
+        get_token_service().rotation.ensure_keys()
+    finally:
+        reset_token_service()
+    kms = factory.client("kms")
+    for role in ("current", "pending"):
+        key = kms.describe_key(KeyId=f"alias/credport-dev/signing/{role}")["KeyMetadata"]["KeyId"]
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key)["Tags"]}
+        assert tags["credport:prefix"] == "credport-dev"  # what policy-dev.json's key statements require
 
 
 def test_runtime_requirements_are_bounded_and_runtime_only() -> None:

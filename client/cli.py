@@ -1,0 +1,76 @@
+"""``credport``: the workload-side command line.
+
+    credport token --aud AUDIENCE [--ttl SECONDS] [--endpoint URL] [--profile P] [--region R] [--json]
+    credport verify TOKEN --issuer URL [--aud AUDIENCE]        (TOKEN "-" reads standard input)
+
+``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
+prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
+The endpoint defaults to ``$CREDPORT_ENDPOINT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="credport", description="credport workload client")
+    commands = parser.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("token", help="get a JWT for your AWS identity")
+    token.add_argument("--aud", help="audience (default: the service's default)")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds")
+    token.add_argument("--endpoint", default=os.environ.get("CREDPORT_ENDPOINT"), help="API URL")
+    token.add_argument("--profile", help="AWS profile to sign with")
+    token.add_argument("--region", help="region of the API (default: from the endpoint or profile)")
+    token.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    verify = commands.add_parser("verify", help="verify a token through OIDC discovery")
+    verify.add_argument("token", help="the JWT, or - to read it from standard input")
+    verify.add_argument("--issuer", required=True)
+    verify.add_argument("--aud", help="the audience the token must be for")
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        return _token(args)
+    return _verify(args)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from client.aws_call import CallError, signed_request
+
+    if not args.endpoint:
+        print("credport: no endpoint: pass --endpoint or set CREDPORT_ENDPOINT", file=sys.stderr)
+        return 2
+    query = {k: str(v) for k, v in (("aud", args.aud), ("ttl", args.ttl)) if v is not None}
+    try:
+        response = signed_request("GET", args.endpoint, "/token", profile=args.profile, region=args.region, query=query)
+    except (CallError, ValueError) as error:
+        print(f"credport: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(response) if args.json else response["token"])
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from chalicelib.tokens.exceptions import TokenRejected
+    from client.oidc import DiscoveryError, discover_verifier
+
+    token = sys.stdin.read().strip() if args.token == "-" else args.token  # noqa: S105 ("-" means stdin)
+    try:
+        claims = discover_verifier(args.issuer).verify(token, audience=args.aud)
+    except TokenRejected as rejected:
+        print(f"credport: invalid token ({rejected.reason})", file=sys.stderr)
+        return 1
+    except (DiscoveryError, OSError, ValueError) as error:
+        print(f"credport: cannot verify: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(claims, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
