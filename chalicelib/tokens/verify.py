@@ -69,7 +69,7 @@ class TokenVerifier:
             raise TokenRejected("shape")
         try:
             header = json.loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
-        except (ValueError, UnicodeError):
+        except (ValueError, UnicodeError, RecursionError):  # RecursionError: absurdly nested JSON
             raise TokenRejected("header encoding") from None
         if not isinstance(header, dict):
             raise TokenRejected("header shape")
@@ -119,5 +119,8 @@ class TokenVerifier:
             registry.validate(claims)
         except JoseError as error:
             raise TokenRejected(f"claims: {type(error).__name__}") from None
-        if not isinstance(claims["iat"], int) or claims["iat"] > self._now() + self._leeway:
+        # NumericDate may be fractional by RFC 7519, but credport issues whole seconds: anything else is not ours.
+        if any(type(claims[name]) is not int for name in ("iat", "nbf", "exp")):
+            raise TokenRejected("dates must be whole seconds")
+        if claims["iat"] > self._now() + self._leeway:
             raise TokenRejected("iat in the future")

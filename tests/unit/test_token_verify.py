@@ -1,0 +1,460 @@
+"""Hostile tokens against TokenVerifier: every forged, confused, tampered or stale token is rejected."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from joserfc import jws
+from joserfc.jwk import ECKey, OctKey, RSAKey
+
+from chalicelib.tokens.algorithms import ALGORITHMS, public_jwk
+from chalicelib.tokens.exceptions import TokenRejected
+from chalicelib.tokens.verify import MAX_TOKEN_BYTES, TokenVerifier
+
+FIXED = 1_700_000_000
+LEEWAY = 30
+ISSUER = "https://issuer.example"
+AUDIENCE = "sts.amazonaws.com"
+DROP: Any = object()  # an override that removes the member
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_KEY_2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+ROGUE_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # not in the JWKS
+ROGUE_EC = ec.generate_private_key(ec.SECP256R1())
+
+
+def der(key: Any) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def pem(key: Any) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def private_pem(key: Any) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+RSA_JWK = public_jwk(der(RSA_KEY), ALGORITHMS["RS256"])
+RSA_JWK_2 = public_jwk(der(RSA_KEY_2), ALGORITHMS["RS256"])
+EC_JWK = public_jwk(der(EC_KEY), ALGORITHMS["ES256"])
+JWKS = {"keys": [RSA_JWK, RSA_JWK_2, EC_JWK]}
+KIDS = {"RS256": RSA_JWK["kid"], "ES256": EC_JWK["kid"]}
+SIGNERS: dict[str, Any] = {"RS256": RSA_KEY, "ES256": EC_KEY}
+ROGUE_KID = RSAKey.import_key(der(ROGUE_RSA)).thumbprint()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def segment(value: Any) -> str:
+    return b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def sign(alg: Any, data: bytes, key: Any) -> bytes:
+    if isinstance(key, bytes):  # an HMAC secret
+        digest = {"HS384": hashlib.sha384, "HS512": hashlib.sha512}.get(alg, hashlib.sha256)
+        return hmac.new(key, data, digest).digest()
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        size = (key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if alg == "PS256":
+        return key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def mint(header: Any, claims: Any, private_key: Any) -> str:
+    """A compact JWS with exactly this header, so any header can be forged."""
+    signing_input = f"{segment(header)}.{segment(claims)}"
+    alg = header.get("alg") if isinstance(header, dict) else None
+    return f"{signing_input}.{b64(sign(alg, signing_input.encode(), private_key))}"
+
+
+def apply(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = {**base, **overrides}
+    return {k: v for k, v in merged.items() if v is not DROP}
+
+
+def make_claims(**overrides: Any) -> dict[str, Any]:
+    base = {"iss": ISSUER, "sub": "arn:aws:iam::123456789012:role/app", "aud": AUDIENCE, "iat": FIXED, "nbf": FIXED}
+    return apply({**base, "exp": FIXED + 900, "jti": "jti-1", "aws_account": "123456789012"}, overrides)
+
+
+def make_header(alg: str = "RS256", **overrides: Any) -> dict[str, Any]:
+    return apply({"alg": alg, "typ": "JWT", "kid": KIDS.get(alg, KIDS["RS256"])}, overrides)
+
+
+def token(alg: str = "RS256", *, header: dict[str, Any] | None = None, key: Any = None, **claims: Any) -> str:
+    return mint(make_header(alg, **(header or {})), make_claims(**claims), key or SIGNERS[alg])
+
+
+def verifier(jwks: dict[str, Any] | None = None, **options: Any) -> TokenVerifier:
+    return TokenVerifier(JWKS if jwks is None else jwks, issuer=ISSUER, now=lambda: FIXED, **options)
+
+
+def rejected(value: Any, *, v: TokenVerifier | None = None, audience: str | None = None) -> str:
+    with pytest.raises(TokenRejected) as info:
+        (v or verifier()).verify(value, audience=audience)
+    assert isinstance(info.value.reason, str)
+    assert info.value.reason
+    return info.value.reason
+
+
+# --- baseline -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_valid_token_verifies(alg: str) -> None:
+    claims = verifier().verify(token(alg), audience=AUDIENCE)
+    assert claims == make_claims()
+    assert verifier(algorithms=(alg,), audiences=(AUDIENCE,)).verify(token(alg)) == make_claims()
+
+
+@pytest.mark.parametrize(("alg", "key"), [("RS256", RSA_KEY), ("ES256", EC_KEY)])
+def test_token_serialized_by_joserfc_verifies(alg: str, key: Any) -> None:
+    private = RSAKey.import_key(private_pem(key)) if alg == "RS256" else ECKey.import_key(private_pem(key))
+    value = jws.serialize_compact(make_header(alg), json.dumps(make_claims()), private, algorithms=[alg])
+    assert verifier().verify(value)["jti"] == "jti-1"
+
+
+# --- alg ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", DROP, None, "", ["RS256"], "rs256", "RS256 "])
+def test_none_missing_or_malformed_alg_rejected(alg: Any) -> None:
+    unsigned = f"{segment(apply(make_header(), {'alg': alg}))}.{segment(make_claims())}."
+    rejected(unsigned)
+    rejected(unsigned + b64(sign("RS256", unsigned[:-1].encode(), RSA_KEY)))
+
+
+@pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pem(RSA_KEY),
+        pem(RSA_KEY).strip(),
+        der(RSA_KEY),
+        json.dumps(RSA_JWK).encode(),
+        json.dumps(RSA_JWK, separators=(",", ":"), sort_keys=True).encode(),
+        RSA_JWK["n"].encode(),
+        pem(EC_KEY),
+    ],
+    ids=["pem", "pem-stripped", "der", "jwk-json", "jwk-json-compact", "modulus", "ec-pem"],
+)
+def test_hmac_with_public_key_as_secret_rejected(alg: str, secret: bytes) -> None:
+    """Classic RS/HS confusion: the public key is no secret."""
+    for kid in KIDS.values():
+        rejected(mint(make_header(alg, kid=kid), make_claims(), secret))
+
+
+def test_hmac_signed_by_joserfc_rejected() -> None:
+    value = jws.serialize_compact(make_header("HS256"), json.dumps(make_claims()), OctKey.import_key(b"s" * 32))
+    rejected(value)
+
+
+@pytest.mark.parametrize(
+    ("alg", "kid", "key"),
+    [
+        ("RS256", KIDS["ES256"], EC_KEY),  # RS256 header, ES256 key and signature
+        ("ES256", KIDS["RS256"], RSA_KEY),  # ES256 header, RSA key and signature
+        ("RS256", KIDS["ES256"], RSA_KEY),
+        ("ES256", KIDS["RS256"], EC_KEY),
+        ("PS256", KIDS["RS256"], RSA_KEY),
+        ("EdDSA", KIDS["RS256"], ed25519.Ed25519PrivateKey.generate()),
+        ("RS384", KIDS["RS256"], RSA_KEY),
+        ("ES384", KIDS["ES256"], EC_KEY),
+    ],
+)
+def test_alg_and_key_type_mismatch_rejected(alg: str, kid: str, key: Any) -> None:
+    rejected(mint(make_header(alg, kid=kid), make_claims(), key))
+
+
+def test_alg_outside_the_configured_list_rejected() -> None:
+    rejected(token("ES256"), v=verifier(algorithms=("RS256",)))
+    rejected(token("RS256"), v=verifier(algorithms=()))
+
+
+@pytest.mark.parametrize("algorithms", [("HS256",), ("none",), ("RS256", "HS256"), ("PS256",), ("EdDSA",), ("rs256",)])
+def test_constructor_refuses_unsafe_algorithms(algorithms: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="not allowed"):
+        TokenVerifier(JWKS, issuer=ISSUER, algorithms=algorithms)
+
+
+# --- headers that choose the key or extend the rules ----------------------------------------------------------
+
+ATTACKER_JWK = RSAKey.import_key(der(ROGUE_RSA)).as_dict(private=False)
+
+
+FORBIDDEN = [("jku", "https://attacker.example/jwks.json"), ("x5u", "https://attacker.example/cert.pem")]
+FORBIDDEN += [("jwk", ATTACKER_JWK), ("jwk", RSA_JWK), ("x5c", [base64.b64encode(der(ROGUE_RSA)).decode()])]
+FORBIDDEN += [("crit", ["exp"]), ("crit", ["b64"]), ("crit", []), ("b64", False), ("zip", "DEF"), ("enc", "A256GCM")]
+
+
+@pytest.mark.parametrize(("name", "value"), FORBIDDEN)
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_forbidden_header_rejected_even_when_signature_is_valid(alg: str, name: str, value: Any) -> None:
+    rejected(token(alg, header={name: value}))
+    if name == "crit":  # with the critical members present too
+        rejected(token(alg, header={name: value, "exp": FIXED + 900, "b64": True}))
+
+
+def test_embedded_jwk_signed_by_attacker_key_rejected() -> None:
+    rejected(token(header={"jwk": ATTACKER_JWK, "kid": ROGUE_KID}, key=ROGUE_RSA))
+    rejected(token(header={"jwk": ATTACKER_JWK}, key=ROGUE_RSA))  # with the real kid
+
+
+# --- kid ------------------------------------------------------------------------------------------------------
+
+
+KID = KIDS["RS256"]
+BAD_KIDS = [ROGUE_KID, DROP, "", None, 42, [KID], {"kid": KID}, "../../etc/passwd", "/dev/null", "a/b", "A" * 4096]
+BAD_KIDS += [KID + "\n", KID + "=", " " + KID, KID[:-1], KID.swapcase()]
+
+
+@pytest.mark.parametrize("kid", BAD_KIDS, ids=repr)
+def test_bad_kid_rejected(kid: Any) -> None:
+    rejected(token(header={"kid": kid}))
+
+
+@pytest.mark.parametrize(("alg", "rogue"), [("RS256", ROGUE_RSA), ("ES256", ROGUE_EC)])
+def test_signed_by_unknown_key_with_known_kid_rejected(alg: str, rogue: Any) -> None:
+    rejected(token(alg, key=rogue))
+
+
+def test_signed_by_one_jwks_key_with_the_kid_of_another_rejected() -> None:
+    rejected(token(header={"kid": RSA_JWK_2["kid"]}, key=RSA_KEY))
+
+
+def test_jwks_entry_whose_kid_is_not_its_thumbprint_rejected() -> None:
+    lying = {**RSA_JWK_2, "kid": RSA_JWK["kid"]}  # the attacker's key filed under a trusted kid
+    rejected(token(key=RSA_KEY_2), v=verifier({"keys": [lying]}))
+    lying_ec = {**public_jwk(der(ROGUE_EC), ALGORITHMS["ES256"]), "kid": EC_JWK["kid"]}
+    rejected(token("ES256", key=ROGUE_EC), v=verifier({"keys": [lying_ec]}))
+
+
+def test_jwks_entry_with_private_key_rejected() -> None:
+    jwk = {
+        **RSAKey.import_key(private_pem(RSA_KEY)).as_dict(private=True),
+        "kid": RSA_JWK["kid"],
+        "use": "sig",
+        "alg": "RS256",
+    }
+    assert "d" in jwk
+    rejected(token(), v=verifier({"keys": [jwk]}))
+    rejected(token(), v=verifier({"keys": [{**RSA_JWK, "d": jwk["d"]}]}))
+
+
+@pytest.mark.parametrize(
+    "override", [{"use": "enc"}, {"alg": "RS512"}, {"alg": "PS256"}, {"kty": "EC"}, {"n": "AQAB"}, {"e": DROP}]
+)
+def test_jwks_entry_not_fit_for_rs256_rejected(override: dict[str, Any]) -> None:
+    rejected(token(), v=verifier({"keys": [apply(RSA_JWK, override)]}))
+
+
+# --- typ ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typ", [DROP, None, "at+jwt", "JWS", "jwt", "Jwt", "JWT ", "application/jwt", ["JWT"]])
+def test_typ_other_than_exactly_jwt_rejected(typ: Any) -> None:
+    """The verifier requires ``typ`` to be exactly "JWT" (as the issuer writes it), not case-insensitively."""
+    rejected(token(header={"typ": typ}))
+
+
+# --- aud ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("aud", [[AUDIENCE], [AUDIENCE, "other"], "sts.amazonaws.com.evil", "", DROP, None, 42])
+def test_bad_aud_rejected(aud: Any) -> None:
+    rejected(token(aud=aud), audience=AUDIENCE)
+    rejected(token(aud=aud), v=verifier(audiences=(AUDIENCE,)))
+
+
+@pytest.mark.parametrize("aud", [[AUDIENCE], DROP, None, 42, {"aud": AUDIENCE}])
+def test_aud_must_be_one_string_even_unrestricted(aud: Any) -> None:
+    rejected(token(aud=aud))
+
+
+@pytest.mark.parametrize("aud", ["https://svc/a", "https://svc/a/b"])
+def test_audience_pattern_accepts_prefix(aud: str) -> None:
+    v = verifier(audiences=("https://svc/*",))
+    assert v.verify(token(aud=aud))["aud"] == aud
+    assert v.verify(token(aud=aud), audience=aud)["aud"] == aud
+    rejected(token(aud=aud), v=v, audience="https://svc/other")
+
+
+@pytest.mark.parametrize(
+    "aud", ["https://svc/", "https://svc", "https://svcx/a", "http://svc/a", "https://other/svc/a", "HTTPS://svc/a"]
+)
+def test_audience_pattern_rejects_others(aud: str) -> None:
+    v = verifier(audiences=("https://svc/*",))
+    rejected(token(aud=aud), v=v)
+    rejected(token(aud=aud), v=v, audience=aud)  # asking for it does not bypass the allow-list
+
+
+# --- iss ------------------------------------------------------------------------------------------------------
+
+
+BAD_ISS = [ISSUER + "/", "https://ISSUER.example", "HTTPS://issuer.example", "http://issuer.example", ISSUER + " "]
+BAD_ISS += ["https://issuer.example.evil", "", DROP, None, [ISSUER], 42]
+
+
+@pytest.mark.parametrize("iss", BAD_ISS, ids=repr)
+def test_bad_iss_rejected(iss: Any) -> None:
+    rejected(token(iss=iss))
+
+
+# --- time -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": FIXED - LEEWAY - 1},
+        {"exp": FIXED - LEEWAY},  # on the boundary: "on or after" exp is expired
+        {"exp": FIXED - 3600, "iat": FIXED - 7200, "nbf": FIXED - 7200},
+        {"nbf": FIXED + LEEWAY + 1},
+        {"iat": FIXED + LEEWAY + 1},
+        {"iat": FIXED + LEEWAY + 1, "nbf": FIXED - 10},
+    ],
+)
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_outside_validity_window_rejected(alg: str, claims: dict[str, Any]) -> None:
+    rejected(token(alg, **claims))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": FIXED - LEEWAY + 1}, {"exp": FIXED - 10}, {"nbf": FIXED + LEEWAY}, {"iat": FIXED + LEEWAY, "nbf": FIXED}],
+)
+def test_within_leeway_accepted(claims: dict[str, Any]) -> None:
+    assert verifier().verify(token(**claims))["jti"] == "jti-1"
+
+
+def test_leeway_zero() -> None:
+    v = verifier(leeway=0)
+    rejected(token(exp=FIXED), v=v)
+    rejected(token(nbf=FIXED + 1), v=v)
+    assert v.verify(token(exp=FIXED + 1))["exp"] == FIXED + 1
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value", ["1700000900", str(FIXED), None, True, False, [FIXED], {"t": FIXED}, float("nan"), float("inf")], ids=repr
+)
+def test_non_numeric_dates_rejected(name: str, value: Any) -> None:
+    rejected(token(**{name: value}))
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+def test_fractional_dates_are_not_ours(name: str) -> None:
+    """RFC 7519 allows fractional NumericDates; credport issues whole seconds, so anything else is refused."""
+    rejected(token(**{name: float(FIXED) + (900.5 if name == "exp" else -0.5)}))
+
+
+@pytest.mark.parametrize("name", ["iss", "sub", "aud", "iat", "nbf", "exp", "jti"])
+def test_missing_required_claim_rejected(name: str) -> None:
+    rejected(token(**{name: DROP}))
+
+
+@pytest.mark.parametrize("claims", [{"sub": None}, {"sub": ""}, {"sub": 42}, {"jti": ""}, {"jti": None}, {"jti": 7}])
+def test_blank_or_non_string_sub_and_jti_rejected(claims: dict[str, Any]) -> None:
+    rejected(token(**claims))
+
+
+# --- tampering and shape --------------------------------------------------------------------------------------
+
+
+def _swap(value: str, index: int, part: str) -> str:
+    parts = value.split(".")
+    parts[index] = part
+    return ".".join(parts)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_tampered_tokens_rejected(alg: str) -> None:
+    good = token(alg)
+    head, body, sig = good.split(".")
+    flipped = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
+    rejected(f"{head}.{flipped}.{sig}")
+    rejected(_swap(good, 1, segment(make_claims(sub="arn:aws:iam::123456789012:role/admin"))))
+    rejected(_swap(good, 1, segment(make_claims(exp=FIXED + 10**6))))
+    other_kid = RSA_JWK_2["kid"] if alg == "RS256" else KIDS["RS256"]
+    rejected(_swap(good, 0, segment(make_header(alg, kid=other_kid))))
+    rejected(_swap(good, 0, segment({**make_header(alg), "extra": 1})))
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    bad_sigs = [sig[:-4], sig + "AAAA", "", sig[:-1], b64(raw[:-1]), b64(raw + b"\0")]
+    for bad in [*bad_sigs, b64(bytes([raw[0] ^ 1]) + raw[1:])]:
+        rejected(f"{head}.{body}.{bad}")
+    rejected(f"{head}.{body}.{token(alg, jti='other').split('.')[2]}")  # a signature lifted from another token
+
+
+def test_es256_degenerate_or_der_signatures_rejected() -> None:
+    good = token("ES256")
+    signing_input = good.rsplit(".", 1)[0].encode()
+    der_sig = EC_KEY.sign(signing_input, ec.ECDSA(hashes.SHA256()))
+    for sig in (bytes(64), b"\xff" * 64, der_sig, bytes(32) + b"\x01" * 32):
+        rejected(_swap(good, 2, b64(sig)))
+
+
+MALFORMED = ["", ".", "..", "...", "a.b", "a.b.c.d", "a.b.c.d.e", "eyJ!.e30.AA", "eyJhbGciOiJSUzI1NiJ9=.e30.AA"]
+MALFORMED += [f"{b64(b'not json')}.e30.AA", f"{segment(['alg', 'RS256'])}.e30.AA", f"{segment('RS256')}.e30.AA"]
+MALFORMED += [f"{segment(None)}.e30.AA", f"{segment(1)}.e30.AA", f"{b64(bytes([0xFF, 0xFE, 0x00]))}.e30.AA"]
+MALFORMED += [f"{segment(make_header())}.e30\u00e9.AA"]
+
+
+@pytest.mark.parametrize("value", MALFORMED, ids=repr)
+def test_malformed_shape_rejected(value: str) -> None:
+    rejected(value)
+
+
+def test_extra_or_missing_segments_of_a_good_token_rejected() -> None:
+    good = token()
+    variants = [good + ".", good + "." + good.split(".")[2], good.rsplit(".", 1)[0], "." + good, " " + good]
+    for value in [*variants, good + "\n"]:
+        rejected(value)
+    head, body, sig = good.split(".")
+    for bad in (f"{head}.{body}!.{sig}", f"{head}.{body}=.{sig}", f"{head}.{body}.{sig}+", f"{head}.{body}.{sig}/"):
+        rejected(bad)
+
+
+@pytest.mark.parametrize("value", [None, 42, ["a", "b", "c"], {"token": "x"}])
+def test_non_string_token_rejected(value: Any) -> None:
+    rejected(value)
+
+
+def test_bytes_token_rejected() -> None:
+    good = token()
+    rejected(good.encode())
+    rejected(bytearray(good.encode()))
+
+
+def test_oversized_token_rejected_even_when_signed() -> None:
+    start = (MAX_TOKEN_BYTES - len(token(pad=""))) * 3 // 4 - 20
+    sized = {len(t): t for t in (token(pad="x" * n) for n in range(start, start + 40))}
+    assert max(sized) > MAX_TOKEN_BYTES >= min(sized)
+    fits = max(n for n in sized if n <= MAX_TOKEN_BYTES)
+    assert verifier().verify(sized[fits])["jti"] == "jti-1"
+    for n in (n for n in sized if n > MAX_TOKEN_BYTES):
+        assert rejected(sized[n]) == "shape"
+
+
+@pytest.mark.parametrize("nested", [b"[" * 3000, b'{"a":' * 1200])
+def test_deeply_nested_header_rejected(nested: bytes) -> None:
+    value = f"{b64(nested)}.e30.AA"
+    assert len(value) <= MAX_TOKEN_BYTES
+    rejected(value)
