@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "deployment_prefix",
     "get_settings",
+    "is_valid_audience",
     "key_events_topic_name",
     "reset_settings",
     "s3_events_queue_name",
@@ -176,6 +177,11 @@ def _check_relations(s: Settings, reader: _Reader) -> None:
         reader.problem(Env.TOKEN_MIN_TTL, f"must not exceed {Env.TOKEN_DEFAULT_TTL} ({s.token_default_ttl})")
     if s.session_token_ttl > s.session_max_age and not reader.failed(Env.SESSION_TOKEN_TTL, Env.SESSION_MAX_AGE):
         reader.problem(Env.SESSION_TOKEN_TTL, f"must not exceed {Env.SESSION_MAX_AGE} ({s.session_max_age})")
+
+
+def is_valid_audience(value: str) -> bool:
+    """Printable ASCII without spaces: what an audience may contain (configured or requested)."""
+    return bool(_AUDIENCE_RE.fullmatch(value))
 
 
 def audience_matches(pattern: str, audience: str) -> bool:

@@ -122,8 +122,7 @@ Use the developer identity in another shell:
 Try next:
   curl {info.api_url}/health
   .venv/bin/awscurl --service execute-api --region {info.region} {info.api_url}/whoami
-  AWS_PROFILE=credport-local-workload .venv/bin/awscurl --service execute-api \\
-      --region {info.region} {info.api_url}/whoami
+  .venv/bin/credport token --endpoint {info.api_url} | .venv/bin/credport verify - --issuer {info.api_url}
 
 Ctrl-C stops everything.
 """

@@ -21,9 +21,10 @@ _NAME = r"[\w+=,.@-]{1,64}"
 _SESSION = r"[\w+=,.@-]{2,64}"
 _PARTITION = r"aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b"
 _ACCOUNT = r"\d{12}"
-_ASSUMED_ROLE = re.compile(rf"^arn:({_PARTITION}):sts::({_ACCOUNT}):assumed-role/({_NAME})/({_SESSION})$", re.ASCII)
-_USER = re.compile(rf"^arn:({_PARTITION}):iam::({_ACCOUNT}):user((?:/[\x21-\x7e]{{1,510}})?/)({_NAME})$", re.ASCII)
-_FEDERATED = re.compile(rf"^arn:({_PARTITION}):sts::({_ACCOUNT}):federated-user/({_SESSION})$", re.ASCII)
+# Used with fullmatch: "$" would also accept a trailing newline.
+_ASSUMED_ROLE = re.compile(rf"arn:({_PARTITION}):sts::({_ACCOUNT}):assumed-role/({_NAME})/({_SESSION})", re.ASCII)
+_USER = re.compile(rf"arn:({_PARTITION}):iam::({_ACCOUNT}):user((?:/[\x21-\x7e]{{1,510}})?/)({_NAME})", re.ASCII)
+_FEDERATED = re.compile(rf"arn:({_PARTITION}):sts::({_ACCOUNT}):federated-user/({_SESSION})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,20 @@ class Principal:
 
 def principal_of(identity: RequestIdentity, organization_id: str | None = None) -> Principal:
     arn = identity.user_arn
-    unique_id = identity.caller.split(":", 1)[0]
-    if match := _ASSUMED_ROLE.match(arn):
+    # Roles: "AROA…:session" -> the role's id; users: "AIDA…"; federated users have no id of their own,
+    # and AWS identifies them as "account:name", kept whole.
+    unique_id = identity.caller if _FEDERATED.fullmatch(arn) else identity.caller.split(":", 1)[0]
+    if not re.fullmatch(r"[\x21-\x7e]{1,128}", unique_id or "-"):
+        raise UnsupportedPrincipal()
+    if match := _ASSUMED_ROLE.fullmatch(arn):
         partition, account, role, session = match.groups()
         subject, kind, session_name = f"arn:{partition}:iam::{account}:role/{role}", "role", session
-    elif match := _USER.match(arn):
+    elif match := _USER.fullmatch(arn):
         partition, account, path, _name = match.groups()
         if "//" in path:
             raise UnsupportedPrincipal()
         subject, kind, session_name = arn, "user", None
-    elif match := _FEDERATED.match(arn):
+    elif match := _FEDERATED.fullmatch(arn):
         partition, account, _name = match.groups()
         subject, kind, session_name = arn, "federated-user", None
     else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from chalice.app import Request, Response
 
 from chalicelib.aws import AwsServices, get_aws
-from chalicelib.config import Settings, audience_matches, get_settings
+from chalicelib.config import Settings, audience_matches, get_settings, is_valid_audience
 from chalicelib.events import bus
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import MetricUnit, logger, metrics
@@ -23,6 +24,7 @@ from chalicelib.tokens.rotation import KeyRotation, RotationReport
 __all__ = ["TokenService", "get_token_service", "reset_token_service"]
 
 MAX_AUDIENCE_LENGTH = 256
+_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 class TokenService:
@@ -57,7 +59,7 @@ class TokenService:
     def audience(self, requested: str | None) -> str:
         if requested is None or requested == "":
             return self.settings.token_default_audience
-        if len(requested) > MAX_AUDIENCE_LENGTH or "*" in requested:
+        if len(requested) > MAX_AUDIENCE_LENGTH or not is_valid_audience(requested) or "*" in requested:
             raise InvalidAudience()
         if not any(audience_matches(pattern, requested) for pattern in self.settings.token_audiences):
             raise InvalidAudience()
@@ -67,7 +69,8 @@ class TokenService:
         s = self.settings
         if requested is None or requested == "":
             return s.token_default_ttl
-        if not requested.isdigit() or len(requested) > 6 or not s.token_min_ttl <= int(requested) <= s.token_max_ttl:
+        # ASCII digits only: str.isdigit() also accepts '²' and other scripts' digits.
+        if not _DIGITS.fullmatch(requested) or not s.token_min_ttl <= int(requested) <= s.token_max_ttl:
             raise InvalidTtl(f"ttl must be a whole number of seconds from {s.token_min_ttl} to {s.token_max_ttl}.")
         return int(requested)
 

@@ -1,0 +1,212 @@
+"""Verifying issued tokens, the OIDC discovery document and JWKS, ES256 and first-use key bootstrap."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jwt
+import pytest
+from joserfc.jwk import RSAKey
+
+from chalicelib import tokens
+from chalicelib.aws.clients import ClientFactory
+from chalicelib.config import reset_settings
+from chalicelib.tokens import TokenRejected, TokenVerifier
+from local.provision import Provisioned
+from tests.functional.test_tokens import (
+    SIGNING_ALIAS,
+    Configure,
+    Reply,
+    call,
+    caller_identity,
+    decode,
+    key_thumbprint,
+    request_token,
+)
+
+ISSUER = "https://tokens.example.com/tenant-a"
+AUDIENCES = "api://one,https://svc.example.com/*"
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
+
+
+@pytest.fixture
+def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
+    """A fresh token service on the provisioned stack; ``configure({ENV: value})`` applies extra settings."""
+    tokens.reset_token_service()
+
+    def apply(env: Mapping[str, str] | None = None) -> None:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        reset_settings()
+        tokens.reset_token_service()
+
+    yield apply
+    tokens.reset_token_service()
+
+
+def documents() -> tuple[Reply, Reply]:
+    return call("/.well-known/openid-configuration"), call("/.well-known/jwks.json")
+
+
+def issue(aud: str | None = None) -> str:
+    reply = request_token() if aud is None else request_token(aud=aud)
+    assert reply.status == 200, reply.body
+    return str(reply.body["token"])
+
+
+def pyjwt_decode(token: str, jwks: dict[str, Any], *, alg: str, audience: str, issuer: str = ISSUER) -> dict[str, Any]:
+    """Independent verification with PyJWT (no joserfc, no credport code)."""
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]]
+    return jwt.decode(token, key.key, algorithms=[alg], audience=audience, issuer=issuer)
+
+
+# 6. Verification -------------------------------------------------------------------------------------
+
+
+def test_tokens_verify_with_the_published_jwks(configure: Configure) -> None:
+    configure({"CREDPORT_ISSUER": ISSUER, "CREDPORT_TOKEN_AUDIENCES": AUDIENCES})
+    aud = "https://svc.example.com/a"
+    token = issue(aud)
+    jwks = call("/.well-known/jwks.json").body
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audiences=AUDIENCES.split(","))
+    claims = verifier.verify(token, audience=aud)
+    assert claims == decode(token)[1]
+    assert claims["sub"] == "arn:aws:iam::123456789012:role/App+Role=x,y.z@w_v-1"
+
+    independent = pyjwt_decode(token, jwks, alg="RS256", audience=aud)
+    assert independent == claims
+
+    # The checks above can fail: another issuer, another audience or a tampered token is refused by both.
+    with pytest.raises(TokenRejected):
+        TokenVerifier(jwks, issuer="https://other.example.com").verify(token)
+    with pytest.raises(TokenRejected):
+        verifier.verify(token, audience="api://one")
+    header, payload, signature = token.split(".")
+    tampered = f"{header}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}"
+    with pytest.raises(TokenRejected):
+        verifier.verify(tampered)
+    with pytest.raises(jwt.InvalidTokenError):
+        pyjwt_decode(token, jwks, alg="RS256", audience="api://one")
+    with pytest.raises(jwt.InvalidTokenError):
+        pyjwt_decode(tampered, jwks, alg="RS256", audience=aud)
+
+
+# 7. Discovery and JWKS -------------------------------------------------------------------------------
+
+
+def test_discovery_document(configure: Configure) -> None:
+    configure({"CREDPORT_ISSUER": ISSUER})
+    claims = decode(issue())[1]
+    reply = call(
+        "/.well-known/openid-configuration",
+        headers={"Host": "evil.example.com", "X-Forwarded-Host": "evil.example.com", "X-Forwarded-Proto": "http"},
+    )
+    assert reply.status == 200, reply.body
+    document = reply.body
+    assert document["issuer"] == ISSUER
+    assert document["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
+    assert "evil" not in json.dumps(document)
+    assert document["response_types_supported"] == ["id_token"]
+    assert document["subject_types_supported"] == ["public"]
+    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert set(claims) <= set(document["claims_supported"])
+    assert claims["iss"] == document["issuer"]
+
+
+def test_jwks_holds_the_current_and_pending_public_keys(configure: Configure, factory: ClientFactory) -> None:
+    configure()
+    reply = call("/.well-known/jwks.json")
+    assert reply.status == 200, reply.body
+    keys = reply.body["keys"]
+    assert set(reply.body) == {"keys"}
+    assert len(keys) == 2
+    assert {k["kid"] for k in keys} == {key_thumbprint(factory, "current"), key_thumbprint(factory, "pending")}
+    for key in keys:
+        assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
+        assert not PRIVATE_MEMBERS & set(key)
+        assert key["kid"] == RSAKey.import_key(key).thumbprint()
+    assert decode(issue())[0]["kid"] == key_thumbprint(factory, "current")
+
+
+def test_public_documents_are_cacheable_for_an_hour_by_default(configure: Configure) -> None:
+    configure()
+    for reply in documents():
+        assert reply.status == 200, reply.body
+        assert reply.headers["Cache-Control"] == "public, max-age=3600"
+        assert reply.headers["Content-Type"] == "application/json"
+
+
+def test_public_documents_honour_the_configured_max_age(configure: Configure) -> None:
+    configure({"CREDPORT_JWKS_MAX_AGE": "600"})
+    for reply in documents():
+        assert reply.status == 200, reply.body
+        cache_control = reply.headers["Cache-Control"]
+        assert cache_control == "public, max-age=600"
+        assert "no-cache" not in cache_control
+        assert "no-store" not in cache_control
+
+
+# 8. ES256 --------------------------------------------------------------------------------------------
+
+
+def test_es256_tokens_on_a_fresh_deployment(configure: Configure, factory: ClientFactory) -> None:
+    configure({"CREDPORT_TOKEN_ALGORITHM": "ES256", "CREDPORT_ISSUER": ISSUER})
+    token = issue("sts.amazonaws.com")
+    header, claims, signature = decode(token)
+    assert header == {"alg": "ES256", "typ": "JWT", "kid": key_thumbprint(factory, alg="ES256")}
+    assert len(signature) == 64  # r || s, not DER
+
+    discovery, jwks_reply = documents()
+    jwks = jwks_reply.body
+    assert discovery.body["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert len(jwks["keys"]) == 2
+    for key in jwks["keys"]:
+        assert (key["kty"], key["crv"], key["use"], key["alg"]) == ("EC", "P-256", "sig", "ES256")
+        assert "d" not in key
+
+    assert TokenVerifier(jwks, issuer=ISSUER).verify(token, audience="sts.amazonaws.com") == claims
+    assert pyjwt_decode(token, jwks, alg="ES256", audience="sts.amazonaws.com") == claims
+    with pytest.raises(TokenRejected):
+        TokenVerifier(jwks, issuer=ISSUER, algorithms=["RS256"]).verify(token)
+
+
+# 10. Bootstrap on first use --------------------------------------------------------------------------
+
+
+def signing_aliases(factory: ClientFactory) -> set[str]:
+    aliases = factory.client("kms").list_aliases()["Aliases"]
+    return {a["AliasName"] for a in aliases if a["AliasName"].startswith(SIGNING_ALIAS.format(""))}
+
+
+def test_first_token_bootstraps_keys_and_publishes_documents(configure: Configure, factory: ClientFactory) -> None:
+    configure()
+    s3 = factory.client("s3")
+    bucket = os.environ["CREDPORT_PUBLIC_BUCKET"]
+    assert signing_aliases(factory) == set()
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="oidc/").get("KeyCount", 0) == 0
+
+    reply = request_token(caller_identity())
+    assert reply.status == 200, reply.body
+
+    assert signing_aliases(factory) == {SIGNING_ALIAS.format("current"), SIGNING_ALIAS.format("pending")}
+    kms = factory.client("kms")
+    current = kms.describe_key(KeyId=SIGNING_ALIAS.format("current"))["KeyMetadata"]
+    pending = kms.describe_key(KeyId=SIGNING_ALIAS.format("pending"))["KeyMetadata"]
+    assert current["KeyId"] != pending["KeyId"]
+    for meta in (current, pending):
+        assert (meta["KeyUsage"], meta["KeyState"]) == ("SIGN_VERIFY", "Enabled")
+    assert decode(reply.body["token"])[0]["kid"] == key_thumbprint(factory, "current")
+
+    served = dict(zip(("openid-configuration", "jwks.json"), documents(), strict=True))
+    for name, api_reply in served.items():
+        stored = s3.get_object(Bucket=bucket, Key=f"oidc/.well-known/{name}")
+        assert json.loads(stored["Body"].read()) == api_reply.body
+        assert stored["CacheControl"] == "public, max-age=3600"
+        assert stored["ContentType"] == "application/json"
+
+    # Bootstrap runs once: a second token leaves the keys as they are.
+    assert request_token().status == 200
+    assert kms.describe_key(KeyId=SIGNING_ALIAS.format("current"))["KeyMetadata"]["KeyId"] == current["KeyId"]

@@ -1,0 +1,421 @@
+"""GET /token through deployed-shape API Gateway events (IAM identity in requestContext), against moto.
+
+chalice's test client does not fill ``requestContext.identity``, so every /token request here is a raw
+REST API proxy event passed to ``app.app(event, None)``, as Lambda receives it behind ``IAMAuthorizer``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from joserfc.jwk import ECKey, RSAKey
+from joserfc.util import urlsafe_b64decode
+
+import app as credport_app
+from chalicelib import tokens
+from chalicelib.aws import get_aws
+from chalicelib.aws.clients import ClientFactory
+from chalicelib.config import reset_settings
+from local.provision import Provisioned
+
+ACCOUNT = "123456789012"
+ROLE_NAME = "App+Role=x,y.z@w_v-1"
+ROLE_SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/my-session"
+ROLE_CALLER = "AROAEXAMPLE123:my-session"
+ORG = "o-abcdefghij"
+SIGNING_ALIAS = "alias/credport-dev/signing/{}"
+
+Configure = Callable[..., None]
+
+
+@pytest.fixture
+def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
+    """A fresh token service on the provisioned stack; ``configure({ENV: value})`` applies extra settings."""
+    tokens.reset_token_service()
+
+    def apply(env: Mapping[str, str] | None = None) -> None:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        reset_settings()
+        tokens.reset_token_service()
+
+    yield apply
+    tokens.reset_token_service()
+
+
+def caller_identity(
+    user_arn: str | None = ROLE_SESSION_ARN,
+    *,
+    caller: str | None = ROLE_CALLER,
+    account_id: str | None = ACCOUNT,
+    org: str | None = None,
+) -> dict[str, Any]:
+    """``requestContext.identity`` as API Gateway fills it for a SigV4-signed request."""
+    return {
+        "userArn": user_arn,
+        "accountId": account_id,
+        "caller": caller,
+        "user": caller,
+        "accessKey": "ASIAEXAMPLEKEY000001",
+        "sourceIp": "203.0.113.7",
+        "principalOrgId": org,
+    }
+
+
+ANONYMOUS: dict[str, Any] = {"sourceIp": "203.0.113.7"}
+
+
+def gateway_event(
+    path: str,
+    identity: Mapping[str, Any],
+    *,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    all_headers = {"Host": "abc123.execute-api.us-east-1.amazonaws.com", **(headers or {})}
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": dict(query) if query else None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": "GET",
+            "path": f"/api{path}",
+            "stage": "api",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "accountId": ACCOUNT,
+            "apiId": "abc123",
+            "identity": dict(identity),
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def call(
+    path: str,
+    identity: Mapping[str, Any] = ANONYMOUS,
+    *,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
+    response = credport_app.app(gateway_event(path, identity, query=query, headers=headers), None)
+    return Reply(response["statusCode"], json.loads(response["body"]), dict(response["headers"]))
+
+
+def request_token(identity: Mapping[str, Any] | None = None, **query: str) -> Reply:
+    return call("/token", caller_identity() if identity is None else identity, query=query)
+
+
+def decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """Header, claims and raw signature of a compact JWS, without verifying anything."""
+    header, claims, signature = token.split(".")
+    return (
+        json.loads(urlsafe_b64decode(header.encode())),
+        json.loads(urlsafe_b64decode(claims.encode())),
+        urlsafe_b64decode(signature.encode()),
+    )
+
+
+def claims_of(identity: Mapping[str, Any] | None = None, **query: str) -> dict[str, Any]:
+    reply = request_token(identity, **query)
+    assert reply.status == 200, reply.body
+    return decode(reply.body["token"])[1]
+
+
+def key_thumbprint(factory: ClientFactory, role: str = "current", alg: str = "RS256") -> str:
+    """RFC 7638 thumbprint of the public key behind a signing alias, computed independently of the service."""
+    der = factory.client("kms").get_public_key(KeyId=SIGNING_ALIAS.format(role))["PublicKey"]
+    key = RSAKey.import_key(der) if alg == "RS256" else ECKey.import_key(der)
+    return key.thumbprint()
+
+
+# 1. Principals ---------------------------------------------------------------------------------------
+
+
+def test_assumed_role_maps_to_its_role(configure: Configure) -> None:
+    configure()
+    claims = claims_of()
+    assert claims["sub"] == f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+    assert claims["aws_principal_type"] == "role"
+    assert claims["aws_session_name"] == "my-session"
+    assert claims["aws_principal_id"] == "AROAEXAMPLE123"
+    assert claims["aws_arn"] == ROLE_SESSION_ARN
+    assert claims["aws_account"] == ACCOUNT
+    assert "aws_org_id" not in claims
+
+
+def test_iam_user_keeps_its_path(configure: Configure) -> None:
+    configure()
+    arn = f"arn:aws:iam::{ACCOUNT}:user/division/team/alice"
+    claims = claims_of(caller_identity(arn, caller="AIDAEXAMPLE456"))
+    assert claims["sub"] == arn
+    assert claims["aws_arn"] == arn
+    assert claims["aws_principal_type"] == "user"
+    assert claims["aws_principal_id"] == "AIDAEXAMPLE456"
+    assert claims["aws_account"] == ACCOUNT
+    assert "aws_session_name" not in claims
+
+
+def test_federated_user_maps_to_itself(configure: Configure) -> None:
+    configure()
+    arn = f"arn:aws:sts::{ACCOUNT}:federated-user/bob"
+    claims = claims_of(caller_identity(arn, caller=f"{ACCOUNT}:bob"))
+    assert claims["sub"] == arn
+    assert claims["aws_arn"] == arn
+    assert claims["aws_principal_type"] == "federated-user"
+    assert claims["aws_account"] == ACCOUNT
+    assert claims["aws_principal_id"] == f"{ACCOUNT}:bob"  # AWS's own id for a federated user, kept whole
+    assert "aws_session_name" not in claims
+
+
+REFUSED_PRINCIPALS = {
+    "root": caller_identity(f"arn:aws:iam::{ACCOUNT}:root", caller=ACCOUNT),
+    "unknown shape": caller_identity(f"arn:aws:iam::{ACCOUNT}:group/devs", caller="AGPAEXAMPLE"),
+    "unknown service": caller_identity(f"arn:aws:s3:::{ACCOUNT}-bucket/x", caller="AIDAEXAMPLE"),
+    "role, not a session": caller_identity(f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}", caller="AROAEXAMPLE123"),
+    "illegal character !": caller_identity(f"arn:aws:sts::{ACCOUNT}:assumed-role/Bad!Role/s1"),
+    "illegal space": caller_identity(f"arn:aws:sts::{ACCOUNT}:assumed-role/Bad Role/s1"),
+    "illegal user name": caller_identity(f"arn:aws:iam::{ACCOUNT}:user/al*ce", caller="AIDAEXAMPLE"),
+    "non-ascii name": caller_identity(f"arn:aws:sts::{ACCOUNT}:assumed-role/Rôle/s1"),
+    "role name of 65 characters": caller_identity(f"arn:aws:sts::{ACCOUNT}:assumed-role/{'r' * 65}/s1"),
+    "one-character session": caller_identity(f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/s"),
+    "empty user path segment": caller_identity(f"arn:aws:iam::{ACCOUNT}:user/a//alice", caller="AIDAEXAMPLE"),
+    "account mismatch": caller_identity(account_id="210987654321"),
+    "missing caller": caller_identity(caller=None),
+}
+
+
+@pytest.mark.parametrize("identity", REFUSED_PRINCIPALS.values(), ids=REFUSED_PRINCIPALS.keys())
+def test_unsupported_principals_are_refused(configure: Configure, identity: dict[str, Any]) -> None:
+    configure()
+    reply = request_token(identity)
+    assert (reply.status, reply.body["error"]) == (403, "unsupported_principal")
+    assert "token" not in reply.body
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        caller_identity(ROLE_SESSION_ARN + "\n"),
+        caller_identity(f"arn:aws:iam::{ACCOUNT}:user/alice\n", caller="AIDAEXAMPLE456"),
+    ],
+    ids=["assumed role", "user"],
+)
+def test_an_arn_with_a_trailing_newline_is_refused(configure: Configure, identity: dict[str, Any]) -> None:
+    configure()
+    reply = request_token(identity)
+    assert (reply.status, reply.body.get("error")) == (403, "unsupported_principal")
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [{}, ANONYMOUS, {**caller_identity(), "userArn": None}, {**caller_identity(), "userArn": "AROAEXAMPLE123"}],
+    ids=["empty", "source ip only", "null userArn", "not an arn"],
+)
+def test_a_request_without_an_iam_identity_is_forbidden(configure: Configure, identity: dict[str, Any]) -> None:
+    configure()
+    reply = request_token(identity)
+    assert (reply.status, reply.body["error"]) == (403, "forbidden")
+    assert "token" not in reply.body
+
+
+# 2. Response and claims ------------------------------------------------------------------------------
+
+
+def test_response_shape_header_and_registered_claims(configure: Configure, factory: ClientFactory) -> None:
+    issuer = "https://tokens.example.com/tenant-a"
+    configure({"CREDPORT_ISSUER": issuer})
+    before = int(time.time())
+    reply = request_token()
+    after = int(time.time())
+    assert reply.status == 200, reply.body
+    assert set(reply.body) == {"token", "token_type", "expires_in"}
+    assert reply.body["token_type"] == "Bearer"
+    assert reply.body["expires_in"] == 3600
+    header, claims, _ = decode(reply.body["token"])
+    assert header == {"alg": "RS256", "typ": "JWT", "kid": key_thumbprint(factory)}
+    assert claims["iss"] == issuer
+    assert claims["aud"] == "sts.amazonaws.com"
+    assert before <= claims["iat"] <= after
+    assert claims["nbf"] == claims["iat"]
+    assert claims["exp"] == claims["iat"] + 3600
+    assert set(claims) == {
+        *("iss", "sub", "aud", "iat", "nbf", "exp", "jti"),
+        *("aws_account", "aws_arn", "aws_principal_type", "aws_principal_id", "aws_session_name"),
+    }
+
+
+def test_jti_is_unique_across_tokens(configure: Configure) -> None:
+    configure()
+    jtis = [claims_of()["jti"] for _ in range(50)]
+    assert len(set(jtis)) == 50
+    assert all(isinstance(jti, str) and len(jti) >= 16 for jti in jtis)
+
+
+# 3. Audiences ----------------------------------------------------------------------------------------
+
+AUDIENCES = {"CREDPORT_TOKEN_AUDIENCES": "api://one,https://svc.example.com/*"}
+SVC = "https://svc.example.com/"
+
+
+def test_default_audience_is_the_first_allowed_one(configure: Configure) -> None:
+    configure(AUDIENCES)
+    assert claims_of()["aud"] == "api://one"
+
+
+def test_configured_default_audience(configure: Configure) -> None:
+    configure({**AUDIENCES, "CREDPORT_TOKEN_DEFAULT_AUDIENCE": SVC + "default"})
+    assert claims_of()["aud"] == SVC + "default"
+
+
+@pytest.mark.parametrize("aud", ["api://one", SVC + "a", SVC + "a/b?c=d", SVC + "a" * (256 - len(SVC))])
+def test_allowed_audiences_are_issued(configure: Configure, aud: str) -> None:
+    configure(AUDIENCES)
+    assert claims_of(aud=aud)["aud"] == aud
+
+
+REFUSED_AUDIENCES = [
+    "api://two",
+    "api://one/x",
+    "api://on",
+    "API://ONE",
+    SVC,  # the bare prefix is not an audience under it
+    "https://svc.example.com.evil.test/a",
+    "https://svc.example.com",
+    "sts.amazonaws.com",  # the built-in default is not allowed once the list is configured
+    SVC + "*",
+    "api://one*",
+    "*",
+    SVC + "a" * (257 - len(SVC)),
+    SVC + "a" * 5000,
+]
+
+
+def test_other_audiences_are_refused(configure: Configure) -> None:
+    configure(AUDIENCES)
+    for aud in REFUSED_AUDIENCES:
+        reply = request_token(aud=aud)
+        assert (reply.status, reply.body["error"]) == (400, "invalid_audience"), aud
+
+
+@pytest.mark.parametrize("aud", [SVC + "a b", SVC + "a\nb", SVC + "a\x00"], ids=["space", "newline", "nul"])
+def test_audiences_with_spaces_or_control_characters_are_refused(configure: Configure, aud: str) -> None:
+    configure(AUDIENCES)
+    reply = request_token(aud=aud)
+    assert (reply.status, reply.body.get("error")) == (400, "invalid_audience")
+
+
+# 4. TTL ----------------------------------------------------------------------------------------------
+
+
+def ttl_of(claims: Mapping[str, Any]) -> int:
+    assert claims["nbf"] == claims["iat"]
+    return int(claims["exp"]) - int(claims["iat"])
+
+
+def test_default_ttl(configure: Configure) -> None:
+    configure()
+    reply = request_token()
+    assert reply.body["expires_in"] == 3600
+    assert ttl_of(decode(reply.body["token"])[1]) == 3600
+
+
+@pytest.mark.parametrize("ttl", [60, 600, 43200])
+def test_ttl_within_bounds_is_honoured(configure: Configure, ttl: int) -> None:
+    configure()
+    reply = request_token(ttl=str(ttl))
+    assert reply.status == 200, reply.body
+    assert reply.body["expires_in"] == ttl
+    assert ttl_of(decode(reply.body["token"])[1]) == ttl
+
+
+BAD_TTLS = ["59", "43201", "0", "abc", "-600", "1e3", "600.0", " 600", "0x258", "9" * 30, "99999999999"]
+
+
+def test_ttl_out_of_bounds_or_malformed_is_refused(configure: Configure) -> None:
+    configure()
+    for ttl in BAD_TTLS:
+        reply = request_token(ttl=ttl)
+        assert (reply.status, reply.body["error"]) == (400, "invalid_ttl"), ttl
+
+
+@pytest.mark.parametrize(
+    "ttl",
+    ["²", "١٢٠٠"],
+    ids=["superscript two", "arabic-indic digits"],
+)
+def test_non_ascii_digit_ttl_is_refused(configure: Configure, ttl: str) -> None:
+    configure()
+    reply = request_token(ttl=ttl)
+    assert (reply.status, reply.body.get("error")) == (400, "invalid_ttl")
+
+
+def test_configured_ttl_bounds(configure: Configure) -> None:
+    configure({"CREDPORT_TOKEN_MIN_TTL": "300", "CREDPORT_TOKEN_MAX_TTL": "7200", "CREDPORT_TOKEN_DEFAULT_TTL": "900"})
+    assert ttl_of(claims_of()) == 900
+    assert ttl_of(claims_of(ttl="300")) == 300
+    assert ttl_of(claims_of(ttl="7200")) == 7200
+    for ttl in ("299", "7201", "60", "43200"):
+        reply = request_token(ttl=ttl)
+        assert (reply.status, reply.body["error"]) == (400, "invalid_ttl"), ttl
+
+
+# 5. Organisation -------------------------------------------------------------------------------------
+
+
+def test_caller_in_the_organisation_gets_a_token(configure: Configure) -> None:
+    configure({"CREDPORT_TOKEN_ORGANIZATION_ID": ORG})
+    claims = claims_of(caller_identity(org=ORG))
+    assert claims["aws_org_id"] == ORG
+    assert claims["sub"] == f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+
+
+@pytest.mark.parametrize("org", ["o-zzzzzzzzzz", "o-ABCDEFGHIJ", "o-abcdefghij0", "", None])
+def test_caller_outside_the_organisation_is_refused(configure: Configure, org: str | None) -> None:
+    configure({"CREDPORT_TOKEN_ORGANIZATION_ID": ORG})
+    reply = request_token(caller_identity(org=org))
+    assert (reply.status, reply.body["error"]) == (403, "outside_organization")
+    assert "token" not in reply.body
+
+
+def test_without_a_required_organisation_the_callers_org_is_still_reported(configure: Configure) -> None:
+    configure()
+    assert claims_of(caller_identity(org=ORG))["aws_org_id"] == ORG
+
+
+# 9. Warm path ----------------------------------------------------------------------------------------
+
+
+def test_a_warm_container_makes_exactly_one_kms_sign_call_per_token(configure: Configure) -> None:
+    configure()
+    assert request_token().status == 200  # warm-up: bootstraps the keys and loads the key ring
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(f"{model.service_model.service_name}:{model.name}")
+
+    factory = get_aws().factory
+    for service in ("kms", "dynamodb", "s3", "sns"):
+        factory.client(service).meta.events.register(f"before-call.{service}", record)
+    for _ in range(20):
+        assert request_token().status == 200
+    assert calls == ["kms:Sign"] * 20
