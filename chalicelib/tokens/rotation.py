@@ -101,22 +101,31 @@ class KeyRotation:
         return self._resume(self._begin("rotate", aliases, journal))
 
     def revoke_current(self) -> RotationReport:
-        """Emergency: drop a compromised current key from the JWKS now; pending becomes current."""
+        """Emergency: drop the current key (compromised) from the JWKS now; pending becomes current.
+
+        The key revoked is the one current when this is called. Retrying a revocation that failed part-way
+        finishes that revocation; it never revokes a second key.
+        """
+        target = self._kms.alias_target(alias_name(self._settings.prefix, "current"))
         journal = self._journal()
         if journal is not None and journal["step"] != "done":
-            self._resume(journal)
+            if journal["kind"] == "revoke":
+                return self._resume(journal)
+            self._resume(journal)  # finish the rotation first; the compromised key may now be previous
             journal = self._journal()
         aliases = self._aliases()
-        if not (aliases["current"] and aliases["pending"]):
-            raise RotationRefused("There is no current key to revoke.")
-        return self._resume(self._begin("revoke", aliases, journal))
+        if target is None or target.arn not in (aliases["current"], aliases["previous"]):
+            raise RotationRefused("There is no published current key to revoke.")
+        return self._resume(self._begin("revoke", aliases, journal, revoked=target.arn))
 
     # Journal ---------------------------------------------------------------------------------------
 
     def _journal(self) -> dict[str, Any] | None:
         return self._table.get(JOURNAL_KEY)
 
-    def _begin(self, kind: str, aliases: dict[str, str | None], previous: dict[str, Any] | None) -> dict[str, Any]:
+    def _begin(
+        self, kind: str, aliases: dict[str, str | None], previous: dict[str, Any] | None, revoked: str | None = None
+    ) -> dict[str, Any]:
         journal = {
             **JOURNAL_KEY,
             "version": int(previous["version"]) + 1 if previous else 1,
@@ -129,6 +138,8 @@ class KeyRotation:
             "keys": {},
             "attempts": 0,
         }
+        if revoked is not None:
+            journal["revoked"] = revoked
         self._write(journal, previous)
         logger.info("signing-key run begun", extra={"kind": kind, "rotation_id": journal["rotation_id"]})
         return journal
@@ -154,6 +165,7 @@ class KeyRotation:
         done = plan.index(journal["step"]) + 1 if journal["step"] in plan else 0
         journal = self._advance(journal, attempts=int(journal.get("attempts", 0)) + 1)
         for step in plan[done:]:
+            self._ensure_still_ours(journal)
             try:
                 self._fail_at(step)
                 getattr(self, f"_step_{step}")(journal)
@@ -164,6 +176,13 @@ class KeyRotation:
         journal = self._advance(journal, step="done", completed_at=int(self._clock()))
         self._keyring.invalidate()
         return self._report(journal)
+
+    def _ensure_still_ours(self, journal: dict[str, Any]) -> None:
+        """Stop a run another container has taken over (it resumed and advanced the journal) before this
+        one repeats a side effect such as creating a key."""
+        stored = self._journal()
+        if stored is None or int(stored["version"]) != int(journal["version"]):
+            raise KeysNotReady("Another signing-key run took over.")
 
     def _report(self, journal: dict[str, Any]) -> RotationReport:
         targets = self._targets(journal)
@@ -183,11 +202,13 @@ class KeyRotation:
             return {"previous": old.get("previous"), "current": new.get("current"), "pending": new.get("pending")}
         if journal["kind"] == "rotate":
             return {"previous": old["current"], "current": old["pending"], "pending": new.get("pending")}
+        if journal["revoked"] == old.get("previous"):  # the compromised key had already become previous
+            return {"previous": None, "current": old["current"], "pending": old["pending"]}
         return {"previous": old.get("previous"), "current": old["pending"], "pending": new.get("pending")}
 
     def _retiring(self, journal: dict[str, Any]) -> str | None:
         if journal["kind"] == "revoke":
-            return str(journal["from"]["current"])
+            return str(journal["revoked"])
         old = journal["from"].get("previous")
         keep = set(self._targets(journal).values())
         return str(old) if journal["kind"] == "rotate" and old and old not in keep else None
@@ -198,14 +219,16 @@ class KeyRotation:
         self._create(journal, "current")
 
     def _step_create_pending(self, journal: dict[str, Any]) -> None:
+        if journal["kind"] == "revoke" and journal["revoked"] != journal["from"]["current"]:
+            return  # the compromised key is already previous: current and pending stay, no new key
         self._create(journal, "pending")
 
     def _create(self, journal: dict[str, Any], slot: str) -> None:
         if slot in journal["keys"]:
             return
         description = f"{self._settings.prefix} token signing key ({journal['rotation_id']}/{slot})"
-        # A crash between CreateKey and the journal write would orphan a key: find it before making another.
-        found = self._kms.find_by_description(description) if int(journal["attempts"]) > 1 else None
+        # A crash (or a lost race) between CreateKey and the journal write would orphan a key: look first.
+        found = self._kms.find_by_description(description)
         alg = algorithm(self._settings.token_algorithm)
         info = found or self._kms.create_key(
             description=description,
@@ -223,9 +246,11 @@ class KeyRotation:
             target = self._targets(journal)[role]
             if target:
                 self._kms.set_alias(alias_name(self._settings.prefix, role), target)
+            elif journal["kind"] == "revoke":
+                self._kms.delete_alias(alias_name(self._settings.prefix, role))
 
     def _step_disable_revoked(self, journal: dict[str, Any]) -> None:
-        revoked = str(journal["from"]["current"])
+        revoked = str(journal["revoked"])
         info = self._kms.describe(revoked)
         if info.state == "Enabled":
             self._kms.disable(revoked)
