@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, IAMAuthorizer, Rate, Request, Response, SNSEvent, SQSEvent
+from chalice.app import (
+    AuthRequest,
+    AuthResponse,
+    Chalice,
+    CloudWatchEvent,
+    IAMAuthorizer,
+    Rate,
+    Request,
+    Response,
+    SNSEvent,
+    SQSEvent,
+)
 
-from chalicelib import config, events, health, tokens
+from chalicelib import config, events, health, sessions, tokens
 from chalicelib.api import api_view
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
@@ -61,6 +72,35 @@ def jwks() -> Response:
 def rotate_signing_keys(event: CloudWatchEvent) -> Any:
     report = tokens.get_token_service().rotate()
     return {"kind": report.kind, "rotation_id": report.rotation_id}
+
+
+# Verification is cheap and must follow each token's expiry and route exactly: no authorizer caching.
+@app.authorizer(ttl_seconds=0)
+def bearer(auth_request: AuthRequest) -> AuthResponse:
+    return sessions.get_session_service().authorize(auth_request)
+
+
+@app.route("/session", methods=["POST"], authorizer=iam)
+@api
+def start_session() -> dict[str, Any]:
+    return sessions.get_session_service().start_for(RequestIdentity.from_context(request().context))
+
+
+@app.route("/session/refresh", methods=["POST"], authorizer=bearer)
+@api
+def refresh_session() -> dict[str, Any]:
+    return sessions.get_session_service().refresh(sessions.bearer_token(request()))
+
+
+@app.route("/session", methods=["GET"], authorizer=bearer)
+@api
+def show_session() -> dict[str, Any]:
+    return sessions.get_session_service().show(sessions.bearer_token(request()))
+
+
+@app.lambda_function(name="rotate_session_key")
+def rotate_session_key(event: dict[str, Any], context: Any) -> None:
+    sessions.get_session_service().rotation.handle(event)
 
 
 @app.on_sqs_message(queue=config.s3_events_queue_name(_prefix), batch_size=1)

@@ -52,6 +52,7 @@ class Env:
     KEY_EVENTS_TOPIC_ARN = "CREDPORT_KEY_EVENTS_TOPIC_ARN"
     STATE_TABLE = "CREDPORT_STATE_TABLE"
     DATA_KEY_ARN = "CREDPORT_DATA_KEY_ARN"
+    SESSION_KEY_SECRET_ARN = "CREDPORT_SESSION_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     # Token service.
     TOKEN_AUDIENCES = "CREDPORT_TOKEN_AUDIENCES"  # noqa: S105
     TOKEN_DEFAULT_AUDIENCE = "CREDPORT_TOKEN_DEFAULT_AUDIENCE"  # noqa: S105
@@ -84,6 +85,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.KEY_EVENTS_TOPIC_ARN: "KeyEventsTopicArn",
     Env.STATE_TABLE: "StateTableName",
     Env.DATA_KEY_ARN: "DataKeyArn",
+    Env.SESSION_KEY_SECRET_ARN: "SessionKeySecretArn",
 }
 
 
@@ -95,6 +97,7 @@ class ResourceNames:
     key_events_topic_arn: str
     state_table: str
     data_key_arn: str
+    session_key_secret_arn: str
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class Settings:
                 key_events_topic_arn=reader.require(Env.KEY_EVENTS_TOPIC_ARN, _parse_arn("sns")),
                 state_table=reader.require(Env.STATE_TABLE, _parse_name),
                 data_key_arn=reader.require(Env.DATA_KEY_ARN, _parse_arn("kms")),
+                session_key_secret_arn=reader.require(Env.SESSION_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
             ),
             token_audiences=audiences,
             token_default_audience=reader.get(Env.TOKEN_DEFAULT_AUDIENCE, audiences[0], _parse_audience),

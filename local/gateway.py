@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalice.app import Chalice, IAMAuthorizer
+from chalice.app import Chalice, ChaliceAuthorizer, IAMAuthorizer
 from chalice.config import Config
 from chalice.local import (
     ChaliceRequestHandler,
@@ -31,6 +31,7 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from local.provision import GatewayResponse
 from local.sigv4 import CredentialLookup, SignatureRejected, verify
 
 __all__ = ["ApiServer", "ControlHandler", "IncomingRequest", "make_thread_safe"]
@@ -72,15 +73,60 @@ class IncomingRequest:
     request_id: str
 
 
+# API Gateway's own answers when no gateway response is configured for the type.
+DEFAULT_RESPONSES = {
+    "UNAUTHORIZED": GatewayResponse(401, {"Content-Type": "application/json"}, b'{"message":"Unauthorized"}'),
+    "ACCESS_DENIED": GatewayResponse(
+        403, {"Content-Type": "application/json"}, b'{"Message":"User is not authorized to access this resource"}'
+    ),
+    "AUTHORIZER_FAILURE": GatewayResponse(500, {"Content-Type": "application/json"}, b'{"message":null}'),
+}
+
+
+class _GatewayAnswer(LocalGatewayException):
+    def __init__(self, response: GatewayResponse, request_id: str, error_type: str) -> None:
+        super().__init__(
+            {**response.headers, "x-amzn-RequestId": request_id, "x-amzn-ErrorType": error_type}, response.body
+        )
+        self.CODE = response.status
+
+
 class _IamAuthorizer(LocalGatewayAuthorizer):
-    def __init__(self, app: Chalice, request: IncomingRequest, credentials: CredentialLookup, region: str) -> None:
+    def __init__(
+        self,
+        app: Chalice,
+        request: IncomingRequest,
+        credentials: CredentialLookup,
+        region: str,
+        responses: dict[str, GatewayResponse],
+    ) -> None:
         super().__init__(app)
         self._request = request
         self._credentials = credentials
         self._region = region
+        self._responses = responses
+
+    def _answer(self, response_type: str, error_type: str) -> _GatewayAnswer:
+        response = self._responses.get(response_type, DEFAULT_RESPONSES[response_type])
+        return _GatewayAnswer(response, self._request.request_id, error_type)
 
     def authorize(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
         route = self._route_for_event(lambda_event)
+        if route is not None and isinstance(route.authorizer, ChaliceAuthorizer):
+            # As API Gateway: a Lambda authorizer failing with "Unauthorized" is a 401, a Deny policy a 403
+            # (each the configured gateway response), anything else a 500.
+            try:
+                return super().authorize(raw_path, lambda_event, lambda_context)
+            except ForbiddenError:
+                raise self._answer("ACCESS_DENIED", "AccessDeniedException") from None
+            except LocalGatewayException as error:
+                if error.CODE == 401:  # no token at all: API Gateway answers without calling the authorizer
+                    raise self._answer("UNAUTHORIZED", "UnauthorizedException") from None
+                raise
+            except Exception as error:
+                if str(error) == "Unauthorized":
+                    raise self._answer("UNAUTHORIZED", "UnauthorizedException") from None
+                raise self._answer("AUTHORIZER_FAILURE", "AuthorizerConfigurationException") from None
         if route is None or not isinstance(route.authorizer, IAMAuthorizer):
             return super().authorize(raw_path, lambda_event, lambda_context)
         r = self._request
@@ -106,9 +152,10 @@ class _Gateway(LocalGateway):
         credentials: CredentialLookup,
         account_id: str,
         region: str,
+        responses: dict[str, GatewayResponse],
     ) -> None:
         super().__init__(app, config)
-        self._authorizer = _IamAuthorizer(app, request, credentials, region)
+        self._authorizer = _IamAuthorizer(app, request, credentials, region, responses)
         self._request = request
         self._account_id = account_id
 
@@ -143,6 +190,7 @@ class _Handler(ChaliceRequestHandler):
     credentials: CredentialLookup
     account_id: str
     region: str
+    responses: dict[str, GatewayResponse]
     control: ControlHandler | None
 
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
@@ -174,7 +222,9 @@ class _Handler(ChaliceRequestHandler):
         request = IncomingRequest(
             self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id
         )
-        gateway = _Gateway(self._app, self._config, request, self.credentials, self.account_id, self.region)
+        gateway = _Gateway(
+            self._app, self._config, request, self.credentials, self.account_id, self.region, self.responses
+        )
         try:
             response = gateway.handle_request(method=self.command, path=self.path, headers=headers, body=body or None)
         except LocalGatewayException as error:
@@ -207,6 +257,7 @@ class ApiServer:
         credentials: CredentialLookup,
         account_id: str,
         region: str,
+        responses: dict[str, GatewayResponse] | None = None,
         control: ControlHandler | None = None,
         quiet: bool = False,
     ) -> None:
@@ -217,6 +268,8 @@ class ApiServer:
                 "credentials": credentials,
                 "account_id": account_id,
                 "region": region,
+                # The same dict, filled once the template is provisioned (after the port is known).
+                "responses": responses if responses is not None else {},
                 "control": staticmethod(control) if control else None,
             },
         )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import STACK_OUTPUTS
 from local.template import Template, TemplateError
 
-__all__ = ["CREATORS", "Provisioned", "Provisioner", "RotationSpec"]
+__all__ = ["CREATORS", "GatewayResponse", "Provisioned", "Provisioner", "RotationSpec", "app_functions"]
 
 
 @dataclass(frozen=True)
@@ -29,16 +29,34 @@ class RotationSpec:
 
 
 @dataclass(frozen=True)
+class GatewayResponse:
+    """An API Gateway gateway response (what API Gateway answers itself, e.g. for a failed authorizer)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Provisioned:
     attributes: Mapping[str, Mapping[str, str]]  # logical id -> {"Ref": …, "Arn": …}
     types: Mapping[str, str]  # logical id -> resource type
     outputs: Mapping[str, str]
     notes: tuple[str, ...] = ()  # where the local stack knowingly differs from AWS
     rotations: tuple[RotationSpec, ...] = ()
+    gateway_responses: Mapping[str, GatewayResponse] = field(default_factory=dict)
 
     def app_environment(self) -> dict[str, str]:
         """The env vars a function gets from the template (what Globals and the outputs hold)."""
         return {env: self.outputs[name] for env, name in STACK_OUTPUTS.items()}
+
+
+def app_functions(app: Any) -> dict[str, str]:
+    """The app's Lambda functions by the logical id chalice gives them in the packaged SAM template."""
+    from chalice.utils import to_cfn_resource_name
+
+    names = [f.name for f in app.pure_lambda_functions] + [s.name for s in app.event_sources]
+    return {to_cfn_resource_name(name): name for name in names}
 
 
 def _strict(logical_id: str, props: Mapping[str, Any], known: set[str]) -> None:
@@ -62,10 +80,14 @@ class Provisioner:
         self.client = client
         self.notes: list[str] = []
         self.rotations: list[RotationSpec] = []
+        self.gateway_responses: dict[str, GatewayResponse] = {}
         region, account = template.resolve({"Ref": "AWS::Region"}), template.resolve({"Ref": "AWS::AccountId"})
         for logical_id, name in (functions or {}).items():
             arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
             template.attributes[logical_id] = {"Ref": name, "Arn": arn}
+        if functions is not None:
+            # chalice's REST API resource in the merged SAM template; the local gateway plays it.
+            template.attributes["RestAPI"] = {"Ref": "local", "RootResourceId": "local"}
 
     def provision(self) -> Provisioned:
         types = {}
@@ -88,6 +110,7 @@ class Provisioner:
             outputs=outputs,
             notes=tuple(self.notes),
             rotations=tuple(self.rotations),
+            gateway_responses=dict(self.gateway_responses),
         )
 
     # Creators: (logical id, resolved properties) -> attributes for Ref/GetAtt.
@@ -237,6 +260,24 @@ class Provisioner:
         )
         return {"Ref": logical_id}
 
+    def lambda_permission(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"FunctionName", "Action", "Principal", "SourceAccount", "SourceArn"})
+        # The local stack invokes functions directly; a resource policy has nothing to guard here.
+        return {"Ref": logical_id}
+
+    def gateway_response(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        _strict(logical_id, p, {"RestApiId", "ResponseType", "StatusCode", "ResponseParameters", "ResponseTemplates"})
+        prefix = "gatewayresponse.header."
+        headers = {
+            name[len(prefix) :]: str(value).strip("'")
+            for name, value in p.get("ResponseParameters", {}).items()
+            if name.startswith(prefix)
+        }
+        body = str(p.get("ResponseTemplates", {}).get("application/json", "")).encode()
+        headers.setdefault("Content-Type", "application/json")
+        self.gateway_responses[p["ResponseType"]] = GatewayResponse(int(p["StatusCode"]), headers, body)
+        return {"Ref": logical_id}
+
     def dynamodb_table(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         _strict(
             logical_id,
@@ -349,4 +390,6 @@ CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, st
     "AWS::DynamoDB::Table": Provisioner.dynamodb_table,
     "AWS::SecretsManager::Secret": Provisioner.secret,
     "AWS::SecretsManager::RotationSchedule": Provisioner.rotation_schedule,
+    "AWS::Lambda::Permission": Provisioner.lambda_permission,
+    "AWS::ApiGateway::GatewayResponse": Provisioner.gateway_response,
 }

@@ -20,7 +20,7 @@ from chalicelib.config import reset_settings
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
 from local.gateway import ApiServer, make_thread_safe
-from local.provision import Provisioned, Provisioner
+from local.provision import GatewayResponse, Provisioned, Provisioner, app_functions
 from local.pump import EventPump, PumpSettings
 from local.rotation import RotationDriver, RotationFailed
 from local.template import Template, load_template
@@ -85,6 +85,7 @@ class LocalStack:
         self._driver = RotationDriver(ACCOUNT_ID, options.region)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._gateway_responses: dict[str, GatewayResponse] = {}
         self.info: StackInfo | None = None
 
     def start(self) -> StackInfo:
@@ -106,6 +107,7 @@ class LocalStack:
             credentials=MotoCredentials(),
             account_id=ACCOUNT_ID,
             region=o.region,
+            responses=self._gateway_responses,
             control=self.control,
             quiet=o.quiet,
         )
@@ -119,8 +121,9 @@ class LocalStack:
             region=o.region,
             stack_name=o.prefix,
         )
-        functions = _app_functions(app)
+        functions = app_functions(app)
         provisioned = Provisioner(template, factory.client, functions=functions).provision()
+        self._gateway_responses.update(provisioned.gateway_responses)
         os.environ.update(provisioned.app_environment())
         for note in provisioned.notes:
             _print(f"note: {note}")
@@ -235,14 +238,6 @@ class LocalStack:
             except RotationFailed as failed:
                 return 500, {"error": "rotation_failed", "step": failed.step, "token": failed.token}
         return 200, {"secret": secret_id, "token": result.token, "resumed": result.resumed}
-
-
-def _app_functions(app: Any) -> dict[str, str]:
-    """The app's Lambda functions by the logical id chalice gives them in the packaged SAM template."""
-    from chalice.utils import to_cfn_resource_name
-
-    names = [f.name for f in app.pure_lambda_functions] + [s.name for s in app.event_sources]
-    return {to_cfn_resource_name(name): name for name in names}
 
 
 def _isolate_environment(endpoint: str, region: str, prefix: str) -> None:

@@ -11,7 +11,7 @@ from moto import mock_aws
 from chalicelib.aws import AwsServices, reset_aws
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
-from local.provision import Provisioned, Provisioner
+from local.provision import Provisioned, Provisioner, app_functions
 from local.template import Template, load_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,9 @@ def provision_template(
         region=REGION,
         stack_name=prefix,
     )
-    return Provisioner(template, factory.client).provision()
+    import app
+
+    return Provisioner(template, factory.client, functions=app_functions(app.app)).provision()
 
 
 @pytest.fixture

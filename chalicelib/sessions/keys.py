@@ -1,0 +1,128 @@
+"""Session signing keys: the versions of one Secrets Manager secret, cached per container.
+
+Each version's value is ``{"key": base64url(>= 32 random bytes)}``; the version id is the token's ``kid``.
+Verifiers accept AWSCURRENT, and AWSPREVIOUS only for a bounded window after the current version was
+created (token lifetime + refresh window), so a retired key stops working on schedule. An unknown ``kid``
+triggers one refresh (at most one per ``min_refresh_interval``), so a container that has not yet seen a
+rotation accepts the new key's tokens at once, while a flood of made-up kids cannot hammer Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chalicelib.aws.errors import AwsNotFound
+from chalicelib.aws.secrets import CURRENT, PREVIOUS, SecretStore, SecretVersion
+
+__all__ = ["MIN_KEY_BYTES", "KeySource", "SessionKey", "SessionKeyStore", "decode_key", "encode_key"]
+
+MIN_KEY_BYTES = 32
+
+
+class InvalidKeyMaterial(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionKey:
+    version_id: str
+    stage: str
+    created_at: float
+    secret: bytes = field(repr=False)
+
+
+class KeySource(Protocol):
+    def current(self) -> SessionKey: ...
+
+    def find(self, kid: str) -> SessionKey | None: ...
+
+
+def encode_key(secret: bytes) -> str:
+    return json.dumps({"key": base64.urlsafe_b64encode(secret).rstrip(b"=").decode("ascii"), "v": 1})
+
+
+def decode_key(value: str | bytes) -> bytes:
+    """The HMAC key of a version's value; short or malformed material is refused (never used)."""
+    try:
+        document = json.loads(value)
+        text = document["key"]
+        secret = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise InvalidKeyMaterial('the session key secret is not {"key": base64url}') from None
+    if len(secret) < MIN_KEY_BYTES:
+        raise InvalidKeyMaterial("the session key is shorter than 256 bits")
+    return secret
+
+
+class SessionKeyStore:
+    def __init__(
+        self,
+        secrets: SecretStore,
+        secret_id: str,
+        *,
+        ttl: float = 300.0,
+        min_refresh_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secrets = secrets
+        self._secret_id = secret_id
+        self._ttl = ttl
+        self._min_refresh_interval = min_refresh_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, SessionKey] = {}
+        self._loaded_at: float | None = None
+        self.refreshes = 0
+
+    def current(self) -> SessionKey:
+        keys = self._cached()
+        return next(k for k in keys.values() if k.stage == CURRENT)
+
+    def find(self, kid: str) -> SessionKey | None:
+        """The key with this version id, refreshing once (rate-limited) when it is unknown."""
+        key = self._cached().get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            if self._loaded_at is not None and self._clock() - self._loaded_at < self._min_refresh_interval:
+                return None
+            self._reload()
+            return self._keys.get(kid)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = None
+
+    def _cached(self) -> dict[str, SessionKey]:
+        with self._lock:
+            if self._loaded_at is None or self._clock() - self._loaded_at > self._ttl:
+                self._reload()
+            return self._keys
+
+    def _reload(self) -> None:
+        keys = {}
+        for stage in (CURRENT, PREVIOUS):
+            try:
+                version = self._secrets.get_value(self._secret_id, stage=stage)
+            except AwsNotFound:
+                if stage == CURRENT:
+                    raise
+                continue
+            keys[version.version_id] = self._key(version, stage)
+        self._keys = keys
+        self._loaded_at = self._clock()
+        self.refreshes += 1
+
+    @staticmethod
+    def _key(version: SecretVersion, stage: str) -> SessionKey:
+        created = version.created_at.timestamp() if version.created_at is not None else 0.0
+        return SessionKey(
+            version_id=version.version_id, stage=stage, created_at=created, secret=decode_key(version.value)
+        )
