@@ -4,6 +4,8 @@
     credport-admin token rotate [--force] (--stack NAME | --local)
     credport-admin token revoke-current (--stack NAME | --local)
     credport-admin token publish (--stack NAME | --local)
+    credport-admin infra-template [--out build/infra.json]
+    credport-admin wire-app --stack NAME --stage prod [--region R]
 
 ``stage-env`` writes the stack's outputs (see ``STACK_OUTPUTS``) into the Chalice stage's environment
 variables, so ``chalice deploy --stage prod`` runs against infrastructure deployed from template.yaml.
@@ -68,9 +70,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
     target.add_argument("--local", action="store_true", help="the running local stack (.local/stack.json)")
     token.add_argument("--region")
+    infra = commands.add_parser("infra-template", help="template.yaml without what needs the app (path b)")
+    infra.add_argument("--template", type=Path, default=Path("template.yaml"))
+    infra.add_argument("--out", type=Path, default=Path("build/infra.json"))
+    wire = commands.add_parser("wire-app", help="after `chalice deploy`: create what needs the app (path b)")
+    wire.add_argument("--stack", required=True, help="the infrastructure stack")
+    wire.add_argument("--stage", required=True)
+    wire.add_argument("--region")
+    wire.add_argument("--template", type=Path, default=Path("template.yaml"))
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args)
+    if args.command == "infra-template":
+        from client.deploy import infra_template, write_json
+
+        write_json(args.out, infra_template(args.template))
+        print(f"wrote {args.out}: deploy it with `sam deploy --template-file {args.out}`")
+        return 0
+    if args.command == "wire-app":
+        return _wire(args)
     import boto3
 
     try:
@@ -83,6 +101,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in sorted(environment.items()):
         print(f"{name}={value}")
     print(f"wrote {len(environment)} variables into stage {args.stage!r} of {args.config}", file=sys.stderr)
+    return 0
+
+
+def _wire(args: argparse.Namespace) -> int:
+    import boto3
+
+    from client.deploy import WireError, wire_app
+
+    deployed_path = Path(".chalice/deployed") / f"{args.stage}.json"
+    try:
+        deployed = json.loads(deployed_path.read_text())
+        session = boto3.session.Session(region_name=args.region)
+        cloudformation = session.client("cloudformation")
+        stack = cloudformation.describe_stacks(StackName=args.stack)["Stacks"][0]
+        resources = cloudformation.describe_stack_resources(StackName=args.stack)["StackResources"]
+        done = wire_app(
+            args.template,
+            deployed=deployed,
+            stack_resources={r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources},
+            stack_parameters={p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
+            account_id=stack["StackId"].split(":")[4],
+            region=session.region_name,
+            stack_name=args.stack,
+            client=session.client,
+        )
+    except (OSError, KeyError, WireError) as error:
+        print(f"credport-admin: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(done))
     return 0
 
 

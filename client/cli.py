@@ -2,9 +2,11 @@
 
     credport token --aud AUDIENCE [--ttl SECONDS] [--endpoint URL] [--profile P] [--region R] [--json]
     credport verify TOKEN --issuer URL [--aud AUDIENCE]        (TOKEN "-" reads standard input)
+    credport session start|refresh|show [--endpoint URL] [--token-file F] [--profile P] [--print-token]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
 prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
+``session`` keeps the session's bearer token in a 0600 file (default ``~/.credport/session.json``).
 The endpoint defaults to ``$CREDPORT_ENDPOINT``.
 """
 
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -33,10 +36,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("token", help="the JWT, or - to read it from standard input")
     verify.add_argument("--issuer", required=True)
     verify.add_argument("--aud", help="the audience the token must be for")
+    session = commands.add_parser("session", help="start, refresh or show a session (bearer token)")
+    session.add_argument("action", choices=["start", "refresh", "show"])
+    session.add_argument("--endpoint", default=os.environ.get("CREDPORT_ENDPOINT"), help="API URL")
+    session.add_argument("--token-file", type=Path, help="where the token is kept (0600)")
+    session.add_argument("--profile", help="AWS profile to sign the start with")
+    session.add_argument("--region")
+    session.add_argument("--print-token", action="store_true", help="also print the bearer token")
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args)
+    if args.command == "session":
+        return _session(args)
     return _verify(args)
+
+
+def _session(args: argparse.Namespace) -> int:
+    from client.aws_call import CallError
+    from client.sessions import DEFAULT_TOKEN_FILE, SessionClient
+
+    if not args.endpoint:
+        print("credport: no endpoint: pass --endpoint or set CREDPORT_ENDPOINT", file=sys.stderr)
+        return 2
+    client = SessionClient(args.endpoint, args.token_file or DEFAULT_TOKEN_FILE)
+    try:
+        if args.action == "start":
+            result = client.start(profile=args.profile, region=args.region)
+        elif args.action == "refresh":
+            result = client.refresh()
+        else:
+            result = client.show()
+    except (CallError, ValueError, OSError) as error:
+        print(f"credport: {error}", file=sys.stderr)
+        return 1
+    shown = {k: v for k, v in result.items() if k != "token" or args.print_token}
+    print(json.dumps(shown, indent=2, sort_keys=True))
+    return 0
 
 
 def _token(args: argparse.Namespace) -> int:

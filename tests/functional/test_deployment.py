@@ -180,7 +180,8 @@ def test_policies_are_least_privilege(stage: str) -> None:
                 if "kms:CreateKey" in actions:
                     assert f'"{prefix}"' in condition, f"{sid}: creating keys must be tied to this stage"
             else:
-                assert f"{prefix}-" in resource or f"{prefix}/" in resource or f'"{prefix}"' in condition, (
+                scoped_by_condition = f'"{prefix}"' in condition or f"/{prefix}/" in condition
+                assert f"{prefix}-" in resource or f"{prefix}/" in resource or scoped_by_condition, (
                     f"{sid}: {resource} is not scoped to this stage"
                 )
 
