@@ -64,6 +64,7 @@ class RotationDriver:
     def rotate(self, secret_id: str, function: RotationFunction, *, function_arn: str = "") -> RotationResult:
         token, resumed = self.stage_pending(secret_id)
         secret = self._secret(secret_id)
+        secret.rotation_requested = True  # what RotateSecret records (moto reports rotation fields only then)
         secret.rotation_enabled = True
         secret.rotation_lambda_arn = function_arn
         context = LambdaContext(function_name="rotation", memory_size=512, max_runtime_ms=30_000)

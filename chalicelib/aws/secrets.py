@@ -34,6 +34,7 @@ class SecretInfo:
     rotation_enabled: bool
     rotation_lambda_arn: str | None
     description: str
+    last_rotated_at: datetime | None = None
 
     def version_in_stage(self, stage: str) -> str | None:
         return next((v for v, stages in self.versions.items() if stage in stages), None)
@@ -73,6 +74,7 @@ class SecretStore:
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             rotation_lambda_arn=response.get("RotationLambdaARN"),
             description=str(response.get("Description", "")),
+            last_rotated_at=response.get("LastRotatedDate"),
         )
 
     def create(

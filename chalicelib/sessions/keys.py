@@ -1,10 +1,11 @@
 """Session signing keys: the versions of one Secrets Manager secret, cached per container.
 
 Each version's value is ``{"key": base64url(>= 32 random bytes)}``; the version id is the token's ``kid``.
-Verifiers accept AWSCURRENT, and AWSPREVIOUS only for a bounded window after the current version was
-created (token lifetime + refresh window), so a retired key stops working on schedule. An unknown ``kid``
-triggers one refresh (at most one per ``min_refresh_interval``), so a container that has not yet seen a
-rotation accepts the new key's tokens at once, while a flood of made-up kids cannot hammer Secrets Manager.
+Verifiers accept AWSCURRENT, and AWSPREVIOUS only for a bounded window after the current version took
+over (see :mod:`chalicelib.sessions.tokens`), so a retired key stops working on schedule. An unknown
+``kid`` triggers one re-read (at most one such forced re-read per ``min_refresh_interval``; routine reloads
+do not count), so a container that has not yet seen a rotation accepts the new key's tokens at once, while a
+flood of made-up kids cannot hammer Secrets Manager.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Protocol
 from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.secrets import CURRENT, PREVIOUS, SecretStore, SecretVersion
 
-__all__ = ["MIN_KEY_BYTES", "KeySource", "SessionKey", "SessionKeyStore", "decode_key", "encode_key"]
+__all__ = ["CACHE_TTL", "MIN_KEY_BYTES", "KeySource", "SessionKey", "SessionKeyStore", "decode_key", "encode_key"]
 
 MIN_KEY_BYTES = 32
+CACHE_TTL = 300.0  # how long a container may keep signing with a key after a rotation
 
 
 class InvalidKeyMaterial(ValueError):
@@ -34,7 +36,7 @@ class InvalidKeyMaterial(ValueError):
 class SessionKey:
     version_id: str
     stage: str
-    created_at: float
+    created_at: float  # for AWSCURRENT: when it took over (the later of creation and the last rotation)
     secret: bytes = field(repr=False)
 
 
@@ -79,6 +81,7 @@ class SessionKeyStore:
         self._lock = threading.Lock()
         self._keys: dict[str, SessionKey] = {}
         self._loaded_at: float | None = None
+        self._forced_at: float | None = None
         self.refreshes = 0
 
     def current(self) -> SessionKey:
@@ -91,8 +94,9 @@ class SessionKeyStore:
         if key is not None:
             return key
         with self._lock:
-            if self._loaded_at is not None and self._clock() - self._loaded_at < self._min_refresh_interval:
+            if self._forced_at is not None and self._clock() - self._forced_at < self._min_refresh_interval:
                 return None
+            self._forced_at = self._clock()
             self._reload()
             return self._keys.get(kid)
 
@@ -108,6 +112,9 @@ class SessionKeyStore:
 
     def _reload(self) -> None:
         keys = {}
+        # The version's creation can precede its promotion by a long resumed rotation: take the later.
+        rotated = self._secrets.describe(self._secret_id).last_rotated_at
+        promoted = rotated.timestamp() if rotated is not None else 0.0
         for stage in (CURRENT, PREVIOUS):
             try:
                 version = self._secrets.get_value(self._secret_id, stage=stage)
@@ -115,7 +122,10 @@ class SessionKeyStore:
                 if stage == CURRENT:
                     raise
                 continue
-            keys[version.version_id] = self._key(version, stage)
+            key = self._key(version, stage)
+            if stage == CURRENT and promoted > key.created_at:
+                key = SessionKey(key.version_id, stage, promoted, key.secret)
+            keys[version.version_id] = key
         self._keys = keys
         self._loaded_at = self._clock()
         self.refreshes += 1

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.aws.errors import AwsNotFound
-from chalicelib.aws.secrets import CURRENT, PENDING, SecretStore
+from chalicelib.aws.secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.errors import BadRequest
 from chalicelib.events import key_event
@@ -58,6 +58,10 @@ class SessionKeyRotation:
             raise RotationRequestRefused("The token is not a version of the secret.")
         if CURRENT in stages:
             logger.info("session key rotation step already complete", extra={"step": step})
+            if step == "finishSecret" and PENDING in stages:
+                # A retry of a rotation whose announcement may have failed: announce again (listeners are
+                # idempotent). A version that is only AWSCURRENT was never this rotation's: stay silent.
+                self._announce(token, self._previous_of(info.versions, token))
             return
         if PENDING not in stages:
             raise RotationRequestRefused("The version is not AWSPENDING.")
@@ -110,11 +114,18 @@ class SessionKeyRotation:
 
     def _finish(self, arn: str, token: str, current: str | None) -> None:
         self._secrets.move_stage(arn, CURRENT, to_version=token, from_version=current)
+        self._announce(token, current)
+
+    def _announce(self, token: str, previous: str | None) -> None:
         self._publisher.publish(
             self._topic,
-            key_event("session-key-rotated", version_id=token, previous_version_id=current),
+            key_event("session-key-rotated", version_id=token, previous_version_id=previous),
             attributes={"type": "session-key-rotated"},
         )
+
+    @staticmethod
+    def _previous_of(versions: Mapping[str, tuple[str, ...]], token: str) -> str | None:
+        return next((v for v, stages in versions.items() if PREVIOUS in stages and v != token), None)
 
 
 class _SingleKey:

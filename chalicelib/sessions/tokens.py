@@ -22,7 +22,7 @@ from joserfc.util import urlsafe_b64decode
 from chalicelib.aws.secrets import CURRENT
 from chalicelib.errors import InvalidToken
 from chalicelib.observability import logger
-from chalicelib.sessions.keys import KeySource, SessionKey
+from chalicelib.sessions.keys import CACHE_TTL, KeySource, SessionKey
 
 __all__ = ["SESSION_AUDIENCE", "SessionClaims", "SessionTokens"]
 
@@ -123,9 +123,11 @@ class SessionTokens:
         if key is None:
             raise _Rejected("unknown kid")
         if key.stage != CURRENT:
-            # The previous key is honoured only while tokens it signed can still be valid or refreshed.
+            # The previous key is honoured only while tokens it signed can still be valid or refreshed: a
+            # container may sign with it until its key cache expires, then the token lives, then it may be
+            # refreshed for the refresh window.
             current = self._keys.current()
-            if self._clock() > current.created_at + self._ttl + self._refresh_window:
+            if self._clock() > current.created_at + CACHE_TTL + self._ttl + self._refresh_window:
                 raise _Rejected("previous key retired")
         return key
 
