@@ -53,6 +53,8 @@ def test_moto_holds_exactly_what_the_template_declares(factory: ClientFactory) -
     assert buckets == declared("AWS::S3::Bucket", "BucketName")
     assert tables == declared("AWS::DynamoDB::Table", "TableName")
     assert aliases == declared("AWS::KMS::Alias", "AliasName")
+    secrets = {x["Name"] for x in factory.client("secretsmanager").list_secrets()["SecretList"]}
+    assert secrets == declared("AWS::SecretsManager::Secret", "Name")
     assert len(keys) == sum(r["Type"] == "AWS::KMS::Key" for r in document["Resources"].values())
 
 
