@@ -18,39 +18,13 @@ from chalicelib.api import API_VIEW_MARK
 from chalicelib.events import S3ObjectEvent
 from local.provision import Provisioned
 from tests.conftest import EVENTS_DIR, REPO_ROOT
+from tests.support import gateway_event
 
 
 @pytest.fixture
 def client(provisioned: Provisioned) -> Iterator[Client]:
     with Client(credport_app.app, stage_name="dev") as test_client:
         yield test_client
-
-
-def api_gateway_event(path: str, identity: dict[str, Any]) -> dict[str, Any]:
-    """A REST API proxy event as API Gateway sends it for an IAM-authorized route."""
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": "GET",
-        "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com"},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": "GET",
-            "path": f"/api{path}",
-            "stage": "api",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "identity": identity,
-        },
-        "body": None,
-        "isBase64Encoded": False,
-    }
 
 
 def test_health_needs_no_auth_and_no_aws(client: Client) -> None:
@@ -68,7 +42,7 @@ def test_whoami_reports_the_iam_caller_from_the_request_context() -> None:
         "accessKey": "ASIAEXAMPLE",
         "sourceIp": "203.0.113.7",
     }
-    response = credport_app.app(api_gateway_event("/whoami", identity), None)
+    response = credport_app.app(gateway_event("/whoami", identity), None)
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {
         "arn": identity["userArn"],
@@ -186,7 +160,7 @@ def test_log_lines_carry_the_api_gateway_request_id() -> None:
     handler = Ship()
     logging.getLogger("credport").addHandler(handler)
     try:
-        event = api_gateway_event("/whoami", {"sourceIp": "203.0.113.7"})  # no IAM identity: refused, logged
+        event = gateway_event("/whoami", {"sourceIp": "203.0.113.7"})  # no IAM identity: refused, logged
         response = credport_app.app(event, None)
     finally:
         logging.getLogger("credport").removeHandler(handler)

@@ -30,19 +30,9 @@ from chalicelib.sessions.tokens import SESSION_AUDIENCE, sign
 from local.provision import Provisioned
 from local.rotation import RotationDriver, RotationFailed
 from tests.conftest import ACCOUNT_ID, REGION
+from tests.support import Clock
 
 Event = dict[str, Any]
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FlakyPublisher(Publisher):

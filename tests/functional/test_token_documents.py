@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jwt
 import pytest
 from joserfc.jwk import RSAKey
 
-from chalicelib import tokens
 from chalicelib.aws.clients import ClientFactory
-from chalicelib.config import reset_settings
 from chalicelib.tokens import TokenRejected, TokenVerifier
-from local.provision import Provisioned
+from tests.functional.conftest import Configure
 from tests.functional.test_tokens import (
     SIGNING_ALIAS,
-    Configure,
     Reply,
     call,
     caller_identity,
@@ -30,21 +26,6 @@ from tests.functional.test_tokens import (
 ISSUER = "https://tokens.example.com/tenant-a"
 AUDIENCES = "api://one,https://svc.example.com/*"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
-
-
-@pytest.fixture
-def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
-    """A fresh token service on the provisioned stack; ``configure({ENV: value})`` applies extra settings."""
-    tokens.reset_token_service()
-
-    def apply(env: Mapping[str, str] | None = None) -> None:
-        for name, value in (env or {}).items():
-            monkeypatch.setenv(name, value)
-        reset_settings()
-        tokens.reset_token_service()
-
-    yield apply
-    tokens.reset_token_service()
 
 
 def documents() -> tuple[Reply, Reply]:

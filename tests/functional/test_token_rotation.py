@@ -27,6 +27,7 @@ from chalicelib.tokens.principal import Principal
 from chalicelib.tokens.rotation import JOURNAL_KEY, OIDC_PREFIX, PLANS, KeyRotation
 from chalicelib.tokens.verify import TokenVerifier
 from local.provision import Provisioned
+from tests.support import Clock
 
 START = 1_700_000_000.0
 LEEWAY = 30  # TokenVerifier's default
@@ -39,17 +40,6 @@ PRINCIPAL = Principal(
     session_name="s1",
     organization_id=None,
 )
-
-
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Crash(Exception):
@@ -93,7 +83,7 @@ class Rig:
     """One deployment in moto; every ``rotation()`` and ``issuer()`` is a separate container."""
 
     def __init__(self, services: AwsServices, settings: Settings) -> None:
-        self.services, self.settings, self.clock = services, settings, Clock()
+        self.services, self.settings, self.clock = services, settings, Clock(START)
         self.kms = services.kms
         self.table = services.table(settings.resources.state_table)
         self.signing_client = AwsLikeSigning(services.factory.client("kms"))

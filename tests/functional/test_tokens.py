@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +17,10 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
 import app as credport_app
-from chalicelib import tokens
 from chalicelib.aws import get_aws
 from chalicelib.aws.clients import ClientFactory
-from chalicelib.config import reset_settings
-from local.provision import Provisioned
+from tests.functional.conftest import Configure
+from tests.support import gateway_event
 
 ACCOUNT = "123456789012"
 ROLE_NAME = "App+Role=x,y.z@w_v-1"
@@ -29,23 +28,6 @@ ROLE_SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/my-session"
 ROLE_CALLER = "AROAEXAMPLE123:my-session"
 ORG = "o-abcdefghij"
 SIGNING_ALIAS = "alias/credport-dev/signing/{}"
-
-Configure = Callable[..., None]
-
-
-@pytest.fixture
-def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
-    """A fresh token service on the provisioned stack; ``configure({ENV: value})`` applies extra settings."""
-    tokens.reset_token_service()
-
-    def apply(env: Mapping[str, str] | None = None) -> None:
-        for name, value in (env or {}).items():
-            monkeypatch.setenv(name, value)
-        reset_settings()
-        tokens.reset_token_service()
-
-    yield apply
-    tokens.reset_token_service()
 
 
 def caller_identity(
@@ -68,39 +50,6 @@ def caller_identity(
 
 
 ANONYMOUS: dict[str, Any] = {"sourceIp": "203.0.113.7"}
-
-
-def gateway_event(
-    path: str,
-    identity: Mapping[str, Any],
-    *,
-    query: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    all_headers = {"Host": "abc123.execute-api.us-east-1.amazonaws.com", **(headers or {})}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": "GET",
-        "headers": all_headers,
-        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": dict(query) if query else None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": "GET",
-            "path": f"/api{path}",
-            "stage": "api",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "accountId": ACCOUNT,
-            "apiId": "abc123",
-            "identity": dict(identity),
-        },
-        "body": None,
-        "isBase64Encoded": False,
-    }
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""What every credport JWT verifier checks before any key is touched: shape, size and header policy.
+
+The algorithm allow-lists differ per token kind and stay with each verifier; the headers refused here are
+the same for all: those that let a token choose its own key (``jku``, ``x5u``, ``jwk``, ``x5c``), extend the
+rules (``crit``), change the payload's meaning (``b64``, ``zip``) or belong to encryption (``enc``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from joserfc.util import urlsafe_b64decode
+
+__all__ = ["FORBIDDEN_HEADERS", "MalformedToken", "protected_header"]
+
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64", "zip", "enc"})
+
+
+class MalformedToken(ValueError):
+    """The token is not a compact JWS credport would accept; ``reason`` is for logs, never for callers."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def protected_header(token: object, *, max_bytes: int) -> dict[str, Any]:
+    """The decoded protected header of a compact JWS, once its shape and header policy pass."""
+    if not isinstance(token, str) or len(token) > max_bytes or token.count(".") != 2:
+        raise MalformedToken("shape")
+    try:
+        header = json.loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: absurdly nested JSON
+        raise MalformedToken("header encoding") from None
+    if not isinstance(header, dict):
+        raise MalformedToken("header shape")
+    if header.get("typ") != "JWT":
+        raise MalformedToken("typ")
+    if FORBIDDEN_HEADERS & set(header):
+        raise MalformedToken("forbidden header")
+    return header

@@ -1,0 +1,28 @@
+"""Fixtures for functional tests of the token service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import pytest
+
+from chalicelib import tokens
+from chalicelib.config import reset_settings
+from local.provision import Provisioned
+
+Configure = Callable[..., None]
+
+
+@pytest.fixture
+def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
+    """A fresh token service on the provisioned stack; ``configure({ENV: value})`` applies extra settings."""
+    tokens.reset_token_service()
+
+    def apply(env: Mapping[str, str] | None = None) -> None:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        reset_settings()
+        tokens.reset_token_service()
+
+    yield apply
+    tokens.reset_token_service()
