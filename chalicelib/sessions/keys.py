@@ -25,7 +25,7 @@ from chalicelib.aws.secrets import CURRENT, PREVIOUS, SecretStore, SecretVersion
 __all__ = ["CACHE_TTL", "MIN_KEY_BYTES", "KeySource", "SessionKey", "SessionKeyStore", "decode_key", "encode_key"]
 
 MIN_KEY_BYTES = 32
-CACHE_TTL = 300.0  # how long a container may keep signing with a key after a rotation
+CACHE_TTL = 300.0  # default cache life: how long a container may keep signing with a key after a rotation
 
 
 class InvalidKeyMaterial(ValueError):
@@ -41,6 +41,11 @@ class SessionKey:
 
 
 class KeySource(Protocol):
+    @property
+    def signing_lag(self) -> float:
+        """How long after a rotation a container may still sign with the previous key (its cache life)."""
+        ...
+
     def current(self) -> SessionKey: ...
 
     def find(self, kid: str) -> SessionKey | None: ...
@@ -83,6 +88,10 @@ class SessionKeyStore:
         self._loaded_at: float | None = None
         self._forced_at: float | None = None
         self.refreshes = 0
+
+    @property
+    def signing_lag(self) -> float:
+        return self._ttl
 
     def current(self) -> SessionKey:
         keys = self._cached()

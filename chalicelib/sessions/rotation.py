@@ -131,6 +131,8 @@ class SessionKeyRotation:
 class _SingleKey:
     """The one pending key, in the shape the token codec reads keys from."""
 
+    signing_lag = 0.0
+
     def __init__(self, key: SessionKey) -> None:
         self._key = key
 

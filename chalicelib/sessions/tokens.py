@@ -22,7 +22,7 @@ from chalicelib.aws.secrets import CURRENT
 from chalicelib.errors import InvalidToken
 from chalicelib.jose import MalformedToken, protected_header
 from chalicelib.observability import logger
-from chalicelib.sessions.keys import CACHE_TTL, KeySource, SessionKey
+from chalicelib.sessions.keys import KeySource, SessionKey
 
 __all__ = ["SESSION_AUDIENCE", "SessionClaims", "SessionTokens"]
 
@@ -98,6 +98,8 @@ class SessionTokens:
             raise _Rejected("iss or aud")
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str):
             raise _Rejected("sub or sid")
+        if not claims["sub"] or not claims["sid"]:
+            raise _Rejected("empty sub or sid")
         if claims["iat"] > now + LEEWAY:
             raise _Rejected("issued in the future")
         if now > claims["exp"] + LEEWAY + expired_grace:
@@ -126,7 +128,8 @@ class SessionTokens:
             # container may sign with it until its key cache expires, then the token lives, then it may be
             # refreshed for the refresh window.
             current = self._keys.current()
-            if self._clock() > current.created_at + CACHE_TTL + self._ttl + self._refresh_window:
+            retired_at = current.created_at + self._keys.signing_lag + self._ttl + self._refresh_window + LEEWAY
+            if self._clock() > retired_at:
                 raise _Rejected("previous key retired")
         return key
 

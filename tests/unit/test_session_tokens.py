@@ -1,0 +1,481 @@
+"""Session bearer tokens (HS256, kid = Secrets Manager version id): frozen clock, in-memory secret versions.
+
+Hostile tokens are signed with the real key wherever that leaves the rule under test as the only reason to refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from chalicelib.aws.errors import AwsNotFound
+from chalicelib.aws.secrets import CURRENT, PREVIOUS, SecretInfo, SecretVersion
+from chalicelib.errors import InvalidToken
+from chalicelib.sessions.keys import InvalidKeyMaterial, KeySource, SessionKey, SessionKeyStore, decode_key, encode_key
+from chalicelib.sessions.tokens import LEEWAY, MAX_TOKEN_BYTES, SESSION_AUDIENCE, SessionTokens, sign
+
+T0 = 1_800_000_000
+TTL = 420
+REFRESH = 300
+ISSUER = "https://issuer.example"
+SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-session-keys-AbCdEf"
+MIN_REFRESH = 5.0
+STORE_TTL = 300
+
+
+def window(store_ttl: int) -> int:
+    # The previous key's life after the promotion: signing until caches expire, token life, refresh grace.
+    return store_ttl + TTL + REFRESH + LEEWAY
+
+
+DROP: Any = object()
+OPAQUE_BODY = {"error": "invalid_token", "message": "The bearer token is missing, invalid or expired."}
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeSecrets:
+    """The SecretStore methods SessionKeyStore uses, over AWSCURRENT/AWSPREVIOUS held in memory; calls counted."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, SecretVersion] = {}
+        self.secrets: dict[str, bytes] = {}
+        self.last_rotated_at: datetime | None = None
+        self.calls: list[str] = []
+
+    def rotate(self, at: float, *, promoted_at: float | None = None) -> str:
+        """A new AWSCURRENT version created at ``at``; the old current becomes AWSPREVIOUS."""
+        version_id, secret = str(uuid.uuid4()), os.urandom(32)
+        if CURRENT in self.stages:
+            self.stages[PREVIOUS] = replace(self.stages[CURRENT], stages=(PREVIOUS,))
+        created = datetime.fromtimestamp(at, UTC)
+        value = encode_key(secret)
+        self.stages[CURRENT] = SecretVersion(SECRET_ID, "session-keys", version_id, (CURRENT,), created, value)
+        self.secrets[version_id] = secret
+        self.last_rotated_at = datetime.fromtimestamp(at if promoted_at is None else promoted_at, UTC)
+        return version_id
+
+    def key(self, version_id: str) -> SessionKey:
+        return SessionKey(version_id, CURRENT, 0.0, self.secrets[version_id])
+
+    def get_value(self, secret_id: str, *, stage: str | None = None, version_id: str | None = None) -> SecretVersion:
+        self.calls.append(f"get_value:{stage}")
+        assert secret_id == SECRET_ID
+        assert version_id is None
+        try:
+            return self.stages[stage or CURRENT]
+        except KeyError:
+            raise AwsNotFound("secretsmanager", "GetSecretValue", "ResourceNotFoundException") from None
+
+    def describe(self, secret_id: str) -> SecretInfo:
+        self.calls.append("describe")
+        assert secret_id == SECRET_ID
+        versions = {v.version_id: v.stages for v in self.stages.values()}
+        return SecretInfo(SECRET_ID, "session-keys", versions, True, None, "", self.last_rotated_at)
+
+    @property
+    def get_calls(self) -> int:
+        return sum(call.startswith("get_value") for call in self.calls)
+
+
+def make_store(backend: FakeSecrets, clock: Clock, ttl: float = STORE_TTL) -> SessionKeyStore:
+    fake: Any = backend  # duck-typed SecretStore
+    return SessionKeyStore(fake, SECRET_ID, ttl=ttl, min_refresh_interval=MIN_REFRESH, clock=clock)
+
+
+class SpyKeys:
+    """The KeySource the verifier sees, recording every lookup by kid."""
+
+    def __init__(self, inner: KeySource) -> None:
+        self.inner = inner
+        self.finds: list[str] = []
+        self.signing_lag = inner.signing_lag
+
+    def current(self) -> SessionKey:
+        return self.inner.current()
+
+    def find(self, kid: str) -> SessionKey | None:
+        self.finds.append(kid)
+        return self.inner.find(kid)
+
+
+def make_tokens(keys: KeySource, clock: Clock) -> SessionTokens:
+    return SessionTokens(keys, issuer=ISSUER, token_ttl=TTL, refresh_window=REFRESH, clock=clock)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def backend() -> FakeSecrets:
+    fake = FakeSecrets()
+    fake.rotate(T0 - 86_400)
+    return fake
+
+
+@pytest.fixture
+def key_a(backend: FakeSecrets) -> str:
+    return backend.stages[CURRENT].version_id
+
+
+@pytest.fixture
+def keys(backend: FakeSecrets, clock: Clock) -> SpyKeys:
+    return SpyKeys(make_store(backend, clock))
+
+
+@pytest.fixture
+def tokens(keys: SpyKeys, clock: Clock) -> SessionTokens:
+    return make_tokens(keys, clock)
+
+
+def claims(now: int = T0, **overrides: Any) -> dict[str, Any]:
+    base = {"iss": ISSUER, "sub": "user-1", "aud": SESSION_AUDIENCE, "iat": now, "exp": now + TTL, "sid": "sess-1"}
+    base = {**base, "sess_exp": now + 3600, **overrides}
+    return {k: v for k, v in base.items() if v is not DROP}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+def hmac_signer(secret: bytes) -> Callable[[bytes], bytes]:
+    return lambda data: hmac.new(secret, data, hashlib.sha256).digest()
+
+
+def forge(header: dict[str, Any], payload: dict[str, Any], signer: Callable[[bytes], bytes] | None) -> str:
+    """A compact JWS built by hand, so any header can be sent (``signer=None``: empty signature)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    signature = b64(signer(signing_input.encode("ascii"))) if signer else ""
+    return f"{signing_input}.{signature}"
+
+
+def assert_rejected(tokens: SessionTokens, token: Any, *, expired_grace: int = 0) -> None:
+    """Exactly InvalidToken, 401, with the one fixed body and no chained cause that could leak a reason."""
+    with pytest.raises(InvalidToken) as info:
+        tokens.verify(token, expired_grace=expired_grace)
+    error = info.value
+    assert type(error) is InvalidToken
+    assert (error.status, error.code, error.body()) == (401, "invalid_token", OPAQUE_BODY)
+    assert error.headers == {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    assert error.__cause__ is None
+    assert error.__suppress_context__
+
+
+# --- the current key ------------------------------------------------------------------------------------------
+
+
+def test_fresh_token_verifies_with_its_claims_and_header(tokens: SessionTokens, key_a: str) -> None:
+    token, exp = tokens.issue("user-1", "sess-1", T0 + 3600, role="admin", tags=["a", 1], iss="evil", aud="evil")
+    assert exp == T0 + TTL
+    verified = tokens.verify(token)
+    assert (verified.subject, verified.session_id) == ("user-1", "sess-1")
+    assert (verified.issued_at, verified.expires_at, verified.session_ends_at) == (T0, T0 + TTL, T0 + 3600)
+    assert verified.extra == {"role": "admin", "tags": ["a", 1]}  # extra claims never override reserved ones
+    header, payload, _ = token.split(".")
+    assert unb64(header) == {"alg": "HS256", "typ": "JWT", "kid": key_a}
+    assert unb64(payload)["iss"] == ISSUER
+    assert unb64(payload)["aud"] == SESSION_AUDIENCE
+
+
+def test_exp_never_outlives_the_session(tokens: SessionTokens, clock: Clock) -> None:
+    token, exp = tokens.issue("user-1", "sess-1", T0 + 100)
+    assert exp == T0 + 100
+    clock.now = T0 + 99
+    assert tokens.verify(token).expires_at == T0 + 100
+    clock.now = T0 + 100
+    assert_rejected(tokens, token, expired_grace=REFRESH)
+
+
+# --- the previous key and rotation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("store_ttl", "created_before_promotion"), [(STORE_TTL, 0), (STORE_TTL, 3600), (60, 0)])
+@pytest.mark.parametrize(("after", "accepted"), [(0, True), (-1, True), (0.5, False), (1, False)])
+def test_previous_key_only_inside_its_window(
+    backend: FakeSecrets, key_a: str, store_ttl: int, created_before_promotion: int, after: float, accepted: bool
+) -> None:
+    """``after`` is relative to the window's end (0 = the last accepted instant); the window runs from the
+    promotion (LastRotatedDate), not the version's creation, and spans the verifier store's own cache life."""
+    long_lived = sign(backend.key(key_a), claims(exp=T0 + 10**6, sess_exp=T0 + 10**6))
+    key_b = backend.rotate(T0 - created_before_promotion, promoted_at=T0)
+    clock = Clock(T0 + window(store_ttl) + after)
+    tokens = make_tokens(make_store(backend, clock, ttl=store_ttl), clock)
+    assert tokens.verify(sign(backend.key(key_b), claims(int(clock.now)))).subject == "user-1"
+    if accepted:
+        assert tokens.verify(long_lived).expires_at == T0 + 10**6
+    else:
+        assert_rejected(tokens, long_lived, expired_grace=REFRESH)
+
+
+def test_key_rotated_out_twice_is_refused(backend: FakeSecrets, clock: Clock, key_a: str) -> None:
+    token = sign(backend.key(key_a), claims())
+    backend.rotate(T0)
+    backend.rotate(T0)
+    assert_rejected(make_tokens(make_store(backend, clock), clock), token)
+
+
+def test_previous_key_honoured_for_the_whole_refresh_grace_of_its_last_token(backend: FakeSecrets, key_a: str) -> None:
+    clock = Clock(T0 - 0.5)
+    signer = make_store(backend, clock)
+    signer.current()  # this container caches key A just before the rotation...
+    backend.rotate(T0)
+    clock.now = T0 - 0.5 + STORE_TTL  # ...and, its cache still fresh, signs with A
+    token, exp = make_tokens(signer, clock).issue("user-1", "sess-1", T0 + 86_400)
+    assert unb64(token.split(".")[0])["kid"] == key_a
+    clock.now = exp + LEEWAY + REFRESH  # the last instant a refresh accepts this exp
+    assert make_tokens(make_store(backend, clock), clock).verify(token, expired_grace=REFRESH).expires_at == exp
+
+
+def test_unknown_kid_triggers_one_refresh(
+    backend: FakeSecrets, clock: Clock, keys: SpyKeys, tokens: SessionTokens
+) -> None:
+    keys.current()  # keys cached before the rotation
+    key_b = backend.rotate(T0)
+    token, _ = make_tokens(make_store(backend, clock), clock).issue("user-1", "sess-1", T0 + 3600)
+    assert unb64(token.split(".")[0])["kid"] == key_b
+    before = backend.get_calls
+    assert tokens.verify(token).subject == "user-1"
+    assert backend.get_calls == before + 2  # one re-read: AWSCURRENT and AWSPREVIOUS
+    calls = len(backend.calls)
+    tokens.verify(token)
+    assert len(backend.calls) == calls  # now cached
+
+
+def test_refresh_for_unknown_kids_is_rate_limited(backend: FakeSecrets, clock: Clock, tokens: SessionTokens) -> None:
+    def made_up() -> str:
+        return sign(SessionKey(str(uuid.uuid4()), CURRENT, 0.0, os.urandom(32)), claims())
+
+    tokens.verify(tokens.issue("user-1", "sess-1", T0 + 3600)[0])
+    calls = len(backend.calls)
+    assert_rejected(tokens, made_up())
+    assert len(backend.calls) > calls  # the first unknown kid re-reads the secret
+    calls = len(backend.calls)
+    clock.now = T0 + MIN_REFRESH - 1
+    assert_rejected(tokens, made_up())
+    assert len(backend.calls) == calls  # a second one inside the interval: no backend call
+    clock.now = T0 + MIN_REFRESH
+    assert_rejected(tokens, made_up())
+    assert len(backend.calls) > calls  # after the interval, one more re-read
+
+
+# --- time rules -----------------------------------------------------------------------------------------------
+
+
+EXPIRY_CASES = [(-TTL, 0, True), (LEEWAY, 0, True), (LEEWAY + 1, 0, False)]
+EXPIRY_CASES += [(REFRESH + LEEWAY, REFRESH, True), (REFRESH + LEEWAY + 1, REFRESH, False), (LEEWAY + 1, REFRESH, True)]
+
+
+@pytest.mark.parametrize(("past_exp", "grace", "accepted"), EXPIRY_CASES)
+def test_expiry_leeway_and_refresh_grace(
+    tokens: SessionTokens, clock: Clock, past_exp: int, grace: int, accepted: bool
+) -> None:
+    token, exp = tokens.issue("user-1", "sess-1", T0 + 86_400)
+    clock.now = exp + past_exp
+    if accepted:
+        assert tokens.verify(token, expired_grace=grace).expires_at == exp
+    else:
+        assert_rejected(tokens, token, expired_grace=grace)
+
+
+@pytest.mark.parametrize("grace", [0, REFRESH, 10**6])
+def test_absolute_session_end_wins_over_any_grace(
+    tokens: SessionTokens, backend: FakeSecrets, clock: Clock, key_a: str, grace: int
+) -> None:
+    token = sign(backend.key(key_a), claims(exp=T0 + 10**6, sess_exp=T0 + 100))
+    clock.now = T0 + 99.9
+    assert tokens.verify(token, expired_grace=grace).session_ends_at == T0 + 100
+    clock.now = T0 + 100
+    assert_rejected(tokens, token, expired_grace=grace)
+
+
+def test_iat_in_the_future_beyond_leeway(tokens: SessionTokens, backend: FakeSecrets, key_a: str) -> None:
+    assert tokens.verify(sign(backend.key(key_a), claims(iat=T0 + LEEWAY))).issued_at == T0 + LEEWAY
+    assert_rejected(tokens, sign(backend.key(key_a), claims(iat=T0 + LEEWAY + 1)))
+
+
+# --- claims ---------------------------------------------------------------------------------------------------
+
+
+BAD_CLAIMS = [
+    *[("aud", v) for v in ("sts.amazonaws.com", [SESSION_AUDIENCE], None, DROP)],
+    *[("iss", v) for v in ("https://evil.example", ISSUER + "/", None, DROP)],
+    *[(name, v) for name in ("sub", "sid") for v in (42, None, DROP)],
+    *[(name, v) for name in ("iat", "exp", "sess_exp") for v in (float(T0 + 1), str(T0 + 1), True, None, DROP)],
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), BAD_CLAIMS, ids=[f"{n}={'DROP' if v is DROP else repr(v)}" for n, v in BAD_CLAIMS]
+)
+def test_bad_claims_are_refused(tokens: SessionTokens, backend: FakeSecrets, key_a: str, name: str, value: Any) -> None:
+    assert_rejected(tokens, sign(backend.key(key_a), claims(**{name: value})))
+
+
+# --- headers --------------------------------------------------------------------------------------------------
+
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+SIGNERS: dict[str, Callable[[bytes], bytes]] = {
+    "rsa": lambda data: RSA_KEY.sign(data, padding.PKCS1v15(), hashes.SHA256()),
+    "ec": lambda data: EC_KEY.sign(data, ec.ECDSA(hashes.SHA256())),
+}
+FORBIDDEN: list[tuple[str, Any]] = [("jku", "https://e.example/k"), ("x5u", "https://e.example/c"), ("x5c", ["MII"])]
+FORBIDDEN += [("jwk", {"kty": "oct", "k": "AA"}), ("crit", ["exp"]), ("b64", False), ("zip", "DEF"), ("enc", "A128GCM")]
+HOSTILE_HEADERS: list[tuple[dict[str, Any], str | None]] = [
+    ({"alg": "none", "typ": "JWT"}, None),  # unsigned
+    ({"alg": "RS256", "typ": "JWT"}, "rsa"),
+    ({"alg": "ES256", "typ": "JWT"}, "ec"),
+    ({"typ": "JWT"}, "hmac"),
+    ({"alg": "HS256"}, "hmac"),
+    # HS/RS confusion and friends: a valid HMAC over the token with the real key, under another alg.
+    *[({"alg": alg, "typ": "JWT"}, "hmac") for alg in ("none", "RS256", "ES256", "HS512", "hs256", None)],
+    *[({"alg": "HS256", "typ": typ}, "hmac") for typ in ("JOSE", "at+jwt", None)],
+    *[({"alg": "HS256", "typ": "JWT", name: value}, "hmac") for name, value in FORBIDDEN],
+]
+
+
+@pytest.mark.parametrize(("header", "signer"), HOSTILE_HEADERS, ids=[f"{h}-{s}" for h, s in HOSTILE_HEADERS])
+def test_hostile_headers_are_refused_before_any_key_is_touched(
+    tokens: SessionTokens, keys: SpyKeys, backend: FakeSecrets, key_a: str, header: dict[str, Any], signer: str | None
+) -> None:
+    sign_with = hmac_signer(backend.secrets[key_a]) if signer == "hmac" else SIGNERS.get(signer or "")
+    assert_rejected(tokens, forge({**header, "kid": key_a}, claims(), sign_with))
+    assert keys.finds == []
+
+
+BAD_KIDS: list[Any] = ["../../etc/passwd", "a" * 4096, "a" * 65, "a" * 31, "", DROP, 42, None, ["x" * 36]]
+BAD_KIDS.append(str(uuid.uuid4()) + "\n")
+BAD_KID_IDS = ["path", "4KB", "65 chars", "31 chars", "empty", "missing", "int", "null", "list", "uuid+newline"]
+
+
+@pytest.mark.parametrize("kid", BAD_KIDS, ids=BAD_KID_IDS)
+def test_malformed_kid_is_refused_without_asking_the_store(
+    tokens: SessionTokens, keys: SpyKeys, backend: FakeSecrets, key_a: str, kid: Any
+) -> None:
+    keys.current()
+    calls = len(backend.calls)
+    header = {"alg": "HS256", "typ": "JWT"} if kid is DROP else {"alg": "HS256", "typ": "JWT", "kid": kid}
+    assert_rejected(tokens, forge(header, claims(), hmac_signer(backend.secrets[key_a])))
+    assert len(backend.calls) == calls
+    assert keys.finds == []
+
+
+def test_well_formed_unknown_kid_is_refused(tokens: SessionTokens, backend: FakeSecrets, key_a: str) -> None:
+    signer = hmac_signer(backend.secrets[key_a])
+    assert tokens.verify(forge({"alg": "HS256", "typ": "JWT", "kid": key_a}, claims(), signer)).subject == "user-1"
+    assert_rejected(tokens, forge({"alg": "HS256", "typ": "JWT", "kid": str(uuid.uuid4())}, claims(), signer))
+
+
+def test_key_is_chosen_by_kid_never_by_trying_keys(backend: FakeSecrets, clock: Clock, key_a: str) -> None:
+    key_b = backend.rotate(T0)
+    tokens = make_tokens(make_store(backend, clock), clock)
+    forged = SessionKey(key_b, CURRENT, 0.0, backend.secrets[key_a])  # A's secret under B's kid
+    assert_rejected(tokens, sign(forged, claims()))
+    assert_rejected(tokens, sign(SessionKey(key_b, CURRENT, 0.0, os.urandom(32)), claims()))
+
+
+# --- shape and integrity --------------------------------------------------------------------------------------
+
+
+def test_tampered_payload_or_signature(tokens: SessionTokens) -> None:
+    token, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
+    h, p, sig = token.split(".")
+    evil = b64(json.dumps({**unb64(p), "sub": "admin"}).encode())
+    flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+    for bad in (f"{h}.{evil}.{sig}", f"{h}.{p}.{flipped}", f"{h}.{p}.{sig[:-2]}", f"{h}.{p}.", f"{h}.{p}.{sig}="):
+        assert_rejected(tokens, bad)
+    for bad in (f"{token}\n", f"{token} ", f" {token}", token.replace(".", ". ", 1)):
+        assert_rejected(tokens, bad)
+    assert tokens.verify(token).subject == "user-1"
+
+
+def test_malformed_shapes_never_reach_the_keys(tokens: SessionTokens, keys: SpyKeys) -> None:
+    token, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
+    h, p, sig = token.split(".")
+    for bad in (f"{token}.{sig}", f"{h}.{p}", f"{h}..{p}.{sig}", "", "..", "a.b", f"{h}=.{p}.{sig}", "é" + token):
+        assert_rejected(tokens, bad)
+    for not_an_object in (b"[]", b"null", b'"JWT"', b"1", b"{"):
+        assert_rejected(tokens, f"{b64(not_an_object)}.{p}.{sig}")
+    assert keys.finds == []
+
+
+def test_size_limit_is_exact(tokens: SessionTokens, backend: FakeSecrets, key_a: str) -> None:
+    largest = ""
+    for size in range(2800, 3200):
+        token = sign(backend.key(key_a), claims(pad="x" * size))
+        if len(token) > MAX_TOKEN_BYTES:
+            break
+        largest = token
+    assert MAX_TOKEN_BYTES - 2 <= len(largest) <= MAX_TOKEN_BYTES
+    assert tokens.verify(largest).subject == "user-1"
+    assert_rejected(tokens, token)
+
+
+@pytest.mark.parametrize("kind", ["none", "int", "bytes", "bytearray", "list"])
+def test_non_string_token_is_refused(tokens: SessionTokens, keys: SpyKeys, kind: str) -> None:
+    token, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
+    values = {"none": None, "int": 42, "bytes": token.encode(), "bytearray": bytearray(token.encode()), "list": [token]}
+    assert_rejected(tokens, values[kind])
+    assert keys.finds == []
+
+
+# --- key material ---------------------------------------------------------------------------------------------
+
+
+def test_decode_key_round_trip() -> None:
+    secret = os.urandom(32)
+    assert decode_key(encode_key(secret)) == secret
+    assert decode_key(encode_key(secret).encode()) == secret
+
+
+BAD_KEYS: list[str | bytes] = [encode_key(os.urandom(31)), encode_key(b""), "not json", b"\xff\xfe", '{"v": 1}']
+BAD_KEYS += [json.dumps(value) for value in ({"key": None}, {"key": 5}, [1, 2], "key", {"key": "!!!!"})]
+BAD_KEY_IDS = ["31 bytes", "empty", "not json", "not utf-8", "no key", "key null", "key int", "list", "str", "not b64"]
+
+
+@pytest.mark.parametrize("value", BAD_KEYS, ids=BAD_KEY_IDS)
+def test_decode_key_refuses_bad_material(value: str | bytes) -> None:
+    with pytest.raises(InvalidKeyMaterial):
+        decode_key(value)
+
+
+@pytest.mark.parametrize("claim", ["sub", "sid"])
+def test_empty_subject_or_session_id_is_refused(tokens: SessionTokens, keys: SpyKeys, clock: Clock, claim: str) -> None:
+    now = int(clock())
+    claims = {
+        "iss": ISSUER,
+        "sub": "alice",
+        "aud": SESSION_AUDIENCE,
+        "iat": now,
+        "exp": now + 60,
+        "sid": "s-1",
+        "sess_exp": now + 600,
+        claim: "",
+    }
+    with pytest.raises(InvalidToken):
+        tokens.verify(sign(keys.current(), claims))
