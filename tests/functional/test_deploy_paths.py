@@ -122,3 +122,24 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
     assert response["statusCode"] == "401"
     assert json.loads(response["responseTemplates"]["application/json"])["error"] == "invalid_token"
     assert factory.client("apigateway").get_deployments(restApiId=api_id)["items"]
+
+
+def test_the_installed_commands_run_outside_the_repository(tmp_path: Path) -> None:
+    """Console scripts import only what the package installs (pytest's path hides a missing package)."""
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "infra.json"
+    admin = subprocess.run(
+        [str(bin_dir / "credport-admin"), "infra-template", "--template", str(TEMPLATE), "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert admin.returncode == 0, admin.stderr
+    assert "SessionKeySecret" in json.loads(out.read_text())["Resources"]
+    for command in ("credport", "credport-admin"):
+        shown = subprocess.run(
+            [str(bin_dir / command), "--help"], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
