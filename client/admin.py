@@ -154,7 +154,9 @@ def _token(args: argparse.Namespace) -> int:
     _logs_to_stderr()
     try:
         if args.local:
-            state = json.loads((Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", ".local")) / "stack.json").read_text())
+            from local.stack import read_state
+
+            state = read_state(Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", ".local")))
             os.environ.update({**state["app_env"], **state["aws_exports"], "AWS_ENDPOINT_URL": state["aws_endpoint"]})
         else:
             cloudformation = boto3.session.Session(region_name=args.region).client("cloudformation")

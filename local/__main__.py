@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from local.stack import REPO_ROOT, LocalStack, StackInfo, StackOptions
+from local.stack import REPO_ROOT, LocalStack, StackInfo, StackOptions, read_state
 
 STATE_DIR = Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", REPO_ROOT / ".local"))
 
@@ -129,11 +129,10 @@ Ctrl-C stops everything.
 
 
 def _state() -> dict[str, Any]:
-    path = STATE_DIR / "stack.json"
-    if not path.exists():
-        sys.exit(f"no running local stack ({path} is missing): start one with `make run`")
-    state: dict[str, Any] = json.loads(path.read_text())
-    return state
+    try:
+        return read_state(STATE_DIR)
+    except FileNotFoundError as missing:
+        sys.exit(str(missing))
 
 
 def _print_control(method: str, command: str) -> int:

@@ -25,7 +25,7 @@ from local.pump import EventPump, PumpSettings
 from local.rotation import RotationDriver, RotationFailed
 from local.template import Template, load_template
 
-__all__ = ["REPO_ROOT", "LocalStack", "StackInfo", "StackOptions"]
+__all__ = ["REPO_ROOT", "LocalStack", "StackInfo", "StackOptions", "read_state"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -73,6 +73,15 @@ class StackInfo:
             "dead_letter_queues": self.dead_letter_queues,
             "pid": os.getpid(),
         }
+
+
+def read_state(state_dir: Path) -> dict[str, Any]:
+    """What a running stack wrote about itself (endpoints, app environment, developer exports)."""
+    path = state_dir / "stack.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no running local stack ({path} is missing): start one with `make run`")
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
 
 
 class LocalStack:

@@ -168,7 +168,8 @@ class KeyRotation:
             self._ensure_still_ours(journal)
             try:
                 self._fail_at(step)
-                getattr(self, f"_step_{step}")(journal)
+                # A step that records something (a created key) returns the journal it wrote.
+                journal = getattr(self, f"_step_{step}")(journal) or journal
             except Exception as error:
                 self._alarm(journal, step, error)
                 raise
@@ -215,17 +216,17 @@ class KeyRotation:
 
     # Steps -----------------------------------------------------------------------------------------
 
-    def _step_create_current(self, journal: dict[str, Any]) -> None:
-        self._create(journal, "current")
+    def _step_create_current(self, journal: dict[str, Any]) -> dict[str, Any] | None:
+        return self._create(journal, "current")
 
-    def _step_create_pending(self, journal: dict[str, Any]) -> None:
+    def _step_create_pending(self, journal: dict[str, Any]) -> dict[str, Any] | None:
         if journal["kind"] == "revoke" and journal["revoked"] != journal["from"]["current"]:
-            return  # the compromised key is already previous: current and pending stay, no new key
-        self._create(journal, "pending")
+            return None  # the compromised key is already previous: current and pending stay, no new key
+        return self._create(journal, "pending")
 
-    def _create(self, journal: dict[str, Any], slot: str) -> None:
+    def _create(self, journal: dict[str, Any], slot: str) -> dict[str, Any] | None:
         if slot in journal["keys"]:
-            return
+            return None
         description = f"{self._settings.prefix} token signing key ({journal['rotation_id']}/{slot})"
         # A crash (or a lost race) between CreateKey and the journal write would orphan a key: look first.
         found = self._kms.find_by_description(description)
@@ -236,9 +237,7 @@ class KeyRotation:
             usage="SIGN_VERIFY",
             tags={"credport:prefix": self._settings.prefix, "credport:purpose": "token-signing"},
         )
-        journal["keys"] = {**journal["keys"], slot: info.arn}
-        updated = self._advance(journal)
-        journal.update(updated)
+        return self._advance(journal, keys={**journal["keys"], slot: info.arn})
 
     def _step_move_aliases(self, journal: dict[str, Any]) -> None:
         # Order keeps a working current key at every instant: previous first, then current, then pending.
