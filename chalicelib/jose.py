@@ -12,9 +12,11 @@ from typing import Any
 
 from joserfc.util import urlsafe_b64decode
 
-__all__ = ["FORBIDDEN_HEADERS", "MalformedToken", "protected_header"]
+__all__ = ["FORBIDDEN_HEADERS", "JWE_FORBIDDEN_HEADERS", "MalformedToken", "jwe_header", "protected_header"]
 
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64", "zip", "enc"})
+# For JWE: no key choice by the sender's header, no extensions, and no compression (a decompression bomb).
+JWE_FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "zip"})
 
 
 class MalformedToken(ValueError):
@@ -26,8 +28,25 @@ class MalformedToken(ValueError):
 
 
 def protected_header(token: object, *, max_bytes: int) -> dict[str, Any]:
-    """The decoded protected header of a compact JWS, once its shape and header policy pass."""
-    if not isinstance(token, str) or len(token) > max_bytes or token.count(".") != 2:
+    """The decoded protected header of a compact JWS (a JWT), once its shape and header policy pass."""
+    header = _decode(token, max_bytes=max_bytes, dots=2)
+    if header.get("typ") != "JWT":
+        raise MalformedToken("typ")
+    if FORBIDDEN_HEADERS & set(header):
+        raise MalformedToken("forbidden header")
+    return header
+
+
+def jwe_header(token: object, *, max_bytes: int) -> dict[str, Any]:
+    """The decoded protected header of a compact JWE, once its shape and header policy pass."""
+    header = _decode(token, max_bytes=max_bytes, dots=4)
+    if JWE_FORBIDDEN_HEADERS & set(header):
+        raise MalformedToken("forbidden header")
+    return header
+
+
+def _decode(token: object, *, max_bytes: int, dots: int) -> dict[str, Any]:
+    if not isinstance(token, str) or len(token) > max_bytes or token.count(".") != dots:
         raise MalformedToken("shape")
     try:
         header = json.loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
@@ -35,8 +54,4 @@ def protected_header(token: object, *, max_bytes: int) -> dict[str, Any]:
         raise MalformedToken("header encoding") from None
     if not isinstance(header, dict):
         raise MalformedToken("header shape")
-    if header.get("typ") != "JWT":
-        raise MalformedToken("typ")
-    if FORBIDDEN_HEADERS & set(header):
-        raise MalformedToken("forbidden header")
     return header

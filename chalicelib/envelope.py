@@ -1,0 +1,186 @@
+"""Hybrid encryption envelopes, as compact JWE (joserfc), shared by secret transfer and auto-id.
+
+Two kinds, and only these (the allow-lists below are the policy):
+- to an RSA public key: ``alg`` RSA-OAEP-256, ``enc`` A256GCM, ``kid`` = RFC 7638 thumbprint of the key;
+- with a shared 256-bit key: ``alg`` dir, ``enc`` A256GCM.
+Decryption picks the private key by ``kid`` (never by trying keys) and refuses any other algorithm,
+compression, or a header that names its own key. Public keys are read from PEM strictly: RSA only,
+at least 2048 bits; a *private* key handed over where a public one belongs is recognised as such, so callers
+can destroy it and raise the alarm instead of merely rejecting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwe import JWERegistry
+from joserfc.jwk import OctKey, RSAKey
+
+from chalicelib.jose import MalformedToken, jwe_header
+
+__all__ = [
+    "DIRECT",
+    "MAX_ENVELOPE_BYTES",
+    "MIN_RSA_BITS",
+    "RSA_ALGORITHMS",
+    "EnvelopeError",
+    "Opened",
+    "PrivateKeyMaterial",
+    "RecipientKey",
+    "decrypt_direct",
+    "generate_recipient_key",
+    "open_envelope",
+    "private_key_from_pem",
+    "public_key_from_pem",
+    "seal",
+    "seal_direct",
+]
+
+RSA_ALGORITHMS = ("RSA-OAEP-256", "A256GCM")
+DIRECT = ("dir", "A256GCM")
+MIN_RSA_BITS = 2048
+MAX_PEM_BYTES = 16 * 1024
+MAX_ENVELOPE_BYTES = 256 * 1024
+_PRIVATE_MARKERS = (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK")
+
+
+def _registry(algorithms: tuple[str, str]) -> JWERegistry:
+    """The allow-list as a joserfc registry, sized for our envelopes (joserfc's default stops at 64 KB of
+    ciphertext; a 64 KiB secret inside its JSON document is more)."""
+    registry = JWERegistry(algorithms=list(algorithms))
+    registry.max_ciphertext_length = MAX_ENVELOPE_BYTES * 4 // 3 + 4
+    return registry
+
+
+_RSA_REGISTRY = _registry(RSA_ALGORITHMS)
+_DIRECT_REGISTRY = _registry(DIRECT)
+
+
+class EnvelopeError(ValueError):
+    """Not an envelope we open; ``reason`` is a stable code for logs and quarantine receipts."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PrivateKeyMaterial(EnvelopeError):
+    """A private key was supplied where only a public key belongs."""
+
+    def __init__(self) -> None:
+        super().__init__("private_key")
+
+
+@dataclass(frozen=True)
+class RecipientKey:
+    """An RSA key envelopes are sealed to; ``private`` only on the side that opens them."""
+
+    kid: str
+    public: RSAKey = field(repr=False)
+    private: RSAKey | None = field(default=None, repr=False)
+
+    def public_pem(self) -> bytes:
+        return bytes(self.public.as_pem(private=False))
+
+    def public_jwk(self) -> dict[str, Any]:
+        return {**self.public.as_dict(private=False), "kid": self.kid, "use": "enc", "alg": RSA_ALGORITHMS[0]}
+
+
+@dataclass(frozen=True)
+class Opened:
+    kid: str
+    plaintext: bytes = field(repr=False)
+
+
+def public_key_from_pem(pem: bytes) -> RecipientKey:
+    """An RSA public key (SubjectPublicKeyInfo or PKCS#1 PEM) of at least 2048 bits."""
+    if len(pem) > MAX_PEM_BYTES:
+        raise EnvelopeError("too_large")
+    if any(marker in pem for marker in _PRIVATE_MARKERS):
+        raise PrivateKeyMaterial()
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise EnvelopeError("not_a_public_key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise EnvelopeError("not_rsa")
+    if key.key_size < MIN_RSA_BITS:
+        raise EnvelopeError("key_too_small")
+    public = RSAKey.import_key(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return RecipientKey(kid=public.thumbprint(), public=public)
+
+
+def generate_recipient_key(bits: int = 4096) -> RecipientKey:
+    """A fresh RSA key pair (CSPRNG, via cryptography) to receive envelopes with."""
+    private = RSAKey.generate_key(bits, private=True)
+    public = RSAKey.import_key(private.as_dict(private=False))
+    return RecipientKey(kid=public.thumbprint(), public=public, private=private)
+
+
+def private_key_from_pem(pem: bytes) -> RecipientKey:
+    """The receiving side's key pair from its private PEM (as kept in Secrets Manager)."""
+    try:
+        private = RSAKey.import_key(pem)
+    except (JoseError, ValueError, TypeError):
+        raise EnvelopeError("not_a_private_key") from None
+    if not private.is_private:
+        raise EnvelopeError("not_a_private_key")
+    public = RSAKey.import_key(private.as_dict(private=False))
+    return RecipientKey(kid=public.thumbprint(), public=public, private=private)
+
+
+def seal(recipient: RecipientKey, plaintext: bytes, *, content_type: str | None = None) -> str:
+    """A compact JWE only ``recipient``'s private key opens."""
+    header: dict[str, Any] = {"alg": RSA_ALGORITHMS[0], "enc": RSA_ALGORITHMS[1], "kid": recipient.kid}
+    if content_type:
+        header["cty"] = content_type
+    return str(jwe.encrypt_compact(header, plaintext, recipient.public, registry=_RSA_REGISTRY))
+
+
+def open_envelope(envelope: object, keys: Mapping[str, RecipientKey], *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Opened:
+    """The plaintext of an envelope sealed to one of ``keys`` (by ``kid``); :class:`EnvelopeError` otherwise."""
+    try:
+        header = jwe_header(envelope, max_bytes=max_bytes)
+    except MalformedToken as malformed:
+        raise EnvelopeError("not_jwe" if malformed.reason != "forbidden header" else "forbidden_header") from None
+    if (header.get("alg"), header.get("enc")) != RSA_ALGORITHMS:
+        raise EnvelopeError("algorithm")
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if not isinstance(kid, str) or key is None or key.private is None:
+        raise EnvelopeError("unknown_key")
+    try:
+        opened = jwe.decrypt_compact(str(envelope), key.private, registry=_RSA_REGISTRY)
+    except (JoseError, ValueError, TypeError):
+        raise EnvelopeError("decryption_failed") from None
+    return Opened(kid=kid, plaintext=bytes(opened.plaintext or b""))
+
+
+def seal_direct(key: bytes, plaintext: bytes) -> str:
+    """A compact JWE (dir, A256GCM) under a shared 256-bit key."""
+    if len(key) != 32:
+        raise ValueError("a direct-encryption key is exactly 32 bytes")
+    header = {"alg": DIRECT[0], "enc": DIRECT[1]}
+    return str(jwe.encrypt_compact(header, plaintext, OctKey.import_key(key), registry=_DIRECT_REGISTRY))
+
+
+def decrypt_direct(envelope: object, key: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> bytes:
+    try:
+        header = jwe_header(envelope, max_bytes=max_bytes)
+    except MalformedToken:
+        raise EnvelopeError("not_jwe") from None
+    if (header.get("alg"), header.get("enc")) != DIRECT or len(key) != 32:
+        raise EnvelopeError("algorithm")
+    try:
+        opened = jwe.decrypt_compact(str(envelope), OctKey.import_key(key), registry=_DIRECT_REGISTRY)
+    except (JoseError, ValueError, TypeError):
+        raise EnvelopeError("decryption_failed") from None
+    return bytes(opened.plaintext or b"")
