@@ -17,7 +17,7 @@ from chalice.app import (
     SQSEvent,
 )
 
-from chalicelib import config, events, health, sessions, tokens
+from chalicelib import config, events, health, sessions, tokens, transfer
 from chalicelib.api import api_view
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
@@ -96,6 +96,12 @@ def refresh_session() -> dict[str, Any]:
 @api
 def show_session() -> dict[str, Any]:
     return sessions.get_session_service().show(sessions.bearer_token(request()))
+
+
+@app.route("/transfer/import-key", methods=["GET"])
+@api
+def transfer_import_key() -> Response:
+    return tokens.public_document(transfer.import_key_documents())
 
 
 @app.lambda_function(name="rotate_session_key")

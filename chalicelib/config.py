@@ -53,6 +53,7 @@ class Env:
     STATE_TABLE = "CREDPORT_STATE_TABLE"
     DATA_KEY_ARN = "CREDPORT_DATA_KEY_ARN"
     SESSION_KEY_SECRET_ARN = "CREDPORT_SESSION_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
+    IMPORT_KEY_SECRET_ARN = "CREDPORT_IMPORT_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     # Token service.
     TOKEN_AUDIENCES = "CREDPORT_TOKEN_AUDIENCES"  # noqa: S105
     TOKEN_DEFAULT_AUDIENCE = "CREDPORT_TOKEN_DEFAULT_AUDIENCE"  # noqa: S105
@@ -70,6 +71,7 @@ class Env:
     # Autonomous identification and transfer.
     AUTOID_GRACE_PERIOD = "CREDPORT_AUTOID_GRACE_PERIOD"
     TRANSFER_LINK_TTL = "CREDPORT_TRANSFER_LINK_TTL"
+    TRANSFER_IMPORT_PREFIX = "CREDPORT_TRANSFER_IMPORT_PREFIX"
     # AWS client behaviour.
     AWS_MAX_ATTEMPTS = "CREDPORT_AWS_MAX_ATTEMPTS"
     AWS_TIMEOUT = "CREDPORT_AWS_TIMEOUT"
@@ -86,6 +88,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.STATE_TABLE: "StateTableName",
     Env.DATA_KEY_ARN: "DataKeyArn",
     Env.SESSION_KEY_SECRET_ARN: "SessionKeySecretArn",
+    Env.IMPORT_KEY_SECRET_ARN: "ImportKeySecretArn",
 }
 
 
@@ -98,6 +101,7 @@ class ResourceNames:
     state_table: str
     data_key_arn: str
     session_key_secret_arn: str
+    import_key_secret_arn: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Settings:
     session_refresh_window: int
     autoid_grace_period: int
     transfer_link_ttl: int
+    transfer_import_prefix: str
     aws_max_attempts: int
     aws_timeout: float
 
@@ -145,6 +150,7 @@ class Settings:
                 state_table=reader.require(Env.STATE_TABLE, _parse_name),
                 data_key_arn=reader.require(Env.DATA_KEY_ARN, _parse_arn("kms")),
                 session_key_secret_arn=reader.require(Env.SESSION_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
+                import_key_secret_arn=reader.require(Env.IMPORT_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
             ),
             token_audiences=audiences,
             token_default_audience=reader.get(Env.TOKEN_DEFAULT_AUDIENCE, audiences[0], _parse_audience),
@@ -160,6 +166,10 @@ class Settings:
             session_refresh_window=reader.get(Env.SESSION_REFRESH_WINDOW, "300", _seconds(0, 3600)),
             autoid_grace_period=reader.get(Env.AUTOID_GRACE_PERIOD, str(7 * _DAY), _seconds(3600, 90 * _DAY)),
             transfer_link_ttl=reader.get(Env.TRANSFER_LINK_TTL, "1800", _seconds(60, 7 * _DAY)),
+            # Under the deployment's own prefix by default: two deployments in one account never collide.
+            transfer_import_prefix=reader.get(
+                Env.TRANSFER_IMPORT_PREFIX, f"{prefix or DEFAULT_PREFIX}/imported/", _parse_secret_prefix
+            ),
             aws_max_attempts=reader.get(Env.AWS_MAX_ATTEMPTS, "3", _integer(1, 10)),
             aws_timeout=reader.get(Env.AWS_TIMEOUT, "5", _positive_float(0.1, 60)),
         )
@@ -292,6 +302,12 @@ def _parse_issuer(raw: str) -> str:
         raise ValueError(f"must be a plain URL with a host and no query, fragment or credentials, got {_show(raw)}")
     if raw.endswith("/"):
         raise ValueError(f"must not end with '/' (the issuer is compared exactly), got {_show(raw)}")
+    return raw
+
+
+def _parse_secret_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,128}", raw):
+        raise ValueError(f"must be a Secrets Manager name prefix, got {_show(raw)}")
     return raw
 
 

@@ -88,12 +88,17 @@ def test_importing_the_app_creates_no_aws_client() -> None:
     assert "boto3 imported: False" in result.stdout
 
 
+# The event fixture's key is "inbox/team a/secret@one.jwe": a route on its folder wins over the
+# transfer importer's "inbox/" (the longest prefix routes).
+FIXTURE_FOLDER = "inbox/team a/"
+
+
 @pytest.fixture
 def s3_route() -> Iterator[list[S3ObjectEvent]]:
     seen: list[S3ObjectEvent] = []
-    events.router.register("inbox/", seen.append)
+    events.router.register(FIXTURE_FOLDER, seen.append)
     yield seen
-    events.router.unregister("inbox/")
+    events.router.unregister(FIXTURE_FOLDER)
 
 
 def test_s3_notification_via_sqs_reaches_the_routed_handler(client: Client, s3_route: list[S3ObjectEvent]) -> None:
@@ -107,7 +112,7 @@ def test_a_failing_s3_handler_fails_the_invocation(client: Client) -> None:
     def fail(_: S3ObjectEvent) -> None:
         raise RuntimeError("downstream failed")
 
-    events.router.register("inbox/", fail)
+    events.router.register(FIXTURE_FOLDER, fail)
     try:
         body = (EVENTS_DIR / "s3_object_created.json").read_text()
         event = client.events.generate_sqs_event(message_bodies=[body], queue_name="credport-dev-s3-events")
@@ -115,7 +120,7 @@ def test_a_failing_s3_handler_fails_the_invocation(client: Client) -> None:
         with pytest.raises(RuntimeError, match="downstream failed"):
             client.lambda_.invoke("s3_object_events", event)
     finally:
-        events.router.unregister("inbox/")
+        events.router.unregister(FIXTURE_FOLDER)
 
 
 def test_malformed_s3_message_fails_so_it_reaches_the_dead_letter_queue(client: Client) -> None:

@@ -1,0 +1,164 @@
+"""Import encrypted files dropped into ``inbox/`` of the transfer bucket into Secrets Manager.
+
+Each file is a compact JWE sealed to the import key, holding ``{"secret_name", "value"[, "description"]}``.
+The secret is created, or gets a new version, under a ClientRequestToken derived from the file's content
+(its SHA-256), so a duplicate event, or the same file dropped again, imports it once. Then a receipt (ARN
+and version id, never the value) goes to ``processed/`` with the file. A file that can never import goes
+to ``quarantine/`` beside a ``.error.json`` with the reason, and the secret is left as it was. Transient
+AWS errors propagate: the message is retried and finally dead-lettered, with the file still in ``inbox/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws.errors import AwsConflict, AwsNotFound
+from chalicelib.aws.s3 import ObjectStore
+from chalicelib.aws.secrets import SecretStore
+from chalicelib.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, open_envelope
+from chalicelib.errors import PayloadTooLarge
+from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.transfer.import_keys import ImportKeys
+
+__all__ = ["INBOX", "PROCESSED", "QUARANTINE", "ImportRefused", "Importer", "Receipt"]
+
+INBOX, PROCESSED, QUARANTINE = "inbox/", "processed/", "quarantine/"
+MAX_VALUE_BYTES = 64 * 1024  # Secrets Manager's limit for a secret value
+_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+class ImportRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Receipt:
+    secret_arn: str
+    secret_name: str
+    version_id: str
+    source: str
+    imported_at: int
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "secret_arn": self.secret_arn,
+            "secret_name": self.secret_name,
+            "version_id": self.version_id,
+            "source": self.source,
+            "imported_at": self.imported_at,
+        }
+
+
+class Importer:
+    def __init__(
+        self,
+        s3: ObjectStore,
+        secrets: SecretStore,
+        keys: ImportKeys,
+        *,
+        bucket: str,
+        name_prefix: str,
+        kms_key_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._s3, self._secrets, self._keys = s3, secrets, keys
+        self._bucket, self._prefix, self._kms_key_id, self._clock = bucket, name_prefix, kms_key_id, clock
+
+    def import_object(self, key: str) -> Receipt | None:
+        """Import one inbox file; None when it was quarantined (or already handled by an earlier delivery)."""
+        rest = key[len(INBOX) :] if key.startswith(INBOX) else key
+        try:
+            stored = self._s3.get(self._bucket, key, max_bytes=MAX_ENVELOPE_BYTES)
+        except AwsNotFound:
+            logger.info("inbox file already handled", extra={"source": key})
+            return None
+        except PayloadTooLarge:
+            self._quarantine(key, rest, "too_large")
+            return None
+        token = str(uuid.uuid5(uuid.NAMESPACE_URL, "sha256:" + hashlib.sha256(stored.body).hexdigest()))
+        try:
+            receipt = self.import_envelope(stored.body.decode("ascii", errors="replace"), token=token, source=key)
+        except ImportRefused as refused:
+            self._quarantine(key, rest, refused.reason)
+            return None
+        self._s3.put(
+            self._bucket,
+            f"{PROCESSED}{rest}.receipt.json",
+            json.dumps(receipt.document()).encode(),
+            content_type="application/json",
+            kms_key_id=self._kms_key_id,
+        )
+        self._s3.move(self._bucket, key, f"{PROCESSED}{rest}", kms_key_id=self._kms_key_id)
+        return receipt
+
+    def import_envelope(self, envelope: str, *, token: str, source: str) -> Receipt:
+        """Decrypt, validate and store; :class:`ImportRefused` for anything that can never import."""
+        try:
+            opened = open_envelope(envelope, self._keys.by_kid())
+        except EnvelopeError as error:
+            raise ImportRefused(error.reason) from None
+        name, value, description = self._payload(opened.plaintext)
+        arn, version_id = self._store(name, value, description, token)
+        metrics.add_metric(name="SecretsImported", unit=MetricUnit.Count, value=1)
+        logger.info("secret imported", extra={"secret_name": name, "version_id": version_id, "source": source})
+        return Receipt(
+            secret_arn=arn, secret_name=name, version_id=version_id, source=source, imported_at=int(self._clock())
+        )
+
+    def _payload(self, plaintext: bytes) -> tuple[str, str, str | None]:
+        try:
+            document = json.loads(plaintext)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise ImportRefused("bad_json") from None
+        if not isinstance(document, dict):
+            raise ImportRefused("bad_json")
+        name, value, description = document.get("secret_name"), document.get("value"), document.get("description")
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or not isinstance(value, str):
+            raise ImportRefused("bad_payload")
+        if description is not None and (not isinstance(description, str) or len(description) > 2048):
+            raise ImportRefused("bad_payload")
+        if len(value.encode()) > MAX_VALUE_BYTES or not value:
+            raise ImportRefused("bad_value_size")
+        if not name.startswith(self._prefix) or ".." in name:
+            raise ImportRefused("name_outside_prefix")
+        return name, value, description
+
+    def _store(self, name: str, value: str, description: str | None, token: str) -> tuple[str, str]:
+        try:
+            arn = self._secrets.describe(name).arn
+        except AwsNotFound:
+            try:
+                return self._secrets.create(
+                    name,
+                    value,
+                    client_request_token=token,
+                    description=description,
+                    kms_key_id=self._kms_key_id,
+                    tags={"credport:imported": "true"},
+                )
+            except AwsConflict:
+                arn = self._secrets.describe(name).arn  # created meanwhile (a concurrent import)
+        version_id = self._secrets.put_value(arn, value, client_request_token=token)
+        return arn, version_id
+
+    def _quarantine(self, key: str, rest: str, reason: str) -> None:
+        error = {"reason": reason, "source": key, "quarantined_at": int(self._clock())}
+        self._s3.put(
+            self._bucket,
+            f"{QUARANTINE}{rest}.error.json",
+            json.dumps(error).encode(),
+            content_type="application/json",
+            kms_key_id=self._kms_key_id,
+        )
+        self._s3.move(self._bucket, key, f"{QUARANTINE}{rest}", kms_key_id=self._kms_key_id)
+        metrics.add_metric(name="TransferFilesQuarantined", unit=MetricUnit.Count, value=1)
+        logger.warning("inbox file quarantined", extra={"source": key, "reason": reason})

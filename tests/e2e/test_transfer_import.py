@@ -1,0 +1,61 @@
+"""Secret transfer, receiving side, end to end: drop a sealed file into the bucket, find the secret."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+
+from chalicelib.envelope import public_key_from_pem, seal
+from tests.e2e.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for_secret(stack: RunningStack, name: str, seconds: float = 5.0) -> str | None:
+    secrets = stack.client("secretsmanager")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return str(secrets.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+        except secrets.exceptions.ResourceNotFoundException:
+            time.sleep(0.1)
+    return None
+
+
+def test_a_dropped_file_is_imported_once_and_the_key_is_public(stack: RunningStack) -> None:
+    documents = requests.get(f"{stack.api}/transfer/import-key", timeout=30).json()
+    assert documents["keys"][0]["kid"] == documents["current_kid"]
+    recipient = public_key_from_pem(documents["pem"].encode())  # what any sender does with the PEM
+    name = f"credport-dev/imported/e2e-{uuid.uuid4()}"
+    body = seal(recipient, json.dumps({"secret_name": name, "value": "dropped in"}).encode()).encode()
+    s3 = stack.client("s3")
+    bucket = stack.info["app_env"]["CREDPORT_TRANSFER_BUCKET"]
+    s3.put_object(Bucket=bucket, Key="inbox/e2e.jwe", Body=body)
+    assert wait_for_secret(stack, name) == "dropped in"
+    s3.put_object(Bucket=bucket, Key="inbox/e2e.jwe", Body=body)  # the same file dropped again
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and s3.list_objects_v2(Bucket=bucket, Prefix="inbox/e2e.jwe").get("Contents"):
+        time.sleep(0.1)
+    assert not s3.list_objects_v2(Bucket=bucket, Prefix="inbox/e2e.jwe").get("Contents")  # handled
+    versions = stack.client("secretsmanager").list_secret_version_ids(SecretId=name)["Versions"]
+    assert len(versions) == 1  # still one version
+    receipts = [k["Key"] for k in s3.list_objects_v2(Bucket=bucket, Prefix="processed/")["Contents"]]
+    assert "processed/e2e.jwe.receipt.json" in receipts
+
+
+def test_a_bad_file_is_quarantined_with_its_reason(stack: RunningStack) -> None:
+    s3 = stack.client("s3")
+    bucket = stack.info["app_env"]["CREDPORT_TRANSFER_BUCKET"]
+    s3.put_object(Bucket=bucket, Key="inbox/garbage.jwe", Body=b"not an envelope")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/garbage.jwe.error.json").get("Contents")
+        if listed:
+            break
+        time.sleep(0.1)
+    error = json.loads(s3.get_object(Bucket=bucket, Key="quarantine/garbage.jwe.error.json")["Body"].read())
+    assert error["reason"] == "not_jwe"
