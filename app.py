@@ -18,7 +18,8 @@ from chalice.app import (
 )
 
 from chalicelib import config, events, health, sessions, tokens, transfer
-from chalicelib.api import api_view
+from chalicelib.api import api_view, json_body
+from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
 
@@ -102,6 +103,13 @@ def show_session() -> dict[str, Any]:
 @api
 def transfer_import_key() -> Response:
     return tokens.public_document(transfer.import_key_documents())
+
+
+@app.route("/transfer/import", methods=["POST"], authorizer=iam)
+@api
+def transfer_import() -> dict[str, Any]:
+    identity = RequestIdentity.from_context(request().context)
+    return transfer.import_request(json_body(request(), max_bytes=MAX_ENVELOPE_BYTES + 1024), identity.user_arn)
 
 
 @app.lambda_function(name="rotate_session_key")

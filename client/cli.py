@@ -3,6 +3,7 @@
     credport token --aud AUDIENCE [--ttl SECONDS] [--endpoint URL] [--profile P] [--region R] [--json]
     credport verify TOKEN --issuer URL [--aud AUDIENCE]        (TOKEN "-" reads standard input)
     credport session start|refresh|show [--endpoint URL] [--token-file F] [--profile P] [--print-token]
+    credport transfer send-file --to-key import-key.pem --name NAME --value-file F [--out FILE]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
 prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
@@ -43,12 +44,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     session.add_argument("--profile", help="AWS profile to sign the start with")
     session.add_argument("--region")
     session.add_argument("--print-token", action="store_true", help="also print the bearer token")
+    transfer = commands.add_parser("transfer", help="secret transfer")
+    transfer_commands = transfer.add_subparsers(dest="transfer_command", required=True)
+    send_file = transfer_commands.add_parser("send-file", help="seal a secret into a file to drop into inbox/")
+    send_file.add_argument("--to-key", type=Path, required=True, help="the receiver's public key (PEM)")
+    send_file.add_argument("--name", required=True, help="the secret's name at the receiver")
+    send_file.add_argument("--value-file", type=Path, required=True, help="file holding the secret value")
+    send_file.add_argument("--description")
+    send_file.add_argument("--out", type=Path, help="where to write the envelope (default: standard output)")
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args)
     if args.command == "session":
         return _session(args)
+    if args.command == "transfer":
+        return _send_file(args)
     return _verify(args)
+
+
+def _send_file(args: argparse.Namespace) -> int:
+    from chalicelib.envelope import EnvelopeError, public_key_from_pem, seal
+
+    try:
+        recipient = public_key_from_pem(args.to_key.read_bytes())
+        value = args.value_file.read_text(encoding="utf-8")
+    except EnvelopeError as error:
+        print(f"credport: {args.to_key} is not a usable public key ({error.reason})", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"credport: {error}", file=sys.stderr)
+        return 2
+    document = {"secret_name": args.name, "value": value}
+    if args.description:
+        document["description"] = args.description
+    envelope = seal(recipient, json.dumps(document).encode())
+    if args.out:
+        args.out.write_text(envelope)
+        print(f"wrote {args.out} (sealed to key {recipient.kid})", file=sys.stderr)
+    else:
+        print(envelope)
+    return 0
 
 
 def _session(args: argparse.Namespace) -> int:

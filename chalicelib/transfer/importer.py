@@ -84,9 +84,8 @@ class Importer:
         except PayloadTooLarge:
             self._quarantine(key, rest, "too_large")
             return None
-        token = str(uuid.uuid5(uuid.NAMESPACE_URL, "sha256:" + hashlib.sha256(stored.body).hexdigest()))
         try:
-            receipt = self.import_envelope(stored.body.decode("ascii", errors="replace"), token=token, source=key)
+            receipt = self.import_bytes(stored.body, source=key)
         except ImportRefused as refused:
             self._quarantine(key, rest, refused.reason)
             return None
@@ -99,6 +98,11 @@ class Importer:
         )
         self._s3.move(self._bucket, key, f"{PROCESSED}{rest}", kms_key_id=self._kms_key_id)
         return receipt
+
+    def import_bytes(self, body: bytes, *, source: str) -> Receipt:
+        """Import a file's bytes; its SHA-256 makes the ClientRequestToken (the same file imports once)."""
+        token = str(uuid.uuid5(uuid.NAMESPACE_URL, "sha256:" + hashlib.sha256(body).hexdigest()))
+        return self.import_envelope(body.decode("ascii", errors="replace"), token=token, source=source)
 
     def import_envelope(self, envelope: str, *, token: str, source: str) -> Receipt:
         """Decrypt, validate and store; :class:`ImportRefused` for anything that can never import."""

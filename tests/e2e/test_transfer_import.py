@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -59,3 +60,59 @@ def test_a_bad_file_is_quarantined_with_its_reason(stack: RunningStack) -> None:
         time.sleep(0.1)
     error = json.loads(s3.get_object(Bucket=bucket, Key="quarantine/garbage.jwe.error.json")["Body"].read())
     assert error["reason"] == "not_jwe"
+
+
+def test_send_file_then_post_by_presigned_link_and_refuse_other_hosts(stack: RunningStack, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    documents = requests.get(f"{stack.api}/transfer/import-key", timeout=30).json()
+    key_file, value_file, out = tmp_path / "import-key.pem", tmp_path / "value.txt", tmp_path / "secret.jwe"
+    key_file.write_text(documents["pem"])
+    value_file.write_text("x" * 64 * 1024)  # a 64 KiB secret
+    name = f"credport-dev/imported/linked-{uuid.uuid4()}"
+    made = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "credport"),
+            "transfer",
+            "send-file",
+            "--to-key",
+            str(key_file),
+            "--name",
+            name,
+            "--value-file",
+            str(value_file),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    s3 = stack.client("s3")
+    bucket = stack.info["app_env"]["CREDPORT_TRANSFER_BUCKET"]
+    s3.put_object(Bucket=bucket, Key="links/secret.jwe", Body=out.read_bytes())  # not a watched prefix
+    link = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "links/secret.jwe"}, ExpiresIn=300)
+
+    def post(body: dict[str, str]) -> requests.Response:
+        request = AWSRequest(
+            method="POST",
+            url=f"{stack.api}/transfer/import",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        SigV4Auth(stack.credentials(), "execute-api", "us-east-1").add_auth(request)
+        return requests.post(request.url, headers=dict(request.headers), data=request.body, timeout=30)
+
+    answer = post({"url": link})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["secret_name"] == name
+    assert wait_for_secret(stack, name) == "x" * 64 * 1024
+    elsewhere = link.replace(stack.info["aws_endpoint"], stack.api)  # same path, another host: the API itself
+    refused = post({"url": elsewhere})
+    assert (refused.status_code, refused.json()["error"]) == (400, "link_refused")

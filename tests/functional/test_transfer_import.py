@@ -205,3 +205,53 @@ def test_the_import_key_documents(importer: transfer.Importer) -> None:
     assert not {"d", "p", "q"} & set(jwk)
     assert public_key_from_pem(documents["pem"].encode()).kid == jwk["kid"]
     assert transfer.get_import_keys().current().public.as_dict(private=False)["n"] == jwk["n"]
+
+
+def import_call(body: Any, identity: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    import app as credport_app
+    from tests.support import gateway_event
+
+    caller = identity or {
+        "userArn": "arn:aws:iam::123456789012:user/sender",
+        "accountId": "123456789012",
+        "caller": "AIDAEXAMPLE",
+        "user": "AIDAEXAMPLE",
+        "sourceIp": "203.0.113.7",
+    }
+    event = gateway_event("/transfer/import", caller, method="POST", headers={"Content-Type": "application/json"})
+    event["body"] = json.dumps(body)
+    response = credport_app.app(event, None)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_post_import_with_a_jwe(importer: transfer.Importer, services: AwsServices) -> None:
+    envelope = sealed({"secret_name": "credport-dev/imported/posted", "value": "via API"}).decode()
+    status, body = import_call({"jwe": envelope})
+    assert status == 200, body
+    assert body["secret_name"] == "credport-dev/imported/posted"
+    assert "via API" not in json.dumps(body)
+    assert services.secrets.get_value("credport-dev/imported/posted").value == "via API"
+    assert import_call({"jwe": envelope})[1]["version_id"] == body["version_id"]  # the same file imports once
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "bad_request"),
+        ({"jwe": "x", "url": "y"}, "bad_request"),
+        ({"jwe": 42}, "bad_request"),
+        ({"jwe": "not an envelope"}, "import_refused"),
+        ({"url": "https://evil.example.com/credport-dev-transfer-123456789012/x.jwe"}, "link_refused"),
+        ({"url": "http://169.254.169.254/latest/meta-data/"}, "link_refused"),
+        ({"url": "file:///etc/passwd"}, "link_refused"),
+        ({"url": "https://user:pw@credport-dev-transfer-123456789012.s3.amazonaws.com/x"}, "link_refused"),
+    ],
+)
+def test_post_import_refusals(importer: transfer.Importer, body: dict[str, Any], code: str) -> None:
+    status, answer = import_call(body)
+    assert (status, answer["error"]) == (400, code)
+
+
+def test_post_import_needs_an_iam_identity(importer: transfer.Importer) -> None:
+    status, answer = import_call({"jwe": "x"}, identity={"sourceIp": "203.0.113.7"})
+    assert (status, answer["error"]) == (403, "forbidden")
