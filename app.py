@@ -112,6 +112,18 @@ def transfer_import() -> dict[str, Any]:
     return transfer.import_request(json_body(request(), max_bytes=MAX_ENVELOPE_BYTES + 1024), identity.user_arn)
 
 
+@app.route("/transfer/clients/{client_id}/send", methods=["POST"], authorizer=iam)
+@api
+def transfer_send(client_id: str) -> dict[str, Any]:
+    RequestIdentity.from_context(request().context)
+    return transfer.send_request(client_id)
+
+
+@app.schedule(Rate(config.transfer_rotation_days() or 1, unit=Rate.DAYS), name="rotate_transfer_secrets")
+def rotate_transfer_secrets(event: CloudWatchEvent) -> Any:
+    return {"rotated": transfer.rotate_on_schedule()}
+
+
 @app.lambda_function(name="rotate_session_key")
 def rotate_session_key(event: dict[str, Any], context: Any) -> None:
     sessions.get_session_service().rotation.handle(event)

@@ -30,6 +30,7 @@ __all__ = [
     "reset_settings",
     "s3_events_queue_name",
     "signing_key_rotation_days",
+    "transfer_rotation_days",
 ]
 
 DEFAULT_PREFIX = "credport-dev"
@@ -72,6 +73,7 @@ class Env:
     AUTOID_GRACE_PERIOD = "CREDPORT_AUTOID_GRACE_PERIOD"
     TRANSFER_LINK_TTL = "CREDPORT_TRANSFER_LINK_TTL"
     TRANSFER_IMPORT_PREFIX = "CREDPORT_TRANSFER_IMPORT_PREFIX"
+    TRANSFER_ROTATION_DAYS = "CREDPORT_TRANSFER_ROTATION_DAYS"
     # AWS client behaviour.
     AWS_MAX_ATTEMPTS = "CREDPORT_AWS_MAX_ATTEMPTS"
     AWS_TIMEOUT = "CREDPORT_AWS_TIMEOUT"
@@ -125,6 +127,7 @@ class Settings:
     autoid_grace_period: int
     transfer_link_ttl: int
     transfer_import_prefix: str
+    transfer_rotation_days: int
     aws_max_attempts: int
     aws_timeout: float
 
@@ -170,6 +173,7 @@ class Settings:
             transfer_import_prefix=reader.get(
                 Env.TRANSFER_IMPORT_PREFIX, f"{prefix or DEFAULT_PREFIX}/imported/", _parse_secret_prefix
             ),
+            transfer_rotation_days=reader.get(Env.TRANSFER_ROTATION_DAYS, "0", _integer(0, 365)),
             aws_max_attempts=reader.get(Env.AWS_MAX_ATTEMPTS, "3", _integer(1, 10)),
             aws_timeout=reader.get(Env.AWS_TIMEOUT, "5", _positive_float(0.1, 60)),
         )
@@ -380,6 +384,12 @@ def signing_key_rotation_days(environ: Mapping[str, str] | None = None) -> int:
     """The signing-key rotation period, needed at import time by the schedule decorator."""
     raw = (environ if environ is not None else os.environ).get(Env.SIGNING_KEY_ROTATION_DAYS, "").strip() or "90"
     return _integer(1, 365)(raw)
+
+
+def transfer_rotation_days(environ: Mapping[str, str] | None = None) -> int:
+    """Days between scheduled rotations of every transfer client's secret (0: off), at import time."""
+    raw = (environ if environ is not None else os.environ).get(Env.TRANSFER_ROTATION_DAYS, "").strip() or "0"
+    return _integer(0, 365)(raw)
 
 
 def s3_events_queue_name(prefix: str) -> str:

@@ -4,6 +4,7 @@
     credport-admin token rotate [--force] (--stack NAME | --local)
     credport-admin token revoke-current (--stack NAME | --local)
     credport-admin token publish (--stack NAME | --local)
+    credport-admin transfer register CLIENT_ID KEY.pem [--email ADDR] (--stack NAME | --local)
     credport-admin infra-template [--out build/infra.json]
     credport-admin wire-app --stack NAME --stage prod [--region R]
 
@@ -70,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
     target.add_argument("--local", action="store_true", help="the running local stack (.local/stack.json)")
     token.add_argument("--region")
+    transfer = commands.add_parser("transfer", help="secret transfer: register a client")
+    transfer_commands = transfer.add_subparsers(dest="transfer_command", required=True)
+    register = transfer_commands.add_parser("register", help="register a client's public key (starts a send)")
+    register.add_argument("client_id")
+    register.add_argument("key_file", type=Path, help="the client's public key (PEM)")
+    register.add_argument("--email", help="subscribe this address to the client's notifications")
+    register_target = register.add_mutually_exclusive_group(required=True)
+    register_target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
+    register_target.add_argument("--local", action="store_true", help="the running local stack")
+    register.add_argument("--region")
     infra = commands.add_parser("infra-template", help="template.yaml without what needs the app (path b)")
     infra.add_argument("--template", type=Path, default=Path("template.yaml"))
     infra.add_argument("--out", type=Path, default=Path("build/infra.json"))
@@ -81,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args)
+    if args.command == "transfer":
+        return _transfer_register(args)
     if args.command == "infra-template":
         from client.deploy import infra_template, write_json
 
@@ -142,26 +155,71 @@ def _logs_to_stderr() -> None:
             handler.setStream(sys.stderr)
 
 
-def _token(args: argparse.Namespace) -> int:
+def _use_stack(args: argparse.Namespace) -> None:
+    """Point this process at a deployed stack (its outputs) or at the running local stack."""
     import os
 
     import boto3
 
     from chalicelib.config import reset_settings
+
+    if args.local:
+        from local.stack import read_state
+
+        state = read_state(Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", ".local")))
+        os.environ.update({**state["app_env"], **state["aws_exports"], "AWS_ENDPOINT_URL": state["aws_endpoint"]})
+    else:
+        cloudformation = boto3.session.Session(region_name=args.region).client("cloudformation")
+        os.environ.update(stage_environment(stack_outputs(cloudformation, args.stack)))
+    reset_settings()
+
+
+def _transfer_register(args: argparse.Namespace) -> int:
+    from chalicelib.aws import get_aws
+    from chalicelib.config import get_settings
+    from chalicelib.envelope import EnvelopeError, public_key_from_pem
+    from chalicelib.errors import CredportError
+    from chalicelib.transfer.sending import CLIENT_KEY
+
+    key = f"clients/{args.client_id}/public.pem"
+    if not CLIENT_KEY.fullmatch(key):
+        print("credport-admin: a client id is 1-63 characters of a-z, 0-9 and '-'", file=sys.stderr)
+        return 2
+    try:
+        pem = args.key_file.read_bytes()
+        recipient = public_key_from_pem(pem)  # checked here first: a private key never leaves this machine
+        _use_stack(args)
+        settings, aws = get_settings(), get_aws()
+        aws.s3.put(settings.resources.transfer_bucket, key, pem, content_type="application/x-pem-file")
+        if args.email:
+            aws.sns.subscribe(
+                settings.resources.notify_topic_arn,
+                protocol="email",
+                endpoint=args.email,
+                filter_policy={"client_id": [args.client_id]},
+            )
+    except EnvelopeError as error:
+        print(f"credport-admin: {args.key_file} is not a usable public key ({error.reason})", file=sys.stderr)
+        return 2
+    except (AdminError, CredportError, OSError, KeyError) as error:
+        print(f"credport-admin: {error}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(
+            {"client_id": args.client_id, "uploaded": key, "kid": recipient.kid, "email_subscribed": bool(args.email)},
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
     from chalicelib.errors import CredportError
     from chalicelib.tokens import get_token_service
 
     _logs_to_stderr()
     try:
-        if args.local:
-            from local.stack import read_state
-
-            state = read_state(Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", ".local")))
-            os.environ.update({**state["app_env"], **state["aws_exports"], "AWS_ENDPOINT_URL": state["aws_endpoint"]})
-        else:
-            cloudformation = boto3.session.Session(region_name=args.region).client("cloudformation")
-            os.environ.update(stage_environment(stack_outputs(cloudformation, args.stack)))
-        reset_settings()
+        _use_stack(args)
         service = get_token_service()
         if args.action == "publish":
             service.rotation.publish()

@@ -4,6 +4,7 @@
     credport verify TOKEN --issuer URL [--aud AUDIENCE]        (TOKEN "-" reads standard input)
     credport session start|refresh|show [--endpoint URL] [--token-file F] [--profile P] [--print-token]
     credport transfer send-file --to-key import-key.pem --name NAME --value-file F [--out FILE]
+    credport transfer receive URL --key client-private.pem [--store [--name NAME] [--profile P]]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
 prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
@@ -52,14 +53,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     send_file.add_argument("--value-file", type=Path, required=True, help="file holding the secret value")
     send_file.add_argument("--description")
     send_file.add_argument("--out", type=Path, help="where to write the envelope (default: standard output)")
+    receive = transfer_commands.add_parser("receive", help="download and open a secret sent to you")
+    receive.add_argument("url", help="the link from the notification")
+    receive.add_argument("--key", type=Path, required=True, help="your private key (PEM)")
+    receive.add_argument("--store", action="store_true", help="store it in your Secrets Manager instead")
+    receive.add_argument("--name", help="secret name to store under (default: the sender's name)")
+    receive.add_argument("--profile", help="AWS profile for --store")
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args)
     if args.command == "session":
         return _session(args)
     if args.command == "transfer":
-        return _send_file(args)
+        return _send_file(args) if args.transfer_command == "send-file" else _receive(args)
     return _verify(args)
+
+
+def _receive(args: argparse.Namespace) -> int:
+    from client.transfer import ReceiveError, receive, store
+
+    try:
+        document = receive(args.url, args.key.read_bytes())
+        if args.store:
+            arn, version_id = store(document, name=args.name, profile=args.profile)
+            print(json.dumps({"stored": arn, "version_id": version_id}))
+        else:
+            print(json.dumps(document, indent=2))
+    except (ReceiveError, OSError) as error:
+        print(f"credport: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _send_file(args: argparse.Namespace) -> int:

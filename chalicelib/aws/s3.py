@@ -95,6 +95,22 @@ class ObjectStore:
         with aws_call("s3", "DeleteObject"):
             self._client.delete_object(Bucket=bucket, Key=key)
 
+    def purge(self, bucket: str, key: str) -> int:
+        """Delete every version (and delete marker) of exactly ``key``: on a versioned bucket a plain delete
+        only hides an object. Returns how many versions were removed."""
+        paginator = self._client.get_paginator("list_object_versions")
+        removed = 0
+        with aws_call("s3", "ListObjectVersions"):
+            pages = list(paginator.paginate(Bucket=bucket, Prefix=key))
+        for page in pages:
+            for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if entry["Key"] != key:
+                    continue
+                with aws_call("s3", "DeleteObject"):
+                    self._client.delete_object(Bucket=bucket, Key=key, VersionId=entry["VersionId"])
+                removed += 1
+        return removed
+
     def move(self, bucket: str, source_key: str, target_key: str, *, kms_key_id: str | None = None) -> None:
         """Copy then delete: a crash in between leaves both copies, never neither."""
         self.copy(bucket, source_key, target_key, kms_key_id=kms_key_id)

@@ -13,6 +13,7 @@ from chalicelib.events import S3ObjectEvent, router
 from chalicelib.transfer.fetch import LinkRefused, fetch_presigned
 from chalicelib.transfer.import_keys import ImportKeys
 from chalicelib.transfer.importer import INBOX, Importer, ImportRefused, Receipt
+from chalicelib.transfer.sending import CLIENTS, Sender, SendReport, UnknownClient
 
 __all__ = [
     "ImportFailed",
@@ -21,10 +22,16 @@ __all__ = [
     "Importer",
     "LinkRefused",
     "Receipt",
+    "SendReport",
+    "Sender",
+    "UnknownClient",
     "get_import_keys",
     "get_importer",
+    "get_sender",
     "import_key_documents",
     "import_request",
+    "rotate_on_schedule",
+    "send_request",
 ]
 
 
@@ -44,6 +51,36 @@ def get_importer() -> Importer:
         name_prefix=settings.transfer_import_prefix,
         kms_key_id=settings.resources.data_key_arn,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def get_sender() -> Sender:
+    settings, aws = get_settings(), get_aws()
+    r = settings.resources
+    return Sender(
+        aws.s3,
+        aws.secrets,
+        aws.table(r.state_table),
+        aws.sns,
+        bucket=r.transfer_bucket,
+        prefix=settings.prefix,
+        notify_topic=r.notify_topic_arn,
+        key_events_topic=r.key_events_topic_arn,
+        link_ttl=settings.transfer_link_ttl,
+        kms_key_id=r.data_key_arn,
+    )
+
+
+def send_request(client_id: str) -> dict[str, Any]:
+    """``POST /transfer/clients/{client_id}/send``: re-send, or rotate, a client's secret now."""
+    return Sender.describe(get_sender().send(client_id))
+
+
+def rotate_on_schedule() -> int:
+    """The optional schedule: rotate every client's secret when CREDPORT_TRANSFER_ROTATION_DAYS is set."""
+    if get_settings().transfer_rotation_days == 0:
+        return 0
+    return len(get_sender().rotate_all())
 
 
 def import_key_documents() -> dict[str, Any]:
@@ -75,4 +112,9 @@ def _on_inbox_object(event: S3ObjectEvent) -> None:
     get_importer().import_object(event.key)
 
 
+def _on_client_object(event: S3ObjectEvent) -> None:
+    get_sender().on_client_object(event.key, event.version_id or event.etag)
+
+
 router.register(INBOX, _on_inbox_object)
+router.register(CLIENTS, _on_client_object)

@@ -15,7 +15,8 @@ from chalice import IAMAuthorizer, Rate
 
 import app as credport_app
 from chalicelib import events
-from chalicelib.aws import get_aws
+from chalicelib.aws import AwsUnavailable, get_aws
+from chalicelib.aws.secrets import SecretStore
 from chalicelib.config import get_settings
 
 app = credport_app.app
@@ -41,6 +42,19 @@ def _fail(event: events.S3ObjectEvent) -> None:
 def _ping(event: Mapping[str, Any]) -> None:
     _record("key-event", str(event["nonce"]))
 
+
+# Fault injection: Secrets Manager throttles the creation of secrets named ".../transient-...", so the real
+# importer meets a transient AWS failure (the message must be retried, dead-lettered, and the file kept).
+_original_create = SecretStore.create
+
+
+def _throttled_create(self: SecretStore, name: str, *args: Any, **kwargs: Any) -> Any:
+    if "/transient-" in name:
+        raise AwsUnavailable("secretsmanager", "CreateSecret", "ThrottlingException")
+    return _original_create(self, name, *args, **kwargs)
+
+
+SecretStore.create = _throttled_create  # type: ignore[method-assign]
 
 events.router.register("inbox/e2e/ok/", _ok)
 events.router.register("inbox/e2e/fail/", _fail)

@@ -1,0 +1,224 @@
+"""Secret transfer, sending side: register a client's public key, then send it a secret.
+
+A client registers by uploading ``clients/<client_id>/public.pem`` (RSA >= 2048, SubjectPublicKeyInfo or
+PKCS#1). A private key uploaded by mistake is purged at once (every version: the bucket is versioned),
+copied nowhere, and an alarm goes out; any other bad file is quarantined with its reason. A good key is
+recorded and starts the send pipeline: a new version of the client's secret, sealed to the client's key
+as ``outbox/<client_id>/<version_id>.jwe``, a presigned link, and a notification (never the secret) with
+the client id as a message attribute, so each client's email subscription filters to its own mail.
+Every step repeats harmlessly under the same ClientRequestToken, so a redelivered event sends once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws.dynamodb import ItemTable
+from chalicelib.aws.errors import AwsConflict, AwsNotFound
+from chalicelib.aws.s3 import ObjectStore
+from chalicelib.aws.secrets import SecretStore
+from chalicelib.aws.sns import Publisher
+from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_from_pem, seal
+from chalicelib.errors import NotFound
+from chalicelib.events import key_event
+from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.transfer.importer import QUARANTINE
+
+__all__ = ["CLIENTS", "CLIENT_KEY", "OUTBOX", "SendReport", "Sender", "UnknownClient"]
+
+CLIENTS, OUTBOX = "clients/", "outbox/"
+CLIENT_INDEX = "transfer-clients"  # one item per registered client, so a schedule can list them
+CLIENT_KEY = re.compile(r"clients/([a-z0-9][a-z0-9-]{0,62})/public\.pem")
+MAX_PEM_BYTES = 16 * 1024
+
+
+class UnknownClient(NotFound):
+    code = "unknown_client"
+    default_message = "No client is registered under that id."
+
+
+@dataclass(frozen=True)
+class SendReport:
+    client_id: str
+    secret_name: str
+    version_id: str
+    object_key: str
+    link_expires_at: int
+    kid: str
+
+
+class Sender:
+    def __init__(
+        self,
+        s3: ObjectStore,
+        secrets_store: SecretStore,
+        table: ItemTable,
+        publisher: Publisher,
+        *,
+        bucket: str,
+        prefix: str,
+        notify_topic: str,
+        key_events_topic: str,
+        link_ttl: int,
+        kms_key_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._s3, self._secrets, self._table, self._sns = s3, secrets_store, table, publisher
+        self._bucket, self._prefix, self._notify, self._alarms = bucket, prefix, notify_topic, key_events_topic
+        self._link_ttl, self._kms_key_id, self._clock = link_ttl, kms_key_id, clock
+
+    def secret_name(self, client_id: str) -> str:
+        return f"{self._prefix}/transfer/{client_id}"
+
+    def on_client_object(self, key: str, etag: str) -> SendReport | None:
+        """An object under clients/: a registration (then a first send), or something to refuse."""
+        match = CLIENT_KEY.fullmatch(key)
+        try:
+            stored = self._s3.get(self._bucket, key, max_bytes=MAX_PEM_BYTES)
+            if match is None:
+                raise EnvelopeError("unexpected_key")
+            recipient = public_key_from_pem(stored.body)
+        except AwsNotFound:
+            return None  # handled by an earlier delivery
+        except PrivateKeyMaterial:
+            removed = self._s3.purge(self._bucket, key)
+            self._sns.publish(
+                self._alarms,
+                key_event("transfer-private-key-uploaded", key=key, versions_removed=removed),
+                attributes={"type": "transfer-private-key-uploaded"},
+            )
+            logger.error("private key uploaded to the transfer bucket: purged", extra={"key": key})
+            metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
+            return None
+        except EnvelopeError as error:
+            self._quarantine(key, error.reason)
+            return None
+        client_id = match.group(1)
+        self._table.put(
+            {
+                "pk": f"transfer-client#{client_id}",
+                "sk": "profile",
+                "kid": recipient.kid,
+                "public_pem": recipient.public_pem().decode("ascii"),
+                "registered_at": int(self._clock()),
+            }
+        )
+        self._table.put({"pk": CLIENT_INDEX, "sk": client_id})
+        logger.info("transfer client registered", extra={"client_id": client_id, "kid": recipient.kid})
+        return self.send(client_id, request_token=str(uuid.uuid5(uuid.NAMESPACE_URL, f"register:{key}#{etag}")))
+
+    def send(self, client_id: str, *, request_token: str | None = None) -> SendReport:
+        """A new version of the client's secret, sealed to its key, linked and announced."""
+        profile = self._table.get({"pk": f"transfer-client#{client_id}", "sk": "profile"})
+        if profile is None:
+            raise UnknownClient()
+        recipient = public_key_from_pem(str(profile["public_pem"]).encode("ascii"))
+        token = request_token or str(uuid.uuid4())
+        name = self.secret_name(client_id)
+        value = secrets.token_urlsafe(32)
+        arn, version_id = self._new_version(name, value, token)
+        stored_value = self._secrets.get_value(arn, version_id=version_id).value  # the value of *that* version
+        document = {
+            "client_id": client_id,
+            "secret_name": name,
+            "version_id": version_id,
+            "value": stored_value,
+            "iat": int(self._clock()),
+        }
+        object_key = f"{OUTBOX}{client_id}/{version_id}.jwe"
+        self._s3.put(
+            self._bucket,
+            object_key,
+            seal(recipient, json.dumps(document).encode()).encode(),
+            content_type="application/jose",
+            kms_key_id=self._kms_key_id,
+        )
+        link = self._s3.presign_get(self._bucket, object_key, expires_in=self._link_ttl)
+        expires_at = int(self._clock()) + self._link_ttl
+        self._sns.publish(
+            self._notify,
+            {
+                "type": "secret-available",
+                "client_id": client_id,
+                "secret_name": name,
+                "version_id": version_id,
+                "link": link,
+                "link_expires_at": expires_at,
+                "kid": recipient.kid,
+            },
+            subject=f"credport: a new secret for {client_id}",
+            attributes={"client_id": client_id},
+        )
+        metrics.add_metric(name="TransferSecretsSent", unit=MetricUnit.Count, value=1)
+        logger.info("transfer secret sent", extra={"client_id": client_id, "version_id": version_id})
+        return SendReport(client_id, name, version_id, object_key, expires_at, recipient.kid)
+
+    def rotate_all(self) -> list[SendReport]:
+        """Send every registered client a new version. The token is per client and per day, so a retried
+        run rotates nobody twice; one client's failure does not stop the others (it is raised at the end)."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(self._clock()))
+        reports, failures = [], []
+        for item in self._table.query("pk", CLIENT_INDEX):
+            client_id = str(item["sk"])
+            token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"scheduled:{client_id}:{day}"))
+            try:
+                reports.append(self.send(client_id, request_token=token))
+            except Exception as error:
+                failures.append(client_id)
+                logger.error(
+                    "scheduled transfer rotation failed",
+                    extra={"client_id": client_id, "error_type": type(error).__name__},
+                )
+        if failures:
+            raise RuntimeError(f"rotation failed for {len(failures)} client(s)")
+        return reports
+
+    def _new_version(self, name: str, value: str, token: str) -> tuple[str, str]:
+        try:
+            arn = self._secrets.describe(name).arn
+        except AwsNotFound:
+            try:
+                return self._secrets.create(
+                    name,
+                    value,
+                    client_request_token=token,
+                    kms_key_id=self._kms_key_id,
+                    description="credport transfer secret",
+                )
+            except AwsConflict:
+                arn = self._secrets.describe(name).arn
+        try:
+            return arn, self._secrets.put_value(arn, value, client_request_token=token)
+        except AwsConflict:
+            # The same token already made a version (a redelivery): that version is the one to send.
+            return arn, token
+
+    def _quarantine(self, key: str, reason: str) -> None:
+        rest = key[len(CLIENTS) :]
+        self._s3.put(
+            self._bucket,
+            f"{QUARANTINE}{CLIENTS}{rest}.error.json",
+            json.dumps({"reason": reason, "source": key, "quarantined_at": int(self._clock())}).encode(),
+            content_type="application/json",
+            kms_key_id=self._kms_key_id,
+        )
+        self._s3.move(self._bucket, key, f"{QUARANTINE}{CLIENTS}{rest}", kms_key_id=self._kms_key_id)
+        logger.warning("client file quarantined", extra={"source": key, "reason": reason})
+
+    @staticmethod
+    def describe(report: SendReport) -> dict[str, Any]:
+        return {
+            "client_id": report.client_id,
+            "secret_name": report.secret_name,
+            "version_id": report.version_id,
+            "object_key": report.object_key,
+            "link_expires_at": report.link_expires_at,
+            "kid": report.kid,
+        }
