@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib.aws.errors import aws_call
+from chalicelib.aws.errors import AwsConflict, AwsNotFound, aws_call
 
 __all__ = ["CURRENT", "PENDING", "PREVIOUS", "SecretInfo", "SecretStore", "SecretVersion"]
 
@@ -100,6 +100,40 @@ class SecretStore:
         with aws_call("secretsmanager", "CreateSecret"):
             response = self._client.create_secret(**args)
         return response["ARN"], response["VersionId"]
+
+    def create_or_add_version(
+        self,
+        name: str,
+        value: str | bytes,
+        *,
+        client_request_token: str,
+        description: str | None = None,
+        kms_key_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> tuple[str, str]:
+        """Create the secret, or add a version to it; returns ``(arn, version_id)``.
+
+        Idempotent per token: if the token already made a version (a repeated request), that version is
+        the answer, whatever ``value`` is this time. The previous version stays as AWSPREVIOUS.
+        """
+        try:
+            arn = self.describe(name).arn
+        except AwsNotFound:
+            try:
+                return self.create(
+                    name,
+                    value,
+                    client_request_token=client_request_token,
+                    description=description,
+                    kms_key_id=kms_key_id,
+                    tags=tags,
+                )
+            except AwsConflict:
+                arn = self.describe(name).arn  # created meanwhile by a concurrent request
+        try:
+            return arn, self.put_value(arn, value, client_request_token=client_request_token)
+        except AwsConflict:
+            return arn, client_request_token
 
     def put_value(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws.errors import AwsConflict, AwsNotFound
+from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, open_envelope
@@ -111,7 +111,14 @@ class Importer:
         except EnvelopeError as error:
             raise ImportRefused(error.reason) from None
         name, value, description = self._payload(opened.plaintext)
-        arn, version_id = self._store(name, value, description, token)
+        arn, version_id = self._secrets.create_or_add_version(
+            name,
+            value,
+            client_request_token=token,
+            description=description,
+            kms_key_id=self._kms_key_id,
+            tags={"credport:imported": "true"},
+        )
         metrics.add_metric(name="SecretsImported", unit=MetricUnit.Count, value=1)
         logger.info("secret imported", extra={"secret_name": name, "version_id": version_id, "source": source})
         return Receipt(
@@ -135,24 +142,6 @@ class Importer:
         if not name.startswith(self._prefix) or ".." in name:
             raise ImportRefused("name_outside_prefix")
         return name, value, description
-
-    def _store(self, name: str, value: str, description: str | None, token: str) -> tuple[str, str]:
-        try:
-            arn = self._secrets.describe(name).arn
-        except AwsNotFound:
-            try:
-                return self._secrets.create(
-                    name,
-                    value,
-                    client_request_token=token,
-                    description=description,
-                    kms_key_id=self._kms_key_id,
-                    tags={"credport:imported": "true"},
-                )
-            except AwsConflict:
-                arn = self._secrets.describe(name).arn  # created meanwhile (a concurrent import)
-        version_id = self._secrets.put_value(arn, value, client_request_token=token)
-        return arn, version_id
 
     def _quarantine(self, key: str, rest: str, reason: str) -> None:
         error = {"reason": reason, "source": key, "quarantined_at": int(self._clock())}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws.dynamodb import ItemTable
-from chalicelib.aws.errors import AwsConflict, AwsNotFound
+from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.aws.sns import Publisher
@@ -123,7 +123,13 @@ class Sender:
         token = request_token or str(uuid.uuid4())
         name = self.secret_name(client_id)
         value = secrets.token_urlsafe(32)
-        arn, version_id = self._new_version(name, value, token)
+        arn, version_id = self._secrets.create_or_add_version(
+            name,
+            value,
+            client_request_token=token,
+            kms_key_id=self._kms_key_id,
+            description="credport transfer secret",
+        )
         stored_value = self._secrets.get_value(arn, version_id=version_id).value  # the value of *that* version
         document = {
             "client_id": client_id,
@@ -179,26 +185,6 @@ class Sender:
         if failures:
             raise RuntimeError(f"rotation failed for {len(failures)} client(s)")
         return reports
-
-    def _new_version(self, name: str, value: str, token: str) -> tuple[str, str]:
-        try:
-            arn = self._secrets.describe(name).arn
-        except AwsNotFound:
-            try:
-                return self._secrets.create(
-                    name,
-                    value,
-                    client_request_token=token,
-                    kms_key_id=self._kms_key_id,
-                    description="credport transfer secret",
-                )
-            except AwsConflict:
-                arn = self._secrets.describe(name).arn
-        try:
-            return arn, self._secrets.put_value(arn, value, client_request_token=token)
-        except AwsConflict:
-            # The same token already made a version (a redelivery): that version is the one to send.
-            return arn, token
 
     def _quarantine(self, key: str, reason: str) -> None:
         rest = key[len(CLIENTS) :]

@@ -92,40 +92,16 @@ def test_a_bad_file_is_quarantined_with_its_reason(stack: RunningStack) -> None:
 
 
 def test_send_file_then_post_by_presigned_link_and_refuse_other_hosts(stack: RunningStack, tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
     documents = requests.get(f"{stack.api}/transfer/import-key", timeout=30).json()
-    key_file, value_file, out = tmp_path / "import-key.pem", tmp_path / "value.txt", tmp_path / "secret.jwe"
-    key_file.write_text(documents["pem"])
-    value_file.write_text("x" * 64 * 1024)  # a 64 KiB secret
     name = f"credport-dev/imported/linked-{uuid.uuid4()}"
-    made = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "credport"),
-            "transfer",
-            "send-file",
-            "--to-key",
-            str(key_file),
-            "--name",
-            name,
-            "--value-file",
-            str(value_file),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert made.returncode == 0, made.stderr
+    body = send_file(tmp_path, documents["pem"], name, "x" * 64 * 1024)  # a 64 KiB secret
     s3 = stack.client("s3")
     bucket = stack.info["app_env"]["CREDPORT_TRANSFER_BUCKET"]
-    s3.put_object(Bucket=bucket, Key="links/secret.jwe", Body=out.read_bytes())  # not a watched prefix
+    s3.put_object(Bucket=bucket, Key="links/secret.jwe", Body=body)  # not a watched prefix
     link = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "links/secret.jwe"}, ExpiresIn=300)
 
     def post(body: dict[str, str]) -> requests.Response:

@@ -459,3 +459,17 @@ def test_sts_caller_identity(services: AwsServices) -> None:
     assert identity.arn.startswith("arn:aws:")
     assert ACCOUNT_ID in identity.arn
     assert identity.user_id
+
+
+def test_secrets_create_or_add_version_is_idempotent_per_token(services: AwsServices) -> None:
+    store = services.secrets
+    arn, first = store.create_or_add_version("made/here", "v1", client_request_token=str(uuid.uuid4()))
+    assert store.get_value(arn).value == "v1"
+    token = str(uuid.uuid4())
+    same_arn, second = store.create_or_add_version("made/here", "v2", client_request_token=token)
+    assert (same_arn, store.get_value(arn).value) == (arn, "v2")
+    assert store.get_value(arn, stage="AWSPREVIOUS").version_id == first
+    # The same token again, even with another value: the version it made is the answer, nothing new.
+    assert store.create_or_add_version("made/here", "v3", client_request_token=token) == (arn, second)
+    assert store.get_value(arn).value == "v2"
+    assert len(store.describe(arn).versions) == 2
