@@ -27,7 +27,7 @@ from chalicelib.errors import PayloadTooLarge
 from chalicelib.observability import MetricUnit, logger, metrics
 from chalicelib.transfer.import_keys import ImportKeys
 
-__all__ = ["INBOX", "PROCESSED", "QUARANTINE", "ImportRefused", "Importer", "Receipt"]
+__all__ = ["INBOX", "PROCESSED", "QUARANTINE", "ImportRefused", "Importer", "Receipt", "quarantine"]
 
 INBOX, PROCESSED, QUARANTINE = "inbox/", "processed/", "quarantine/"
 MAX_VALUE_BYTES = 64 * 1024  # Secrets Manager's limit for a secret value
@@ -144,14 +144,24 @@ class Importer:
         return name, value, description
 
     def _quarantine(self, key: str, rest: str, reason: str) -> None:
-        error = {"reason": reason, "source": key, "quarantined_at": int(self._clock())}
-        self._s3.put(
-            self._bucket,
-            f"{QUARANTINE}{rest}.error.json",
-            json.dumps(error).encode(),
-            content_type="application/json",
-            kms_key_id=self._kms_key_id,
+        quarantine(
+            self._s3, self._bucket, key, f"{QUARANTINE}{rest}", reason, now=self._clock(), kms_key_id=self._kms_key_id
         )
-        self._s3.move(self._bucket, key, f"{QUARANTINE}{rest}", kms_key_id=self._kms_key_id)
         metrics.add_metric(name="TransferFilesQuarantined", unit=MetricUnit.Count, value=1)
         logger.warning("inbox file quarantined", extra={"source": key, "reason": reason})
+
+
+def quarantine(
+    s3: ObjectStore, bucket: str, key: str, destination: str, reason: str, *, now: float, kms_key_id: str | None
+) -> None:
+    """Set a file aside that can never be processed: move it to ``destination`` beside a ``.error.json``
+    holding the reason (written first, so a crash in between leaves the reason, never a silent move)."""
+    error = {"reason": reason, "source": key, "quarantined_at": int(now)}
+    s3.put(
+        bucket,
+        f"{destination}.error.json",
+        json.dumps(error).encode(),
+        content_type="application/json",
+        kms_key_id=kms_key_id,
+    )
+    s3.move(bucket, key, destination, kms_key_id=kms_key_id)

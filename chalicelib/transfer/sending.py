@@ -29,7 +29,7 @@ from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_fr
 from chalicelib.errors import NotFound
 from chalicelib.events import key_event
 from chalicelib.observability import MetricUnit, logger, metrics
-from chalicelib.transfer.importer import QUARANTINE
+from chalicelib.transfer.importer import QUARANTINE, quarantine
 
 __all__ = ["CLIENTS", "CLIENT_KEY", "OUTBOX", "SendReport", "Sender", "UnknownClient"]
 
@@ -187,15 +187,9 @@ class Sender:
         return reports
 
     def _quarantine(self, key: str, reason: str) -> None:
-        rest = key[len(CLIENTS) :]
-        self._s3.put(
-            self._bucket,
-            f"{QUARANTINE}{CLIENTS}{rest}.error.json",
-            json.dumps({"reason": reason, "source": key, "quarantined_at": int(self._clock())}).encode(),
-            content_type="application/json",
-            kms_key_id=self._kms_key_id,
+        quarantine(
+            self._s3, self._bucket, key, f"{QUARANTINE}{key}", reason, now=self._clock(), kms_key_id=self._kms_key_id
         )
-        self._s3.move(self._bucket, key, f"{QUARANTINE}{CLIENTS}{rest}", kms_key_id=self._kms_key_id)
         logger.warning("client file quarantined", extra={"source": key, "reason": reason})
 
     @staticmethod

@@ -19,6 +19,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("openssl") is Non
 BIN = Path(sys.executable).parent
 
 
+def openssl_key_pair(folder: Path, name: str, bits: int) -> tuple[Path, Path]:
+    """A client's key pair, made the way the client would: `openssl genrsa`, then `openssl rsa -pubout`."""
+    private, public = folder / f"{name}-private.pem", folder / f"{name}-public.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), str(bits)], check=True, capture_output=True)
+    subprocess.run(
+        ["openssl", "rsa", "-in", str(private), "-pubout", "-out", str(public)], check=True, capture_output=True
+    )
+    return private, public
+
+
 def notifications(stack: RunningStack, queue_url: str, client_id: str, seconds: float = 10) -> list[dict[str, Any]]:
     sqs = stack.client("sqs")
     deadline = time.monotonic() + seconds
@@ -33,11 +43,7 @@ def notifications(stack: RunningStack, queue_url: str, client_id: str, seconds: 
 
 
 def test_register_then_receive_by_link(stack: RunningStack, tmp_path: Path) -> None:
-    private, public = tmp_path / "client-one-private.pem", tmp_path / "client-one-public.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(private), "4096"], check=True, capture_output=True)
-    subprocess.run(
-        ["openssl", "rsa", "-in", str(private), "-pubout", "-out", str(public)], check=True, capture_output=True
-    )
+    private, public = openssl_key_pair(tmp_path, "client-one", 4096)  # exactly the issue's commands
     client_id = f"client-{uuid.uuid4().hex[:8]}"
     sqs, sns = stack.client("sqs"), stack.client("sns")
     queue = sqs.create_queue(QueueName=f"mail-{client_id}")["QueueUrl"]
@@ -91,11 +97,7 @@ def test_register_then_receive_by_link(stack: RunningStack, tmp_path: Path) -> N
 
 
 def test_admin_register_refuses_a_private_key_and_registers_a_public_one(stack: RunningStack, tmp_path: Path) -> None:
-    private, public = tmp_path / "private.pem", tmp_path / "public.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
-    subprocess.run(
-        ["openssl", "rsa", "-in", str(private), "-pubout", "-out", str(public)], check=True, capture_output=True
-    )
+    private, public = openssl_key_pair(tmp_path, "admin", 2048)
     client_id = f"admin-{uuid.uuid4().hex[:8]}"
     env = {**stack.env(), "CREDPORT_LOCAL_STATE_DIR": str(stack.state_dir)}
 
