@@ -17,7 +17,7 @@ from chalice.app import (
     SQSEvent,
 )
 
-from chalicelib import config, events, health, sessions, tokens, transfer
+from chalicelib import autoid, config, events, health, sessions, tokens, transfer
 from chalicelib.api import api_view, json_body
 from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from chalicelib.identity import RequestIdentity
@@ -122,6 +122,26 @@ def transfer_send(client_id: str) -> dict[str, Any]:
 @app.schedule(Rate(config.transfer_rotation_days() or 1, unit=Rate.DAYS), name="rotate_transfer_secrets")
 def rotate_transfer_secrets(event: CloudWatchEvent) -> Any:
     return {"rotated": transfer.rotate_on_schedule()}
+
+
+@app.route("/auto-id/keys", methods=["GET"])
+@api
+def autoid_keys() -> Response:
+    return tokens.public_document(autoid.server_key_documents())
+
+
+# No AWS credentials here by design: the caller proves it holds its entropy file inside the request.
+@app.route("/auto-id", methods=["POST"])
+@api
+def autoid_identify() -> dict[str, Any]:
+    return autoid.identify_request(json_body(request(), max_bytes=autoid.MAX_BODY_BYTES))
+
+
+@app.schedule(Rate(config.autoid_rotation_days(), unit=Rate.DAYS), name="rotate_autoid_keys")
+def rotate_autoid_keys(event: CloudWatchEvent) -> Any:
+    # The event id stays the same when EventBridge or Lambda retries a delivery: the rotation runs once.
+    report = autoid.rotate(event.to_dict().get("id"))
+    return {"rotation_id": report.rotation_id, "clients_rotated": len(report.clients_rotated)}
 
 
 @app.lambda_function(name="rotate_session_key")

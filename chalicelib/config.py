@@ -23,6 +23,8 @@ __all__ = [
     "Env",
     "ResourceNames",
     "Settings",
+    "audience_matches",
+    "autoid_rotation_days",
     "deployment_prefix",
     "get_settings",
     "is_valid_audience",
@@ -55,6 +57,7 @@ class Env:
     DATA_KEY_ARN = "CREDPORT_DATA_KEY_ARN"
     SESSION_KEY_SECRET_ARN = "CREDPORT_SESSION_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     IMPORT_KEY_SECRET_ARN = "CREDPORT_IMPORT_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
+    AUTOID_KEY_SECRET_ARN = "CREDPORT_AUTOID_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     # Token service.
     TOKEN_AUDIENCES = "CREDPORT_TOKEN_AUDIENCES"  # noqa: S105
     TOKEN_DEFAULT_AUDIENCE = "CREDPORT_TOKEN_DEFAULT_AUDIENCE"  # noqa: S105
@@ -71,6 +74,8 @@ class Env:
     SESSION_REFRESH_WINDOW = "CREDPORT_SESSION_REFRESH_WINDOW"
     # Autonomous identification and transfer.
     AUTOID_GRACE_PERIOD = "CREDPORT_AUTOID_GRACE_PERIOD"
+    AUTOID_ROTATION_DAYS = "CREDPORT_AUTOID_ROTATION_DAYS"
+    AUTOID_CREDENTIALS_TTL = "CREDPORT_AUTOID_CREDENTIALS_TTL"
     TRANSFER_LINK_TTL = "CREDPORT_TRANSFER_LINK_TTL"
     TRANSFER_IMPORT_PREFIX = "CREDPORT_TRANSFER_IMPORT_PREFIX"
     TRANSFER_ROTATION_DAYS = "CREDPORT_TRANSFER_ROTATION_DAYS"
@@ -91,6 +96,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.DATA_KEY_ARN: "DataKeyArn",
     Env.SESSION_KEY_SECRET_ARN: "SessionKeySecretArn",
     Env.IMPORT_KEY_SECRET_ARN: "ImportKeySecretArn",
+    Env.AUTOID_KEY_SECRET_ARN: "AutoIdKeySecretArn",
 }
 
 
@@ -104,6 +110,7 @@ class ResourceNames:
     data_key_arn: str
     session_key_secret_arn: str
     import_key_secret_arn: str
+    autoid_key_secret_arn: str
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ class Settings:
     session_max_age: int
     session_refresh_window: int
     autoid_grace_period: int
+    autoid_rotation_days: int
+    autoid_credentials_ttl: int
     transfer_link_ttl: int
     transfer_import_prefix: str
     transfer_rotation_days: int
@@ -154,6 +163,7 @@ class Settings:
                 data_key_arn=reader.require(Env.DATA_KEY_ARN, _parse_arn("kms")),
                 session_key_secret_arn=reader.require(Env.SESSION_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
                 import_key_secret_arn=reader.require(Env.IMPORT_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
+                autoid_key_secret_arn=reader.require(Env.AUTOID_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
             ),
             token_audiences=audiences,
             token_default_audience=reader.get(Env.TOKEN_DEFAULT_AUDIENCE, audiences[0], _parse_audience),
@@ -168,6 +178,8 @@ class Settings:
             session_max_age=session_max_age,
             session_refresh_window=reader.get(Env.SESSION_REFRESH_WINDOW, "300", _seconds(0, 3600)),
             autoid_grace_period=reader.get(Env.AUTOID_GRACE_PERIOD, str(7 * _DAY), _seconds(3600, 90 * _DAY)),
+            autoid_rotation_days=reader.get(Env.AUTOID_ROTATION_DAYS, "1", _integer(1, 365)),
+            autoid_credentials_ttl=reader.get(Env.AUTOID_CREDENTIALS_TTL, "3600", _seconds(900, 43200)),
             transfer_link_ttl=reader.get(Env.TRANSFER_LINK_TTL, "1800", _seconds(60, 7 * _DAY)),
             # Under the deployment's own prefix by default: two deployments in one account never collide.
             transfer_import_prefix=reader.get(
@@ -390,6 +402,12 @@ def transfer_rotation_days(environ: Mapping[str, str] | None = None) -> int:
     """Days between scheduled rotations of every transfer client's secret (0: off), at import time."""
     raw = (environ if environ is not None else os.environ).get(Env.TRANSFER_ROTATION_DAYS, "").strip() or "0"
     return _integer(0, 365)(raw)
+
+
+def autoid_rotation_days(environ: Mapping[str, str] | None = None) -> int:
+    """Days between scheduled auto-id rotations (server key and entropy), needed at import time."""
+    raw = (environ if environ is not None else os.environ).get(Env.AUTOID_ROTATION_DAYS, "").strip() or "1"
+    return _integer(1, 365)(raw)
 
 
 def s3_events_queue_name(prefix: str) -> str:

@@ -11,18 +11,20 @@ can destroy it and raise the alarm instead of merely rejecting it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from joserfc import jwe
 from joserfc.errors import JoseError
-from joserfc.jwe import JWERegistry
 from joserfc.jwk import OctKey, RSAKey
 
 from chalicelib.jose import MalformedToken, jwe_header
+
+if TYPE_CHECKING:
+    from joserfc.jwe import JWERegistry
 
 __all__ = [
     "DIRECT",
@@ -50,16 +52,22 @@ MAX_ENVELOPE_BYTES = 256 * 1024
 _PRIVATE_MARKERS = (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK")
 
 
-def _registry(algorithms: tuple[str, str]) -> JWERegistry:
+@functools.lru_cache(maxsize=8)
+def _registry(algorithms: tuple[str, str], max_bytes: int = MAX_ENVELOPE_BYTES) -> JWERegistry:
     """The allow-list as a joserfc registry, sized for our envelopes (joserfc's default stops at 64 KB of
-    ciphertext; a 64 KiB secret inside its JSON document is more)."""
+    ciphertext; a 64 KiB secret inside its JSON document is more). Built on first use: joserfc's JWE module
+    costs ~70 ms to import, which a cold start serving tokens or sessions should not pay."""
+    from joserfc.jwe import JWERegistry
+
     registry = JWERegistry(algorithms=list(algorithms))
-    registry.max_ciphertext_length = MAX_ENVELOPE_BYTES * 4 // 3 + 4
+    registry.max_ciphertext_length = max_bytes * 4 // 3 + 4
     return registry
 
 
-_RSA_REGISTRY = _registry(RSA_ALGORITHMS)
-_DIRECT_REGISTRY = _registry(DIRECT)
+def _jwe() -> Any:
+    from joserfc import jwe
+
+    return jwe
 
 
 class EnvelopeError(ValueError):
@@ -142,7 +150,7 @@ def seal(recipient: RecipientKey, plaintext: bytes, *, content_type: str | None 
     header: dict[str, Any] = {"alg": RSA_ALGORITHMS[0], "enc": RSA_ALGORITHMS[1], "kid": recipient.kid}
     if content_type:
         header["cty"] = content_type
-    return str(jwe.encrypt_compact(header, plaintext, recipient.public, registry=_RSA_REGISTRY))
+    return str(_jwe().encrypt_compact(header, plaintext, recipient.public, registry=_registry(RSA_ALGORITHMS)))
 
 
 def open_envelope(envelope: object, keys: Mapping[str, RecipientKey], *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Opened:
@@ -158,7 +166,7 @@ def open_envelope(envelope: object, keys: Mapping[str, RecipientKey], *, max_byt
     if not isinstance(kid, str) or key is None or key.private is None:
         raise EnvelopeError("unknown_key")
     try:
-        opened = jwe.decrypt_compact(str(envelope), key.private, registry=_RSA_REGISTRY)
+        opened = _jwe().decrypt_compact(str(envelope), key.private, registry=_registry(RSA_ALGORITHMS))
     except (JoseError, ValueError, TypeError):
         raise EnvelopeError("decryption_failed") from None
     return Opened(kid=kid, plaintext=bytes(opened.plaintext or b""))
@@ -169,7 +177,7 @@ def seal_direct(key: bytes, plaintext: bytes) -> str:
     if len(key) != 32:
         raise ValueError("a direct-encryption key is exactly 32 bytes")
     header = {"alg": DIRECT[0], "enc": DIRECT[1]}
-    return str(jwe.encrypt_compact(header, plaintext, OctKey.import_key(key), registry=_DIRECT_REGISTRY))
+    return str(_jwe().encrypt_compact(header, plaintext, OctKey.import_key(key), registry=_registry(DIRECT)))
 
 
 def decrypt_direct(envelope: object, key: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> bytes:
@@ -179,8 +187,9 @@ def decrypt_direct(envelope: object, key: bytes, *, max_bytes: int = MAX_ENVELOP
         raise EnvelopeError("not_jwe") from None
     if (header.get("alg"), header.get("enc")) != DIRECT or len(key) != 32:
         raise EnvelopeError("algorithm")
+    registry = _registry(DIRECT, max(max_bytes, MAX_ENVELOPE_BYTES))
     try:
-        opened = jwe.decrypt_compact(str(envelope), OctKey.import_key(key), registry=_DIRECT_REGISTRY)
+        opened = _jwe().decrypt_compact(str(envelope), OctKey.import_key(key), registry=registry)
     except (JoseError, ValueError, TypeError):
         raise EnvelopeError("decryption_failed") from None
     return bytes(opened.plaintext or b"")

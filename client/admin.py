@@ -5,6 +5,11 @@
     credport-admin token revoke-current (--stack NAME | --local)
     credport-admin token publish (--stack NAME | --local)
     credport-admin transfer register CLIENT_ID KEY.pem [--email ADDR] (--stack NAME | --local)
+    credport-admin autoid enroll CLIENT_ID (--secret NAME|PREFIX* | --role ARN)... --out BUNDLE [--endpoint URL]
+                                (--stack NAME | --local)
+    credport-admin autoid show|revoke|end-grace CLIENT_ID (--stack NAME | --local)
+    credport-admin autoid rotate CLIENT_ID [--end-grace] (--stack NAME | --local)
+    credport-admin autoid rotate-keys (--stack NAME | --local)
     credport-admin infra-template [--out build/infra.json]
     credport-admin wire-app --stack NAME --stage prod [--region R]
 
@@ -71,16 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
     target.add_argument("--local", action="store_true", help="the running local stack (.local/stack.json)")
     token.add_argument("--region")
-    transfer = commands.add_parser("transfer", help="secret transfer: register a client")
-    transfer_commands = transfer.add_subparsers(dest="transfer_command", required=True)
-    register = transfer_commands.add_parser("register", help="register a client's public key (starts a send)")
-    register.add_argument("client_id")
-    register.add_argument("key_file", type=Path, help="the client's public key (PEM)")
-    register.add_argument("--email", help="subscribe this address to the client's notifications")
-    register_target = register.add_mutually_exclusive_group(required=True)
-    register_target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
-    register_target.add_argument("--local", action="store_true", help="the running local stack")
-    register.add_argument("--region")
+    _transfer_parser(commands)
+    _autoid_parser(commands)
     infra = commands.add_parser("infra-template", help="template.yaml without what needs the app (path b)")
     infra.add_argument("--template", type=Path, default=Path("template.yaml"))
     infra.add_argument("--out", type=Path, default=Path("build/infra.json"))
@@ -94,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args)
     if args.command == "transfer":
         return _transfer_register(args)
+    if args.command == "autoid":
+        from client.autoid_admin import run
+
+        return run(args, use_stack=_use_stack, logs_to_stderr=_logs_to_stderr)
     if args.command == "infra-template":
         from client.deploy import infra_template, write_json
 
@@ -115,6 +116,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}={value}")
     print(f"wrote {len(environment)} variables into stage {args.stage!r} of {args.config}", file=sys.stderr)
     return 0
+
+
+def _transfer_parser(commands: Any) -> None:
+    transfer = commands.add_parser("transfer", help="secret transfer: register a client")
+    transfer_commands = transfer.add_subparsers(dest="transfer_command", required=True)
+    register = transfer_commands.add_parser("register", help="register a client's public key (starts a send)")
+    register.add_argument("client_id")
+    register.add_argument("key_file", type=Path, help="the client's public key (PEM)")
+    register.add_argument("--email", help="subscribe this address to the client's notifications")
+    register_target = register.add_mutually_exclusive_group(required=True)
+    register_target.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
+    register_target.add_argument("--local", action="store_true", help="the running local stack")
+    register.add_argument("--region")
+
+
+def _autoid_parser(commands: Any) -> None:
+    autoid = commands.add_parser("autoid", help="auto-id clients: enroll, show, revoke, rotate")
+    actions = autoid.add_subparsers(dest="autoid_command", required=True)
+
+    def target(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_mutually_exclusive_group(required=True)
+        group.add_argument("--stack", help="CloudFormation stack deployed from template.yaml")
+        group.add_argument("--local", action="store_true", help="the running local stack")
+        parser.add_argument("--region")
+
+    enroll = actions.add_parser("enroll", help="create a client and write its bundle (entropy, server keys)")
+    enroll.add_argument("client_id")
+    enroll.add_argument("--secret", action="append", default=[], help="a secret name, or 'prefix*' (repeatable)")
+    enroll.add_argument("--role", action="append", default=[], help="an IAM role ARN, or 'ARN-prefix*'")
+    enroll.add_argument("--out", type=Path, required=True, help="where to write the client bundle (0600)")
+    enroll.add_argument("--endpoint", help="the API URL the client calls (default with --local: the stack's)")
+    target(enroll)
+    for name, text in (
+        ("show", "a client's policy, status and generations"),
+        ("revoke", "refuse the client from now on and delete its entropy"),
+        ("end-grace", "refuse every generation but the current one, now"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("client_id")
+        target(action)
+    rotate = actions.add_parser("rotate", help="a new entropy generation for one client")
+    rotate.add_argument("client_id")
+    rotate.add_argument("--end-grace", action="store_true", help="refuse the replaced generation at once")
+    target(rotate)
+    target(actions.add_parser("rotate-keys", help="a new server key and a new generation for every client"))
 
 
 def _wire(args: argparse.Namespace) -> int:

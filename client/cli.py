@@ -5,11 +5,14 @@
     credport session start|refresh|show [--endpoint URL] [--token-file F] [--profile P] [--print-token]
     credport transfer send-file --to-key import-key.pem --name NAME --value-file F [--out FILE]
     credport transfer receive URL --key client-private.pem [--store [--name NAME] [--profile P]]
+    credport autoid get (--secret-id NAME | --role-arn ARN) [--bundle F] [--format json|value|credential-process]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
 prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
 ``session`` keeps the session's bearer token in a 0600 file (default ``~/.credport/session.json``).
-The endpoint defaults to ``$CREDPORT_ENDPOINT``.
+The endpoint defaults to ``$CREDPORT_ENDPOINT``. ``autoid get`` needs no AWS credentials: it proves
+possession of the bundle written by ``credport-admin autoid enroll`` (default ``~/.credport/autoid.json``,
+or ``$CREDPORT_AUTOID_BUNDLE``) and saves any newer entropy generation the server hands back.
 """
 
 from __future__ import annotations
@@ -59,7 +62,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     receive.add_argument("--store", action="store_true", help="store it in your Secrets Manager instead")
     receive.add_argument("--name", help="secret name to store under (default: the sender's name)")
     receive.add_argument("--profile", help="AWS profile for --store")
+    autoid = commands.add_parser("autoid", help="credentials for a workload without AWS credentials")
+    autoid_commands = autoid.add_subparsers(dest="autoid_command", required=True)
+    get = autoid_commands.add_parser("get", help="prove the bundle and get a secret or role credentials")
+    wanted = get.add_mutually_exclusive_group(required=True)
+    wanted.add_argument("--secret-id", help="the secret's name")
+    wanted.add_argument("--role-arn", help="an IAM role to get temporary credentials for")
+    get.add_argument("--bundle", type=Path, help="the client bundle (0600)")
+    get.add_argument("--endpoint", help="API URL (default: the bundle's)")
+    get.add_argument(
+        "--format",
+        choices=["json", "value", "credential-process"],
+        default="json",
+        help="json: the whole answer; value: the secret value only; credential-process: for ~/.aws/config",
+    )
     args = parser.parse_args(argv)
+    if args.command == "autoid":
+        return _autoid_get(args)
     if args.command == "token":
         return _token(args)
     if args.command == "session":
@@ -80,6 +99,28 @@ def _receive(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(document, indent=2))
     except (ReceiveError, OSError) as error:
+        print(f"credport: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _autoid_get(args: argparse.Namespace) -> int:
+    from chalicelib.autoid.protocol import Want
+    from client.autoid import DEFAULT_BUNDLE, BundleError, credential_process, fetch
+    from client.aws_call import CallError
+
+    want = Want(secret_id=args.secret_id) if args.secret_id else Want(role_arn=args.role_arn)
+    try:
+        answer = fetch(args.bundle or DEFAULT_BUNDLE, want, endpoint=args.endpoint)
+        if args.format == "credential-process":
+            print(json.dumps(credential_process(answer)))
+        elif args.format == "value":
+            if "secret" not in answer or "value" not in answer["secret"]:
+                raise BundleError("--format value needs a text secret (use json for role credentials)")
+            print(answer["secret"]["value"])
+        else:
+            print(json.dumps(answer, indent=2))
+    except (BundleError, CallError, OSError, ValueError) as error:
         print(f"credport: {error}", file=sys.stderr)
         return 1
     return 0

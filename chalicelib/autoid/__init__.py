@@ -1,7 +1,19 @@
-"""Autonomous identification (in progress): protocol version 2's request rules and proof."""
+"""Autonomous identification: a workload with no AWS credentials proves it holds its entropy file.
+
+Protocol version 2 (see ``protocol``): an RSA-OAEP-256/A256GCM JWE to the server key, an HMAC proof over
+16 snippets of the client's current entropy generation, freshness and a single-use nonce; the answer is a
+dir/A256GCM JWE under the client's one-time response key.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.autoid.clients import ClientPolicy, ClientRecord, ClientRegistry, Enrollment, InvalidPolicy
 from chalicelib.autoid.protocol import (
     AutoIdRequest,
     MalformedRequest,
@@ -12,14 +24,110 @@ from chalicelib.autoid.protocol import (
     parse_request,
     verify_proof,
 )
+from chalicelib.autoid.server_keys import KeyRotation, ServerKeys
+from chalicelib.autoid.service import MAX_BODY_BYTES, AutoIdService, RotationReport
+from chalicelib.aws import get_aws
+from chalicelib.config import get_settings
+from chalicelib.events import bus, key_event
+from chalicelib.observability import logger
 
 __all__ = [
+    "KEYS_OBJECT",
+    "MAX_BODY_BYTES",
     "AutoIdRequest",
+    "AutoIdService",
+    "ClientPolicy",
+    "ClientRecord",
+    "ClientRegistry",
+    "Enrollment",
+    "InvalidPolicy",
+    "KeyRotation",
     "MalformedRequest",
+    "RotationReport",
+    "ServerKeys",
     "Want",
     "build_request",
     "check_freshness",
     "compute_proof",
+    "get_autoid_service",
+    "identify_request",
     "parse_request",
+    "reset_autoid_service",
+    "rotate",
+    "server_key_documents",
     "verify_proof",
 ]
+
+KEYS_OBJECT = "autoid/keys.json"
+
+
+@functools.lru_cache(maxsize=1)
+def get_autoid_service() -> AutoIdService:
+    from chalicelib.sessions import get_session_service
+
+    settings, aws = get_settings(), get_aws()
+    r = settings.resources
+    return AutoIdService(
+        server_keys=ServerKeys(aws.secrets, r.autoid_key_secret_arn, grace_period=settings.autoid_grace_period),
+        registry=ClientRegistry(
+            aws.table(r.state_table),
+            aws.s3,
+            bucket=r.transfer_bucket,
+            kms_key_id=r.data_key_arn,
+            grace_period=settings.autoid_grace_period,
+        ),
+        nonces=aws.table(r.state_table),
+        secrets=aws.secrets,
+        sts=aws.sts,
+        start_session=lambda subject, **extra: get_session_service().start(subject, **extra),
+        internal_secrets=(r.session_key_secret_arn, r.import_key_secret_arn, r.autoid_key_secret_arn),
+        credentials_ttl=settings.autoid_credentials_ttl,
+    )
+
+
+def reset_autoid_service() -> None:
+    get_autoid_service.cache_clear()
+
+
+def identify_request(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``POST /auto-id``."""
+    return get_autoid_service().identify(body)
+
+
+def server_key_documents() -> dict[str, Any]:
+    """``GET /auto-id/keys``: the JWKS requests may be sealed to (``current_kid`` is the one to use)."""
+    return get_autoid_service().server_keys.public_documents()
+
+
+def rotate(rotation_id: str | None = None, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
+    """The schedule (its event id makes a retried delivery a no-op) and ``credport-admin autoid rotate-keys``:
+    a new server key and entropy generation, the JWKS republished, and a key event for every container."""
+    service = get_autoid_service()
+    report = service.rotate(rotation_id or str(uuid.uuid4()), client_ids=client_ids)
+    settings, aws = get_settings(), get_aws()
+    aws.s3.put(
+        settings.resources.public_bucket,
+        KEYS_OBJECT,
+        json.dumps(service.server_keys.public_documents(), indent=2).encode(),
+        content_type="application/json",
+        cache_control="public, max-age=300",
+    )
+    aws.sns.publish(
+        settings.resources.key_events_topic_arn,
+        key_event(
+            "autoid-keys-rotated",
+            rotation_id=report.rotation_id,
+            current_kid=report.server_key.current_kid,
+            clients_rotated=len(report.clients_rotated),
+        ),
+    )
+    return report
+
+
+def _on_keys_rotated(_event: Mapping[str, Any]) -> None:
+    if get_autoid_service.cache_info().currsize:
+        get_autoid_service().server_keys.invalidate()
+    logger.info("auto-id key rotation seen; cached server keys dropped")
+
+
+bus.subscribe("autoid-keys-rotated", _on_keys_rotated)

@@ -28,6 +28,7 @@ VALID = {
     Env.DATA_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     Env.SESSION_KEY_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/session-key-AbCdEf",
     Env.IMPORT_KEY_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/import-key-AbCdEf",
+    Env.AUTOID_KEY_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/autoid-key-AbCdEf",
 }
 
 

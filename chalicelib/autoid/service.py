@@ -1,0 +1,251 @@
+"""``POST /auto-id``: a workload with no AWS credentials proves it holds its entropy and gets one credential.
+
+Every check runs before the requested credential is touched, cheapest first so junk costs little: the
+envelope's shape and ``kid`` (current or retired-in-grace server key), decryption, the request's shape,
+freshness, the client's record (enrolled, not revoked), its generation (current or in grace), the proof, and
+only then the single-use nonce (a conditional put: unauthenticated callers never write to the table; a
+replayed request carries a valid proof and is stopped here). The policy decides last, and answers 403 for
+anything outside it whether or not it exists. Every authentication failure is the same opaque 401; the
+reason goes to the log only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.autoid.clients import ACTIVE, ClientRecord, ClientRegistry
+from chalicelib.autoid.protocol import (
+    MAX_SKEW_SECONDS,
+    AutoIdRequest,
+    MalformedRequest,
+    Want,
+    check_freshness,
+    parse_request,
+    verify_proof,
+)
+from chalicelib.autoid.server_keys import KeyRotation, ServerKeys
+from chalicelib.aws.dynamodb import ItemTable
+from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
+from chalicelib.aws.secrets import SecretStore
+from chalicelib.aws.sts import Sts
+from chalicelib.envelope import EnvelopeError, open_envelope, seal_direct
+from chalicelib.errors import AuthenticationFailed, CredportError, Forbidden, NotFound
+from chalicelib.observability import MetricUnit, logger, metrics
+
+__all__ = ["MAX_BODY_BYTES", "AutoIdService", "RotationReport"]
+
+MAX_BODY_BYTES = 16 * 1024
+NONCE_TTL = 2 * MAX_SKEW_SECONDS + 300
+_ENVELOPE_MALFORMED = frozenset({"not_jwe", "forbidden_header", "algorithm", "too_large"})
+
+
+class _Refused(Exception):
+    """An authentication failure with its reason, for the log; the caller only ever sees the 401."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    rotation_id: str
+    server_key: KeyRotation
+    clients_rotated: tuple[str, ...]
+
+
+class AutoIdService:
+    def __init__(
+        self,
+        *,
+        server_keys: ServerKeys,
+        registry: ClientRegistry,
+        nonces: ItemTable,
+        secrets: SecretStore,
+        sts: Sts,
+        start_session: Callable[..., dict[str, Any]],
+        internal_secrets: tuple[str, ...],
+        credentials_ttl: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.server_keys = server_keys
+        self.registry = registry
+        self._nonces = nonces
+        self._secrets = secrets
+        self._sts = sts
+        self._start_session = start_session
+        self._internal = internal_secrets
+        self._credentials_ttl = credentials_ttl
+        self._clock = clock
+
+    def identify(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        if set(body) != {"jwe"} or not isinstance(body["jwe"], str):
+            raise MalformedRequest('The body must be {"jwe": "<compact JWE>"}.')
+        try:
+            request, record, kid = self._authenticate(body["jwe"])
+        except _Refused as refused:
+            metrics.add_metric(name="AutoIdRefused", unit=MetricUnit.Count, value=1)
+            logger.info("auto-id request refused", extra={"reason": refused.reason})
+            raise AuthenticationFailed() from None
+        credential = self._credential(record, request.want)
+        document: dict[str, Any] = {
+            "v": 2,
+            "client_id": record.client_id,
+            **credential,
+            "session": self._start_session(f"autoid:{record.client_id}", autoid_client=record.client_id),
+        }
+        if request.generation != record.generation:
+            document["entropy"] = {
+                "gen": record.generation,
+                "data": _b64(self.registry.entropy(record, record.generation)),
+            }
+        if kid != self.server_keys.current_kid():
+            document["server_keys"] = self.server_keys.public_documents()
+        metrics.add_metric(name="AutoIdServed", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "auto-id request served",
+            extra={"client_id": record.client_id, "gen": request.generation, "kind": next(iter(credential))},
+        )
+        return {"jwe": seal_direct(request.response_key, json.dumps(document).encode())}
+
+    def _authenticate(self, envelope: str) -> tuple[AutoIdRequest, ClientRecord, str]:
+        try:
+            opened = open_envelope(envelope, _LazyKeys(self.server_keys), max_bytes=MAX_BODY_BYTES)
+        except EnvelopeError as error:
+            if error.reason in _ENVELOPE_MALFORMED:
+                raise MalformedRequest("The body's 'jwe' is not an RSA-OAEP-256/A256GCM compact JWE.") from None
+            raise _Refused(error.reason) from None
+        request = parse_request(opened.plaintext)
+        now = self._clock()
+        try:
+            check_freshness(request, now)
+        except AuthenticationFailed:
+            raise _Refused("stale") from None
+        record = self.registry.get(request.client_id)
+        if record is None or record.status != ACTIVE:
+            raise _Refused("unknown_or_revoked_client")
+        if not record.accepts_generation(request.generation, now):
+            raise _Refused("generation")
+        entropy = self.registry.entropy(record, request.generation)
+        try:
+            verify_proof(request, entropy)
+        except AuthenticationFailed:
+            raise _Refused("proof") from None
+        nonce = _b64(request.nonce)
+        try:
+            self._nonces.put(
+                {
+                    "pk": f"autoid-nonce#{request.client_id}#{nonce}",
+                    "sk": "nonce",
+                    "expires_at": request.issued_at + NONCE_TTL,
+                },
+                if_absent="pk",
+            )
+        except AwsConflict:
+            raise _Refused("replay") from None
+        return request, record, opened.kid
+
+    def _credential(self, record: ClientRecord, want: Want) -> dict[str, Any]:
+        if want.secret_id is not None:
+            if not record.policy.allows_secret(want.secret_id) or self._is_internal(want.secret_id):
+                raise Forbidden("This client may not obtain that secret.")
+            try:
+                version = self._secrets.get_value(want.secret_id)
+            except AwsNotFound:
+                raise NotFound("The secret does not exist.") from None
+            except AwsRejected:
+                raise Forbidden("This client may not obtain that secret.") from None
+            # The request names a secret by name; the answer must be that very secret.
+            if version.name != want.secret_id or version.arn in self._internal:
+                raise Forbidden("This client may not obtain that secret.")
+            value = version.value
+            secret: dict[str, Any] = {"secret_id": version.name, "version_id": version.version_id}
+            if isinstance(value, bytes):
+                secret["value_base64"] = base64.b64encode(value).decode("ascii")
+            else:
+                secret["value"] = value
+            return {"secret": secret}
+        role_arn = str(want.role_arn)
+        if not record.policy.allows_role(role_arn):
+            raise Forbidden("This client may not assume that role.")
+        try:
+            creds = self._sts.assume_role(
+                role_arn, _session_name(record.client_id), duration_seconds=self._credentials_ttl
+            )
+        except (AwsNotFound, AwsRejected):
+            raise Forbidden("The role cannot be assumed for this client.") from None
+        return {
+            "credentials": {
+                "AccessKeyId": creds.access_key_id,
+                "SecretAccessKey": creds.secret_access_key,
+                "SessionToken": creds.session_token,
+                "Expiration": creds.expiration.isoformat(),
+                "AssumedRoleArn": creds.assumed_role_arn,
+            }
+        }
+
+    def _is_internal(self, name: str) -> bool:
+        # credport's own secrets (signing and private keys) are never served, whatever a policy says.
+        return any(name == _secret_name(arn) for arn in self._internal)
+
+    def rotate(self, rotation_id: str, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
+        """A new server key and a new generation for each active client (or the ones named)."""
+        server_key = self.server_keys.rotate(rotation_id)
+        rotated = []
+        records = self.registry.all() if client_ids is None else (self.registry.require(c) for c in client_ids)
+        for record in list(records):
+            if record.status != ACTIVE:
+                continue
+            try:
+                updated = self.registry.rotate(record.client_id, rotation_id)
+            except CredportError as error:
+                # One client's failure must not stop the others; the next run catches it up.
+                logger.warning(
+                    "auto-id client rotation failed", extra={"client_id": record.client_id, "error": error.code}
+                )
+                continue
+            # A retried rotation id leaves the record as it was: that client was not rotated again.
+            if updated.generation != record.generation:
+                rotated.append(record.client_id)
+        return RotationReport(rotation_id, server_key, tuple(rotated))
+
+
+class _LazyKeys(Mapping[str, Any]):
+    """The server keys as ``open_envelope`` asks for them: only the requested kid is ever parsed."""
+
+    def __init__(self, keys: ServerKeys) -> None:
+        self._keys = keys
+
+    def get(self, kid: str, default: Any = None) -> Any:
+        return self._keys.accepted(kid).get(kid, default)
+
+    def __getitem__(self, kid: str) -> Any:
+        key = self.get(kid)
+        if key is None:
+            raise KeyError(kid)
+        return key
+
+    def __iter__(self) -> Any:
+        return iter(self._keys.accepted())
+
+    def __len__(self) -> int:
+        return len(self._keys.accepted())
+
+
+def _session_name(client_id: str) -> str:
+    return f"autoid-{client_id}"[:64]
+
+
+def _secret_name(arn: str) -> str:
+    # arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX (AWS appends six random characters)
+    name = arn.split(":secret:", 1)[-1]
+    return name[:-7] if len(name) > 7 and name[-7] == "-" else name
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

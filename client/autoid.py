@@ -1,0 +1,198 @@
+"""Workload side of auto-id: a bundle file (entropy, server keys, endpoint) in, one credential out.
+
+The bundle is one JSON file, 0600, replaced atomically: the entropy generation and its number always change
+together, and a newer generation received from the server is saved before the credential is handed on, so
+the next start uses it. Concurrent runs (an SDK calling ``credential_process`` from several processes)
+serialise their saves on a lock file and never replace a newer generation with an older one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import requests
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+
+from chalicelib.autoid.protocol import ENTROPY_BYTES, Want, build_request
+from chalicelib.envelope import EnvelopeError, RecipientKey, decrypt_direct, seal
+
+__all__ = ["DEFAULT_BUNDLE", "Bundle", "BundleError", "credential_process", "fetch", "write_bundle"]
+
+DEFAULT_BUNDLE = Path(os.environ.get("CREDPORT_AUTOID_BUNDLE", Path.home() / ".credport" / "autoid.json"))
+SERVER_KEY_BITS = 4096
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # an answer carrying a new 1 MiB generation is about 1.9 MB
+
+
+class BundleError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Bundle:
+    client_id: str
+    endpoint: str
+    generation: int
+    server_keys: dict[str, Any]
+    entropy: bytes = field(repr=False)
+
+    @classmethod
+    def load(cls, path: Path) -> Bundle:
+        if path.stat().st_mode & 0o077:
+            raise BundleError(f"{path} is readable by others; it must be 0600")
+        try:
+            document = json.loads(path.read_text())
+            entropy = _unb64(document["entropy"])
+            bundle = cls(
+                client_id=str(document["client_id"]),
+                endpoint=str(document["endpoint"]),
+                generation=int(document["gen"]),
+                server_keys=dict(document["server_keys"]),
+                entropy=entropy,
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise BundleError(f"{path} is not an auto-id bundle") from None
+        if len(entropy) != ENTROPY_BYTES:
+            raise BundleError(f"{path} holds {len(entropy)} bytes of entropy, not {ENTROPY_BYTES}")
+        return bundle
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "client_id": self.client_id,
+            "endpoint": self.endpoint,
+            "gen": self.generation,
+            "server_keys": self.server_keys,
+            "entropy": base64.urlsafe_b64encode(self.entropy).rstrip(b"=").decode("ascii"),
+        }
+
+    def server_key(self) -> RecipientKey:
+        """The current server key from the pinned JWKS; its kid must be its own RFC 7638 thumbprint."""
+        kid = self.server_keys.get("current_kid")
+        for jwk in self.server_keys.get("keys", []):
+            if jwk.get("kid") != kid:
+                continue
+            try:
+                public = RSAKey.import_key({k: v for k, v in jwk.items() if k in ("kty", "n", "e")})
+            except (JoseError, ValueError, TypeError):
+                break
+            if public.thumbprint() != kid or public.raw_value.key_size < SERVER_KEY_BITS:
+                break
+            return RecipientKey(kid=kid, public=public)
+        raise BundleError("the bundle's server keys hold no usable current RSA-4096 key")
+
+
+def write_bundle(path: Path, bundle: Bundle) -> None:
+    """Atomically replace the bundle; 0600 from its first byte (the entropy is the client's credential)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".autoid-", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(bundle.document(), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def fetch(path: Path, want: Want, *, endpoint: str | None = None, timeout: float = 10) -> dict[str, Any]:
+    """One credential for the bundle at ``path``; a newer generation or server JWKS in the answer is saved."""
+    from client.aws_call import CallError
+
+    bundle = Bundle.load(path)
+    document, response_key = build_request(bundle.client_id, bundle.generation, bundle.entropy, want)
+    envelope = seal(bundle.server_key(), json.dumps(document).encode())
+    url = (endpoint or bundle.endpoint).rstrip("/") + "/auto-id"
+    response = requests.post(url, json={"jwe": envelope}, timeout=timeout)
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code != 200:
+        raise CallError(response.status_code, body)
+    try:
+        answer: dict[str, Any] = json.loads(decrypt_direct(body["jwe"], response_key, max_bytes=MAX_ANSWER_BYTES))
+    except (EnvelopeError, KeyError, TypeError, ValueError):
+        raise BundleError("the server's answer could not be opened") from None
+    _save_news(path, answer)
+    return answer
+
+
+def _save_news(path: Path, answer: dict[str, Any]) -> None:
+    news = answer.pop("entropy", None), answer.pop("server_keys", None)
+    if news == (None, None):
+        return
+    with _locked(path):
+        current = Bundle.load(path)  # another process may have saved something newer meanwhile
+        updated = current
+        entropy, server_keys = news
+        if entropy is not None and int(entropy["gen"]) > current.generation:
+            data = _unb64(entropy["data"])
+            if len(data) != ENTROPY_BYTES:
+                raise BundleError("the server sent a malformed entropy generation")
+            updated = replace(updated, generation=int(entropy["gen"]), entropy=data)
+        if server_keys is not None:
+            updated = replace(updated, server_keys=dict(server_keys))
+            updated.server_key()  # refuse to pin a JWKS we could not use
+        if updated != current:
+            write_bundle(path, updated)
+
+
+def credential_process(answer: dict[str, Any]) -> dict[str, Any]:
+    """The AWS SDK ``credential_process`` document: from assumed-role credentials, or from a secret holding
+    ``{"AccessKeyId", "SecretAccessKey"}`` (optionally ``SessionToken``, ``Expiration``) or ``"AKID,SECRET"``."""
+    if "credentials" in answer:
+        creds = answer["credentials"]
+        return {
+            "Version": 1,
+            "AccessKeyId": creds["AccessKeyId"],
+            "SecretAccessKey": creds["SecretAccessKey"],
+            "SessionToken": creds["SessionToken"],
+            "Expiration": creds["Expiration"],
+        }
+    value = answer.get("secret", {}).get("value")
+    if not isinstance(value, str):
+        raise BundleError("the secret is not text, so it cannot be AWS credentials")
+    result: dict[str, Any] = {"Version": 1}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and {"AccessKeyId", "SecretAccessKey"} <= set(parsed):
+        result.update(
+            {k: parsed[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration") if k in parsed}
+        )
+    elif parsed is None and value.count(",") == 1 and all(part.strip() for part in value.split(",")):
+        access_key, secret_key = (part.strip() for part in value.split(","))
+        result.update(AccessKeyId=access_key, SecretAccessKey=secret_key)
+    else:
+        raise BundleError('the secret holds neither {"AccessKeyId", "SecretAccessKey"} nor "AKID,SECRET"')
+    return result
+
+
+def _unb64(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
