@@ -79,7 +79,7 @@ def json_body(request: Request, *, max_bytes: int = DEFAULT_MAX_BODY) -> dict[st
         raise BadRequest("The request body must be a JSON object.")
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise BadRequest("The request body must be a JSON object.")

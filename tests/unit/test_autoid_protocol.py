@@ -87,6 +87,23 @@ def test_interval_rules(intervals: list[list[int]]) -> None:
         verify_proof(parsed(with_proof(request_document(), intervals)), ENTROPY)
 
 
+def test_invalid_intervals_never_size_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Huge client-chosen lengths must not make the server hash megabytes: the key is built only from valid
+    # intervals (a fixed-size dummy otherwise).
+    huge = parsed(with_proof(request_document(), [[0, ENTROPY_BYTES]] * 16))
+    seen: list[int] = []
+    real_new = hmac.new
+
+    def spy(key: bytes, *args: Any, **kwargs: Any) -> Any:
+        seen.append(len(key))
+        return real_new(key, *args, **kwargs)
+
+    monkeypatch.setattr("chalicelib.autoid.protocol.hmac.new", spy)
+    with pytest.raises(AuthenticationFailed):
+        verify_proof(huge, ENTROPY)
+    assert seen == [16 * SNIPPET_BYTES]
+
+
 def test_a_proof_made_with_another_file_fails() -> None:
     document = request_document()
     forged = with_proof(document, document["intervals"], entropy=os.urandom(ENTROPY_BYTES))

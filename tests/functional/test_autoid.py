@@ -1,0 +1,291 @@
+"""Auto-id through the deployed-shape app against moto: enrollment, a request, the answer, rotation."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from joserfc.jwk import RSAKey
+
+from chalicelib import autoid
+from chalicelib.autoid import AutoIdService, ClientPolicy, ClientRegistry, ServerKeys, Want, build_request
+from chalicelib.aws import AwsServices, get_aws
+from chalicelib.config import get_settings
+from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
+from chalicelib.sessions import get_session_service, reset_session_service
+from local.provision import Provisioned
+from tests.support import Clock
+
+SECRET = "credport-dev/autoid/db-password"
+ROLE_PATTERN = "arn:aws:iam::123456789012:role/credport-dev-autoid-*"
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+NOW = 1_795_000_000.0
+ANSWER_BYTES = 4 * 1024 * 1024  # an answer may carry a whole 1 MiB generation
+
+
+@pytest.fixture
+def service(provisioned: Provisioned) -> Iterator[autoid.AutoIdService]:
+    autoid.reset_autoid_service()
+    reset_session_service()
+    yield autoid.get_autoid_service()
+    autoid.reset_autoid_service()
+    reset_session_service()
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+def seal_to(jwk: dict[str, Any], document: dict[str, Any]) -> str:
+    recipient = public_key_from_pem(RSAKey.import_key(jwk).as_pem(private=False))
+    return seal(recipient, json.dumps(document).encode())
+
+
+def current_jwk(service: autoid.AutoIdService) -> dict[str, Any]:
+    documents = service.server_keys.public_documents()
+    return next(k for k in documents["keys"] if k["kid"] == documents["current_kid"])
+
+
+def sealed_request(service: autoid.AutoIdService, document: dict[str, Any]) -> str:
+    return seal_to(current_jwk(service), document)
+
+
+def post(client: Client, body: Any) -> Any:
+    return client.http.post("/auto-id", headers={"Content-Type": "application/json"}, body=json.dumps(body))
+
+
+def unb64(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def test_an_enrolled_client_gets_its_secret_and_a_session(
+    service: autoid.AutoIdService, services: AwsServices, client: Client
+) -> None:
+    services.secrets.create(SECRET, "hunter2-canary")
+    enrollment = service.registry.enroll("worker-1", ClientPolicy(secrets=("credport-dev/autoid/db-*",)))
+    document, response_key = build_request("worker-1", 1, enrollment.entropy, Want(secret_id=SECRET))
+    response = post(client, {"jwe": sealed_request(service, document)})
+    assert response.status_code == 200, response.body
+    answer = json.loads(decrypt_direct(json.loads(response.body)["jwe"], response_key))
+    assert answer["secret"]["value"] == "hunter2-canary"
+    assert answer["secret"]["secret_id"] == SECRET
+    assert answer["session"]["token_type"] == "Bearer"
+    assert "entropy" not in answer
+    assert "server_keys" not in answer
+    # The same request again is a replay.
+    again = post(client, {"jwe": sealed_request(service, document)})
+    assert again.status_code == 401
+    assert json.loads(again.body)["error"] == "authentication_failed"
+
+
+def test_a_client_assumes_a_role_its_policy_allows_and_no_other(service: AutoIdService, client: Client) -> None:
+    iam = boto3.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    role_arn = iam.create_role(RoleName="credport-dev-autoid-reader", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    other_arn = iam.create_role(RoleName="credport-dev-admin", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    enrollment = service.registry.enroll("worker-1", ClientPolicy(roles=(ROLE_PATTERN,)))
+
+    document, response_key = build_request("worker-1", 1, enrollment.entropy, Want(role_arn=role_arn))
+    response = post(client, {"jwe": sealed_request(service, document)})
+    assert response.status_code == 200, response.body
+    credentials = json.loads(decrypt_direct(json.loads(response.body)["jwe"], response_key))["credentials"]
+    assert {"AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"} <= set(credentials)
+    assert all(isinstance(credentials[k], str) and credentials[k] for k in ("AccessKeyId", "SessionToken"))
+    assert credentials["AssumedRoleArn"].endswith(":assumed-role/credport-dev-autoid-reader/autoid-worker-1")
+
+    document, _ = build_request("worker-1", 1, enrollment.entropy, Want(role_arn=other_arn))
+    refused = post(client, {"jwe": sealed_request(service, document)})
+    assert refused.status_code == 403
+    assert json.loads(refused.body)["error"] == "forbidden"
+
+
+def test_the_keys_endpoint_serves_public_members_only(service: AutoIdService, client: Client) -> None:
+    response = client.http.get("/auto-id/keys")
+    assert response.status_code == 200
+    document = json.loads(response.body)
+    assert document["current_kid"] == service.server_keys.current_kid()
+    assert [k["kid"] for k in document["keys"]] == [document["current_kid"]]
+    for key in document["keys"]:
+        assert not PRIVATE_MEMBERS & set(key)
+        assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RSA-OAEP-256", "enc")
+        public = RSAKey.import_key(key)
+        assert public.thumbprint() == key["kid"]  # RFC 7638
+        assert public.raw_value.key_size == 4096
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def clocked(provisioned: Provisioned, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[AutoIdService]:
+    """The service as ``get_autoid_service`` builds it, on the moto stack, with every clock injected."""
+    settings, aws = get_settings(), get_aws()
+    r = settings.resources
+    reset_session_service()
+    built = AutoIdService(
+        server_keys=ServerKeys(
+            aws.secrets, r.autoid_key_secret_arn, grace_period=settings.autoid_grace_period, clock=clock
+        ),
+        registry=ClientRegistry(
+            aws.table(r.state_table),
+            aws.s3,
+            bucket=r.transfer_bucket,
+            kms_key_id=r.data_key_arn,
+            grace_period=settings.autoid_grace_period,
+            clock=clock,
+        ),
+        nonces=aws.table(r.state_table),
+        secrets=aws.secrets,
+        sts=aws.sts,
+        start_session=lambda subject, **extra: get_session_service().start(subject, **extra),
+        internal_secrets=(r.session_key_secret_arn, r.import_key_secret_arn, r.autoid_key_secret_arn),
+        clock=clock,
+    )
+    monkeypatch.setattr(autoid, "get_autoid_service", functools.lru_cache(maxsize=1)(lambda: built))
+    yield built
+    reset_session_service()
+
+
+def entropy_keys(services: AwsServices, client_id: str) -> set[str]:
+    return set(services.s3.list_keys(get_settings().resources.transfer_bucket, f"autoid/{client_id}/"))
+
+
+def ask(client: Client, gen: int, entropy: bytes, jwk: dict[str, Any], now: float) -> Any:
+    """POST a fresh request sealed to ``jwk``; the decrypted answer on 200, else the status code."""
+    document, response_key = build_request("worker-1", gen, entropy, Want(secret_id=SECRET), now=now)
+    response = post(client, {"jwe": seal_to(jwk, document)})
+    if response.status_code != 200:
+        return response.status_code
+    return json.loads(decrypt_direct(json.loads(response.body)["jwe"], response_key, max_bytes=ANSWER_BYTES))
+
+
+def test_rotation_grace_and_expiry(clocked: AutoIdService, clock: Clock, services: AwsServices, client: Client) -> None:
+    services.secrets.create(SECRET, "hunter2-canary")
+    grace = get_settings().autoid_grace_period
+    assert grace == 7 * 86400  # CREDPORT_AUTOID_GRACE_PERIOD's default
+    gen1 = clocked.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
+    old = current_jwk(clocked)
+
+    report = clocked.rotate("r1")
+    new = current_jwk(clocked)
+    assert report.server_key.changed
+    assert report.clients_rotated == ("worker-1",)
+    assert report.server_key.current_kid == new["kid"] != old["kid"]
+    record = clocked.registry.require("worker-1")
+    assert record.generation == 2
+    assert len(entropy_keys(services, "worker-1")) == 2
+
+    # Nearly a week later the old file and the old key still work, and the answer brings both up to date.
+    clock.advance(grace - 60)
+    answer = ask(client, 1, gen1, old, clock.now)
+    assert answer["secret"]["value"] == "hunter2-canary"
+    gen2 = services.s3.get(get_settings().resources.transfer_bucket, record.object_key(2)).body
+    assert answer["entropy"]["gen"] == 2
+    assert unb64(answer["entropy"]["data"]) == gen2
+    assert answer["server_keys"]["current_kid"] == new["kid"]
+    assert {k["kid"] for k in answer["server_keys"]["keys"]} == {old["kid"], new["kid"]}
+    assert not PRIVATE_MEMBERS & {m for k in answer["server_keys"]["keys"] for m in k}
+    only_file = ask(client, 1, gen1, new, clock.now)  # each refresh comes only when it is due
+    assert "entropy" in only_file
+    assert "server_keys" not in only_file
+    only_key = ask(client, 2, gen2, old, clock.now)
+    assert "entropy" not in only_key
+    assert "server_keys" in only_key
+    current = ask(client, 2, gen2, new, clock.now)
+    assert current["secret"]["value"] == "hunter2-canary"
+    assert "entropy" not in current
+    assert "server_keys" not in current
+
+    # The same rotation id again (a retried delivery) changes nothing.
+    again = clocked.rotate("r1")
+    assert not again.server_key.changed
+    assert again.server_key.current_kid == new["kid"]
+    assert again.clients_rotated == ()
+    assert clocked.registry.require("worker-1") == record
+    assert current_jwk(clocked) == new
+    assert len(entropy_keys(services, "worker-1")) == 2
+
+    # Past the grace period the old generation and the old key are refused; the current pair still works.
+    clock.advance(120)
+    assert ask(client, 1, gen1, new, clock.now) == 401
+    assert ask(client, 2, gen2, old, clock.now) == 401
+    assert "secret" in ask(client, 2, gen2, new, clock.now)
+    assert [k["kid"] for k in json.loads(client.http.get("/auto-id/keys").body)["keys"]] == [new["kid"]]
+    # The next rotation forgets generation 1 and deletes its object.
+    clocked.rotate("r2")
+    latest = clocked.registry.require("worker-1")
+    assert latest.generation == 3
+    assert set(latest.previous) == {2}
+    assert entropy_keys(services, "worker-1") == {latest.object_key(2), latest.object_key(3)}
+
+
+def test_end_grace_refuses_the_old_generation_at_once(
+    clocked: AutoIdService, clock: Clock, services: AwsServices, client: Client
+) -> None:
+    services.secrets.create(SECRET, "hunter2-canary")
+    gen1 = clocked.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
+    clocked.rotate("r1")
+    jwk = current_jwk(clocked)
+    gen2 = unb64(ask(client, 1, gen1, jwk, clock.now)["entropy"]["data"])
+
+    record = clocked.registry.end_grace("worker-1")
+    assert ask(client, 1, gen1, jwk, clock.now) == 401
+    assert "entropy" not in ask(client, 2, gen2, jwk, clock.now)
+    assert entropy_keys(services, "worker-1") == {record.object_key(2)}
+    head = boto3.client("s3").head_object(Bucket=get_settings().resources.transfer_bucket, Key=record.object_key(2))
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["ContentLength"] == 1024 * 1024
+
+
+def test_the_schedule_rotates_publishes_and_ignores_a_redelivery(
+    service: AutoIdService, client: Client, services: AwsServices
+) -> None:
+    r = get_settings().resources
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="key-events-probe")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=r.key_events_topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    service.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,)))
+    old_kid = service.server_keys.current_kid()
+    event = client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:aws:events:rule"]
+    )
+
+    first = client.lambda_.invoke("rotate_autoid_keys", event).payload
+    assert first == {"rotation_id": event["id"], "clients_rotated": 1}
+    new_kid = service.server_keys.current_kid()
+    assert new_kid != old_kid
+    assert service.registry.require("worker-1").generation == 2
+    published = json.loads(services.s3.get(r.public_bucket, "autoid/keys.json").body)
+    assert published == json.loads(client.http.get("/auto-id/keys").body)
+    assert published["current_kid"] == new_kid
+    assert {k["kid"] for k in published["keys"]} == {old_kid, new_kid}
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notices = [json.loads(json.loads(m["Body"])["Message"]) for m in messages]
+    assert notices == [
+        {"type": "autoid-keys-rotated", "rotation_id": event["id"], "current_kid": new_kid, "clients_rotated": 1}
+    ]
+
+    second = client.lambda_.invoke("rotate_autoid_keys", event).payload
+    assert second == {"rotation_id": event["id"], "clients_rotated": 0}
+    assert service.server_keys.current_kid() == new_kid
+    assert service.registry.require("worker-1").generation == 2
+    assert len(entropy_keys(services, "worker-1")) == 2
+    assert json.loads(services.s3.get(r.public_bucket, "autoid/keys.json").body) == published
+
+    # A new delivery (another event id) is another rotation.
+    third = client.lambda_.invoke("rotate_autoid_keys", {**event, "id": "another-day"}).payload
+    assert third == {"rotation_id": "another-day", "clients_rotated": 1}
+    assert service.server_keys.current_kid() not in {old_kid, new_kid}
