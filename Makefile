@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt p
 STAGE  ?= dev
 OUT    ?= build/package
 
-.PHONY: install test lint typecheck pytest run package clean
+.PHONY: install test lint typecheck pytest run bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,17 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy app.py chalicelib client local
+	$(BIN)/mypy app.py chalicelib client local bench
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 run: install
 	$(BIN)/python -m local $(ARGS)
+
+# Benchmarks (never part of `make test`): one table, and bench/results/latest.json.
+bench: install
+	$(BIN)/python -m bench $(ARGS)
 
 # One SAM stack: the app merged with template.yaml (CREDPORT_PREFIX names the event queue and topic).
 package: install

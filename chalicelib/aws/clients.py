@@ -45,12 +45,13 @@ class ClientFactory:
             return self._clients[service]
 
     def _create(self, service: str) -> Any:
-        # Imported here: boto3 costs ~200 ms to import, paid only by code paths that call AWS.
-        import boto3.session
+        # botocore, not boto3: clients are all we use, and boto3's import (s3transfer and friends) would add
+        # ~100 ms to every cold start. Imported here, so only code paths that call AWS pay for botocore.
+        import botocore.session
         from botocore.config import Config
 
         if self._session is None:
-            self._session = boto3.session.Session(region_name=self._options.region)
+            self._session = botocore.session.get_session()
         config = Config(
             # total_max_attempts counts the first request; botocore's max_attempts would add one to it.
             retries={"mode": "standard", "total_max_attempts": self._options.max_attempts},
@@ -61,4 +62,4 @@ class ClientFactory:
         if service == "s3":
             # Presigned URLs must be SigV4: S3 refuses SigV2 for KMS-encrypted objects and for newer buckets.
             config = config.merge(Config(signature_version="s3v4"))
-        return self._session.client(service, config=config)
+        return self._session.create_client(service, region_name=self._options.region, config=config)

@@ -1,0 +1,67 @@
+"""template.yaml provisioned into moto in-process, with the app's environment set from its outputs (as
+Lambda gets it): for benchmarks that measure the app's warm paths, which make no AWS call at all, or count
+the calls they make."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["REGION", "moto_stack"]
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+_ISOLATED = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+
+@contextmanager
+def moto_stack(**environment: str) -> Iterator[Any]:
+    """Yields the app's :class:`~chalicelib.aws.AwsServices` (its ``factory`` creates every client)."""
+    from moto import mock_aws
+
+    from chalicelib.aws import get_aws, reset_aws
+    from chalicelib.aws.clients import ClientFactory, ClientOptions
+    from chalicelib.config import reset_settings
+    from local.provision import Provisioner, app_functions
+    from local.template import Template, load_template
+
+    saved = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    os.environ.update(_ISOLATED)
+    try:
+        with mock_aws():
+            reset_settings()
+            reset_aws()
+            template = Template(
+                load_template(Path(__file__).resolve().parents[1] / "template.yaml"),
+                parameters={"Prefix": "credport-dev", "Issuer": "http://127.0.0.1:8000"},
+                account_id=ACCOUNT_ID,
+                region=REGION,
+                stack_name="credport-dev",
+            )
+            import app
+
+            factory = ClientFactory(ClientOptions(region=REGION))
+            provisioned = Provisioner(template, factory.client, functions=app_functions(app.app)).provision()
+            os.environ.update(provisioned.app_environment())
+            os.environ.update(environment)
+            reset_settings()
+            reset_aws()
+            yield get_aws()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_settings()
+        reset_aws()

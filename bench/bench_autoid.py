@@ -1,0 +1,104 @@
+"""Auto-id: the server's cost per successful request, next to one raw RSA-4096 OAEP-SHA256 decrypt.
+
+The stores are in memory (``bench.memory``), so the figure is credport's own work: JWE parsing and the
+RSA-OAEP-256 decrypt, request parsing, the proof, the nonce record, the policy, fetching the secret, a
+session token, and sealing the answer. Requests are built and sealed before the clock starts.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any, cast
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from bench.harness import Figure, per_op_seconds
+from bench.memory import MemoryObjects, MemorySecrets, MemorySts, MemoryTable
+from chalicelib.autoid import AutoIdService, ClientPolicy, ClientRegistry, ServerKeys, Want, build_request
+from chalicelib.aws.dynamodb import ItemTable
+from chalicelib.aws.s3 import ObjectStore
+from chalicelib.aws.secrets import SecretStore
+from chalicelib.aws.sts import Sts
+from chalicelib.envelope import seal
+from chalicelib.sessions.keys import SessionKey
+from chalicelib.sessions.tokens import SessionTokens
+
+TARGET = 1.5
+SECRET = "credport-bench/autoid/db"  # noqa: S105 (a secret name)
+
+
+class _StaticKeys:
+    signing_lag = 0.0
+
+    def __init__(self) -> None:
+        self._key = SessionKey("v1", "AWSCURRENT", time.time(), secrets.token_bytes(32))
+
+    def current(self) -> SessionKey:
+        return self._key
+
+    def find(self, kid: str) -> SessionKey | None:
+        return self._key if kid == "v1" else None
+
+
+def make_service() -> tuple[AutoIdService, bytes]:
+    secrets_store = MemorySecrets()
+    secrets_store.create(SECRET, "bench-secret-value")
+    tokens = SessionTokens(_StaticKeys(), issuer="https://bench.invalid", token_ttl=420, refresh_window=300)
+
+    def start_session(subject: str, **extra: Any) -> dict[str, Any]:
+        token, exp = tokens.issue(subject, secrets.token_urlsafe(18), int(time.time()) + 7200, **extra)
+        return {"token": token, "token_type": "Bearer", "expires_in": exp - int(time.time())}
+
+    table = cast(ItemTable, MemoryTable())
+    objects = cast(ObjectStore, MemoryObjects())
+    service = AutoIdService(
+        server_keys=ServerKeys(cast(SecretStore, MemorySecrets()), "arn:bench", grace_period=86400),
+        registry=ClientRegistry(table, objects, bucket="bench", kms_key_id="k", grace_period=86400),
+        nonces=table,
+        secrets=cast(SecretStore, secrets_store),
+        sts=cast(Sts, MemorySts()),
+        start_session=start_session,
+        internal_secrets=(),
+    )
+    enrollment = service.registry.enroll("bench-client", ClientPolicy(secrets=(SECRET,)))
+    return service, enrollment.entropy
+
+
+def run(quick: bool = False) -> list[Figure]:
+    number, repeat = (5, 1) if quick else (200, 7)
+    service, entropy = make_service()
+    recipient = service.server_keys.accepted()[service.server_keys.current_kid()]
+    pending: list[str] = []
+
+    def prepare() -> None:
+        pending.clear()
+        for _ in range(number):
+            document, _ = build_request("bench-client", 1, entropy, Want(secret_id=SECRET))
+            pending.append(seal(recipient, json.dumps(document).encode()))
+
+    def identify() -> None:
+        answer = service.identify({"jwe": pending.pop()})
+        assert "jwe" in answer
+
+    served = per_op_seconds(identify, number=number, repeat=repeat, setup=prepare)
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    ciphertext = private.public_key().encrypt(secrets.token_bytes(32), oaep)
+    raw = per_op_seconds(lambda: private.decrypt(ciphertext, oaep), number=number, repeat=repeat)
+    ratio = served / raw
+    return [
+        Figure(
+            name="auto-id server cost per successful request (stores in memory)",
+            value=served,
+            unit="s",
+            baseline="one RSA-4096 OAEP-SHA256 decrypt",
+            baseline_value=raw,
+            ratio=ratio,
+            target=f"<= {TARGET}x",
+            met=ratio <= TARGET,
+        )
+    ]

@@ -1,0 +1,134 @@
+"""Cold start: a fresh interpreter imports the app and serves its first ``/token`` (an API Gateway-shaped
+event with an IAM identity, against an embedded AWS on loopback), next to a fresh interpreter that imports
+boto3 and creates one client. Both are timed from spawn to exit, so both pay the interpreter's own start.
+The cold process's peak RSS is reported against a 128 MB Lambda."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import Figure
+
+TARGET_RATIO = 1.5
+TARGET_RSS_MIB = 100.0
+ROOT = Path(__file__).resolve().parents[1]
+
+COLD = r"""
+import json, sys
+import app
+event = {
+    "resource": "/token", "path": "/token", "httpMethod": "GET",
+    "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+    "multiValueHeaders": {"Host": ["abc123.execute-api.us-east-1.amazonaws.com"]},
+    "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+    "stageVariables": None, "body": None, "isBase64Encoded": False,
+    "requestContext": {
+        "resourcePath": "/token", "httpMethod": "GET", "path": "/api/token", "stage": "api",
+        "requestId": "cold-start", "accountId": "123456789012", "apiId": "abc123",
+        "identity": {"userArn": "arn:aws:iam::123456789012:user/bench", "accountId": "123456789012",
+                     "caller": "AIDABENCH", "user": "AIDABENCH", "accessKey": "AKIABENCH",
+                     "sourceIp": "127.0.0.1"},
+    },
+}
+class Context:
+    function_name = "credport-dev"; memory_limit_in_mb = 128; aws_request_id = "cold-start"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:credport-dev"
+    def get_remaining_time_in_millis(self): return 30000
+response = app.app(event, Context())
+assert response["statusCode"] == 200, response
+assert json.loads(response["body"])["token"].count(".") == 2
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so it would report the parent's peak.
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"rss_kib": int(hwm.split()[1])}))
+"""
+
+BASELINE = "import boto3; boto3.session.Session(region_name='us-east-1').client('sts')"
+
+
+def _spawn(code: str, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"cold-start child failed:\n{done.stderr[-3000:]}")
+    return elapsed, done.stdout
+
+
+def run(quick: bool = False) -> list[Figure]:
+    repeat = 1 if quick else 7
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib.aws.clients import ClientFactory, ClientOptions
+    from local.provision import Provisioner, app_functions
+    from local.template import Template, load_template
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    saved = dict(os.environ)
+    try:
+        endpoint = "http://{}:{}".format(*server.get_host_and_port())
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CREDPORT_"))}
+        aws = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+        os.environ.update(aws)
+        import app
+
+        template = Template(
+            load_template(ROOT / "template.yaml"),
+            parameters={"Prefix": "credport-dev", "Issuer": "http://127.0.0.1:8000"},
+            account_id="123456789012",
+            region="us-east-1",
+            stack_name="credport-dev",
+        )
+        factory = ClientFactory(ClientOptions(region="us-east-1"))
+        provisioned = Provisioner(template, factory.client, functions=app_functions(app.app)).provision()
+        env = {**base, **aws, **provisioned.app_environment()}
+        _spawn(COLD, env)  # the deployment's first token ever creates the signing keys: not a cold start
+        cold, rss = [], []
+        baseline = []
+        for _ in range(repeat):
+            elapsed, out = _spawn(COLD, env)
+            cold.append(elapsed)
+            rss.append(json.loads(out.strip().splitlines()[-1])["rss_kib"] / 1024)
+            baseline.append(_spawn(BASELINE, env)[0])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        server.stop()
+    cold_s, base_s, rss_mib = statistics.median(cold), statistics.median(baseline), max(rss)
+    ratio = cold_s / base_s
+    return [
+        Figure(
+            name="cold start: fresh interpreter, import app, first /token",
+            value=cold_s,
+            unit="s",
+            baseline="import boto3 + create one client",
+            baseline_value=base_s,
+            ratio=ratio,
+            target=f"<= {TARGET_RATIO}x",
+            met=ratio <= TARGET_RATIO,
+        ),
+        Figure(
+            name="peak RSS of that cold-start process",
+            value=rss_mib,
+            unit="MiB",
+            target=f"<= {TARGET_RSS_MIB:.0f} MiB",
+            met=rss_mib <= TARGET_RSS_MIB,
+        ),
+    ]

@@ -1,0 +1,74 @@
+"""Transfer: imports per second (decrypt + validate + store, stores in memory), against one JWE
+RSA-OAEP-256/A256GCM decrypt with joserfc and the same RSA-4096 key.
+
+``Importer.import_bytes`` is what both the inbox handler and ``POST /transfer/import`` run once the file's
+bytes are in hand: the file's SHA-256 (its idempotency token), the envelope policy, the decrypt, payload
+validation, and the store. Each import is of a distinct file, as in real use.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import cast
+
+from joserfc import jwe
+from joserfc.jwe import JWERegistry
+
+from bench.harness import Figure, per_op_seconds
+from bench.memory import MemoryObjects, MemorySecrets
+from chalicelib.aws.s3 import ObjectStore
+from chalicelib.aws.secrets import SecretStore
+from chalicelib.envelope import seal
+from chalicelib.transfer.import_keys import ImportKeys
+from chalicelib.transfer.importer import Importer
+
+TARGET = 0.6
+
+
+def run(quick: bool = False) -> list[Figure]:
+    number, repeat = (5, 1) if quick else (200, 7)
+    store = cast(SecretStore, MemorySecrets())
+    keys = ImportKeys(store, "arn:bench-import-key")
+    importer = Importer(
+        cast(ObjectStore, MemoryObjects()),
+        store,
+        keys,
+        bucket="bench",
+        name_prefix="credport-bench/imported/",
+        kms_key_id="k",
+    )
+    recipient = keys.current()
+    files: list[bytes] = []
+    counter = iter(range(10**9))
+
+    def prepare() -> None:
+        files.clear()
+        for _ in range(number):
+            document = {"secret_name": f"credport-bench/imported/s{next(counter)}", "value": "v" * 256}
+            files.append(seal(recipient, json.dumps(document).encode()).encode())
+
+    def import_one() -> None:
+        importer.import_bytes(files.pop(), source="bench")
+
+    imports = per_op_seconds(import_one, number=number, repeat=repeat, setup=prepare)
+
+    assert recipient.private is not None
+    registry = JWERegistry(algorithms=["RSA-OAEP-256", "A256GCM"])
+    prepare()
+    sample = files[0].decode()
+    baseline = per_op_seconds(
+        lambda: jwe.decrypt_compact(sample, recipient.private, registry=registry), number=number, repeat=repeat
+    )
+    ratio = baseline / imports
+    return [
+        Figure(
+            name="transfer imports/s (decrypt + store, stores in memory)",
+            value=1 / imports,
+            unit="ops/s",
+            baseline="one JWE RSA-OAEP-256 decrypt, RSA-4096 (joserfc)",
+            baseline_value=1 / baseline,
+            ratio=ratio,
+            target=f">= {TARGET}x",
+            met=ratio >= TARGET,
+        )
+    ]
