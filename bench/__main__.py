@@ -43,6 +43,8 @@ def _quiet_logs() -> None:
     import logging
     import os
 
+    import chalicelib.observability  # noqa: F401 (creates the "credport" logger and its handler)
+
     sink = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
     for handler in logging.getLogger("credport").handlers:
         if isinstance(handler, logging.StreamHandler):

@@ -20,6 +20,7 @@ from chalicelib.errors import ConfigError
 __all__ = [
     "DEFAULT_PREFIX",
     "STACK_OUTPUTS",
+    "TOKEN_SIGNERS",
     "Env",
     "ResourceNames",
     "Settings",
@@ -65,6 +66,7 @@ class Env:
     TOKEN_MAX_TTL = "CREDPORT_TOKEN_MAX_TTL"  # noqa: S105
     TOKEN_MIN_TTL = "CREDPORT_TOKEN_MIN_TTL"  # noqa: S105
     TOKEN_ALGORITHM = "CREDPORT_TOKEN_ALGORITHM"  # noqa: S105
+    TOKEN_SIGNER = "CREDPORT_TOKEN_SIGNER"  # noqa: S105
     TOKEN_ORGANIZATION_ID = "CREDPORT_TOKEN_ORGANIZATION_ID"  # noqa: S105
     SIGNING_KEY_ROTATION_DAYS = "CREDPORT_SIGNING_KEY_ROTATION_DAYS"
     JWKS_MAX_AGE = "CREDPORT_JWKS_MAX_AGE"
@@ -88,6 +90,7 @@ class Env:
 STACK_OUTPUTS: Mapping[str, str] = {
     Env.PREFIX: "Prefix",
     Env.ISSUER: "Issuer",
+    Env.TOKEN_SIGNER: "TokenSigner",
     Env.TRANSFER_BUCKET: "TransferBucketName",
     Env.PUBLIC_BUCKET: "PublicBucketName",
     Env.NOTIFY_TOPIC_ARN: "NotifyTopicArn",
@@ -125,6 +128,7 @@ class Settings:
     token_max_ttl: int
     token_min_ttl: int
     token_algorithm: str
+    token_signer: str
     token_organization_id: str | None
     signing_key_rotation_days: int
     jwks_max_age: int
@@ -171,6 +175,7 @@ class Settings:
             token_max_ttl=max_ttl,
             token_min_ttl=reader.get(Env.TOKEN_MIN_TTL, "60", _seconds(60, 43200)),
             token_algorithm=reader.get(Env.TOKEN_ALGORITHM, "RS256", _parse_algorithm),
+            token_signer=reader.get(Env.TOKEN_SIGNER, "kms", _parse_signer),
             token_organization_id=reader.get(Env.TOKEN_ORGANIZATION_ID, "-", _parse_organization) or None,
             signing_key_rotation_days=reader.get(Env.SIGNING_KEY_ROTATION_DAYS, "90", _integer(1, 365)),
             jwks_max_age=reader.get(Env.JWKS_MAX_AGE, "3600", _seconds(60, _DAY)),
@@ -330,6 +335,17 @@ def _parse_secret_prefix(raw: str) -> str:
 def _parse_algorithm(raw: str) -> str:
     if raw not in ("RS256", "ES256"):
         raise ValueError(f"must be RS256 or ES256, got {_show(raw)}")
+    return raw
+
+
+# Where token signing keys live: "kms" (private keys never leave KMS; one KMS Sign per token) or "envelope"
+# (private keys in Secrets Manager under the data key, signing in memory; for rates beyond KMS quotas).
+TOKEN_SIGNERS = ("kms", "envelope")
+
+
+def _parse_signer(raw: str) -> str:
+    if raw not in TOKEN_SIGNERS:
+        raise ValueError(f"must be one of {', '.join(TOKEN_SIGNERS)}, got {_show(raw)}")
     return raw
 
 

@@ -1,6 +1,7 @@
 """``python -m local`` — run the local stack (``up``) or talk to a running one.
 
 python -m local [up] [--aws-port N] [--api-port N] [--prefix P] [--ready-file F] [--plugin MODULE]
+                    [--token-signer kms|envelope]
 python -m local status
 python -m local trigger SCHEDULE      (or --list)
 python -m local rotate SECRET
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import TOKEN_SIGNERS, Env
 from local.stack import REPO_ROOT, LocalStack, StackInfo, StackOptions, read_state
 
 STATE_DIR = Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", REPO_ROOT / ".local"))
@@ -66,6 +68,12 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", default=[], help="module to import after start (tests)")
     parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed event is retried")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--token-signer",
+        choices=TOKEN_SIGNERS,
+        default=os.environ.get(Env.TOKEN_SIGNER) or "kms",
+        help="where token signing keys live (template parameter TokenSigner; default: $CREDPORT_TOKEN_SIGNER or kms)",
+    )
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -80,6 +88,7 @@ def _up(args: argparse.Namespace) -> int:
             plugins=tuple(args.plugin),
             quiet=args.quiet,
             retry_delay=args.retry_delay,
+            token_signer=args.token_signer,
         )
     )
     stopping = threading.Event()

@@ -42,6 +42,7 @@ class StackOptions:
     plugins: Sequence[str] = ()
     quiet: bool = False
     retry_delay: int = 1
+    token_signer: str = "kms"  # noqa: S105 (a mode, not a password): the template's TokenSigner parameter
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class LocalStack:
         factory = ClientFactory(ClientOptions(region=o.region))
         template = Template(
             load_template(REPO_ROOT / "template.yaml"),
-            parameters={"Prefix": o.prefix, "Issuer": api_url},
+            parameters={"Prefix": o.prefix, "Issuer": api_url, "TokenSigner": o.token_signer},
             account_id=ACCOUNT_ID,
             region=o.region,
             stack_name=o.prefix,

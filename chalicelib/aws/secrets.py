@@ -159,6 +159,11 @@ class SecretStore:
         with aws_call("secretsmanager", "UpdateSecretVersionStage"):
             self._client.update_secret_version_stage(**args)
 
+    def delete(self, secret_id: str, *, recovery_days: int) -> None:
+        """Schedule the secret's deletion; it can be restored until ``recovery_days`` have passed."""
+        with aws_call("secretsmanager", "DeleteSecret"):
+            self._client.delete_secret(SecretId=secret_id, RecoveryWindowInDays=recovery_days)
+
     def remove_stage(self, secret_id: str, stage: str, *, from_version: str) -> None:
         with aws_call("secretsmanager", "UpdateSecretVersionStage"):
             self._client.update_secret_version_stage(

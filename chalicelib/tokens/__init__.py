@@ -1,4 +1,4 @@
-"""Token service: IAM identity -> KMS-signed JWT, OIDC discovery, scheduled key rotation."""
+"""Token service: IAM identity -> signed JWT (KMS or envelope keys), OIDC discovery, scheduled key rotation."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Issue JWTs signed inside KMS.
+"""Issue JWTs, signed inside KMS or with an envelope key in memory (see :mod:`chalicelib.tokens.keyring`).
 
-The compact JWS is assembled here (``base64url(header).base64url(claims)``) because the private key
-never leaves KMS: KMS signs the signing input with ``MessageType=RAW``. Everything that *verifies*
-tokens goes through joserfc with an explicit algorithm allow-list (see :mod:`chalicelib.tokens.verify`).
+The compact JWS is assembled here (``base64url(header).base64url(claims)``) because with the KMS signer the
+private key never leaves KMS: KMS signs the signing input with ``MessageType=RAW``. Both signers produce the
+same tokens. Everything that *verifies* tokens goes through joserfc with an explicit algorithm allow-list
+(see :mod:`chalicelib.tokens.verify`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from joserfc.util import urlsafe_b64encode
 
 from chalicelib.aws.errors import AwsNotFound, AwsRejected
-from chalicelib.aws.kms import KeyService
 from chalicelib.tokens.keyring import KeyRing
 from chalicelib.tokens.principal import Principal
 
@@ -64,14 +64,12 @@ class TokenIssuer:
     def __init__(
         self,
         keyring: KeyRing,
-        kms: KeyService,
         issuer: str,
         *,
         clock: Callable[[], float] = time.time,
         new_jti: Callable[[], str] | None = None,
     ) -> None:
         self._keyring = keyring
-        self._kms = kms
         self._issuer = issuer
         self._clock = clock
         self._new_jti = new_jti or (lambda: secrets.token_urlsafe(18))
@@ -85,14 +83,12 @@ class TokenIssuer:
         except (AwsRejected, AwsNotFound) as error:
             if error.aws_code not in _STALE_KEY_CODES:
                 raise
-            # The cached current key was revoked or rotated away: look the aliases up again, once.
+            # The cached current KMS key was revoked or rotated away: look the aliases up again, once.
             self._keyring.invalidate()
             return self._sign(claims, jti, ttl)
 
     def _sign(self, claims: dict[str, Any], jti: str, ttl: int) -> IssuedToken:
         key = self._keyring.current()
-        header = {"alg": key.alg.jose, "typ": "JWT", "kid": key.kid}
-        signing_input = _segment(header) + b"." + _segment(claims)
-        signature = key.alg.to_jose(self._kms.sign(key.key_arn, signing_input, key.alg.kms_algorithm))
-        token = (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
+        signing_input = key.header + b"." + _segment(claims)
+        token = (signing_input + b"." + urlsafe_b64encode(key.sign(signing_input))).decode("ascii")
         return IssuedToken(token=token, expires_in=ttl, kid=key.kid, jti=jti)

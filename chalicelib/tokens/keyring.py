@@ -1,25 +1,30 @@
-"""The token signing keys, behind KMS aliases ``alias/<prefix>/signing/{previous,current,pending}``.
+"""The token signing keys as a container sees them, whichever signer holds them.
 
-A container resolves the aliases at most once per ``ttl`` seconds (and again when a rotation is announced)
-and keeps each key's public JWK for good: a KMS key's public half never changes. So a warm container makes
-exactly one KMS call per token, the Sign itself.
+A :class:`KeyStore` knows where the keys live and which key holds each role (previous, current, pending):
+KMS keys behind aliases (:mod:`chalicelib.tokens.kms_keys`) or private keys kept in Secrets Manager
+(:mod:`chalicelib.tokens.envelope_keys`). The :class:`KeyRing` asks the store for the roles at most once per
+``ttl`` seconds (and again when a rotation is announced) and opens each key once: a key's public half, and
+an envelope key's private half, never change. So a warm container signs with no lookup at all: one KMS Sign
+per token with the KMS signer, no AWS call with the envelope signer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from chalicelib.aws.kms import KeyService
-from chalicelib.tokens.algorithms import KMS_SPEC_TO_JOSE, SigningAlgorithm, algorithm, public_jwk
+from joserfc.util import urlsafe_b64encode
 
-__all__ = ["ROLES", "KeyRing", "NoSigningKey", "SigningKey", "alias_name"]
+from chalicelib.tokens.algorithms import SigningAlgorithm
+
+__all__ = ["ROLES", "KeyRing", "KeyStore", "NoSigningKey", "SigningKey", "alias_name", "signing_key"]
 
 ROLES = ("previous", "current", "pending")
-USABLE_STATES = frozenset({"Enabled"})
 
 
 class NoSigningKey(Exception):
@@ -32,33 +37,99 @@ def alias_name(prefix: str, role: str) -> str:
 
 @dataclass(frozen=True)
 class SigningKey:
+    """A key that signs tokens. ``sign`` returns the JWS signature of the signing input; for an envelope key
+    it holds the private key, which therefore never appears in a repr or a comparison."""
+
     role: str
-    key_arn: str
+    key_id: str  # the KMS key ARN, or the ARN of the secret holding the private key
     kid: str
     alg: SigningAlgorithm
     jwk: dict[str, Any] = field(repr=False)
+    sign: Callable[[bytes], bytes] = field(repr=False, compare=False)
+    header: bytes = field(repr=False, compare=False)  # the JWS header, base64url-encoded once
+
+
+def signing_key(key_id: str, alg: SigningAlgorithm, jwk: dict[str, Any], sign: Callable[[bytes], bytes]) -> SigningKey:
+    """A store's opened key (its role is given by the key ring)."""
+    kid = str(jwk["kid"])
+    header = {"alg": alg.jose, "typ": "JWT", "kid": kid}
+    encoded = urlsafe_b64encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+    return SigningKey(role="", key_id=key_id, kid=kid, alg=alg, jwk=jwk, sign=sign, header=encoded)
+
+
+class KeyStore(Protocol):
+    """Where the signing keys live. Every write is idempotent, so a rotation step can always be rerun."""
+
+    @property
+    def signer(self) -> str:
+        """``kms`` or ``envelope`` (CREDPORT_TOKEN_SIGNER)."""
+        ...
+
+    @property
+    def journal_key(self) -> Mapping[str, str]:
+        """The state-table item that journals this store's rotations."""
+        ...
+
+    @property
+    def refresh_interval(self) -> float:
+        """How long a container may trust its view of the roles."""
+        ...
+
+    def roles(self, *, usable_only: bool = False) -> dict[str, str | None]:
+        """The key id holding each role (None where none does); with ``usable_only``, keys that can no longer
+        sign (disabled, scheduled for deletion) count as absent."""
+        ...
+
+    def open(self, key_id: str) -> SigningKey | None:
+        """The key ready to sign (its role left empty), or None when it cannot sign any more."""
+        ...
+
+    def create(self, label: str) -> str:
+        """A new key of the configured algorithm; the same ``label`` always answers the same key, so a key
+        whose creation was not journaled (a crash) is found again instead of orphaned."""
+        ...
+
+    def point(self, targets: Mapping[str, str | None]) -> None:
+        """Give each named role its key (None: drop the role), in the order previous, current, pending."""
+        ...
+
+    def revoke(self, key_id: str) -> None:
+        """Stop the key signing now; destroy it after the deletion window."""
+        ...
+
+    def retire(self, key_id: str) -> None:
+        """Destroy the key after the deletion window."""
+        ...
 
 
 class KeyRing:
     def __init__(
-        self, kms: KeyService, prefix: str, *, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic
+        self, store: KeyStore, *, ttl: float | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._kms = kms
-        self._prefix = prefix
-        self._ttl = ttl
+        self._store = store
+        self._ttl = store.refresh_interval if ttl is None else ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, SigningKey] = {}
         self._loaded_at: float | None = None
-        self._jwks_by_arn: dict[str, tuple[str, SigningAlgorithm, dict[str, Any]]] = {}
+        self._opened: dict[str, SigningKey | None] = {}
+
+    @property
+    def store(self) -> KeyStore:
+        return self._store
 
     def invalidate(self) -> None:
-        """Forget the aliases (a rotation was announced, or a key stopped working)."""
+        """Forget the roles (a rotation was announced, or a key stopped working)."""
         with self._lock:
             self._loaded_at = None
 
     def current(self) -> SigningKey:
-        key = self.keys().get("current")
+        # The hot path: no copy, no lookup while the roles are fresh.
+        loaded_at = self._loaded_at
+        if loaded_at is not None and self._clock() - loaded_at <= self._ttl:
+            key = self._keys.get("current")
+        else:
+            key = self.keys().get("current")
         if key is None:
             raise NoSigningKey()
         return key
@@ -82,19 +153,14 @@ class KeyRing:
         return list(seen.values())
 
     def _load(self) -> dict[str, SigningKey]:
+        targets = {role: key_id for role, key_id in self._store.roles(usable_only=True).items() if key_id}
+        # Keep only the keys still in a role: a retired envelope key's private half leaves memory with it.
+        self._opened = {key_id: self._opened[key_id] for key_id in targets.values() if key_id in self._opened}
         keys = {}
-        for role in ROLES:
-            info = self._kms.alias_target(alias_name(self._prefix, role))
-            if info is None or info.state not in USABLE_STATES or info.usage != "SIGN_VERIFY":
-                continue
-            kid, alg, jwk = self._public(info.arn, info.key_spec)
-            keys[role] = SigningKey(role=role, key_arn=info.arn, kid=kid, alg=alg, jwk=jwk)
+        for role, key_id in targets.items():
+            if key_id not in self._opened:
+                self._opened[key_id] = self._store.open(key_id)
+            opened = self._opened[key_id]
+            if opened is not None:
+                keys[role] = dataclasses.replace(opened, role=role)
         return keys
-
-    def _public(self, key_arn: str, key_spec: str) -> tuple[str, SigningAlgorithm, dict[str, Any]]:
-        cached = self._jwks_by_arn.get(key_arn)
-        if cached is None:
-            alg = algorithm(KMS_SPEC_TO_JOSE.get(key_spec, key_spec))
-            jwk = public_jwk(self._kms.public_key(key_arn).der, alg)
-            cached = self._jwks_by_arn[key_arn] = (str(jwk["kid"]), alg, jwk)
-        return cached

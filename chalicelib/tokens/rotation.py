@@ -1,8 +1,9 @@
 """Signing-key rotation: scheduled, on demand, and emergency revocation; every step idempotent.
 
-The keys sit behind three aliases. A rotation moves current -> previous and pending -> current, creates a
-new pending key and retires the old previous one, so a key is published one rotation before it signs and
-stays published one rotation after. A journal item in the state table records each run's plan and the step
+The keys hold three roles (KMS aliases, or the envelope signer's roles item; see :class:`KeyStore`). A
+rotation moves current -> previous and pending -> current, creates a new pending key and retires the old
+previous one, so a key is published one rotation before it signs and stays published one rotation after.
+A journal item in the state table records each run's plan and the step
 it reached (with an optimistic version), so a crash anywhere leaves a working current key and the next run
 finishes the job; two runs at once cannot both proceed. A failed step publishes an alarm on the key-events
 topic and re-raises, so Lambda reports it too.
@@ -18,23 +19,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws.dynamodb import ItemTable
-from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
-from chalicelib.aws.kms import KeyService
+from chalicelib.aws.errors import AwsConflict
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.config import Settings
 from chalicelib.events import key_event
 from chalicelib.observability import log_unexpected, logger
-from chalicelib.tokens.algorithms import algorithm
 from chalicelib.tokens.discovery import jwks_document, openid_configuration
 from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused
-from chalicelib.tokens.keyring import KeyRing, alias_name
+from chalicelib.tokens.keyring import ROLES, KeyRing
+from chalicelib.tokens.kms_keys import KMS_JOURNAL_KEY
 
 __all__ = ["JOURNAL_KEY", "OIDC_PREFIX", "KeyRotation", "RotationReport"]
 
-JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
+JOURNAL_KEY = KMS_JOURNAL_KEY  # the kms signer's journal; each store names its own (KeyStore.journal_key)
 OIDC_PREFIX = "oidc/.well-known/"
-DELETION_WINDOW_DAYS = 7
 
 # The steps of each kind of run, in order. A step's work is idempotent: rerunning it is harmless.
 PLANS = {
@@ -57,7 +56,6 @@ class RotationReport:
 class KeyRotation:
     def __init__(
         self,
-        kms: KeyService,
         table: ItemTable,
         s3: ObjectStore,
         sns: Publisher,
@@ -67,7 +65,9 @@ class KeyRotation:
         clock: Callable[[], float] = time.time,
         fail_at: Callable[[str], None] | None = None,
     ) -> None:
-        self._kms, self._table, self._s3, self._sns = kms, table, s3, sns
+        self._table, self._s3, self._sns = table, s3, sns
+        self._store = keyring.store  # the keys' home: the one the key ring reads
+        self._journal_key = dict(self._store.journal_key)
         self._settings = settings
         self._keyring = keyring
         self._clock = clock
@@ -106,7 +106,7 @@ class KeyRotation:
         The key revoked is the one current when this is called. Retrying a revocation that failed part-way
         finishes that revocation; it never revokes a second key.
         """
-        target = self._kms.alias_target(alias_name(self._settings.prefix, "current"))
+        target = self._store.roles()["current"]
         journal = self._journal()
         if journal is not None and journal["step"] != "done":
             if journal["kind"] == "revoke":
@@ -114,20 +114,20 @@ class KeyRotation:
             self._resume(journal)  # finish the rotation first; the compromised key may now be previous
             journal = self._journal()
         aliases = self._aliases()
-        if target is None or target.arn not in (aliases["current"], aliases["previous"]):
+        if target is None or target not in (aliases["current"], aliases["previous"]):
             raise RotationRefused("There is no published current key to revoke.")
-        return self._resume(self._begin("revoke", aliases, journal, revoked=target.arn))
+        return self._resume(self._begin("revoke", aliases, journal, revoked=target))
 
     # Journal ---------------------------------------------------------------------------------------
 
     def _journal(self) -> dict[str, Any] | None:
-        return self._table.get(JOURNAL_KEY)
+        return self._table.get(self._journal_key)
 
     def _begin(
         self, kind: str, aliases: dict[str, str | None], previous: dict[str, Any] | None, revoked: str | None = None
     ) -> dict[str, Any]:
         journal = {
-            **JOURNAL_KEY,
+            **self._journal_key,
             "version": int(previous["version"]) + 1 if previous else 1,
             "kind": kind,
             "rotation_id": str(uuid.uuid4()),
@@ -227,45 +227,23 @@ class KeyRotation:
     def _create(self, journal: dict[str, Any], slot: str) -> dict[str, Any] | None:
         if slot in journal["keys"]:
             return None
-        description = f"{self._settings.prefix} token signing key ({journal['rotation_id']}/{slot})"
-        # A crash (or a lost race) between CreateKey and the journal write would orphan a key: look first.
-        found = self._kms.find_by_description(description)
-        alg = algorithm(self._settings.token_algorithm)
-        info = found or self._kms.create_key(
-            description=description,
-            key_spec=alg.kms_key_spec,
-            usage="SIGN_VERIFY",
-            tags={"credport:prefix": self._settings.prefix, "credport:purpose": "token-signing"},
-        )
-        return self._advance(journal, keys={**journal["keys"], slot: info.arn})
+        # The store finds a key made under this label before (a crash before the journal write) instead of
+        # making a second one.
+        key_id = self._store.create(f"{journal['rotation_id']}/{slot}")
+        return self._advance(journal, keys={**journal["keys"], slot: key_id})
 
     def _step_move_aliases(self, journal: dict[str, Any]) -> None:
         # Order keeps a working current key at every instant: previous first, then current, then pending.
-        for role in ("previous", "current", "pending"):
-            target = self._targets(journal)[role]
-            if target:
-                self._kms.set_alias(alias_name(self._settings.prefix, role), target)
-            elif journal["kind"] == "revoke":
-                self._kms.delete_alias(alias_name(self._settings.prefix, role))
+        targets = self._targets(journal)
+        self._store.point({role: targets[role] for role in ROLES if targets[role] or journal["kind"] == "revoke"})
 
     def _step_disable_revoked(self, journal: dict[str, Any]) -> None:
-        revoked = str(journal["revoked"])
-        info = self._kms.describe(revoked)
-        if info.state == "Enabled":
-            self._kms.disable(revoked)
-        self._schedule_deletion(revoked)
+        self._store.revoke(str(journal["revoked"]))
 
     def _step_retire(self, journal: dict[str, Any]) -> None:
         retired = self._retiring(journal)
         if retired:
-            self._schedule_deletion(retired)
-
-    def _schedule_deletion(self, key_arn: str) -> None:
-        try:
-            self._kms.schedule_deletion(key_arn, days=DELETION_WINDOW_DAYS)
-        except (AwsRejected, AwsNotFound) as error:
-            if error.aws_code not in ("KMSInvalidStateException", "NotFoundException"):
-                raise  # already pending deletion (a rerun) or gone: done either way
+            self._store.retire(retired)
 
     def _step_publish(self, journal: dict[str, Any]) -> None:
         self.publish()
@@ -320,11 +298,7 @@ class KeyRotation:
             )
 
     def _aliases(self) -> dict[str, str | None]:
-        result: dict[str, str | None] = {}
-        for role in ("previous", "current", "pending"):
-            info = self._kms.alias_target(alias_name(self._settings.prefix, role))
-            result[role] = info.arn if info is not None else None
-        return result
+        return self._store.roles()
 
     def _alarm(self, journal: dict[str, Any], step: str, error: Exception) -> None:
         log_unexpected("signing-key run failed", error, step=step, rotation_id=journal["rotation_id"])

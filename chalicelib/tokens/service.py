@@ -15,26 +15,46 @@ from chalicelib.events import bus
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import MetricUnit, logger, metrics
 from chalicelib.tokens.discovery import jwks_document, openid_configuration
+from chalicelib.tokens.envelope_keys import EnvelopeKeyStore
 from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl, OutsideOrganization
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
-from chalicelib.tokens.keyring import KeyRing, NoSigningKey
+from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey
+from chalicelib.tokens.kms_keys import KmsKeyStore
 from chalicelib.tokens.principal import principal_of
 from chalicelib.tokens.rotation import KeyRotation, RotationReport
 
-__all__ = ["TokenService", "get_token_service", "reset_token_service"]
+__all__ = ["TokenService", "get_token_service", "key_store", "reset_token_service"]
 
 MAX_AUDIENCE_LENGTH = 256
 _DIGITS = re.compile(r"[0-9]{1,6}")
 
 
+def key_store(settings: Settings, aws: AwsServices) -> KeyStore:
+    """The signing keys' home, as CREDPORT_TOKEN_SIGNER chooses."""
+    if settings.token_signer == "envelope":  # noqa: S105 (a mode, not a password)
+        return EnvelopeKeyStore(
+            aws.secrets,
+            aws.table(settings.resources.state_table),
+            prefix=settings.prefix,
+            algorithm_name=settings.token_algorithm,
+            data_key_arn=settings.resources.data_key_arn,
+        )
+    return KmsKeyStore(aws.kms, settings.prefix, settings.token_algorithm)
+
+
 class TokenService:
     def __init__(self, settings: Settings, aws: AwsServices) -> None:
         self.settings = settings
-        self.keyring = KeyRing(aws.kms, settings.prefix)
-        self.issuer = TokenIssuer(self.keyring, aws.kms, settings.issuer)
-        self.rotation = KeyRotation(
-            aws.kms, aws.table(settings.resources.state_table), aws.s3, aws.sns, settings, self.keyring
-        )
+        self.keyring = KeyRing(key_store(settings, aws))
+        self.issuer = TokenIssuer(self.keyring, settings.issuer)
+        self._aws = aws
+
+    @functools.cached_property
+    def rotation(self) -> KeyRotation:
+        # Built on first use: its table, S3 and SNS clients are not needed to serve a token, and each client
+        # costs a cold start tens of milliseconds.
+        s, aws = self.settings, self._aws
+        return KeyRotation(aws.table(s.resources.state_table), aws.s3, aws.sns, s, self.keyring)
 
     def issue(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> IssuedToken:
         query = query or {}

@@ -203,6 +203,71 @@ def test_token_signing_keys_carry_the_tag_the_policy_scopes_by(
         assert tags["credport:prefix"] == "credport-dev"  # what policy-dev.json's key statements require
 
 
+def test_envelope_signing_keys_stay_where_the_policy_reaches_them(
+    provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Secrets Manager call the envelope signer makes (bootstrap, rotation, revocation, serving) is allowed
+    by a policy-dev.json statement for its secret, new keys carry the tags the create statement requires and
+    are encrypted under the data key, and no direct KMS call is made (the data key is used through Secrets
+    Manager only, as DataKeyThroughSecretsManager allows)."""
+    from fnmatch import fnmatchcase
+
+    from chalicelib.aws import get_aws
+    from chalicelib.config import get_settings, reset_settings
+    from chalicelib.tokens import get_token_service, reset_token_service
+
+    monkeypatch.setenv("CREDPORT_TOKEN_SIGNER", "envelope")
+    reset_settings()
+    reset_token_service()
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append((model.name, dict(params)))
+
+    factory = get_aws().factory
+    factory.client("secretsmanager").meta.events.register("before-parameter-build.secretsmanager", record)
+    try:
+        service = get_token_service()
+        service.rotation.ensure_keys()
+        service.rotate(force=True)
+        service.rotation.revoke_current()
+        reset_token_service()
+        assert len(get_token_service().jwks()["keys"]) == 3  # previous, current (the old pending), a new pending
+    finally:
+        reset_token_service()
+    assert "kms" not in factory.created
+
+    statements = json.loads((REPO_ROOT / ".chalice" / "policy-dev.json").read_text())["Statement"]
+    operations = set()
+    for operation, params in calls:
+        operations.add(operation)
+        target = str(params.get("SecretId") or params["Name"])
+        arn = (
+            target
+            if target.startswith("arn:")
+            else f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{target}-AbCdEf"
+        )
+        allowing = [
+            statement
+            for statement in statements
+            if f"secretsmanager:{operation}" in statement["Action"]
+            and any(fnmatchcase(arn, pattern) for pattern in _as_list(statement["Resource"]))
+        ]
+        assert allowing, f"no statement allows secretsmanager:{operation} on {arn}"
+        if operation == "CreateSecret":
+            tags = {tag["Key"]: tag["Value"] for tag in params["Tags"]}
+            (condition,) = {json.dumps(s.get("Condition", {})) for s in allowing}
+            assert tags["credport:prefix"] == "credport-dev"
+            assert f'"{tags["credport:prefix"]}"' in condition
+            assert all(f'"{key}"' in condition for key in tags)
+            assert params["KmsKeyId"] == get_settings().resources.data_key_arn
+    assert operations == {"CreateSecret", "DescribeSecret", "GetSecretValue", "DeleteSecret"}
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
 def test_runtime_requirements_are_bounded_and_runtime_only() -> None:
     lines = [line.strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()]
     requirements = [line for line in lines if line and not line.startswith("#")]

@@ -14,6 +14,7 @@ from chalicelib.aws.clients import ClientFactory
 from chalicelib.tokens import TokenRejected, TokenVerifier
 from tests.functional.conftest import Configure
 from tests.functional.test_tokens import (
+    SIGNERS,
     SIGNING_ALIAS,
     Reply,
     call,
@@ -47,8 +48,9 @@ def pyjwt_decode(token: str, jwks: dict[str, Any], *, alg: str, audience: str, i
 # 6. Verification -------------------------------------------------------------------------------------
 
 
-def test_tokens_verify_with_the_published_jwks(configure: Configure) -> None:
-    configure({"CREDPORT_ISSUER": ISSUER, "CREDPORT_TOKEN_AUDIENCES": AUDIENCES})
+@pytest.mark.parametrize("signer", SIGNERS)
+def test_tokens_verify_with_the_published_jwks(configure: Configure, signer: str) -> None:
+    configure({"CREDPORT_ISSUER": ISSUER, "CREDPORT_TOKEN_AUDIENCES": AUDIENCES, "CREDPORT_TOKEN_SIGNER": signer})
     aud = "https://svc.example.com/a"
     token = issue(aud)
     jwks = call("/.well-known/jwks.json").body
@@ -97,19 +99,25 @@ def test_discovery_document(configure: Configure) -> None:
     assert claims["iss"] == document["issuer"]
 
 
-def test_jwks_holds_the_current_and_pending_public_keys(configure: Configure, factory: ClientFactory) -> None:
-    configure()
+@pytest.mark.parametrize("signer", SIGNERS)
+def test_jwks_holds_the_current_and_pending_public_keys(
+    configure: Configure, factory: ClientFactory, signer: str
+) -> None:
+    configure({"CREDPORT_TOKEN_SIGNER": signer})
     reply = call("/.well-known/jwks.json")
     assert reply.status == 200, reply.body
     keys = reply.body["keys"]
     assert set(reply.body) == {"keys"}
     assert len(keys) == 2
-    assert {k["kid"] for k in keys} == {key_thumbprint(factory, "current"), key_thumbprint(factory, "pending")}
+    assert {k["kid"] for k in keys} == {
+        key_thumbprint(factory, "current", signer=signer),
+        key_thumbprint(factory, "pending", signer=signer),
+    }
     for key in keys:
         assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
         assert not PRIVATE_MEMBERS & set(key)
         assert key["kid"] == RSAKey.import_key(key).thumbprint()
-    assert decode(issue())[0]["kid"] == key_thumbprint(factory, "current")
+    assert decode(issue())[0]["kid"] == key_thumbprint(factory, "current", signer=signer)
 
 
 def test_public_documents_are_cacheable_for_an_hour_by_default(configure: Configure) -> None:
@@ -133,11 +141,12 @@ def test_public_documents_honour_the_configured_max_age(configure: Configure) ->
 # 8. ES256 --------------------------------------------------------------------------------------------
 
 
-def test_es256_tokens_on_a_fresh_deployment(configure: Configure, factory: ClientFactory) -> None:
-    configure({"CREDPORT_TOKEN_ALGORITHM": "ES256", "CREDPORT_ISSUER": ISSUER})
+@pytest.mark.parametrize("signer", SIGNERS)
+def test_es256_tokens_on_a_fresh_deployment(configure: Configure, factory: ClientFactory, signer: str) -> None:
+    configure({"CREDPORT_TOKEN_ALGORITHM": "ES256", "CREDPORT_ISSUER": ISSUER, "CREDPORT_TOKEN_SIGNER": signer})
     token = issue("sts.amazonaws.com")
     header, claims, signature = decode(token)
-    assert header == {"alg": "ES256", "typ": "JWT", "kid": key_thumbprint(factory, alg="ES256")}
+    assert header == {"alg": "ES256", "typ": "JWT", "kid": key_thumbprint(factory, alg="ES256", signer=signer)}
     assert len(signature) == 64  # r || s, not DER
 
     discovery, jwks_reply = documents()

@@ -7,6 +7,7 @@ deleted keys the way AWS does: moto signs with any key whatever its state.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -14,21 +15,28 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
 from chalicelib.aws import AwsConflict, AwsServices, AwsUnavailable, KeyService
 from chalicelib.aws.kms import KeyInfo
 from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.tokens.algorithms import algorithm, public_jwk
+from chalicelib.tokens.envelope_keys import secret_namespace
 from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused, TokenRejected
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
-from chalicelib.tokens.keyring import ROLES, KeyRing, NoSigningKey
+from chalicelib.tokens.keyring import ROLES, KeyRing, KeyStore, NoSigningKey
+from chalicelib.tokens.kms_keys import KmsKeyStore
 from chalicelib.tokens.principal import Principal
 from chalicelib.tokens.rotation import JOURNAL_KEY, OIDC_PREFIX, PLANS, KeyRotation
+from chalicelib.tokens.service import key_store
 from chalicelib.tokens.verify import TokenVerifier
 from local.provision import Provisioned
 from tests.support import Clock
 
+SIGNERS = ("kms", "envelope")
 START = 1_700_000_000.0
 LEEWAY = 30  # TokenVerifier's default
 PRINCIPAL = Principal(
@@ -80,10 +88,17 @@ class AwsLikeSigning:
 
 
 class Rig:
-    """One deployment in moto; every ``rotation()`` and ``issuer()`` is a separate container."""
+    """One deployment in moto; every ``rotation()`` and ``issuer()`` is a separate container.
 
-    def __init__(self, services: AwsServices, settings: Settings) -> None:
-        self.services, self.settings, self.clock = services, settings, Clock(START)
+    ``signer`` picks where the keys live (CREDPORT_TOKEN_SIGNER): KMS keys behind aliases, or envelope keys in
+    Secrets Manager with their roles in the state table. Key ids are KMS key ARNs or secret ARNs.
+    """
+
+    def __init__(self, services: AwsServices, settings: Settings, signer: str = "kms") -> None:
+        self.services, self.clock = services, Clock(START)
+        self.settings = dataclasses.replace(settings, token_signer=signer)
+        self.signer = signer
+        self._kids: dict[str, str] = {}
         self.kms = services.kms
         self.table = services.table(settings.resources.state_table)
         self.signing_client = AwsLikeSigning(services.factory.client("kms"))
@@ -98,16 +113,19 @@ class Rig:
     def period(self) -> int:
         return self.settings.signing_key_rotation_days * 86400
 
+    def store(self, *, signing: bool = False) -> KeyStore:
+        if self.signer == "kms" and signing:
+            return KmsKeyStore(self.signer_kms, self.settings.prefix, self.settings.token_algorithm)
+        return key_store(self.settings, self.services)
+
     def rotation(self, fail_at: Callable[[str], None] | None = None) -> KeyRotation:
-        keyring, aws = KeyRing(self.kms, self.settings.prefix, ttl=0, clock=self.clock), self.services
-        return KeyRotation(
-            self.kms, self.table, aws.s3, aws.sns, self.settings, keyring, clock=self.clock, fail_at=fail_at
-        )
+        keyring, aws = KeyRing(self.store(), ttl=0, clock=self.clock), self.services
+        return KeyRotation(self.table, aws.s3, aws.sns, self.settings, keyring, clock=self.clock, fail_at=fail_at)
 
     def issuer(self, cache_ttl: float = -1) -> TokenIssuer:
-        """A container's issuer; the default cache_ttl makes it look the aliases up on every token."""
-        keyring = KeyRing(self.signer_kms, self.settings.prefix, ttl=cache_ttl, clock=self.clock)
-        return TokenIssuer(keyring, self.signer_kms, self.settings.issuer, clock=self.clock)
+        """A container's issuer; the default cache_ttl makes it look the roles up on every token."""
+        keyring = KeyRing(self.store(signing=True), ttl=cache_ttl, clock=self.clock)
+        return TokenIssuer(keyring, self.settings.issuer, clock=self.clock)
 
     def issue(self, issuer: TokenIssuer | None = None) -> IssuedToken:
         return (issuer or self.issuer()).issue(
@@ -124,25 +142,49 @@ class Rig:
         return verifier.verify(token, audience=self.settings.token_default_audience)
 
     def aliases(self) -> dict[str, str | None]:
-        targets = {role: self.kms.alias_target(f"alias/{self.settings.prefix}/signing/{role}") for role in ROLES}
-        return {role: info.arn if info else None for role, info in targets.items()}
+        roles = self.store().roles()
+        for key_id in filter(None, roles.values()):
+            self.kid(key_id)  # remembered: a deleted envelope key's secret cannot be read any more
+        return roles
 
     def describe(self, arn: str | None) -> KeyInfo:
         assert arn is not None
         return self.kms.describe(arn)
 
-    def kid(self, arn: str | None) -> str:
-        assert arn is not None
-        return str(public_jwk(self.kms.public_key(arn).der, algorithm("RS256"))["kid"])
+    def state(self, key_id: str | None) -> str:
+        """``Enabled`` or ``PendingDeletion``, read from KMS or Secrets Manager directly."""
+        assert key_id is not None
+        if self.signer == "kms":
+            return self.kms.describe(key_id).state
+        described = self.services.factory.client("secretsmanager").describe_secret(SecretId=key_id)
+        return "PendingDeletion" if described.get("DeletedDate") else "Enabled"
+
+    def kid(self, key_id: str | None) -> str:
+        """RFC 7638 thumbprint of the key, computed here from KMS's public key or the stored private PEM."""
+        assert key_id is not None
+        if key_id not in self._kids:
+            if self.signer == "kms":
+                self._kids[key_id] = str(public_jwk(self.kms.public_key(key_id).der, algorithm("RS256"))["kid"])
+            else:
+                client = self.services.factory.client("secretsmanager")
+                pem = client.get_secret_value(SecretId=key_id)["SecretString"]
+                key = RSAKey.import_key(pem) if "RS" in self.settings.token_algorithm else ECKey.import_key(pem)
+                self._kids[key_id] = key.thumbprint()
+        return self._kids[key_id]
 
     def key_arns(self) -> set[str]:
-        """Every KMS key but moto's AWS-managed defaults."""
+        """Every signing key there is: KMS keys but moto's AWS-managed defaults, or every signing-key secret
+        (those scheduled for deletion too)."""
+        if self.signer == "envelope":
+            client = self.services.factory.client("secretsmanager")
+            listed = client.list_secrets(IncludePlannedDeletion=True, MaxResults=100)["SecretList"]
+            return {s["ARN"] for s in listed if s["Name"].startswith(secret_namespace(self.settings.prefix))}
         client = self.services.factory.client("kms")
         arns = {self.kms.describe(k["KeyId"]) for k in client.list_keys(Limit=1000)["Keys"]}
         return {info.arn for info in arns if not info.description.startswith("Default master key")}
 
     def journal(self) -> dict[str, Any]:
-        journal = self.table.get(JOURNAL_KEY)
+        journal = self.table.get(self.store().journal_key)
         assert journal is not None
         return journal
 
@@ -156,6 +198,25 @@ class Rig:
         return events
 
 
+def assert_envelope_key(rig: Rig, key_id: str, alg: str) -> None:
+    """An envelope key as designed: a secret in the signing-key namespace, encrypted under the data key, tagged
+    for the policy, holding one PKCS#8 private key of the algorithm's type."""
+    described = rig.services.factory.client("secretsmanager").describe_secret(SecretId=key_id)
+    assert described["Name"].startswith(f"{rig.settings.prefix}/token-signing/")
+    assert described["KmsKeyId"] == rig.settings.resources.data_key_arn
+    tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+    assert tags == {"credport:prefix": rig.settings.prefix, "credport:purpose": "token-signing"}
+    pem = rig.services.factory.client("secretsmanager").get_secret_value(SecretId=key_id)["SecretString"]
+    assert pem.startswith("-----BEGIN PRIVATE KEY-----\n")
+    private = serialization.load_pem_private_key(pem.encode(), password=None)
+    if alg == "RS256":
+        assert isinstance(private, rsa.RSAPrivateKey)
+        assert private.key_size == 2048
+    else:
+        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        assert private.curve.name == "secp256r1"
+
+
 def kids(jwks: dict[str, Any]) -> list[str]:
     return sorted(str(key["kid"]) for key in jwks["keys"])
 
@@ -166,9 +227,15 @@ def _claims(token: IssuedToken) -> dict[str, Any]:
     return claims
 
 
+@pytest.fixture(params=SIGNERS)
+def rig(provisioned: Provisioned, services: AwsServices, request: pytest.FixtureRequest) -> Rig:
+    """A deployment with each signer: the rotation semantics are the same."""
+    return Rig(services, get_settings(), request.param)
+
+
 @pytest.fixture
-def rig(provisioned: Provisioned, services: AwsServices) -> Rig:
-    return Rig(services, get_settings())
+def kms_rig(provisioned: Provisioned, services: AwsServices) -> Rig:
+    return Rig(services, get_settings(), "kms")
 
 
 def test_bootstrap_creates_current_and_pending_once(rig: Rig) -> None:
@@ -181,8 +248,11 @@ def test_bootstrap_creates_current_and_pending_once(rig: Rig) -> None:
     assert report.current != report.pending
     assert rig.key_arns() - keys_before == {report.current, report.pending}
     for arn in (report.current, report.pending):
-        info = rig.describe(arn)
-        assert (info.state, info.usage, info.key_spec) == ("Enabled", "SIGN_VERIFY", "RSA_2048")
+        if rig.signer == "kms":
+            info = rig.describe(arn)
+            assert (info.state, info.usage, info.key_spec) == ("Enabled", "SIGN_VERIFY", "RSA_2048")
+        else:
+            assert_envelope_key(rig, arn, "RS256")
     jwks = rig.jwks()
     assert kids(jwks) == sorted([rig.kid(report.current), rig.kid(report.pending)])
     assert all("d" not in key for key in jwks["keys"])
@@ -209,8 +279,8 @@ def test_three_rotations_keep_every_unexpired_token_valid(rig: Rig) -> None:
         assert after["pending"] not in {*before.values(), None}
         assert report.retired == before["previous"]
         if before["previous"] is not None:
-            assert rig.describe(before["previous"]).state == "PendingDeletion"
-        assert all(rig.describe(after[role]).state == "Enabled" for role in ROLES)
+            assert rig.state(before["previous"]) == "PendingDeletion"
+        assert all(rig.state(after[role]) == "Enabled" for role in ROLES)
         assert kids(rig.jwks()) == sorted(rig.kid(after[role]) for role in ROLES)
 
         for token in issued:
@@ -237,12 +307,13 @@ def test_three_rotations_keep_every_unexpired_token_valid(rig: Rig) -> None:
     assert len({token.kid for token in issued}) == 4
 
 
+@pytest.mark.parametrize("signer", SIGNERS)
 def test_no_token_fails_against_the_jwks_published_when_it_is_checked(
-    provisioned: Provisioned, services: AwsServices, monkeypatch: pytest.MonkeyPatch
+    provisioned: Provisioned, services: AwsServices, monkeypatch: pytest.MonkeyPatch, signer: str
 ) -> None:
     monkeypatch.setenv("CREDPORT_SIGNING_KEY_ROTATION_DAYS", "2")  # 6-hour points: 8 per period
     reset_settings()
-    rig = Rig(services, get_settings())
+    rig = Rig(services, get_settings(), signer)
     rig.rotation().ensure_keys()
     step = 6 * 3600
     per_period = rig.period // step
@@ -291,7 +362,7 @@ def test_a_crash_at_any_rotation_step_is_finished_by_the_next_run(rig: Rig, step
     assert len(created) == 1
     after = rig.aliases()
     assert after == {"previous": before["current"], "current": before["pending"], "pending": created.pop()}
-    assert rig.describe(before["previous"]).state == "PendingDeletion"
+    assert rig.state(before["previous"]) == "PendingDeletion"
     assert rig.journal()["step"] == "done"
     assert kids(rig.jwks()) == sorted(rig.kid(after[role]) for role in ROLES)
     assert [e["rotation_id"] for e in rig.events() if e["type"] == "signing-key-rotated"] == [report.rotation_id]
@@ -324,7 +395,10 @@ def test_a_crash_at_any_bootstrap_step_is_finished_by_the_next_run(rig: Rig, ste
 
 
 @pytest.mark.parametrize("kind", ["bootstrap", "rotate"])
-def test_a_key_whose_creation_was_not_journaled_is_reused(rig: Rig, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+def test_a_key_whose_creation_was_not_journaled_is_reused(
+    kms_rig: Rig, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    rig = kms_rig
     if kind == "rotate":
         rig.rotation().ensure_keys()
         rig.clock.advance(rig.period)
@@ -443,7 +517,8 @@ def test_a_run_overtaken_by_another_container_creates_no_key(rig: Rig) -> None:
     assert rig.key_arns() - keys_before == {finished[0]}
 
 
-def test_revoke_current_drops_the_key_and_a_warm_issuer_recovers(rig: Rig) -> None:
+def test_revoke_current_drops_the_key_and_a_warm_issuer_recovers(kms_rig: Rig) -> None:
+    rig = kms_rig
     rig.rotation().ensure_keys()
     before = rig.aliases()
     revoked_kid = rig.kid(before["current"])
@@ -498,7 +573,7 @@ def test_retrying_a_crashed_revocation_revokes_only_the_compromised_key(rig: Rig
     assert stuck["kind"] == "revoke"
     report = rig.rotation().revoke_current()  # the operator's (or Lambda's) retry
     assert rig.aliases()["current"] == before["pending"]
-    assert rig.describe(before["pending"]).state == "Enabled"
+    assert rig.state(before["pending"]) == "Enabled"
     assert (report.rotation_id, report.retired) == (stuck["rotation_id"], before["current"])
 
 
@@ -515,7 +590,7 @@ def test_revoking_during_an_unfinished_rotation_revokes_the_key_that_was_current
     assert report.retired == before["current"]
     assert after["previous"] is None  # dropped from the JWKS at once
     assert after["current"] == before["pending"]  # the finished rotation's keys stay in force
-    assert rig.describe(before["current"]).state == "PendingDeletion"
+    assert rig.state(before["current"]) == "PendingDeletion"
     assert rig.kid(before["current"]) not in kids(rig.jwks())
     with pytest.raises(TokenRejected):
         rig.verify(compromised.token)

@@ -7,6 +7,7 @@ REST API proxy event passed to ``app.app(event, None)``, as Lambda receives it b
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ ROLE_SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/my-session"
 ROLE_CALLER = "AROAEXAMPLE123:my-session"
 ORG = "o-abcdefghij"
 SIGNING_ALIAS = "alias/credport-dev/signing/{}"
+ENVELOPE_ROLES_ITEM = {"pk": {"S": "signing-keys"}, "sk": {"S": "envelope-roles"}}
+SIGNERS = ("kms", "envelope")
 
 
 def caller_identity(
@@ -90,10 +93,16 @@ def claims_of(identity: Mapping[str, Any] | None = None, **query: str) -> dict[s
     return decode(reply.body["token"])[1]
 
 
-def key_thumbprint(factory: ClientFactory, role: str = "current", alg: str = "RS256") -> str:
-    """RFC 7638 thumbprint of the public key behind a signing alias, computed independently of the service."""
-    der = factory.client("kms").get_public_key(KeyId=SIGNING_ALIAS.format(role))["PublicKey"]
-    key = RSAKey.import_key(der) if alg == "RS256" else ECKey.import_key(der)
+def key_thumbprint(factory: ClientFactory, role: str = "current", alg: str = "RS256", signer: str = "kms") -> str:
+    """RFC 7638 thumbprint of the key holding a role, computed independently of the service: from the public
+    key behind the KMS alias, or from the private PEM of the secret the envelope signer's roles item names."""
+    if signer == "envelope":
+        table = os.environ["CREDPORT_STATE_TABLE"]
+        roles = factory.client("dynamodb").get_item(TableName=table, Key=ENVELOPE_ROLES_ITEM)["Item"]
+        material = factory.client("secretsmanager").get_secret_value(SecretId=roles[role]["S"])["SecretString"]
+    else:
+        material = factory.client("kms").get_public_key(KeyId=SIGNING_ALIAS.format(role))["PublicKey"]
+    key = RSAKey.import_key(material) if alg == "RS256" else ECKey.import_key(material)
     return key.thumbprint()
 
 
@@ -190,9 +199,10 @@ def test_a_request_without_an_iam_identity_is_forbidden(configure: Configure, id
 # 2. Response and claims ------------------------------------------------------------------------------
 
 
-def test_response_shape_header_and_registered_claims(configure: Configure, factory: ClientFactory) -> None:
+@pytest.mark.parametrize("signer", SIGNERS)
+def test_response_shape_header_and_registered_claims(configure: Configure, factory: ClientFactory, signer: str) -> None:
     issuer = "https://tokens.example.com/tenant-a"
-    configure({"CREDPORT_ISSUER": issuer})
+    configure({"CREDPORT_ISSUER": issuer, "CREDPORT_TOKEN_SIGNER": signer})
     before = int(time.time())
     reply = request_token()
     after = int(time.time())
@@ -201,7 +211,7 @@ def test_response_shape_header_and_registered_claims(configure: Configure, facto
     assert reply.body["token_type"] == "Bearer"
     assert reply.body["expires_in"] == 3600
     header, claims, _ = decode(reply.body["token"])
-    assert header == {"alg": "RS256", "typ": "JWT", "kid": key_thumbprint(factory)}
+    assert header == {"alg": "RS256", "typ": "JWT", "kid": key_thumbprint(factory, signer=signer)}
     assert claims["iss"] == issuer
     assert claims["aud"] == "sts.amazonaws.com"
     assert before <= claims["iat"] <= after
@@ -354,8 +364,14 @@ def test_without_a_required_organisation_the_callers_org_is_still_reported(confi
 # 9. Warm path ----------------------------------------------------------------------------------------
 
 
-def test_a_warm_container_makes_exactly_one_kms_sign_call_per_token(configure: Configure) -> None:
-    configure()
+@pytest.mark.parametrize(
+    ("signer", "calls_per_token"), [("kms", ["kms:Sign"]), ("envelope", [])], ids=["kms", "envelope"]
+)
+def test_a_warm_container_makes_one_kms_sign_per_token_or_no_call_at_all_with_envelope_keys(
+    configure: Configure, signer: str, calls_per_token: list[str]
+) -> None:
+    """With the envelope signer, exactly none: the key was opened once and signs in memory."""
+    configure({"CREDPORT_TOKEN_SIGNER": signer})
     assert request_token().status == 200  # warm-up: bootstraps the keys and loads the key ring
     calls: list[str] = []
 
@@ -363,8 +379,12 @@ def test_a_warm_container_makes_exactly_one_kms_sign_call_per_token(configure: C
         calls.append(f"{model.service_model.service_name}:{model.name}")
 
     factory = get_aws().factory
-    for service in ("kms", "dynamodb", "s3", "sns"):
+    if signer == "envelope":
+        assert "kms" not in factory.created  # not even for the bootstrap: Secrets Manager used the data key
+    for service in ("kms", "dynamodb", "s3", "sns", "secretsmanager"):
         factory.client(service).meta.events.register(f"before-call.{service}", record)
+    created = set(factory.created)
     for _ in range(20):
         assert request_token().status == 200
-    assert calls == ["kms:Sign"] * 20
+    assert calls == calls_per_token * 20
+    assert set(factory.created) == created  # and no client for any other service either

@@ -54,6 +54,7 @@ def test_defaults_are_documented_values() -> None:
     assert s.autoid_grace_period == 7 * 86400
     assert s.transfer_link_ttl == 1800
     assert s.jwks_max_age == 3600
+    assert s.token_signer == "kms"
     assert s.resources.transfer_bucket == VALID[Env.TRANSFER_BUCKET]
 
 
@@ -71,6 +72,7 @@ def test_values_are_parsed() -> None:
             Env.TOKEN_DEFAULT_TTL: "900",
             Env.ISSUER: "https://id.example.com/credport",
             Env.AWS_TIMEOUT: "2.5",
+            Env.TOKEN_SIGNER: "envelope",
         }
     )
     assert s.token_audiences == ("api://one", "https://svc.example.com/*")
@@ -78,6 +80,7 @@ def test_values_are_parsed() -> None:
     assert s.token_default_ttl == 900
     assert s.issuer == "https://id.example.com/credport"
     assert s.aws_timeout == 2.5
+    assert s.token_signer == "envelope"
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,8 @@ def test_values_are_parsed() -> None:
         (Env.TRANSFER_BUCKET, "a b", "resource name"),
         (Env.AWS_MAX_ATTEMPTS, "0", "from 1 to 10"),
         (Env.AWS_TIMEOUT, "fast", "a number"),
+        (Env.TOKEN_SIGNER, "hsm", "one of kms, envelope"),
+        (Env.TOKEN_SIGNER, "KMS", "one of kms, envelope"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> None:

@@ -1,0 +1,219 @@
+"""Token service: GET /token through the whole handler with the envelope signer, next to joserfc alone.
+
+The app runs in-process against moto (``mock_aws``), with template.yaml provisioned the way the local stack
+does it. Each request is an API Gateway REST proxy event carrying an IAM identity, passed to
+``app.app(event, context)``: Chalice routing, the middleware, the view, the token service, signing, logging,
+metrics and the JSON response all run. The baseline is joserfc's ``jwt.encode`` alone, with the same algorithm,
+the same private key, header and claims. Warm containers are also checked for AWS calls: with the envelope
+signer there must be none at all, with the kms signer exactly one KMS Sign per token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from bench.aws import moto_stack
+from bench.harness import Figure, per_op_seconds
+
+TARGET_RATIO = 0.6
+ACCOUNT_ID = "123456789012"
+IDENTITY = {
+    "userArn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/bench-workload/bench-session",
+    "accountId": ACCOUNT_ID,
+    "caller": "AROABENCHEXAMPLE:bench-session",
+    "user": "AROABENCHEXAMPLE:bench-session",
+    "accessKey": "ASIABENCHEXAMPLE0001",
+    "sourceIp": "203.0.113.7",
+    "principalOrgId": None,
+}
+CONTEXT = SimpleNamespace(aws_request_id="bench-invocation", function_name="credport-dev", memory_limit_in_mb=512)
+
+
+@dataclass
+class CallCounter:
+    """Every AWS API call a container's clients make, by ``service:Operation``."""
+
+    calls: list[str]
+    clients_before: tuple[str, ...]
+    created_since: tuple[str, ...] = ()
+
+    def record(self, model: Any, **_: Any) -> None:
+        self.calls.append(f"{model.service_model.service_name}:{model.name}")
+
+    def of(self, service: str) -> int:
+        return sum(1 for call in self.calls if call.startswith(f"{service}:"))
+
+
+@contextlib.contextmanager
+def counting_aws_calls() -> Iterator[CallCounter]:
+    """Hooks every client the warm container has; a client created meanwhile (a call to another service) is
+    reported in ``created_since``, so no call goes uncounted."""
+    from chalicelib.aws import get_aws
+
+    factory = get_aws().factory
+    counter = CallCounter(calls=[], clients_before=factory.created)
+    hooked = [(factory.client(name), name) for name in counter.clients_before]
+    for client, name in hooked:
+        client.meta.events.register(f"before-call.{name}", counter.record)
+    try:
+        yield counter
+    finally:
+        for client, name in hooked:
+            client.meta.events.unregister(f"before-call.{name}", counter.record)
+        counter.created_since = tuple(n for n in factory.created if n not in counter.clients_before)
+
+
+@contextlib.contextmanager
+def deployment(signer: str, alg: str) -> Iterator[None]:
+    """A fresh moto account with template.yaml provisioned and the app configured as Lambda would be (EMF
+    metrics on, as deployed); everything is restored afterwards."""
+    from chalicelib.config import Env
+    from chalicelib.tokens import reset_token_service
+
+    environment = {Env.TOKEN_SIGNER: signer, Env.TOKEN_ALGORITHM: alg, "POWERTOOLS_METRICS_DISABLED": "false"}
+    with moto_stack(**environment):
+        reset_token_service()
+        try:
+            with _logs_to_the_void():
+                yield
+        finally:
+            reset_token_service()
+
+
+@contextlib.contextmanager
+def _logs_to_the_void() -> Iterator[None]:
+    """The app logs at INFO as deployed (each line is formatted and written: its cost is measured), to
+    /dev/null rather than over the table."""
+    from chalicelib.observability import logger
+
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    with open(os.devnull, "w") as sink:
+        streams = [h.setStream(sink) for h in handlers]
+        try:
+            yield
+        finally:
+            for handler, stream in zip(handlers, streams, strict=True):
+                if stream is not None:
+                    handler.setStream(stream)
+
+
+def token_request() -> Callable[[], str]:
+    """One GET /token through the app, as Lambda invokes it behind IAMAuthorizer; returns the JSON body."""
+    import app
+    from tests.support import gateway_event
+
+    event = gateway_event("/token", IDENTITY, query={"aud": "sts.amazonaws.com"})
+    handler = app.app
+
+    def request() -> str:
+        response = handler(event, CONTEXT)
+        assert response["statusCode"] == 200, response["body"]
+        return str(response["body"])  # the JSON answer, as API Gateway passes it on
+
+    return request
+
+
+def _quiet(operation: Callable[[], object]) -> Callable[[], object]:
+    """The EMF metrics each invocation prints go to a sink (their cost is measured, not their output)."""
+    sink = io.StringIO()
+
+    def run() -> object:
+        with contextlib.redirect_stdout(sink):
+            result = operation()
+        sink.seek(0)
+        sink.truncate()
+        return result
+
+    return run
+
+
+def envelope_figure(alg: str, *, number: int, repeat: int) -> Figure:
+    from joserfc import jwt
+    from joserfc.jwk import ECKey, RSAKey
+    from joserfc.util import urlsafe_b64decode
+
+    from chalicelib.aws import get_aws
+    from chalicelib.tokens import get_token_service
+
+    with deployment("envelope", alg):
+        request = _quiet(token_request())
+        token = json.loads(str(request()))["token"]  # the first request bootstraps the keys
+        key_id = get_token_service().keyring.current().key_id
+        pem = get_aws().secrets.get_value(key_id).value
+        key = RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
+        header_segment, claims_segment, _ = token.split(".")
+        header = json.loads(urlsafe_b64decode(header_segment.encode()))
+        claims = json.loads(urlsafe_b64decode(claims_segment.encode()))
+        assert jwt.decode(token, key, algorithms=[alg]).claims == claims
+
+        def encode() -> object:
+            return jwt.encode(header, claims, key, algorithms=[alg])
+
+        for _ in range(20):  # warm
+            request()
+            encode()
+        # Batches of the two alternate, so a change in the machine's load hits both alike.
+        served_samples, encode_samples = [], []
+        with counting_aws_calls() as counter:
+            for _ in range(repeat):
+                served_samples.append(per_op_seconds(request, number=number, repeat=1, warmup=0))
+                encode_samples.append(per_op_seconds(encode, number=number, repeat=1, warmup=0))
+        aws_calls = len(counter.calls) + len(counter.created_since)
+        served, encode_alone = statistics.median(served_samples), statistics.median(encode_samples)
+
+    ratio = encode_alone / served  # (tokens/s through the handler) / (jwt.encode/s)
+    return Figure(
+        name=f"GET /token through the app handler, envelope signer, {alg}",
+        value=1 / served,
+        unit="ops/s",
+        baseline=f"joserfc jwt.encode {alg} alone, same key",
+        baseline_value=1 / encode_alone,
+        ratio=ratio,
+        target=f">= {TARGET_RATIO}x, no AWS call",
+        met=ratio >= TARGET_RATIO and aws_calls == 0,
+        note=f"{aws_calls} AWS calls in {number * repeat} warm requests",
+    )
+
+
+def kms_calls_per_token(signer: str, *, tokens: int) -> tuple[float, int]:
+    """KMS calls per token on a warm container, and every AWS call of any service while measuring."""
+    with deployment(signer, "RS256"):
+        request = _quiet(token_request())
+        for _ in range(5):
+            request()
+        with counting_aws_calls() as counter:
+            for _ in range(tokens):
+                request()
+    return counter.of("kms") / tokens, len(counter.calls) + len(counter.created_since)
+
+
+def run(quick: bool = False) -> list[Figure]:
+    figures = [
+        envelope_figure("RS256", number=5 if quick else 200, repeat=1 if quick else 9),
+        envelope_figure("ES256", number=5 if quick else 1000, repeat=1 if quick else 9),
+    ]
+    tokens = 5 if quick else 100
+    kms_per_token, kms_all = kms_calls_per_token("kms", tokens=tokens)
+    envelope_per_token, envelope_all = kms_calls_per_token("envelope", tokens=tokens)
+    figures.append(
+        Figure(
+            name="KMS calls per token on a warm container, kms signer",
+            value=kms_per_token,
+            unit="calls/token",
+            baseline="envelope signer",
+            baseline_value=envelope_per_token,
+            target="kms 1, envelope 0",
+            met=kms_per_token == 1 and envelope_per_token == 0 and envelope_all == 0,
+            note=f"AWS calls of any service in {tokens} tokens: kms signer {kms_all}, envelope signer {envelope_all}",
+        )
+    )
+    return figures
