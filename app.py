@@ -18,7 +18,7 @@ from chalice.app import (
 )
 
 from chalicelib import autoid, config, events, health, sessions, tokens, transfer
-from chalicelib.api import api_view, json_body
+from chalicelib.api import api_view, chalice_errors_middleware, json_body
 from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
@@ -37,6 +37,7 @@ def request() -> Request:
 _prefix = config.deployment_prefix()
 
 app.register_middleware(invocation_middleware(lambda: app.lambda_context), "all")
+app.register_middleware(chalice_errors_middleware, "http")
 
 
 @app.route("/health", methods=["GET"])

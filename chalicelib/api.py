@@ -10,10 +10,17 @@ from typing import Any, TypeVar
 
 from chalice.app import Request, Response
 
-from chalicelib.errors import BadRequest, CredportError, InternalError, PayloadTooLarge
+from chalicelib.errors import (
+    BadRequest,
+    CredportError,
+    InternalError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from chalicelib.observability import log_unexpected, logger
 
-__all__ = ["API_VIEW_MARK", "api_view", "error_response", "json_body", "request_id_of"]
+__all__ = ["API_VIEW_MARK", "api_view", "chalice_errors_middleware", "error_response", "json_body", "request_id_of"]
 
 API_VIEW_MARK = "__credport_api_view__"
 DEFAULT_MAX_BODY = 64 * 1024
@@ -38,6 +45,31 @@ def error_response(error: CredportError, request_id: str | None = None) -> Respo
         **error.headers,
     }
     return Response(body=body, status_code=error.status, headers=headers)
+
+
+# Chalice answers a few requests itself, before any view runs, as {"Code": ..., "Message": ...}: a Content-Type
+# the route does not accept (415, on AWS too: API Gateway passes it to the Lambda function) and, in local mode,
+# a method the path does not serve (405; API Gateway answers that itself). Ours is the one error shape, and
+# Chalice's message quotes the caller's header, so each gets a fixed message.
+_CHALICE_ERRORS: dict[str, type[CredportError]] = {
+    "UnsupportedMediaType": UnsupportedMediaType,
+    "MethodNotAllowedError": MethodNotAllowed,
+    "BadRequest": BadRequest,
+}
+
+
+def chalice_errors_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """HTTP middleware: Chalice's own error answers leave in our shape, with their status and headers."""
+    response = get_response(request)
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or set(body) != {"Code", "Message"}:
+        return response
+    error = _CHALICE_ERRORS.get(str(body["Code"]))
+    if error is None or error.status != response.status_code:
+        return response
+    ours = error_response(error())
+    ours.headers = {**(response.headers or {}), **ours.headers}
+    return ours
 
 
 def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:

@@ -19,9 +19,11 @@ __all__ = [
     "Forbidden",
     "InternalError",
     "InvalidToken",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "UnsupportedMediaType",
 ]
 
 
@@ -81,6 +83,12 @@ class NotFound(CredportError):
     default_message = "The resource does not exist."
 
 
+class MethodNotAllowed(CredportError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "The resource does not support this method."
+
+
 class Conflict(CredportError):
     code = "conflict"
     status = 409
@@ -91,6 +99,12 @@ class PayloadTooLarge(CredportError):
     code = "payload_too_large"
     status = 413
     default_message = "The request body is too large."
+
+
+class UnsupportedMediaType(CredportError):
+    code = "unsupported_media_type"
+    status = 415
+    default_message = "The request's Content-Type must be application/json."
 
 
 class InternalError(CredportError):

@@ -13,7 +13,7 @@ from chalicelib.events import S3ObjectEvent, router
 from chalicelib.transfer.fetch import LinkRefused, fetch_presigned
 from chalicelib.transfer.import_keys import ImportKeys
 from chalicelib.transfer.importer import INBOX, Importer, ImportRefused, Receipt
-from chalicelib.transfer.sending import CLIENTS, Sender, SendReport, UnknownClient
+from chalicelib.transfer.sending import CLIENT_KEY, CLIENTS, Sender, SendReport, UnknownClient
 
 __all__ = [
     "ImportFailed",
@@ -73,6 +73,10 @@ def get_sender() -> Sender:
 
 def send_request(client_id: str) -> dict[str, Any]:
     """``POST /transfer/clients/{client_id}/send``: re-send, or rotate, a client's secret now."""
+    if not CLIENT_KEY.fullmatch(f"{CLIENTS}{client_id}/public.pem"):
+        # No client can be registered under this id. Never ask DynamoDB: it refuses a key over 2048 bytes with
+        # an error that would be a 500 (moto, and so the local stack, does not).
+        raise UnknownClient()
     return Sender.describe(get_sender().send(client_id))
 
 
