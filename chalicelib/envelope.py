@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.errors import JoseError
@@ -114,7 +115,7 @@ def public_key_from_pem(pem: bytes) -> RecipientKey:
         raise PrivateKeyMaterial()
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # UnsupportedAlgorithm: a key type cryptography lacks
         raise EnvelopeError("not_a_public_key") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise EnvelopeError("not_rsa")
@@ -137,7 +138,7 @@ def private_key_from_pem(pem: bytes) -> RecipientKey:
     """The receiving side's key pair from its private PEM (as kept in Secrets Manager)."""
     try:
         private = RSAKey.import_key(pem)
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, UnsupportedAlgorithm):
         raise EnvelopeError("not_a_private_key") from None
     if not private.is_private:
         raise EnvelopeError("not_a_private_key")

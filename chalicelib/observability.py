@@ -56,9 +56,12 @@ def invocation_middleware(lambda_context: Callable[[], Any]) -> Callable[[Any, C
     serves requests on threads), and EMF metrics flushed at the end of each invocation."""
 
     def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
-        context = lambda_context()
-        invocation_id = getattr(context, "aws_request_id", None)
         request_context = getattr(event, "context", None)
+        # An HTTP request's ``context`` is API Gateway's requestContext (a dict) and chalice keeps the Lambda
+        # context on the app; an event (SQS, SNS, schedule) carries the Lambda context itself, and chalice never
+        # sets ``app.lambda_context`` in an event function's container (reading it there raised AttributeError).
+        context = lambda_context() if isinstance(request_context, dict) else request_context
+        invocation_id = getattr(context, "aws_request_id", None)
         request_id = request_context.get("requestId") if isinstance(request_context, dict) else None
         logger.thread_safe_append_keys(invocation_id=invocation_id, request_id=request_id or invocation_id)
         try:

@@ -47,7 +47,7 @@ class KeyEventBus:
             raise MalformedKeyEvent("the key event is too large")
         try:
             event = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             raise MalformedKeyEvent("the key event is not JSON") from None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise MalformedKeyEvent("the key event has no type")

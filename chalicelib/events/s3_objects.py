@@ -44,7 +44,7 @@ def parse_notification(body: str) -> list[S3ObjectEvent]:
     """The object events in one SQS message body; ``[]`` for S3's ``s3:TestEvent``."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise MalformedNotification("the message body is not JSON") from None
     if not isinstance(document, dict):
         raise MalformedNotification("the message body is not a JSON object")
@@ -59,22 +59,40 @@ def parse_notification(body: str) -> list[S3ObjectEvent]:
             key = record.s3.get_object.key
             if record.event_source != "aws:s3" or len(key) > MAX_KEY_LENGTH * 3:
                 raise MalformedNotification("the record is not an S3 object event")
-            events.append(
-                S3ObjectEvent(
-                    event_name=record.event_name,
-                    bucket=record.s3.bucket.name,
-                    key=_unquote(key),
-                    size=record.s3.get_object.size,
-                    etag=record.s3.get_object.etag,
-                    version_id=record.s3.get_object.version_id,
-                    sequencer=str(record.s3.get_object.get("sequencer") or ""),
-                )
+            event = S3ObjectEvent(
+                event_name=record.event_name,
+                bucket=record.s3.bucket.name,
+                key=_unquote(key),
+                size=record.s3.get_object.size,
+                etag=record.s3.get_object.etag,
+                version_id=record.s3.get_object.version_id,
+                sequencer=str(record.s3.get_object.get("sequencer") or ""),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if not _well_typed(event):
+                raise MalformedNotification("the S3 record has fields of the wrong type")
+            events.append(event)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # Overflow: int(Infinity)
             if isinstance(exc, MalformedNotification):
                 raise
             raise MalformedNotification("the S3 record is incomplete") from None
     return events
+
+
+def _well_typed(event: S3ObjectEvent) -> bool:
+    """The powertools accessors return whatever JSON holds: the router and handlers need these types, and
+    text that encodes as UTF-8 (S3's own; JSON can carry lone surrogates, which no AWS call can send)."""
+    texts = [event.event_name, event.bucket, event.key, event.etag]
+    if event.version_id is not None:
+        texts.append(event.version_id)
+    return all(isinstance(text, str) and _utf8(text) for text in texts)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unquote(key: str) -> str:
