@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 KEYS_OBJECT = "autoid/keys.json"
+_ROTATION_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,11 +101,12 @@ def server_key_documents() -> dict[str, Any]:
     return get_autoid_service().server_keys.public_documents()
 
 
-def rotate(rotation_id: str | None = None, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
+def rotate(rotation_id: object = None, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
     """The schedule (its event id makes a retried delivery a no-op) and ``credport-admin autoid rotate-keys``:
-    a new server key and entropy generation, the JWKS republished, and a key event for every container."""
+    a new server key and entropy generation, the JWKS republished, and a key event for every container. Raises
+    when a client could not be rotated, so the schedule is retried (and the operator told)."""
     service = get_autoid_service()
-    report = service.rotate(rotation_id or str(uuid.uuid4()), client_ids=client_ids)
+    report = service.rotate(_rotation_id(rotation_id), client_ids=client_ids)
     settings, aws = get_settings(), get_aws()
     aws.s3.put(
         settings.resources.public_bucket,
@@ -121,7 +124,22 @@ def rotate(rotation_id: str | None = None, *, client_ids: tuple[str, ...] | None
             clients_rotated=len(report.clients_rotated),
         ),
     )
+    if report.clients_failed:
+        # After publishing the new server key: the schedule is retried with the same id, which rotates only them.
+        raise RuntimeError(f"auto-id rotation {report.rotation_id} failed for {len(report.clients_failed)} client(s)")
     return report
+
+
+def _rotation_id(value: object) -> str:
+    """The rotation id for an event id. EventBridge's are UUIDs; anything else (not text, too long for the
+    secret and the table, characters they refuse) becomes a name-based UUID of its JSON, so a retried delivery
+    is still the same rotation. No id at all (the operator's command) is a new rotation."""
+    if value is None or value == "":
+        return str(uuid.uuid4())
+    if isinstance(value, str) and _ROTATION_ID.fullmatch(value):
+        return value
+    text = json.dumps(value, sort_keys=True, default=repr)  # ASCII: lone surrogates are escaped
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"credport:autoid-rotation:{text}"))
 
 
 def _on_keys_rotated(_event: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ any point leaves a record whose generations all exist.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import secrets
@@ -26,7 +27,7 @@ from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.config import audience_matches
-from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.errors import BadRequest, Conflict, CredportError, NotFound
 
 __all__ = [
     "CLIENT_ID",
@@ -231,13 +232,17 @@ class ClientRegistry:
         except AwsConflict:
             self._s3.purge(self._bucket, record.object_key(1))
             raise Conflict(f"Auto-id client {client_id!r} already exists.") from None
+        # A crashed earlier attempt may have left its generation object behind; the next rotation would too.
+        with contextlib.suppress(CredportError):
+            self._delete_unused(record)
         return Enrollment(record, entropy)
 
     def rotate(self, client_id: str, rotation_id: str, *, end_grace: bool = False) -> ClientRecord:
         """A new generation; the one it replaces stays accepted for the grace period (none with
-        ``end_grace``). Running the same ``rotation_id`` again changes nothing."""
+        ``end_grace``). Running the same ``rotation_id`` again only finishes that run's purge."""
         record = self.require(client_id)
         if record.status != ACTIVE or (record.last_rotation_id == rotation_id and not end_grace):
+            self._delete_unused(record)  # what a run that crashed after its record write did not purge yet
             return record
         now = int(self._clock())
         new_generation = record.generation + 1
@@ -273,6 +278,7 @@ class ClientRegistry:
         """Effective at once: the service reads the record on every request. The entropy is deleted too."""
         record = self.require(client_id)
         if record.status == REVOKED:
+            self._delete_unused(record)  # finish the purge of a revocation that crashed after its record write
             return record
         updated = replace(
             record, status=REVOKED, previous={}, objects={}, revision=record.revision + 1, revoked_at=int(self._clock())

@@ -12,6 +12,7 @@ reason goes to the log only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.aws.sts import Sts
 from chalicelib.envelope import EnvelopeError, open_envelope, seal_direct
-from chalicelib.errors import AuthenticationFailed, CredportError, Forbidden, NotFound
+from chalicelib.errors import AuthenticationFailed, CredportError, Forbidden, NotFound, ServiceUnavailable
 from chalicelib.observability import MetricUnit, logger, metrics
 
 __all__ = ["MAX_BODY_BYTES", "AutoIdService", "RotationReport"]
@@ -57,6 +58,7 @@ class RotationReport:
     rotation_id: str
     server_key: KeyRotation
     clients_rotated: tuple[str, ...]
+    clients_failed: tuple[str, ...] = ()  # rotating the same id again catches them up
 
 
 class AutoIdService:
@@ -92,6 +94,16 @@ class AutoIdService:
             metrics.add_metric(name="AutoIdRefused", unit=MetricUnit.Count, value=1)
             logger.info("auto-id request refused", extra={"reason": refused.reason})
             raise AuthenticationFailed() from None
+        try:
+            return self._serve(request, record, kid)
+        except ServiceUnavailable:
+            # Nothing was served: give the nonce back, so the very same request may be retried as a 503 promises.
+            # (A replay of it could only earn an answer sealed to its client's response key, as the first would.)
+            with contextlib.suppress(CredportError):
+                self._nonces.delete(_nonce_key(request))
+            raise
+
+    def _serve(self, request: AutoIdRequest, record: ClientRecord, kid: str) -> dict[str, Any]:
         credential = self._credential(record, request.want)
         document: dict[str, Any] = {
             "v": 2,
@@ -136,16 +148,8 @@ class AutoIdService:
             verify_proof(request, entropy)
         except AuthenticationFailed:
             raise _Refused("proof") from None
-        nonce = _b64(request.nonce)
         try:
-            self._nonces.put(
-                {
-                    "pk": f"autoid-nonce#{request.client_id}#{nonce}",
-                    "sk": "nonce",
-                    "expires_at": request.issued_at + NONCE_TTL,
-                },
-                if_absent="pk",
-            )
+            self._nonces.put({**_nonce_key(request), "expires_at": request.issued_at + NONCE_TTL}, if_absent="pk")
         except AwsConflict:
             raise _Refused("replay") from None
         return request, record, opened.kid
@@ -196,7 +200,7 @@ class AutoIdService:
     def rotate(self, rotation_id: str, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
         """A new server key and a new generation for each active client (or the ones named)."""
         server_key = self.server_keys.rotate(rotation_id)
-        rotated = []
+        rotated, failed = [], []
         records = self.registry.all() if client_ids is None else (self.registry.require(c) for c in client_ids)
         for record in list(records):
             if record.status != ACTIVE:
@@ -204,15 +208,16 @@ class AutoIdService:
             try:
                 updated = self.registry.rotate(record.client_id, rotation_id)
             except CredportError as error:
-                # One client's failure must not stop the others; the next run catches it up.
+                # One client's failure must not stop the others; a rerun with the same id catches it up.
                 logger.warning(
                     "auto-id client rotation failed", extra={"client_id": record.client_id, "error": error.code}
                 )
+                failed.append(record.client_id)
                 continue
             # A retried rotation id leaves the record as it was: that client was not rotated again.
             if updated.generation != record.generation:
                 rotated.append(record.client_id)
-        return RotationReport(rotation_id, server_key, tuple(rotated))
+        return RotationReport(rotation_id, server_key, tuple(rotated), tuple(failed))
 
 
 class _LazyKeys(Mapping[str, Any]):
@@ -245,6 +250,10 @@ def _secret_name(arn: str) -> str:
     # arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX (AWS appends six random characters)
     name = arn.split(":secret:", 1)[-1]
     return name[:-7] if len(name) > 7 and name[-7] == "-" else name
+
+
+def _nonce_key(request: AutoIdRequest) -> dict[str, str]:
+    return {"pk": f"autoid-nonce#{request.client_id}#{_b64(request.nonce)}", "sk": "nonce"}
 
 
 def _b64(raw: bytes) -> str:

@@ -11,6 +11,7 @@ Every step repeats harmlessly under the same ClientRequestToken, so a redelivere
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws.dynamodb import ItemTable
-from chalicelib.aws.errors import AwsNotFound
+from chalicelib.aws.errors import AwsConflict, AwsNotFound
 from chalicelib.aws.s3 import ObjectStore
-from chalicelib.aws.secrets import SecretStore
+from chalicelib.aws.secrets import CURRENT, PENDING, SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_from_pem, seal
 from chalicelib.errors import NotFound
@@ -37,6 +38,7 @@ CLIENTS, OUTBOX = "clients/", "outbox/"
 CLIENT_INDEX = "transfer-clients"  # one item per registered client, so a schedule can list them
 CLIENT_KEY = re.compile(r"clients/([a-z0-9][a-z0-9-]{0,62})/public\.pem")
 MAX_PEM_BYTES = 16 * 1024
+DESCRIPTION = "credport transfer secret"
 
 
 class UnknownClient(NotFound):
@@ -88,13 +90,17 @@ class Sender:
         except AwsNotFound:
             return None  # handled by an earlier delivery
         except PrivateKeyMaterial:
-            removed = self._s3.purge(self._bucket, key)
+            # The alarm goes out first: a failure before the purge is retried with the key still there, so the
+            # alarm may repeat but is never lost (after the purge, a redelivery would find nothing to report).
             self._sns.publish(
                 self._alarms,
-                key_event("transfer-private-key-uploaded", key=key, versions_removed=removed),
+                key_event("transfer-private-key-uploaded", key=key),
                 attributes={"type": "transfer-private-key-uploaded"},
             )
-            logger.error("private key uploaded to the transfer bucket: purged", extra={"key": key})
+            removed = self._s3.purge(self._bucket, key)
+            logger.error(
+                "private key uploaded to the transfer bucket: purged", extra={"key": key, "versions_removed": removed}
+            )
             metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
             return None
         except EnvelopeError as error:
@@ -115,21 +121,18 @@ class Sender:
         return self.send(client_id, request_token=str(uuid.uuid5(uuid.NAMESPACE_URL, f"register:{key}#{etag}")))
 
     def send(self, client_id: str, *, request_token: str | None = None) -> SendReport:
-        """A new version of the client's secret, sealed to its key, linked and announced."""
+        """A new version of the client's secret, sealed to its key, put in force, then announced.
+
+        The version starts as AWSPENDING and becomes AWSCURRENT only once its sealed copy is in the outbox; it
+        loses AWSPENDING once announced. A send that fails part-way (a 503) so changes no value in force before
+        its copy exists, and the next send, whatever its token, finishes that same version instead of making
+        another one."""
         profile = self._table.get({"pk": f"transfer-client#{client_id}", "sk": "profile"})
         if profile is None:
             raise UnknownClient()
         recipient = public_key_from_pem(str(profile["public_pem"]).encode("ascii"))
-        token = request_token or str(uuid.uuid4())
         name = self.secret_name(client_id)
-        value = secrets.token_urlsafe(32)
-        arn, version_id = self._secrets.create_or_add_version(
-            name,
-            value,
-            client_request_token=token,
-            kms_key_id=self._kms_key_id,
-            description="credport transfer secret",
-        )
+        arn, version_id, stages, in_force = self._version_to_send(name, request_token)
         stored_value = self._secrets.get_value(arn, version_id=version_id).value  # the value of *that* version
         document = {
             "client_id": client_id,
@@ -146,6 +149,8 @@ class Sender:
             content_type="application/jose",
             kms_key_id=self._kms_key_id,
         )
+        if PENDING in stages and CURRENT not in stages:  # never an older version back over a newer one
+            self._secrets.move_stage(arn, CURRENT, to_version=version_id, from_version=in_force)
         link = self._s3.presign_get(self._bucket, object_key, expires_in=self._link_ttl)
         expires_at = int(self._clock()) + self._link_ttl
         self._sns.publish(
@@ -162,9 +167,32 @@ class Sender:
             subject=f"credport: a new secret for {client_id}",
             attributes={"client_id": client_id},
         )
+        if PENDING in stages:  # announced: this send is finished
+            self._secrets.remove_stage(arn, PENDING, from_version=version_id)
         metrics.add_metric(name="TransferSecretsSent", unit=MetricUnit.Count, value=1)
         logger.info("transfer secret sent", extra={"client_id": client_id, "version_id": version_id})
         return SendReport(client_id, name, version_id, object_key, expires_at, recipient.kid)
+
+    def _version_to_send(self, name: str, request_token: str | None) -> tuple[str, str, tuple[str, ...], str | None]:
+        """``(arn, version_id, its stages, the version in force)``: the version an unfinished send left (labelled
+        AWSPENDING), or the token's version, else a new AWSPENDING one. A brand new secret's first version is in
+        force at once: there is no value to protect yet."""
+        token = request_token or str(uuid.uuid4())
+        value = secrets.token_urlsafe(32)
+        try:
+            info = self._secrets.describe(name)
+        except AwsNotFound:
+            with contextlib.suppress(AwsConflict):  # else created meanwhile by a concurrent send: go on below
+                arn, version_id = self._secrets.create(
+                    name, value, client_request_token=token, kms_key_id=self._kms_key_id, description=DESCRIPTION
+                )
+                return arn, version_id, (CURRENT,), version_id
+            info = self._secrets.describe(name)
+        token = request_token or info.version_in_stage(PENDING) or token
+        if token not in info.versions:
+            with contextlib.suppress(AwsConflict):  # a concurrent attempt with this token made it: send that one
+                self._secrets.put_value(info.arn, value, client_request_token=token, stages=(PENDING,))
+        return info.arn, token, info.versions.get(token, (PENDING,)), info.version_in_stage(CURRENT)
 
     def rotate_all(self) -> list[SendReport]:
         """Send every registered client a new version. The token is per client and per day, so a retried
