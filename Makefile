@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt p
 STAGE  ?= dev
 OUT    ?= build/package
 
-.PHONY: install test lint typecheck pytest run bench package clean
+.PHONY: install test lint typecheck pytest run bench load package clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: install
 # Benchmarks (never part of `make test`): one table, and bench/results/latest.json.
 bench: install
 	$(BIN)/python -m bench $(ARGS)
+
+# Load (never part of `make test`): its own local stack, 60 s of signed /token, session refreshes and auto-id
+# while every key rotates every 10 s; a table, bench/results/load.json, non-zero exit on any error or rejection.
+load: install
+	$(BIN)/python -m bench.load $(ARGS)
 
 # One SAM stack: the app merged with template.yaml (CREDPORT_PREFIX names the event queue and topic).
 package: install
