@@ -18,6 +18,7 @@ from chalicelib import events
 from chalicelib.aws import AwsUnavailable, get_aws
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.config import get_settings
+from chalicelib.sessions.service import SessionService
 
 app = credport_app.app
 
@@ -55,6 +56,20 @@ def _throttled_create(self: SecretStore, name: str, *args: Any, **kwargs: Any) -
 
 
 SecretStore.create = _throttled_create  # type: ignore[method-assign]
+
+# Fault injection: the bearer authorizer meets a dependency outage for one magic token (as when Secrets Manager
+# throttles its key reload): API Gateway must answer with the template's AUTHORIZER_FAILURE response.
+OUTAGE_TOKEN = "e2e-authorizer-outage"
+_original_authorize = SessionService.authorize
+
+
+def _authorize_with_outage(self: SessionService, request: Any) -> Any:
+    if request.token == f"Bearer {OUTAGE_TOKEN}":
+        raise AwsUnavailable("secretsmanager", "GetSecretValue", "ThrottlingException")
+    return _original_authorize(self, request)
+
+
+SessionService.authorize = _authorize_with_outage  # type: ignore[method-assign]
 
 events.router.register("inbox/e2e/ok/", _ok)
 events.router.register("inbox/e2e/fail/", _fail)

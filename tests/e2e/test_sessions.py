@@ -97,6 +97,17 @@ def test_every_bearer_failure_is_the_same_401(stack: RunningStack, authorization
         assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
+def test_an_authorizer_outage_is_a_503_to_retry_not_a_500(stack: RunningStack) -> None:
+    # The stack plugin (tests/e2e/stack_plugin.py, OUTAGE_TOKEN) makes the authorizer meet a throttled Secrets
+    # Manager for this one token. Not imported here: importing the plugin would add its routes to this process's app.
+    outage = {"Authorization": "Bearer e2e-authorizer-outage"}
+    response = requests.get(stack.api + "/session", headers=outage, timeout=10)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.json()["error"] == "service_unavailable"
+
+
 def test_a_session_cannot_be_started_without_a_signature(stack: RunningStack) -> None:
     response = requests.post(stack.api + "/session", timeout=10)
     assert response.status_code == 403

@@ -1,10 +1,11 @@
-"""Fixtures for functional tests of the token service."""
+"""Fixtures for functional tests: the token service's settings, and the app under chalice's test client."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
+from chalice.test import Client
 
 from chalicelib import tokens
 from chalicelib.config import reset_settings
@@ -26,3 +27,12 @@ def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iter
 
     yield apply
     tokens.reset_token_service()
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    """The app under chalice's test client (a module may override this with its own ``client`` fixture)."""
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client

@@ -38,14 +38,6 @@ def service(provisioned: Provisioned) -> Iterator[autoid.AutoIdService]:
     reset_session_service()
 
 
-@pytest.fixture
-def client() -> Iterator[Client]:
-    from app import app
-
-    with Client(app) as test_client:
-        yield test_client
-
-
 def seal_to(jwk: dict[str, Any], document: dict[str, Any]) -> str:
     recipient = public_key_from_pem(RSAKey.import_key(jwk).as_pem(private=False))
     return seal(recipient, json.dumps(document).encode())

@@ -59,14 +59,6 @@ def service(
 
 
 @pytest.fixture
-def client() -> Iterator[Client]:
-    from app import app
-
-    with Client(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture
 def enrolled(service: AutoIdService) -> Enrollment:
     return service.registry.enroll("worker-1", ClientPolicy(secrets=("credport-dev/autoid/db-*",)))
 
