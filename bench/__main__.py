@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 from bench.harness import Figure, machine, print_table, write_results
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
+_SINK = open(os.devnull, "w")  # noqa: SIM115 (open for the whole run: loggers may keep it as their stream)
 
 
 def modules() -> list[str]:
@@ -29,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        figures.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+        # The app's EMF metric lines go to standard output, as Lambda wants them: measured, but not shown.
+        with contextlib.redirect_stdout(_SINK):
+            figures.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
     info = machine()
     print(print_table(figures, info))
     if not args.quick:
@@ -41,11 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 def _quiet_logs() -> None:
     """The app logs at INFO as deployed (the cost is measured) but into the void, not over the table."""
     import logging
-    import os
 
     import chalicelib.observability  # noqa: F401 (creates the "credport" logger and its handler)
 
-    sink = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    sink = _SINK
     for handler in logging.getLogger("credport").handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sink)
