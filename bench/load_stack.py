@@ -1,0 +1,260 @@
+"""The load run's stack and its calls: a local stack of its own, SigV4 signing, the JWKS as a relying party
+holds it, sessions, and the auto-id client it enrols (see :mod:`bench.load`)."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from chalicelib.autoid.protocol import Want
+from chalicelib.tokens.exceptions import TokenRejected
+from chalicelib.tokens.verify import TokenVerifier
+from client.autoid import fetch
+
+__all__ = [
+    "BIN",
+    "REPO_ROOT",
+    "TIMEOUT",
+    "Jwks",
+    "Prepared",
+    "Signer",
+    "Stack",
+    "prepare",
+    "start_session",
+    "start_stack",
+    "stop_stack",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TIMEOUT = 30.0
+
+
+# The stack ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """A ``python -m local up`` subprocess and what it wrote to its ready file."""
+
+    process: subprocess.Popen[bytes]
+    info: dict[str, Any]
+    state_dir: Path
+    log: Path
+
+    @property
+    def api(self) -> str:
+        return str(self.info["api_url"])
+
+    @property
+    def region(self) -> str:
+        return str(self.info["region"])
+
+    def env(self) -> dict[str, str]:
+        """A child environment with the stack's developer profile, pointed at this stack's state."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        return {**env, **self.info["aws_exports"], "CREDPORT_LOCAL_STATE_DIR": str(self.state_dir)}
+
+    def credentials(self) -> Credentials:
+        parser = configparser.ConfigParser()
+        parser.read(self.info["aws_exports"]["AWS_SHARED_CREDENTIALS_FILE"])
+        section = parser[self.info["aws_exports"].get("AWS_PROFILE", "credport-local")]
+        return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"])
+
+    def aws_client(self, service: str) -> Any:
+        import boto3.session
+
+        creds = self.credentials()
+        return boto3.session.Session(
+            aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key, region_name=self.region
+        ).client(service, endpoint_url=self.info["aws_endpoint"])
+
+
+def start_stack(state_dir: Path, *, timeout: float = 120) -> Stack:
+    """The local stack on free loopback ports, as ``tests/e2e/conftest.py`` starts it (without test plugins)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ready, log = state_dir / "ready.json", state_dir / "stack.log"
+    command = [sys.executable, "-m", "local", "up", "--aws-port", "0", "--api-port", "0"]
+    command += ["--state-dir", str(state_dir), "--ready-file", str(ready), "--quiet"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        )
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the local stack did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    return Stack(process, json.loads(ready.read_text()), state_dir, log)
+
+
+def stop_stack(stack: Stack) -> int:
+    stack.process.send_signal(signal.SIGINT)
+    try:
+        return stack.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+        return stack.process.wait()
+
+
+# Calls ----------------------------------------------------------------------------------------------------
+
+
+def kid_of(token: str) -> str:
+    header = token.split(".", 1)[0]
+    document = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    return str(document.get("kid"))
+
+
+class Signer:
+    def __init__(self, credentials: Credentials, region: str) -> None:
+        self._auth = SigV4Auth(credentials, "execute-api", region)
+
+    def headers(self, method: str, url: str) -> dict[str, str]:
+        request = AWSRequest(method=method, url=url, data=b"")
+        self._auth.add_auth(request)
+        return dict(request.headers)
+
+
+class Jwks:
+    """A relying party's copy of the stack's JWKS, refetched every ``refresh_every`` seconds (a cache always
+    younger than one rotation), verified with credport's own verifier.
+
+    A key is published one rotation before it signs, so a token must verify against the copy held when it
+    was requested. One that verifies only against a JWKS fetched afterwards was signed by a key published
+    late: a relying party with a fresh cache refuses it, so it counts as a rejected valid token too.
+    """
+
+    def __init__(self, api: str, *, refresh_every: float = 1.0) -> None:
+        self._api = api
+        self._refresh_every = refresh_every
+        self._stop = threading.Event()
+        self.fetches = 0
+        self.fetch_errors: list[dict[str, Any]] = []
+        self._verifier: TokenVerifier = self._load()
+        self._thread = threading.Thread(target=self._refresh, name="jwks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=TIMEOUT + 5)
+
+    def _load(self) -> TokenVerifier:
+        response = requests.get(f"{self._api}/.well-known/jwks.json", timeout=TIMEOUT)
+        response.raise_for_status()
+        self.fetches += 1
+        return TokenVerifier(response.json(), issuer=self._api)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(self._refresh_every):
+            try:
+                self._verifier = self._load()
+            except (requests.RequestException, ValueError) as error:
+                failure = {"op": "jwks", "at": round(time.time(), 3), "rejected": False}
+                self.fetch_errors.append({**failure, "error": f"GET /.well-known/jwks.json: {error!r}"[:300]})
+
+    def snapshot(self) -> TokenVerifier:
+        return self._verifier
+
+    def refused(self, token: str, held: TokenVerifier) -> str | None:
+        """Why ``token`` is refused by ``held`` (the copy taken before it was requested); None if it is not."""
+        try:
+            held.verify(token)
+            return None
+        except TokenRejected as first:
+            reason = str(first)
+        try:
+            self._load().verify(token)
+        except TokenRejected as second:
+            return f"the issued token does not verify: {second}"
+        return f"signed by key {kid_of(token)}, absent from the JWKS served before it was requested ({reason})"
+
+
+def start_session(api: str, signer: Signer, http: requests.Session) -> str:
+    url = f"{api}/session"
+    response = http.post(url, headers=signer.headers("POST", url), timeout=TIMEOUT)
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /session -> {response.status_code} {response.text[:200]}")
+    return str(response.json()["token"])
+
+
+# Preparing ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    client_id: str
+    secret_id: str
+    secret_value: str
+    bundles: list[Path]
+    sessions: list[str]
+    session_secret: str
+
+
+def run_command(stack: Stack, args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=REPO_ROOT, env=stack.env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def prepare(stack: Stack, workdir: Path, workers: int, signer: Signer) -> Prepared:
+    """A secret, an auto-id client allowed to read it (a bundle per worker), a session per worker; one warm-up
+    call of each kind (a container's first call loads its keys: not what a load run measures)."""
+    prefix = str(stack.info["prefix"])
+    secret_id = f"{prefix}/autoid/load-{uuid.uuid4().hex[:8]}"
+    secret_value = f"load-{uuid.uuid4().hex}"
+    stack.aws_client("secretsmanager").create_secret(Name=secret_id, SecretString=secret_value)
+    client_id = f"load-{uuid.uuid4().hex[:10]}"
+    enrolled_dir = workdir / "enrolled"
+    enrolled_dir.mkdir(mode=0o700)
+    enrolled = enrolled_dir / "bundle.json"
+    enroll = [str(BIN / "credport-admin"), "autoid", "enroll", client_id, "--secret", secret_id]
+    result = run_command(stack, [*enroll, "--out", str(enrolled), "--local"])
+    if result.returncode != 0:
+        raise RuntimeError(f"credport-admin autoid enroll failed: {result.stderr.strip()}")
+    answer = fetch(enrolled, Want(secret_id=secret_id), timeout=TIMEOUT)
+    if answer.get("secret", {}).get("value") != secret_value:
+        raise RuntimeError("the warm-up auto-id call did not return the secret")
+    bundles = []
+    for index in range(workers):
+        home = workdir / f"worker-{index}"
+        home.mkdir(mode=0o700)
+        bundles.append(Path(shutil.copy2(enrolled, home / "bundle.json")))
+    http = requests.Session()
+    url = f"{stack.api}/token"
+    warm = http.get(url, headers=signer.headers("GET", url), timeout=TIMEOUT)
+    if warm.status_code != 200:
+        raise RuntimeError(f"the warm-up GET /token answered {warm.status_code}: {warm.text[:200]}")
+    sessions = [start_session(stack.api, signer, http) for _ in range(workers)]
+    session_secrets = [name for name in stack.info["rotations"] if "session" in name]
+    if len(session_secrets) != 1:
+        raise RuntimeError(f"expected one session-key rotation, the stack has {stack.info['rotations']}")
+    return Prepared(client_id, secret_id, secret_value, bundles, sessions, session_secrets[0])
+
+
+# Running --------------------------------------------------------------------------------------------------
