@@ -408,22 +408,25 @@ def deployment_prefix(environ: Mapping[str, str] | None = None) -> str:
     return _parse_prefix(raw)
 
 
+def _import_time_integer(environ: Mapping[str, str] | None, name: str, default: str, low: int, high: int) -> int:
+    # Read before Settings exist (decorators run at import), with the same default and bounds Settings uses.
+    raw = (environ if environ is not None else os.environ).get(name, "").strip() or default
+    return _integer(low, high)(raw)
+
+
 def signing_key_rotation_days(environ: Mapping[str, str] | None = None) -> int:
     """The signing-key rotation period, needed at import time by the schedule decorator."""
-    raw = (environ if environ is not None else os.environ).get(Env.SIGNING_KEY_ROTATION_DAYS, "").strip() or "90"
-    return _integer(1, 365)(raw)
+    return _import_time_integer(environ, Env.SIGNING_KEY_ROTATION_DAYS, "90", 1, 365)
 
 
 def transfer_rotation_days(environ: Mapping[str, str] | None = None) -> int:
     """Days between scheduled rotations of every transfer client's secret (0: off), at import time."""
-    raw = (environ if environ is not None else os.environ).get(Env.TRANSFER_ROTATION_DAYS, "").strip() or "0"
-    return _integer(0, 365)(raw)
+    return _import_time_integer(environ, Env.TRANSFER_ROTATION_DAYS, "0", 0, 365)
 
 
 def autoid_rotation_days(environ: Mapping[str, str] | None = None) -> int:
     """Days between scheduled auto-id rotations (server key and entropy), needed at import time."""
-    raw = (environ if environ is not None else os.environ).get(Env.AUTOID_ROTATION_DAYS, "").strip() or "1"
-    return _integer(1, 365)(raw)
+    return _import_time_integer(environ, Env.AUTOID_ROTATION_DAYS, "1", 1, 365)
 
 
 def s3_events_queue_name(prefix: str) -> str:

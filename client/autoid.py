@@ -13,7 +13,6 @@ import binascii
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from joserfc.jwk import RSAKey
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES, Want, build_request
 from chalicelib.envelope import EnvelopeError, RecipientKey, decrypt_direct, seal
+from client.private_file import write_private_json
 
 __all__ = ["DEFAULT_BUNDLE", "Bundle", "BundleError", "credential_process", "fetch", "write_bundle"]
 
@@ -94,18 +94,7 @@ class Bundle:
 
 def write_bundle(path: Path, bundle: Bundle) -> None:
     """Atomically replace the bundle; 0600 from its first byte (the entropy is the client's credential)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".autoid-", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(bundle.document(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_private_json(path, bundle.document(), prefix=".autoid-")
 
 
 @contextmanager

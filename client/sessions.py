@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import requests
 
 from client.aws_call import CallError, signed_request
+from client.private_file import write_private_json
 
 __all__ = ["DEFAULT_TOKEN_FILE", "SessionClient", "read_session", "write_session"]
 
@@ -22,16 +22,7 @@ REFRESH_AHEAD = 60  # seconds before expiry at which a token is refreshed
 
 def write_session(path: Path, session: dict[str, Any]) -> None:
     """Atomically replace the session file; it is 0600 from its first byte (a token is a credential)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".session-", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(session, handle)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_private_json(path, session, prefix=".session-")
 
 
 def read_session(path: Path) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.autoid.clients import ClientPolicy, ClientRecord, ClientRegistry, Enrollment, InvalidPolicy
@@ -27,8 +28,8 @@ from chalicelib.autoid.protocol import (
 )
 from chalicelib.autoid.server_keys import KeyRotation, ServerKeys
 from chalicelib.autoid.service import MAX_BODY_BYTES, AutoIdService, RotationReport
-from chalicelib.aws import get_aws
-from chalicelib.config import get_settings
+from chalicelib.aws import AwsServices, get_aws
+from chalicelib.config import Settings, get_settings
 from chalicelib.events import bus, key_event
 from chalicelib.observability import logger
 
@@ -47,6 +48,7 @@ __all__ = [
     "RotationReport",
     "ServerKeys",
     "Want",
+    "build_autoid_service",
     "build_request",
     "check_freshness",
     "compute_proof",
@@ -63,20 +65,24 @@ KEYS_OBJECT = "autoid/keys.json"
 _ROTATION_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
-@functools.lru_cache(maxsize=1)
-def get_autoid_service() -> AutoIdService:
+def build_autoid_service(
+    settings: Settings, aws: AwsServices, *, clock: Callable[[], float] = time.time
+) -> AutoIdService:
+    """The service wired to the deployment's resources (tests inject ``clock`` to move time)."""
     from chalicelib.sessions import get_session_service
 
-    settings, aws = get_settings(), get_aws()
     r = settings.resources
     return AutoIdService(
-        server_keys=ServerKeys(aws.secrets, r.autoid_key_secret_arn, grace_period=settings.autoid_grace_period),
+        server_keys=ServerKeys(
+            aws.secrets, r.autoid_key_secret_arn, grace_period=settings.autoid_grace_period, clock=clock
+        ),
         registry=ClientRegistry(
             aws.table(r.state_table),
             aws.s3,
             bucket=r.transfer_bucket,
             kms_key_id=r.data_key_arn,
             grace_period=settings.autoid_grace_period,
+            clock=clock,
         ),
         nonces=aws.table(r.state_table),
         secrets=aws.secrets,
@@ -84,7 +90,13 @@ def get_autoid_service() -> AutoIdService:
         start_session=lambda subject, **extra: get_session_service().start(subject, **extra),
         internal_secrets=(r.session_key_secret_arn, r.import_key_secret_arn, r.autoid_key_secret_arn),
         credentials_ttl=settings.autoid_credentials_ttl,
+        clock=clock,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def get_autoid_service() -> AutoIdService:
+    return build_autoid_service(get_settings(), get_aws())
 
 
 def reset_autoid_service() -> None:

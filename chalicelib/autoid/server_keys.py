@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,18 +86,15 @@ class ServerKeys:
         stored = self._keys()
         if kid is not None and all(k.kid != kid for k in stored):
             stored = self._keys(force=True)
-        now = self._clock()
-        live = [k for k in stored if k.retired_at is None or now <= k.retired_at + self._grace]
+        live = self._live(stored, self._clock())
         if kid is not None:
             live = [k for k in live if k.kid == kid]
         return {k.kid: self._parse(k) for k in live}
 
     def public_documents(self) -> dict[str, Any]:
-        now = self._clock()
         stored = self._keys()
-        live = [k for k in stored if k.retired_at is None or now <= k.retired_at + self._grace]
         return {
-            "keys": [self._parse(k).public_jwk() for k in live],
+            "keys": [self._parse(k).public_jwk() for k in self._live(stored, self._clock())],
             "current_kid": stored[0].kid,
         }
 
@@ -123,7 +120,7 @@ class ServerKeys:
             _StoredKey(k.kid, k.created_at, k.retired_at if k.retired_at is not None else now, k.private_pem)
             for k in stored
         ]
-        kept = [k for k in retired if k.retired_at is not None and now <= k.retired_at + self._grace]
+        kept = self._live(retired, now)
         kept = kept[: MAX_KEYS - 1]
         value = json.dumps({"v": 1, "rotation_id": rotation_id, "keys": [k.document() for k in [fresh, *kept]]})
         token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self._arn}#autoid-rotation#{rotation_id}"))
@@ -145,6 +142,10 @@ class ServerKeys:
         )
 
     # Internals ----------------------------------------------------------------------------------
+
+    def _live(self, stored: Sequence[_StoredKey], now: float) -> list[_StoredKey]:
+        """The current key and the retired ones still inside their grace period."""
+        return [k for k in stored if k.retired_at is None or now <= k.retired_at + self._grace]
 
     def _keys(self, *, force: bool = False) -> tuple[_StoredKey, ...]:
         with self._lock:

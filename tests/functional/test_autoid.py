@@ -14,11 +14,11 @@ from chalice.test import Client
 from joserfc.jwk import RSAKey
 
 from chalicelib import autoid
-from chalicelib.autoid import AutoIdService, ClientPolicy, ClientRegistry, ServerKeys, Want, build_request
+from chalicelib.autoid import AutoIdService, ClientPolicy, Want, build_request
 from chalicelib.aws import AwsServices, get_aws
 from chalicelib.config import get_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
-from chalicelib.sessions import get_session_service, reset_session_service
+from chalicelib.sessions import reset_session_service
 from local.provision import Provisioned
 from tests.support import Clock
 
@@ -123,28 +123,8 @@ def clock() -> Clock:
 @pytest.fixture
 def clocked(provisioned: Provisioned, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[AutoIdService]:
     """The service as ``get_autoid_service`` builds it, on the moto stack, with every clock injected."""
-    settings, aws = get_settings(), get_aws()
-    r = settings.resources
     reset_session_service()
-    built = AutoIdService(
-        server_keys=ServerKeys(
-            aws.secrets, r.autoid_key_secret_arn, grace_period=settings.autoid_grace_period, clock=clock
-        ),
-        registry=ClientRegistry(
-            aws.table(r.state_table),
-            aws.s3,
-            bucket=r.transfer_bucket,
-            kms_key_id=r.data_key_arn,
-            grace_period=settings.autoid_grace_period,
-            clock=clock,
-        ),
-        nonces=aws.table(r.state_table),
-        secrets=aws.secrets,
-        sts=aws.sts,
-        start_session=lambda subject, **extra: get_session_service().start(subject, **extra),
-        internal_secrets=(r.session_key_secret_arn, r.import_key_secret_arn, r.autoid_key_secret_arn),
-        clock=clock,
-    )
+    built = autoid.build_autoid_service(get_settings(), get_aws(), clock=clock)
     monkeypatch.setattr(autoid, "get_autoid_service", functools.lru_cache(maxsize=1)(lambda: built))
     yield built
     reset_session_service()
