@@ -17,6 +17,7 @@ from chalicelib.aws.secrets import SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.aws.sqs import QueueClient
 from chalicelib.aws.sts import Sts
+from chalicelib.aws.tagging import TaggedResources
 
 __all__ = [
     "AwsConflict",
@@ -33,6 +34,7 @@ __all__ = [
     "QueueClient",
     "SecretStore",
     "Sts",
+    "TaggedResources",
     "aws_call",
     "get_aws",
     "reset_aws",
@@ -69,6 +71,10 @@ class AwsServices:
     @functools.cached_property
     def sts(self) -> Sts:
         return Sts(self.factory.client("sts"))
+
+    @functools.cached_property
+    def tagging(self) -> TaggedResources:
+        return TaggedResources(self.factory.client("resourcegroupstaggingapi"))
 
     def table(self, name: str) -> ItemTable:
         return ItemTable(self.factory.client("dynamodb"), name)

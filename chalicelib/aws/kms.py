@@ -52,15 +52,26 @@ class KeyService:
         )
 
     def create_key(
-        self, *, description: str, key_spec: str, usage: str, tags: Mapping[str, str] | None = None
+        self,
+        *,
+        description: str,
+        key_spec: str,
+        usage: str,
+        tags: Mapping[str, str] | None = None,
+        policy: str | None = None,
     ) -> KeyInfo:
+        """A new key. ``policy`` is its key policy (AWS's default key policy when None); KMS refuses a policy that
+        would not let the caller change it later (the lockout safety check, never bypassed here)."""
+        args: dict[str, Any] = {
+            "Description": description,
+            "KeySpec": key_spec,
+            "KeyUsage": usage,
+            "Tags": [{"TagKey": k, "TagValue": v} for k, v in (tags or {}).items()],
+        }
+        if policy is not None:
+            args["Policy"] = policy
         with aws_call("kms", "CreateKey"):
-            response = self._client.create_key(
-                Description=description,
-                KeySpec=key_spec,
-                KeyUsage=usage,
-                Tags=[{"TagKey": k, "TagValue": v} for k, v in (tags or {}).items()],
-            )
+            response = self._client.create_key(**args)
         return _key_info(response["KeyMetadata"])
 
     def describe(self, key_id: str) -> KeyInfo:
@@ -94,18 +105,6 @@ class KeyService:
     def disable(self, key_id: str) -> None:
         with aws_call("kms", "DisableKey"):
             self._client.disable_key(KeyId=_bare_id(key_id))
-
-    def find_by_description(self, description: str) -> KeyInfo | None:
-        """A key by its exact description: recovers a key whose creation was not recorded (a crash)."""
-        paginator = self._client.get_paginator("list_keys")
-        with aws_call("kms", "ListKeys"):
-            pages = list(paginator.paginate())
-        for page in pages:
-            for entry in page.get("Keys", []):
-                info = self.describe(entry["KeyId"])
-                if info.description == description:
-                    return info
-        return None
 
     def schedule_deletion(self, key_id: str, *, days: int = 7) -> None:
         with aws_call("kms", "ScheduleKeyDeletion"):

@@ -2,22 +2,95 @@
 
 The private keys never leave KMS: every token costs one KMS Sign (``MessageType=RAW``). A disabled or
 deleted key answers Sign with an error, which makes a warm container look the aliases up again at once.
+
+A new key must be usable by the principal that made it *at once*. The IAM policy scopes key use by the
+``credport:prefix`` tag, but "it might take up to five minutes for tag and alias changes to affect KMS key
+authorization" (KMS Developer Guide, ABAC for AWS KMS), while a key policy takes effect when the key is created. So
+each key is created with a key policy: AWS's default statement (the account administers the key, IAM policies
+apply) plus one granting the creating principal what the rotation and the signer do with it. A key whose creation
+was not recorded (a crash between CreateKey and the journal write) is found again by its ``credport:label`` tag
+through the Resource Groups Tagging API, never by listing and describing every key in the account.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalicelib.aws.errors import AwsNotFound, AwsRejected
 from chalicelib.aws.kms import KeyService
+from chalicelib.aws.tagging import TaggedResources
 from chalicelib.tokens.algorithms import KMS_SPEC_TO_JOSE, SigningAlgorithm, algorithm, public_jwk
 from chalicelib.tokens.keyring import ROLES, SigningKey, alias_name, signing_key
 
-__all__ = ["DELETION_WINDOW_DAYS", "KMS_JOURNAL_KEY", "KmsKeyStore"]
+__all__ = ["CREATOR_ACTIONS", "DELETION_WINDOW_DAYS", "KMS_JOURNAL_KEY", "KmsKeyStore", "signing_key_policy"]
 
 KMS_JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
 DELETION_WINDOW_DAYS = 7
 USABLE_STATES = frozenset({"Enabled"})
+LABEL_TAG = "credport:label"
+# What the rotation and the signer do with a key they made. kms:PutKeyPolicy is there because KMS refuses a key
+# policy that would not let its caller change it later (the lockout safety check); credport never bypasses that
+# check (organizations deny the bypass by SCP, e.g. AWS Control Tower CT.KMS.PV.3) and never calls PutKeyPolicy.
+CREATOR_ACTIONS = (
+    "kms:Sign",
+    "kms:GetPublicKey",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:PutKeyPolicy",
+)
+_CALLER = re.compile(r"arn:([a-z-]{3,16}):(iam|sts)::(\d{12}):([\w+=,.@/-]{1,600})", re.ASCII)
+
+
+def signing_key_policy(caller_arn: str) -> dict[str, Any]:
+    """The key policy of a new signing key made by ``caller_arn`` (as GetCallerIdentity reports it).
+
+    A role session (``assumed-role/R/S``) is matched by ``aws:PrincipalArn``, which holds the *role* ARN with its path;
+    the session ARN has no path, so both the bare name and any path are allowed (role names are unique in an
+    account, whatever their path). The principal is ``*`` only in form: the account and the ARN are pinned.
+    """
+    match = _CALLER.fullmatch(caller_arn)
+    if match is None:
+        raise ValueError("not an IAM or STS principal ARN")
+    partition, service, account, resource = match.groups()
+    root = f"arn:{partition}:iam::{account}:root"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ]
+    if service == "sts" and resource.startswith("assumed-role/") and resource.count("/") == 2:
+        role = resource.split("/")[1]
+        arns = [f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:role/*/{role}"]
+    elif caller_arn == root:
+        arns = []  # the root user is the account: the first statement already covers it
+    else:
+        arns = [caller_arn]
+    if arns:
+        statements.append(
+            {
+                "Sid": "CreatorSignsAndRotates",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": list(CREATOR_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:PrincipalAccount": account},
+                    "ArnLike": {"aws:PrincipalArn": arns},
+                },
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 class KmsKeyStore:
@@ -25,10 +98,20 @@ class KmsKeyStore:
     journal_key: Mapping[str, str] = KMS_JOURNAL_KEY
     refresh_interval = 300.0
 
-    def __init__(self, kms: KeyService, prefix: str, algorithm_name: str) -> None:
+    def __init__(
+        self,
+        kms: KeyService,
+        prefix: str,
+        algorithm_name: str,
+        *,
+        tagged: TaggedResources,
+        caller_arn: Callable[[], str],
+    ) -> None:
         self._kms = kms
         self._prefix = prefix
         self._algorithm = algorithm(algorithm_name)
+        self._tagged = tagged
+        self._caller_arn = caller_arn
 
     def roles(self, *, usable_only: bool = False) -> dict[str, str | None]:
         result: dict[str, str | None] = {}
@@ -52,14 +135,17 @@ class KmsKeyStore:
         return sign
 
     def create(self, label: str) -> str:
-        description = f"{self._prefix} token signing key ({label})"
+        tags = {"credport:prefix": self._prefix, "credport:purpose": "token-signing", LABEL_TAG: label}
         # A crash (or a lost race) between CreateKey and the journal write would orphan a key: look first.
-        found = self._kms.find_by_description(description)
-        info = found or self._kms.create_key(
-            description=description,
+        found = self._tagged.find("kms:key", tags)
+        if found:
+            return found[0]
+        info = self._kms.create_key(
+            description=f"{self._prefix} token signing key ({label})",
             key_spec=self._algorithm.kms_key_spec,
             usage="SIGN_VERIFY",
-            tags={"credport:prefix": self._prefix, "credport:purpose": "token-signing"},
+            tags=tags,
+            policy=json.dumps(signing_key_policy(self._caller_arn())),
         )
         return info.arn
 

@@ -39,7 +39,13 @@ def key_store(settings: Settings, aws: AwsServices) -> KeyStore:
             algorithm_name=settings.token_algorithm,
             data_key_arn=settings.resources.data_key_arn,
         )
-    return KmsKeyStore(aws.kms, settings.prefix, settings.token_algorithm)
+    return KmsKeyStore(
+        aws.kms,
+        settings.prefix,
+        settings.token_algorithm,
+        tagged=aws.tagging,
+        caller_arn=functools.cache(lambda: aws.sts.caller_identity().arn),
+    )
 
 
 class TokenService:

@@ -160,7 +160,7 @@ def test_chalice_config_has_both_stages_with_hand_written_policies() -> None:
 
 # Actions AWS authorizes only on "*" (no resource-level permissions); each must still carry a condition
 # where one exists (kms:CreateKey and kms:TagResource: the request tag naming this stage's prefix).
-STAR_RESOURCE_ACTIONS = {"kms:CreateKey", "kms:TagResource", "kms:ListKeys"}
+STAR_RESOURCE_ACTIONS = {"kms:CreateKey", "kms:TagResource", "tag:GetResources"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

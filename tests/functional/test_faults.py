@@ -67,6 +67,8 @@ def aws_error(model: Any, kind: str) -> tuple[AWSResponse, dict[str, Any]]:
     status, code = _ANSWERS[kind].get(service) or _ANSWERS[kind][""]
     if protocol == "json":
         body = json.dumps({"__type": code, "message": "injected fault"}).encode()
+    elif protocol == "smithy-rpc-v2-cbor":  # the Resource Groups Tagging API
+        body = _cbor_text_map({"__type": code, "message": "injected fault"})
     elif protocol == "query":
         body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code></Error></ErrorResponse>".encode()
     else:
@@ -74,6 +76,18 @@ def aws_error(model: Any, kind: str) -> tuple[AWSResponse, dict[str, Any]]:
     http = AWSResponse("https://fault.invalid/", status, {}, HTTPResponse(body=io.BytesIO(body), status=status))
     response = {"headers": http.headers, "status_code": status, "body": body}
     return http, create_parser(protocol).parse(response, model.output_shape)
+
+
+def _cbor_text_map(fields: dict[str, str]) -> bytes:
+    """A CBOR map of short text strings (RFC 8949 major types 5 and 3): enough for an error body."""
+
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        assert len(raw) < 256
+        return (bytes([0x60 + len(raw)]) if len(raw) < 24 else bytes([0x78, len(raw)])) + raw
+
+    assert len(fields) < 24
+    return bytes([0xA0 + len(fields)]) + b"".join(text(k) + text(v) for k, v in fields.items())
 
 
 @dataclass

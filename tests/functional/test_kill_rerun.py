@@ -339,7 +339,7 @@ AUTOID_CLIENT = "dynamodb.GetItem s3.PutObject dynamodb.PutItem s3.ListObjectsV2
 JOURNAL = "dynamodb.PutItem dynamodb.GetItem"  # a signing-key step journaled, then the journal checked
 SIGNING_ROTATION = (
     f"dynamodb.GetItem kms.DescribeKey*3 dynamodb.PutItem {JOURNAL}"  # begun
-    f" kms.ListKeys kms.DescribeKey*5 kms.CreateKey dynamodb.PutItem {JOURNAL}"  # the new pending key
+    f" resourcegroupstaggingapi.GetResources sts.GetCallerIdentity kms.CreateKey dynamodb.PutItem {JOURNAL}"  # new key
     f" kms.UpdateAlias*3 {JOURNAL} kms.DescribeKey*3 kms.GetPublicKey*3 s3.PutObject*2 {JOURNAL}"  # moved, published
     f" kms.ScheduleKeyDeletion {JOURNAL} kms.DescribeKey*3 sns.Publish dynamodb.PutItem*2"  # retired, announced, done
 )

@@ -115,7 +115,13 @@ class Rig:
 
     def store(self, *, signing: bool = False) -> KeyStore:
         if self.signer == "kms" and signing:
-            return KmsKeyStore(self.signer_kms, self.settings.prefix, self.settings.token_algorithm)
+            return KmsKeyStore(
+                self.signer_kms,
+                self.settings.prefix,
+                self.settings.token_algorithm,
+                tagged=self.services.tagging,
+                caller_arn=lambda: self.services.sts.caller_identity().arn,
+            )
         return key_store(self.settings, self.services)
 
     def rotation(self, fail_at: Callable[[str], None] | None = None) -> KeyRotation:
