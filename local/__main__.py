@@ -106,7 +106,10 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print(banner(info), flush=True)
     if args.ready_file:
-        args.ready_file.write_text(json.dumps(info.to_json()))
+        # Atomically: whoever waits for the file must never read half of it.
+        partial = args.ready_file.with_name(args.ready_file.name + ".partial")
+        partial.write_text(json.dumps(info.to_json()))
+        partial.replace(args.ready_file)
     stopping.wait()
     print("\nstopping credport local stack...", flush=True)
     stack.stop()
@@ -119,7 +122,7 @@ def banner(info: StackInfo) -> str:
     schedules = ", ".join(info.schedules) or "none yet"
     return f"""
 credport local stack is up
-  API              {info.api_url}      (IAM routes check SigV4 for real)
+  API              {info.api_url}      (IAM routes: SigV4 and execute-api:Invoke, as API Gateway)
   embedded AWS     {info.aws_endpoint}  (moto; account {info.account_id}, {info.region})
   developer        {info.developer.user_arn}
   workload role    {info.developer.role_arn}

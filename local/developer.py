@@ -3,6 +3,11 @@
 ``credport-local`` is an IAM user with an access key; ``credport-local-workload`` is a role it can
 assume (boto3 does the AssumeRole itself through ``source_profile``), so both principal kinds API Gateway
 reports can be exercised without an AWS account.
+
+Both hold real IAM policies, because the local gateway checks ``execute-api:Invoke`` as API Gateway does: the
+user an administrator's (the document of AWS's managed AdministratorAccess, as a customer managed policy: moto
+does not load AWS's managed policies), the role only ``execute-api:Invoke`` on the local API, all a workload needs
+to call it (its token, whoami, sessions, transfers).
 """
 
 from __future__ import annotations
@@ -13,12 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEVELOPER_USER", "PROFILE", "WORKLOAD_PROFILE", "WORKLOAD_ROLE", "Developer", "create_developer"]
+from local.apidef import STAGE, api_arn
+
+__all__ = [
+    "ADMINISTRATOR_ACCESS",
+    "ADMINISTRATOR_POLICY",
+    "DEVELOPER_USER",
+    "PROFILE",
+    "WORKLOAD_PROFILE",
+    "WORKLOAD_ROLE",
+    "Developer",
+    "create_developer",
+]
 
 PROFILE = "credport-local"
 WORKLOAD_PROFILE = "credport-local-workload"
 DEVELOPER_USER = "credport-developer"
 WORKLOAD_ROLE = "credport-local-workload"
+ADMINISTRATOR_POLICY = "credport-local-administrator"
+# The policy document of AWS's managed policy AdministratorAccess (arn:aws:iam::aws:policy/AdministratorAccess).
+ADMINISTRATOR_ACCESS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,12 @@ class Developer:
 def create_developer(client: Any, *, state_dir: Path, account_id: str, region: str, endpoint: str) -> Developer:
     iam = client("iam")
     user = iam.create_user(UserName=DEVELOPER_USER)["User"]
+    administrator = iam.create_policy(
+        PolicyName=ADMINISTRATOR_POLICY,
+        PolicyDocument=json.dumps(ADMINISTRATOR_ACCESS),
+        Description="AdministratorAccess, for the local stack's developer",
+    )["Policy"]
+    iam.attach_user_policy(UserName=DEVELOPER_USER, PolicyArn=administrator["Arn"])
     key = iam.create_access_key(UserName=DEVELOPER_USER)["AccessKey"]
     trust = {
         "Version": "2012-10-17",
@@ -51,6 +76,18 @@ def create_developer(client: Any, *, state_dir: Path, account_id: str, region: s
         AssumeRolePolicyDocument=json.dumps(trust),
         Description="A workload role for trying credport locally",
     )["Role"]
+    invoke = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CallTheLocalApi",
+                "Effect": "Allow",
+                "Action": "execute-api:Invoke",
+                "Resource": api_arn(region, account_id, f"{STAGE}/*"),
+            }
+        ],
+    }
+    iam.put_role_policy(RoleName=WORKLOAD_ROLE, PolicyName="invoke-credport", PolicyDocument=json.dumps(invoke))
 
     aws_dir = state_dir / "aws"
     aws_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,14 @@
 """The local API: Chalice's local gateway with API Gateway's IAM authorization enforced for real.
 
 Routes with ``IAMAuthorizer`` accept only requests carrying a valid SigV4 signature made with credentials
-that exist in the embedded AWS; the handler then sees ``requestContext.identity`` filled the way API
-Gateway fills it. Custom (bearer) authorizers run exactly as Chalice runs them locally. Requests under
-``/_local/`` go to the local stack's control endpoints instead of the app.
+that exist in the embedded AWS, whose principal may ``execute-api:Invoke`` the method (:mod:`local.invoke`); the
+handler then sees ``requestContext.identity`` filled the way API Gateway fills it. Custom (bearer) authorizers run
+as Chalice runs them locally, and their outcomes answer as API Gateway's do: a raised ``Unauthorized`` is
+UNAUTHORIZED, a policy that does not allow the method ACCESS_DENIED, any other failure
+AUTHORIZER_CONFIGURATION_ERROR (``AuthorizerConfigurationException``, API Gateway Developer Guide, "Gateway
+response types"), each through the gateway response the API's definition configures (:mod:`local.apidef`). An API
+resource policy, if the definition declares one, applies to every route. Requests under ``/_local/`` go to the
+local stack's control endpoints instead of the app.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
-from local.provision import GatewayResponse
+from local.apidef import API_ID, DEFAULT_RESPONSES, STAGE, GatewayResponse
+from local.invoke import InvokeDenied, InvokeUnevaluable, Route, check_anonymous_invoke, check_invoke
 from local.sigv4 import CredentialLookup, SignatureRejected, verify
 
 __all__ = ["ApiServer", "ControlHandler", "IncomingRequest", "make_thread_safe"]
@@ -73,65 +79,84 @@ class IncomingRequest:
     request_id: str
 
 
-# API Gateway's own answers when no gateway response is configured for the type.
-DEFAULT_RESPONSES = {
-    "UNAUTHORIZED": GatewayResponse(401, {"Content-Type": "application/json"}, b'{"message":"Unauthorized"}'),
-    "ACCESS_DENIED": GatewayResponse(
-        403, {"Content-Type": "application/json"}, b'{"Message":"User is not authorized to access this resource"}'
-    ),
-    "AUTHORIZER_FAILURE": GatewayResponse(500, {"Content-Type": "application/json"}, b'{"message":null}'),
-}
+@dataclass
+class _Settings:
+    """What the API Gateway in front of the app is configured with."""
+
+    credentials: CredentialLookup
+    account_id: str
+    region: str
+    responses: dict[str, GatewayResponse]  # by gateway response type, from the API's definition
+    resource_policy: Mapping[str, Any] | None = None
 
 
 class _GatewayAnswer(LocalGatewayException):
-    def __init__(self, response: GatewayResponse, request_id: str, error_type: str) -> None:
-        super().__init__(
-            {**response.headers, "x-amzn-RequestId": request_id, "x-amzn-ErrorType": error_type}, response.body
-        )
+    def __init__(self, response: GatewayResponse, request_id: str, error_type: str, message: str | None) -> None:
+        headers = {**response.headers, "x-amzn-RequestId": request_id, "x-amzn-ErrorType": error_type}
+        super().__init__(headers, response.body(message))
         self.CODE = response.status
 
 
-class _IamAuthorizer(LocalGatewayAuthorizer):
-    def __init__(
-        self,
-        app: Chalice,
-        request: IncomingRequest,
-        credentials: CredentialLookup,
-        region: str,
-        responses: dict[str, GatewayResponse],
-    ) -> None:
+class _GatewayAuthorizer(LocalGatewayAuthorizer):
+    def __init__(self, app: Chalice, request: IncomingRequest, settings: _Settings) -> None:
         super().__init__(app)
         self._request = request
-        self._credentials = credentials
-        self._region = region
-        self._responses = responses
+        self._settings = settings
 
-    def _answer(self, response_type: str, error_type: str) -> _GatewayAnswer:
-        response = self._responses.get(response_type, DEFAULT_RESPONSES[response_type])
-        return _GatewayAnswer(response, self._request.request_id, error_type)
+    def _answer(self, response_type: str, error_type: str, message: str | None) -> _GatewayAnswer:
+        response = self._settings.responses.get(response_type, DEFAULT_RESPONSES[response_type])
+        return _GatewayAnswer(response, self._request.request_id, error_type, message)
 
     def authorize(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
         route = self._route_for_event(lambda_event)
-        if route is not None and isinstance(route.authorizer, ChaliceAuthorizer):
-            # As API Gateway: a Lambda authorizer failing with "Unauthorized" is a 401, a Deny policy a 403
-            # (each the configured gateway response), anything else a 500.
-            try:
-                return super().authorize(raw_path, lambda_event, lambda_context)
-            except ForbiddenError:
-                raise self._answer("ACCESS_DENIED", "AccessDeniedException") from None
-            except LocalGatewayException as error:
-                if error.CODE == 401:  # no token at all: API Gateway answers without calling the authorizer
-                    raise self._answer("UNAUTHORIZED", "UnauthorizedException") from None
-                raise
-            except Exception as error:
-                if str(error) == "Unauthorized":
-                    raise self._answer("UNAUTHORIZED", "UnauthorizedException") from None
-                raise self._answer("AUTHORIZER_FAILURE", "AuthorizerConfigurationException") from None
-        if route is None or not isinstance(route.authorizer, IAMAuthorizer):
+        if route is None:  # no such route: Chalice answers as API Gateway does (Missing Authentication Token)
             return super().authorize(raw_path, lambda_event, lambda_context)
-        r = self._request
+        r, settings = self._request, self._settings
+        target = Route(settings.region, settings.account_id, r.method, urlsplit(r.url).path)
+        if isinstance(route.authorizer, IAMAuthorizer):
+            self._authorize_iam(lambda_event, target)
+            return lambda_event, lambda_context
+        if settings.resource_policy is not None:
+            # Without IAM the caller is anonymous to the resource policy: a route without authorizer needs its
+            # Allow, a custom-authorizer route only its explicit Deny (API Gateway Developer Guide, table A).
+            try:
+                check_anonymous_invoke(
+                    target,
+                    source_ip=r.source_ip,
+                    resource_policy=settings.resource_policy,
+                    deny_only=route.authorizer is not None,
+                )
+            except InvokeDenied as denied:
+                raise self._answer("ACCESS_DENIED", "AccessDeniedException", denied.message) from None
+            except InvokeUnevaluable as error:
+                raise _unevaluable(r.request_id, error) from None
+        if isinstance(route.authorizer, ChaliceAuthorizer):
+            return self._authorize_custom(raw_path, lambda_event, lambda_context)
+        return super().authorize(raw_path, lambda_event, lambda_context)
+
+    def _authorize_custom(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
+        # As API Gateway: a Lambda authorizer failing with "Unauthorized" is a 401, a policy that does not allow
+        # the method a 403, any other failure (it raised, or answered nonsense) a configuration error.
         try:
-            principal = verify(r.method, r.url, r.headers, r.body, self._credentials, region=self._region)
+            return super().authorize(raw_path, lambda_event, lambda_context)
+        except ForbiddenError:
+            raise self._answer(
+                "ACCESS_DENIED", "AccessDeniedException", "User is not authorized to access this resource"
+            ) from None
+        except LocalGatewayException as error:
+            if error.CODE == 401:  # no token at all: API Gateway answers without calling the authorizer
+                raise self._answer("UNAUTHORIZED", "UnauthorizedException", "Unauthorized") from None
+            # The authorizer answered nothing (Chalice's InvalidAuthorizerError): a configuration error too.
+            raise self._answer("AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException", None) from None
+        except Exception as error:
+            if str(error) == "Unauthorized":
+                raise self._answer("UNAUTHORIZED", "UnauthorizedException", "Unauthorized") from None
+            raise self._answer("AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException", None) from None
+
+    def _authorize_iam(self, lambda_event: Any, target: Route) -> None:
+        r, settings = self._request, self._settings
+        try:
+            principal = verify(r.method, r.url, r.headers, r.body, settings.credentials, region=settings.region)
         except SignatureRejected as rejected:
             headers = {
                 "x-amzn-RequestId": r.request_id,
@@ -139,34 +164,45 @@ class _IamAuthorizer(LocalGatewayAuthorizer):
                 "Content-Type": "application/json",
             }
             raise ForbiddenError(headers, json.dumps({"message": rejected.message}).encode()) from None
+        try:
+            check_invoke(principal, target, source_ip=r.source_ip, resource_policy=settings.resource_policy)
+        except InvokeDenied as denied:
+            raise self._answer("ACCESS_DENIED", "AccessDeniedException", denied.message) from None
+        except InvokeUnevaluable as error:
+            raise _unevaluable(r.request_id, error) from None
         lambda_event["requestContext"]["identity"].update(principal.identity(r.source_ip))
-        return lambda_event, lambda_context
+
+
+def _unevaluable(request_id: str, error: InvokeUnevaluable) -> LocalGatewayException:
+    """A policy the embedded IAM cannot evaluate: the request fails, loudly, and is never let through."""
+    body = {"message": f"The local stack cannot evaluate the policies of this request: {error}"}
+    answer = LocalGatewayException(
+        {
+            "x-amzn-RequestId": request_id,
+            "x-amzn-ErrorType": "LocalPolicyUnsupported",
+            "Content-Type": "application/json",
+        },
+        json.dumps(body).encode(),
+    )
+    answer.CODE = 500
+    return answer
 
 
 class _Gateway(LocalGateway):
-    def __init__(
-        self,
-        app: Chalice,
-        config: Config,
-        request: IncomingRequest,
-        credentials: CredentialLookup,
-        account_id: str,
-        region: str,
-        responses: dict[str, GatewayResponse],
-    ) -> None:
+    def __init__(self, app: Chalice, config: Config, request: IncomingRequest, settings: _Settings) -> None:
         super().__init__(app, config)
-        self._authorizer = _IamAuthorizer(app, request, credentials, region, responses)
+        self._authorizer = _GatewayAuthorizer(app, request, settings)
         self._request = request
-        self._account_id = account_id
+        self._account_id = settings.account_id
 
     def _generate_lambda_event(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
         event = super()._generate_lambda_event(method, path, headers, body)
         context = event["requestContext"]
         context.update(
             requestId=self._request.request_id,
-            stage="api",
+            stage=STAGE,
             accountId=self._account_id,
-            apiId="local",
+            apiId=API_ID,
             protocol="HTTP/1.1",
             requestTimeEpoch=int(time.time() * 1000),
             domainName=urlsplit(self._request.url).netloc,
@@ -187,10 +223,7 @@ class _Gateway(LocalGateway):
 
 
 class _Handler(ChaliceRequestHandler):
-    credentials: CredentialLookup
-    account_id: str
-    region: str
-    responses: dict[str, GatewayResponse]
+    settings: _Settings
     control: ControlHandler | None
 
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
@@ -222,9 +255,7 @@ class _Handler(ChaliceRequestHandler):
         request = IncomingRequest(
             self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id
         )
-        gateway = _Gateway(
-            self._app, self._config, request, self.credentials, self.account_id, self.region, self.responses
-        )
+        gateway = _Gateway(self._app, self._config, request, self.settings)
         try:
             response = gateway.handle_request(method=self.command, path=self.path, headers=headers, body=body or None)
         except LocalGatewayException as error:
@@ -258,20 +289,18 @@ class ApiServer:
         account_id: str,
         region: str,
         responses: dict[str, GatewayResponse] | None = None,
+        resource_policy: Mapping[str, Any] | None = None,
         control: ControlHandler | None = None,
         quiet: bool = False,
     ) -> None:
+        # ``responses``: the same dict is filled once the template is provisioned (after the port is known).
+        self._settings = _Settings(
+            credentials, account_id, region, responses if responses is not None else {}, resource_policy
+        )
         handler: Any = type(
             "Handler",
             (_Handler,),
-            {
-                "credentials": credentials,
-                "account_id": account_id,
-                "region": region,
-                # The same dict, filled once the template is provisioned (after the port is known).
-                "responses": responses if responses is not None else {},
-                "control": staticmethod(control) if control else None,
-            },
+            {"settings": self._settings, "control": staticmethod(control) if control else None},
         )
         if quiet:
             handler.log_request = lambda self, code="-", size="-": None
@@ -289,6 +318,10 @@ class ApiServer:
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    def set_resource_policy(self, policy: Mapping[str, Any] | None) -> None:
+        """The API's resource policy (from its definition), once the template is provisioned."""
+        self._settings.resource_policy = policy
 
     def start(self) -> None:
         self._thread.start()

@@ -11,6 +11,7 @@ from moto import mock_aws
 from chalicelib.aws import AwsServices, reset_aws
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
+from local.iam.sts import install as install_sts
 from local.provision import Provisioned, Provisioner, app_functions
 from local.template import Template, load_template
 
@@ -41,6 +42,7 @@ def isolated_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def moto() -> Iterator[None]:
+    install_sts()  # STS checks roles, trust policies, durations and web identity tokens as AWS does
     with mock_aws():
         yield
 

@@ -58,7 +58,7 @@ def _throttled_create(self: SecretStore, name: str, *args: Any, **kwargs: Any) -
 SecretStore.create = _throttled_create  # type: ignore[method-assign]
 
 # Fault injection: the bearer authorizer meets a dependency outage for one magic token (as when Secrets Manager
-# throttles its key reload): API Gateway must answer with the template's AUTHORIZER_FAILURE response.
+# throttles its key reload): API Gateway answers with the template's AUTHORIZER_CONFIGURATION_ERROR response.
 OUTAGE_TOKEN = "e2e-authorizer-outage"
 _original_authorize = SessionService.authorize
 

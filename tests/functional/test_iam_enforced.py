@@ -1,34 +1,32 @@
-"""The app's flows against moto with IAM enforced, as a role holding exactly .chalice/policy-dev.json.
+"""The app's flows against moto, IAM enforced as AWS enforces it, as a role holding exactly .chalice/policy-dev.json.
 
-A missing permission fails a flow (moto's AccessDenied becomes our 500); an excess one is an action of the policy that
-no flow used. What moto checks, measured with moto 5.2 (see moto/iam/access_control.py and core/authorization.py):
-- SigV4 and the action, for every service. Resources only for S3 (bucket, bucket/key), SQS (queue ARN), STS (role
-  ARN) and IAM: the other services authorise every request against "*", which no scoped statement matches. So the
-  `scoped` patch below gives KMS, Secrets Manager, DynamoDB and SNS requests their resource ARNs, as AWS would
-  (KMS: the key ARN, even when addressed by alias; alias operations: the alias ARN and the target key ARN).
-- Condition blocks are NOT evaluated for identity policies (moto passes no request context: every condition holds).
-  The tag conditions on kms:CreateKey / secretsmanager:CreateSecret, kms:ViaService and s3:prefix stay untested here.
-- Trust policies of assumed roles are evaluated. Resource policies (bucket, queue, key policies) are listed as not
-  supported in moto's own TODO (access_control.py) and were not measured here.
+Enforcement is local.iam.enforce (moto's own request authorisation, deciding with local.iam.policy.authorize): every
+request is authorised against the resources AWS uses (the KMS key behind an alias, the secret's real ARN, the table,
+topic, queue, bucket or object), with its Condition blocks evaluated on a context read from the embedded AWS's state
+(the key's actual tags and aliases, the request's tags, s3:prefix, dynamodb:LeadingKeys, ...), and with the resources'
+policies (bucket, queue and KMS key policies, role trust policies). KMS tags and aliases take effect for authorisation
+only 300 s after they are set, as "it might take up to five minutes" on AWS: no flow may depend on a tag it just set.
+
+A missing permission fails a flow (AccessDenied becomes our 500); an excess one is a (Sid, action) of the policy that
+no request of any flow was allowed by (condition included), and that NOT_EXERCISED does not list with its reason.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
-from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authentication
-from moto.iam.access_control import IAMPolicyStatement, PermissionResult
-from moto.kms.models import kms_backends
 
 import app as credport_app
 from chalicelib import autoid, sessions, tokens, transfer
@@ -38,6 +36,8 @@ from chalicelib.config import get_settings, reset_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
 from chalicelib.tokens.envelope_keys import ENVELOPE_JOURNAL_KEY
 from chalicelib.tokens.kms_keys import KMS_JOURNAL_KEY
+from local.iam import enforce
+from local.iam.policy import Decision, Request, evaluate_policy
 from local.provision import Provisioned
 from local.rotation import RotationDriver
 from tests.conftest import ACCOUNT_ID, REGION, REPO_ROOT
@@ -45,6 +45,13 @@ from tests.support import gateway_event
 
 POLICY = json.loads((REPO_ROOT / ".chalice" / "policy-dev.json").read_text())
 ROLE = "credport-dev-app"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLE}"
+# CloudFormation names a role it creates without RoleName (chalice's DefaultRole) <stack>-DefaultRole-<random>, and a
+# replaced role gets a new name: the key policy naming the old role no longer applies, the tag-scoped IAM grant does.
+REPLACED_ROLE = "credport-dev-DefaultRole-NEW"
+APP_ROLES = (ROLE_ARN, f"arn:aws:iam::{ACCOUNT_ID}:role/{REPLACED_ROLE}")
+TAG_DELAY = 300  # seconds: KMS Developer Guide, ABAC for AWS KMS ("up to five minutes")
+_elapsed = [0.0]  # seconds the enforcement's clock is ahead of real time (the tags' delay runs on it)
 CALLER = {
     "userArn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/ci/run-1",
     "accountId": ACCOUNT_ID,
@@ -55,99 +62,58 @@ CALLER = {
 }
 # (Sid, action) pairs no flow here can use, each with the reason. The test asserts this list is exact.
 PLATFORM = "used by the Lambda service for the function (runtime logs, the SQS event source mapping), not by our code"
+ASYNC_FAILURES = "used by the Lambda service to record a failed asynchronous invocation (OnFailure destination)"
 VIA_SERVICE = "used by S3 / Secrets Manager on the function's behalf (kms:ViaService); moto never calls KMS so"
-TAG_ON_CREATE = "AWS authorises the Tags of CreateKey/CreateSecret as TagResource; moto checks only the Create action"
 RESUMED_REVOKE = "a scheduled rotation resuming an operator's interrupted `token revoke-current` (the only caller)"
 AFTER_GRACE = "the autoid rotation purging generations past their grace period (needs a clock: see test_autoid)"
 NONCE_RELEASE = "only when an auto-id request fails with a 503 after its nonce was recorded (test_faults.py)"
 NOT_EXERCISED: dict[tuple[str, str], str] = {
     **{("Logs", f"logs:{a}"): PLATFORM for a in ("CreateLogGroup", "CreateLogStream", "PutLogEvents")},
     **{("ReadS3Events", f"sqs:{a}"): PLATFORM for a in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")},
+    ("AsyncFailureRecords", "sqs:SendMessage"): ASYNC_FAILURES,
     **{
         (sid, f"kms:{a}"): VIA_SERVICE
         for sid in ("DataKeyThroughS3", "DataKeyThroughSecretsManager")
         for a in ("Decrypt", "GenerateDataKey")
     },
-    ("CreateTokenSigningKeys", "kms:TagResource"): TAG_ON_CREATE,
-    ("CreateEnvelopeSigningKeys", "secretsmanager:TagResource"): TAG_ON_CREATE,
-    ("ImportedSecrets", "secretsmanager:TagResource"): TAG_ON_CREATE,
     ("UseTokenSigningKeys", "kms:DisableKey"): RESUMED_REVOKE,
+    ("UseTokenSigningKeys", "kms:CreateAlias"): (
+        "a role the key policy does not name creating an alias on an existing key: aliases exist from the first "
+        "bootstrap on (made by the key's creator, through its key policy) unless an operator deleted one"
+    ),
     ("UseTokenSigningKeys", "kms:DeleteAlias"): RESUMED_REVOKE,
     ("PointTokenSigningAliases", "kms:DeleteAlias"): RESUMED_REVOKE,
     ("AutoIdEntropy", "s3:DeleteObject"): AFTER_GRACE,
     ("AutoIdEntropy", "s3:DeleteObjectVersion"): AFTER_GRACE,
+    ("AutoIdListEntropy", "s3:ListBucketVersions"): AFTER_GRACE,  # the purge lists an object's versions first
     ("AutoIdReleaseNonces", "dynamodb:DeleteItem"): NONCE_RELEASE,
 }
 
-Seen = list[tuple[str, tuple[str, ...]]]
-
-
-def _params(response: Any) -> dict[str, Any]:
-    """The request's parameters: a JSON body (KMS, Secrets Manager, DynamoDB) or a query (SNS)."""
-    raw = response.body
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return dict(json.loads(raw))
-    except (TypeError, ValueError):
-        return {k: v[0] for k, v in response.querystring.items()}
-
-
-def _resources(response: Any, action: str) -> list[str]:
-    """The ARNs AWS authorises this request against (moto itself says "*" for these services)."""
-    service, params, region = response.service_name, _params(response), response.region
-    prefix = f"arn:aws:{service}:{region}:{ACCOUNT_ID}"
-    if service == "secretsmanager" and (name := params.get("SecretId") or params.get("Name")):
-        return [name if name.startswith("arn:") else f"{prefix}:secret:{name}-AbCdEf"]
-    if service == "dynamodb" and "TableName" in params:
-        return [f"{prefix}:table/{params['TableName']}"]
-    if service == "sns" and "TopicArn" in params:
-        return [params["TopicArn"]]
-    if service == "kms":
-        backend, found = kms_backends[ACCOUNT_ID][region], []
-        if alias := params.get("AliasName"):
-            found.append(f"{prefix}:{alias}")
-            if action == "DeleteAlias" and (target := backend.get_key_id_from_alias(alias)):
-                found.append(f"{prefix}:key/{target}")
-        keys = [params[k] for k in ("KeyId", "TargetKeyId") if k in params]
-        if any(k.startswith("alias/") and backend.get_key_id_from_alias(k) is None for k in keys):
-            return []  # no such alias: AWS answers NotFoundException, there is no key to authorise against
-        found += [f"{prefix}:key/{backend.any_id_to_key_id(key)}" for key in keys]
-        return found or ["*"]
-    return ["*"]
+Seen = list[tuple[Request, Decision]]
+_seen: Seen = []  # every decision taken while enforcing (the `seen` fixture empties it)
 
 
 @pytest.fixture
-def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
-    """Every request moto authorised while enforcing: (service:Action, resources)."""
-    recorded: Seen = []
-    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
-
-    def scoped(self: Any, iam_request_cls: type, resource: str = "*") -> None:
-        if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
-            return original(self, iam_request_cls, resource)
-        action = self._get_action()
-        found = [resource] if resource != "*" else _resources(self, action)
-        if not found:
-            return None
-        for each in found:
-            original(self, iam_request_cls, each)
-        service = self.headers["Authorization"].split("Credential=")[1].split("/")[3]
-        recorded.append((f"{service}:{action}", tuple(found)))
-        return None
-
-    monkeypatch.setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", scoped)
-    return recorded
+def seen() -> Iterator[Seen]:
+    _elapsed[0] = 0.0
+    _seen.clear()
+    yield _seen
+    _seen.clear()
 
 
 @pytest.fixture
 def stack(provisioned: Provisioned, seen: Seen, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """The app runs with the credentials of a role whose only policy is policy-dev.json (as Lambda gives them)."""
+    enforce.install()  # from here on, KMS tag and alias changes are timed (the provisioned ones count as settled)
     iam = boto3.client("iam")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*"}]}
-    arn = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
     iam.put_role_policy(RoleName=ROLE, PolicyName="credport", PolicyDocument=json.dumps(POLICY))
-    creds = boto3.client("sts").assume_role(RoleArn=arn, RoleSessionName="lambda")["Credentials"]
+    # The caller of the IAM-authorised routes is a session of an existing role "ci" (the app reads it with GetRole).
+    caller_role = iam.create_role(RoleName="ci", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["RoleId"]
+    for field in ("caller", "user"):
+        monkeypatch.setitem(CALLER, field, f"{caller_role}:run-1")
+    creds = boto3.client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="lambda")["Credentials"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
@@ -163,8 +129,14 @@ def stack(provisioned: Provisioned, seen: Seen, monkeypatch: pytest.MonkeyPatch)
         reset()
 
 
+def _observe(request: Request, decision: Decision) -> None:
+    _seen.append((request, decision))
+
+
 def enforced() -> AbstractContextManager[None]:
-    return enable_iam_authentication()
+    return enforce.enforcing(
+        tag_authorization_delay_seconds=TAG_DELAY, observer=_observe, clock=lambda: time.time() + _elapsed[0]
+    )
 
 
 def ok(response: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +191,31 @@ def flow_tokens(client: Client, journal: dict[str, str] = KMS_JOURNAL_KEY) -> No
         state.update_item(Key=journal, UpdateExpression="SET completed_at = :t", ExpressionAttributeValues={":t": 0})
         schedule(client, "rotate_signing_keys", f"run-{run}")  # the last rotation is long past
         assert call("/token")["token"]
+
+
+def flow_tokens_after_role_replacement(client: Client) -> None:
+    """Keys made by the first role keep signing for its replacement once their tags count (UseTokenSigningKeys)."""
+    flow_tokens(client)
+    iam, trust = boto3.client("iam"), boto3.client("iam").get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+    iam.create_role(RoleName=REPLACED_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=REPLACED_ROLE, PolicyName="credport", PolicyDocument=json.dumps(POLICY))
+    creds = boto3.client("sts").assume_role(RoleArn=APP_ROLES[1], RoleSessionName="lambda")["Credentials"]
+    _elapsed[0] += TAG_DELAY + 1
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
+        env.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
+        env.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
+        reset_aws()
+        tokens.reset_token_service()
+        assert call("/token")["token"]  # Sign, GetPublicKey, DescribeKey on keys the key policy does not grant it
+        state = boto3.resource("dynamodb").Table(get_settings().resources.state_table)
+        state.update_item(
+            Key=KMS_JOURNAL_KEY, UpdateExpression="SET completed_at = :t", ExpressionAttributeValues={":t": 0}
+        )
+        schedule(client, "rotate_signing_keys", "run-replaced")  # moves aliases, retires the old role's first key
+        assert call("/token")["token"]
+    reset_aws()
+    tokens.reset_token_service()
 
 
 def flow_envelope_tokens(client: Client) -> None:
@@ -294,6 +291,7 @@ def flow_autoid(client: Client) -> None:
 
 FLOWS: dict[str, Callable[[Client], None]] = {
     "tokens": flow_tokens,
+    "tokens-after-role-replacement": flow_tokens_after_role_replacement,
     "envelope-tokens": flow_envelope_tokens,
     "sessions": flow_sessions,
     "transfer": flow_transfer,
@@ -304,16 +302,17 @@ FLOWS: dict[str, Callable[[Client], None]] = {
 @pytest.mark.parametrize("name", list(FLOWS))
 def test_each_flow_succeeds_with_exactly_the_policy(name: str, stack: Client, seen: Seen) -> None:
     FLOWS[name](stack)
-    assert seen, "no request was authorised under enforcement"
+    assert any(d is Decision.ALLOW for _, d in seen), "no request was authorised under enforcement"
 
 
-def allowed_by(action: str, resources: tuple[str, ...]) -> set[tuple[str, str]]:
-    """The (Sid, action) pairs of the policy that allow this request (what moto found, per statement)."""
+def allowed_by(request: Request) -> set[tuple[str, str]]:
+    """The (Sid, action) pairs of the policy that, each on its own, allow this request (conditions evaluated)."""
     found = set()
     for statement in POLICY["Statement"]:
-        matcher = IAMPolicyStatement(statement)
-        if any(matcher.is_action_permitted(action, r) == PermissionResult.PERMITTED for r in resources):
-            found.add((statement["Sid"], action))
+        for action in statement["Action"]:
+            alone = {"Version": POLICY["Version"], "Statement": [{**statement, "Action": action}]}
+            if evaluate_policy(alone, request) is Decision.ALLOW:
+                found.add((statement["Sid"], action))
     return found
 
 
@@ -321,9 +320,44 @@ def test_every_statement_action_of_the_policy_is_used(stack: Client, seen: Seen)
     for flow in FLOWS.values():
         flow(stack)
     used: set[tuple[str, str]] = set()
-    for action, resources in seen:
-        used |= allowed_by(action, resources)
+    for request, decision in seen:
+        if decision is Decision.ALLOW and request.principal is not None and request.principal.arn in APP_ROLES:
+            used |= allowed_by(request)
     granted = {(s["Sid"], a) for s in POLICY["Statement"] for a in s["Action"]}
     unused = granted - used
     assert sorted(unused - set(NOT_EXERCISED)) == [], "excess: granted, never used, no documented reason"
     assert sorted(set(NOT_EXERCISED) - unused) == [], "NOT_EXERCISED lists pairs a flow does use (or not granted)"
+
+
+def _old_key_bootstrap(enforcement: AbstractContextManager[None]) -> list[str]:
+    """The token-signing key bootstrap before this change (KeyService.find_by_description), as the app role: every key
+    of the account listed, then each described to read its description (the listing is not what fails)."""
+    kms = boto3.session.Session().client("kms")  # a new session reads the role's credentials from the environment
+    key_ids = [k["KeyId"] for k in kms.list_keys()["Keys"]]
+    with enforcement:
+        return [kms.describe_key(KeyId=key_id)["KeyMetadata"]["Description"] for key_id in key_ids]
+
+
+def test_old_key_bootstrap_is_denied(stack: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_key = boto3.client("kms").describe_key(KeyId="alias/credport-dev/data")["KeyMetadata"]  # not enforced
+    assert not boto3.client("kms").list_resource_tags(KeyId=data_key["KeyId"])["Tags"]
+    # The old suite's enforcement: moto's own condition-blind check, given the key ARN as its `scoped` patch did.
+    enforce.uninstall()
+    try:
+        with monkeypatch.context() as patch:
+            stock = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+            def scoped(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+                if self.service_name == "kms" and "KeyId" in (params := json.loads(self.body or "{}")):
+                    resource = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{params['KeyId']}"
+                stock(self, iam_request_cls, resource)
+
+            patch.setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", scoped)
+            assert data_key["Description"] in _old_key_bootstrap(enable_iam_authentication())
+    finally:
+        enforce.install()
+    with pytest.raises(ClientError) as denied:
+        _old_key_bootstrap(enforced())
+    assert denied.value.operation_name == "DescribeKey"
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert f"kms:DescribeKey on resource: {data_key['Arn']}" in denied.value.response["Error"]["Message"]

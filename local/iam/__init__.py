@@ -1,0 +1,12 @@
+"""IAM as AWS evaluates it, for the embedded AWS (the local stack and the IAM-enforced tests).
+
+moto checks the Action and Resource of identity policies and ignores every ``Condition``, every resource policy
+and most of STS. This package is the missing half, built on moto's own request authorisation:
+
+- :mod:`local.iam.policy`: one policy document against one request (Action/NotAction, Resource/NotResource,
+  Principal/NotPrincipal, Condition), and AWS's evaluation logic across identity and resource policies.
+- :mod:`local.iam.conditions`: the condition operators; an unknown operator or key raises, never passes.
+- :mod:`local.iam.sts`: AssumeRole and AssumeRoleWithWebIdentity as STS runs them (role, trust policy, durations,
+  role chaining, the caller's credentials in :mod:`local.iam.sts_callers`, the web identity token in
+  :mod:`local.iam.web_identity`, the issuers' keys from loopback only in :mod:`local.iam.jwks`).
+"""
