@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from local.apidef import DEFINITION_KEYS, GATEWAY_RESPONSES, RESOURCE_POLICY, REST_API
 from local.template import Template, load_template
 
 __all__ = ["NEEDS_APP", "WireError", "app_resources_of", "infra_template", "needs_app", "wire_app"]
@@ -39,14 +40,20 @@ def infra_template(template_path: Path) -> dict[str, Any]:
 
 def app_resources_of(deployed: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """Attributes of the app's resources from chalice's ``.chalice/deployed/<stage>.json``, by the logical
-    ids chalice gives them in a packaged SAM template."""
+    ids chalice gives them in a packaged SAM template (a function's Ref is its name, as in CloudFormation)."""
     from chalice.utils import to_cfn_resource_name
 
     attributes: dict[str, dict[str, str]] = {}
     for resource in deployed.get("resources", []):
         if resource.get("resource_type") == "lambda_function":
-            name = str(resource["name"])
-            attributes[to_cfn_resource_name(name)] = {"Ref": name, "Arn": str(resource["lambda_arn"])}
+            name, arn = str(resource["name"]), str(resource["lambda_arn"])
+            logical_id = "APIHandler" if name == "api_handler" else to_cfn_resource_name(name)  # chalice's fixed id
+            attributes[logical_id] = {"Ref": arn.split(":")[6], "Arn": arn}
+        elif resource.get("resource_type") == "iam_role":  # "<function>_role": chalice's <Function>Role
+            attributes[to_cfn_resource_name(str(resource["name"]))] = {
+                "Ref": str(resource["role_name"]),
+                "Arn": str(resource["role_arn"]),
+            }
         elif resource.get("resource_type") == "rest_api":
             attributes["RestAPI"] = {"Ref": str(resource["rest_api_id"])}
     return attributes
@@ -75,7 +82,12 @@ def wire_app(
         stack_name=stack_name,
     )
     template.attributes.update({logical: {"Ref": physical} for logical, physical in stack_resources.items()})
-    template.attributes.update(app_resources_of(deployed))
+    for logical, physical in stack_resources.items():  # a queue's Arn (an on-failure destination)
+        if document["Resources"].get(logical, {}).get("Type") == "AWS::SQS::Queue":
+            arn = client("sqs").get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])
+            template.attributes[logical]["Arn"] = arn["Attributes"]["QueueArn"]
+    functions = app_resources_of(deployed)
+    template.attributes.update(functions)
     done: list[str] = []
     api_ids: set[str] = set()
     for logical_id in template.creation_order():
@@ -84,7 +96,9 @@ def wire_app(
             continue
         props = template.resolve(resource.get("Properties", {}))
         kind = resource["Type"]
-        if kind == "AWS::Lambda::Permission":
+        if kind in ("AWS::Serverless::Function", "AWS::IAM::Role"):
+            _app_part(client, logical_id, kind, functions.get(logical_id), props)
+        elif kind == "AWS::Lambda::Permission":
             _permission(client("lambda"), logical_id, props)
         elif kind == "AWS::SecretsManager::RotationSchedule":
             client("secretsmanager").rotate_secret(
@@ -93,22 +107,95 @@ def wire_app(
                 RotationRules=props.get("RotationRules", {}),
                 RotateImmediately=str(props.get("RotateImmediatelyOnUpdate", True)).lower() == "true",
             )
-        elif kind == "AWS::ApiGateway::GatewayResponse":
-            client("apigateway").put_gateway_response(
-                restApiId=props["RestApiId"],
-                responseType=props["ResponseType"],
-                statusCode=props["StatusCode"],
-                responseParameters=props.get("ResponseParameters", {}),
-                responseTemplates=props.get("ResponseTemplates", {}),
-            )
-            api_ids.add(props["RestApiId"])
+        elif kind == "AWS::Serverless::Api":
+            if REST_API not in template.attributes:
+                raise WireError(f"{logical_id}: chalice deployed no REST API (is the app deployed?)")
+            api_id = template.attributes[REST_API]["Ref"]
+            _merge_definition(client("apigateway"), logical_id, api_id, props)
+            api_ids.add(api_id)
         else:
             raise WireError(f"{logical_id}: cannot wire {kind}; teach client/deploy.py")
         done.append(f"{logical_id} ({kind})")
-    for api_id in sorted(api_ids):  # gateway responses take effect with a new deployment of the stage
+    for api_id in sorted(api_ids):  # the merged definition takes effect with a new deployment of the stage
         client("apigateway").create_deployment(restApiId=api_id, stageName=_stage_of(deployed))
         done.append(f"deployed REST API {api_id}")
     return done
+
+
+def _function(lambda_client: Any, logical_id: str, deployed_name: str, props: Mapping[str, Any]) -> None:
+    """template.yaml's part of an app function: the name chalice gave it must be the one the SAM stack gives
+    it (IAM log permissions name it), and its asynchronous invocation settings are put (idempotent)."""
+    unknown = set(props) - {"FunctionName", "EventInvokeConfig"}
+    if unknown:
+        raise WireError(f"{logical_id}: cannot wire {sorted(unknown)}; teach client/deploy.py")
+    if props.get("FunctionName", deployed_name) != deployed_name:
+        raise WireError(
+            f"{logical_id}: template.yaml names it {props['FunctionName']}, chalice deployed {deployed_name}"
+        )
+    if "EventInvokeConfig" in props:
+        config = props["EventInvokeConfig"]
+        args: dict[str, Any] = {"FunctionName": deployed_name}
+        args.update({k: int(config[k]) for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds") if k in config})
+        destinations = {  # SAM's Type (SQS, SNS, ...) is implied by the ARN in Lambda's API
+            outcome: {"Destination": target["Destination"]}
+            for outcome, target in config.get("DestinationConfig", {}).items()
+        }
+        if destinations:
+            args["DestinationConfig"] = destinations
+        lambda_client.put_function_event_invoke_config(**args)
+
+
+def _app_part(
+    client: Any, logical_id: str, kind: str, deployed: Mapping[str, str] | None, props: Mapping[str, Any]
+) -> None:
+    """template.yaml's part of one of the app's functions or of its role, checked against what chalice deployed."""
+    if deployed is None:
+        what = "role" if kind == "AWS::IAM::Role" else "function"
+        raise WireError(f"{logical_id}: chalice deployed no such {what} (is the app deployed?)")
+    if kind == "AWS::IAM::Role":
+        _role(logical_id, deployed, props)
+    else:
+        _function(client("lambda"), logical_id, deployed["Ref"], props)
+
+
+def _role(logical_id: str, deployed: Mapping[str, str], props: Mapping[str, Any]) -> None:
+    """template.yaml's part of a function's role: the name chalice gave it must be the one the SAM stack gives it
+    (a signing key's key policy names the roles of the functions that use it). Nothing is changed."""
+    unknown = set(props) - {"RoleName"}
+    if unknown:
+        raise WireError(f"{logical_id}: cannot wire {sorted(unknown)}; teach client/deploy.py")
+    if props.get("RoleName", deployed["Ref"]) != deployed["Ref"]:
+        raise WireError(f"{logical_id}: template.yaml names it {props['RoleName']}, chalice deployed {deployed['Ref']}")
+
+
+def _merge_definition(apigateway: Any, logical_id: str, api_id: str, props: Mapping[str, Any]) -> None:
+    """template.yaml's part of chalice's REST API definition, merged into the API ``chalice deploy`` made.
+
+    chalice offers no hook into the definition it deploys (aws/chalice#1282), and every ``chalice deploy`` puts
+    its own in overwrite mode, dropping gateway responses set since (aws/chalice#787): hence ``wire-app`` after
+    every ``chalice deploy``. PutRestApi in *merge* mode imports the very fragment ``chalice package
+    --merge-template`` merges into the SAM stack's RestAPI (one source, one importer, one validation); an empty
+    ``paths`` leaves chalice's routes as they are. What API Gateway then holds is read back and compared.
+    """
+    unknown = set(props) - {"DefinitionBody"} | set(props.get("DefinitionBody", {})) - DEFINITION_KEYS
+    if unknown:
+        raise WireError(f"{logical_id}: cannot wire {sorted(unknown)}; teach client/deploy.py")
+    fragment = props.get("DefinitionBody", {})
+    title = apigateway.get_rest_api(restApiId=api_id)["name"]
+    body = {"swagger": "2.0", "info": {"title": title, "version": "1.0"}, "paths": {}, **fragment}
+    try:
+        apigateway.put_rest_api(restApiId=api_id, mode="merge", body=json.dumps(body).encode())
+    except apigateway.exceptions.BadRequestException as error:  # the importer's verdict on the definition
+        raise WireError(f"{logical_id}: API Gateway refused the definition: {error}") from None
+    held = {r["responseType"]: r for r in apigateway.get_gateway_responses(restApiId=api_id, limit=500)["items"]}
+    for kind, spec in fragment.get(GATEWAY_RESPONSES, {}).items():
+        got = held.get(kind, {})
+        status = spec.get("statusCode", got.get("statusCode"))  # undeclared: the type's default stays
+        wanted = (str(status), spec.get("responseParameters", {}), spec.get("responseTemplates", {}))
+        if (str(got.get("statusCode")), got.get("responseParameters", {}), got.get("responseTemplates", {})) != wanted:
+            raise WireError(f"{logical_id}: API Gateway does not hold the declared {kind} gateway response")
+    if RESOURCE_POLICY in fragment and not apigateway.get_rest_api(restApiId=api_id).get("policy"):
+        raise WireError(f"{logical_id}: API Gateway does not hold the declared resource policy")
 
 
 def _permission(lambda_client: Any, logical_id: str, props: Mapping[str, Any]) -> None:

@@ -13,9 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import STACK_OUTPUTS
+from local.apidef import API_ID, REST_API, GatewayResponse, gateway_responses, resource_policy
 from local.template import Template, TemplateError
 
-__all__ = ["CREATORS", "GatewayResponse", "Provisioned", "Provisioner", "RotationSpec", "app_functions"]
+__all__ = [
+    "CREATORS",
+    "AsyncInvokeConfig",
+    "GatewayResponse",
+    "Provisioned",
+    "Provisioner",
+    "RotationSpec",
+    "app_functions",
+]
 
 
 @dataclass(frozen=True)
@@ -29,12 +38,12 @@ class RotationSpec:
 
 
 @dataclass(frozen=True)
-class GatewayResponse:
-    """An API Gateway gateway response (what API Gateway answers itself, e.g. for a failed authorizer)."""
+class AsyncInvokeConfig:
+    """A function's asynchronous invocation settings (Lambda EventInvokeConfig): how many retries after the
+    first attempt, and the queue that receives the invocation record once every attempt failed."""
 
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    max_retries: int
+    on_failure_queue_url: str | None
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,9 @@ class Provisioned:
     outputs: Mapping[str, str]
     notes: tuple[str, ...] = ()  # where the local stack knowingly differs from AWS
     rotations: tuple[RotationSpec, ...] = ()
-    gateway_responses: Mapping[str, GatewayResponse] = field(default_factory=dict)
+    gateway_responses: Mapping[str, GatewayResponse] = field(default_factory=dict)  # from the API's definition
+    api_resource_policy: Mapping[str, Any] | None = None  # the API's resource policy, from its definition
+    async_configs: Mapping[str, AsyncInvokeConfig] = field(default_factory=dict)  # by the app's function name
 
     def app_environment(self) -> dict[str, str]:
         """The env vars a function gets from the template (what Globals and the outputs hold)."""
@@ -56,7 +67,11 @@ def app_functions(app: Any) -> dict[str, str]:
     from chalice.utils import to_cfn_resource_name
 
     names = [f.name for f in app.pure_lambda_functions] + [s.name for s in app.event_sources]
-    return {to_cfn_resource_name(name): name for name in names}
+    names += [auth.name for auth in app.builtin_auth_handlers]
+    functions = {to_cfn_resource_name(name): name for name in names}
+    if app.routes:  # chalice's one function behind the REST API, under a fixed logical id
+        functions["APIHandler"] = "api_handler"
+    return functions
 
 
 def _strict(logical_id: str, props: Mapping[str, Any], known: set[str]) -> None:
@@ -74,20 +89,31 @@ class Provisioner:
     the merged SAM template, so ``!GetAtt RotateX.Arn`` in template.yaml resolves locally too."""
 
     def __init__(
-        self, template: Template, client: Callable[[str], Any], *, functions: Mapping[str, str] | None = None
+        self,
+        template: Template,
+        client: Callable[[str], Any],
+        *,
+        functions: Mapping[str, str] | None = None,
+        role_policy: Mapping[str, Any] | None = None,
+        conditions_evaluated: bool = False,
     ) -> None:
         self.template = template
         self.client = client
-        self.notes: list[str] = []
+        self.role_policy = role_policy  # what chalice puts in every function's role: the stage's policy file
+        # Whether the embedded AWS evaluates policy conditions (local.iam.enforce enforcing, as the local stack does).
+        self.conditions_evaluated = conditions_evaluated
+        self.notes: list[str] = list(template.waived)
         self.rotations: list[RotationSpec] = []
         self.gateway_responses: dict[str, GatewayResponse] = {}
+        self.api_resource_policy: dict[str, Any] | None = None
+        self.async_configs: dict[str, AsyncInvokeConfig] = {}
         region, account = template.resolve({"Ref": "AWS::Region"}), template.resolve({"Ref": "AWS::AccountId"})
         for logical_id, name in (functions or {}).items():
             arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
             template.attributes[logical_id] = {"Ref": name, "Arn": arn}
         if functions is not None:
             # chalice's REST API resource in the merged SAM template; the local gateway plays it.
-            template.attributes["RestAPI"] = {"Ref": "local", "RootResourceId": "local"}
+            template.attributes[REST_API] = {"Ref": API_ID, "RootResourceId": API_ID}
 
     def provision(self) -> Provisioned:
         types = {}
@@ -111,6 +137,8 @@ class Provisioner:
             notes=tuple(self.notes),
             rotations=tuple(self.rotations),
             gateway_responses=dict(self.gateway_responses),
+            api_resource_policy=self.api_resource_policy,
+            async_configs=dict(self.async_configs),
         )
 
     # Creators: (logical id, resolved properties) -> attributes for Ref/GetAtt.
@@ -209,11 +237,11 @@ class Provisioner:
     def s3_bucket_policy(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         _strict(logical_id, p, {"Bucket", "PolicyDocument"})
         document = dict(p["PolicyDocument"])
-        # moto ignores Conditions, so a conditional Deny (say, TLS-only) would deny every request; and the
-        # local stack speaks plain HTTP on loopback, where such conditions cannot hold anyway.
-        kept = [s for s in document["Statement"] if "Condition" not in s]
+        # Unless conditions are evaluated (local.iam.enforce), moto ignores them: a conditional Deny (say, TLS-only)
+        # would deny every request. The local stack evaluates them (its loopback HTTP counts as secure transport).
+        kept = [s for s in document["Statement"] if self.conditions_evaluated or "Condition" not in s]
         for statement in document["Statement"]:
-            if "Condition" in statement:
+            if "Condition" in statement and not self.conditions_evaluated:
                 self.notes.append(
                     f"{logical_id}: statement {statement.get('Sid', '?')} not enforced locally "
                     "(conditional bucket-policy statements)"
@@ -265,18 +293,59 @@ class Provisioner:
         # The local stack invokes functions directly; a resource policy has nothing to guard here.
         return {"Ref": logical_id}
 
-    def gateway_response(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
-        _strict(logical_id, p, {"RestApiId", "ResponseType", "StatusCode", "ResponseParameters", "ResponseTemplates"})
-        prefix = "gatewayresponse.header."
-        headers = {
-            name[len(prefix) :]: str(value).strip("'")
-            for name, value in p.get("ResponseParameters", {}).items()
-            if name.startswith(prefix)
+    def app_function(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        """template.yaml's part of one of the app's functions (chalice generates the rest). Locally functions
+        keep their handler names (FunctionName is the name on AWS); the event pump applies EventInvokeConfig."""
+        _strict(logical_id, p, {"FunctionName", "EventInvokeConfig"})
+        function = self.template.attributes.get(logical_id)
+        if function is None:
+            raise TemplateError(f"{logical_id}: the app defines no function with this logical id")
+        if "EventInvokeConfig" in p:
+            config = p["EventInvokeConfig"]
+            _strict(f"{logical_id}.EventInvokeConfig", config, {"MaximumRetryAttempts", "DestinationConfig"})
+            destinations = config.get("DestinationConfig", {})
+            _strict(f"{logical_id}.DestinationConfig", destinations, {"OnFailure"})
+            queue_url = None
+            if "OnFailure" in destinations:
+                on_failure = destinations["OnFailure"]
+                if on_failure.get("Type") != "SQS":
+                    raise TemplateError(f"{logical_id}: the local stack delivers on-failure records to SQS only")
+                queue_url = self.client("sqs").get_queue_url(QueueName=on_failure["Destination"].rsplit(":", 1)[1])
+            self.async_configs[function["Ref"]] = AsyncInvokeConfig(
+                max_retries=int(config.get("MaximumRetryAttempts", 2)),  # Lambda's default
+                on_failure_queue_url=str(queue_url["QueueUrl"]) if queue_url else None,
+            )
+        return dict(function)
+
+    def app_role(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        """template.yaml's part of a function's role (its name); the rest is chalice's: Lambda may assume it, and it
+        holds the stage's policy (``role_policy``; none when the caller gives none)."""
+        _strict(logical_id, p, {"RoleName"})
+        iam = self.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
         }
-        body = str(p.get("ResponseTemplates", {}).get("application/json", "")).encode()
-        headers.setdefault("Content-Type", "application/json")
-        self.gateway_responses[p["ResponseType"]] = GatewayResponse(int(p["StatusCode"]), headers, body)
-        return {"Ref": logical_id}
+        role = iam.create_role(RoleName=p["RoleName"], AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+        if self.role_policy is not None:
+            iam.put_role_policy(
+                RoleName=role["RoleName"], PolicyName=f"{logical_id}Policy", PolicyDocument=json.dumps(self.role_policy)
+            )
+        return {"Ref": str(role["RoleName"]), "Arn": str(role["Arn"])}
+
+    def rest_api(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        """template.yaml's part of chalice's REST API: its definition's gateway responses and resource policy
+        (chalice generates the rest; the local gateway plays the API and answers from this definition)."""
+        _strict(logical_id, p, {"DefinitionBody"})
+        if logical_id != REST_API:
+            raise TemplateError(f"{logical_id}: the app has one REST API, {REST_API}")
+        definition = p.get("DefinitionBody", {})
+        self.gateway_responses.update(gateway_responses(definition))
+        region, account = (self.template.resolve({"Ref": name}) for name in ("AWS::Region", "AWS::AccountId"))
+        self.api_resource_policy = resource_policy(definition, region=str(region), account_id=str(account))
+        return {"Ref": API_ID, "RootResourceId": API_ID}
 
     def dynamodb_table(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         _strict(
@@ -391,5 +460,7 @@ CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, st
     "AWS::SecretsManager::Secret": Provisioner.secret,
     "AWS::SecretsManager::RotationSchedule": Provisioner.rotation_schedule,
     "AWS::Lambda::Permission": Provisioner.lambda_permission,
-    "AWS::ApiGateway::GatewayResponse": Provisioner.gateway_response,
+    "AWS::Serverless::Function": Provisioner.app_function,
+    "AWS::IAM::Role": Provisioner.app_role,
+    "AWS::Serverless::Api": Provisioner.rest_api,
 }

@@ -4,11 +4,16 @@
   on success delete, on failure leave the message for retry. The queue's own redrive policy moves it to
   its dead-letter queue after ``maxReceiveCount`` deliveries, exactly as on AWS. Locally the retry comes
   after ``retry_delay`` seconds instead of the full visibility timeout.
-- SNS subscriptions (``@app.on_sns_message``): Lambda's asynchronous invocation (three attempts, then a
-  dead-letter queue) is emulated with a plumbing queue per handler subscribed to the topic, redriving to
-  its own DLQ. These ``<prefix>-local-*`` queues are the emulator's, not template resources.
+- SNS subscriptions (``@app.on_sns_message``): Lambda's asynchronous invocation is emulated with a plumbing
+  queue per handler subscribed to the topic. These ``<prefix>-local-*`` queues are the emulator's, not
+  template resources.
 - Schedules (``@app.schedule``): rate expressions fire every period; any schedule fires on demand
-  (:meth:`EventPump.fire`). Three attempts, then the event goes to ``<prefix>-local-schedules-dlq``.
+  (:meth:`EventPump.fire`).
+- Both are asynchronous invocations: a function with an EventInvokeConfig in template.yaml gets its
+  ``MaximumRetryAttempts`` retries, then its on-failure destination receives Lambda's invocation record
+  (Lambda Developer Guide, "Capturing records of Lambda asynchronous invocations"). Without one: three
+  attempts, then the bare event goes to the emulator's ``<prefix>-local-schedules-dlq`` or
+  ``<prefix>-local-<handler>-dlq``. Retries come after ``retry_delay`` seconds, not Lambda's minutes.
 """
 
 from __future__ import annotations
@@ -19,20 +24,21 @@ import re
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalice.app import Chalice, ScheduledEventConfig, SNSEventConfig, SQSEventConfig
 from chalice.local import LambdaContext
 
 from chalicelib.aws.sqs import QueueClient, QueueMessage
+from local.provision import AsyncInvokeConfig
 
 __all__ = ["EventPump", "PumpSettings", "rate_seconds"]
 
 _RATE_RE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
+ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation by default: the first try and two retries
 
 
 def rate_seconds(expression: str) -> int | None:
@@ -50,6 +56,7 @@ class PumpSettings:
     region: str
     poll_interval: float = 0.1
     retry_delay: int = 1
+    async_configs: Mapping[str, AsyncInvokeConfig] = field(default_factory=dict)  # template.yaml's, by handler
 
 
 class EventPump:
@@ -106,11 +113,13 @@ class EventPump:
         if not any(t["TopicArn"] == topic_arn for t in self._sns.list_topics()["Topics"]):
             raise RuntimeError(f"handler {source.name} subscribes to topic {source.topic}, which is not provisioned")
         dlq_url = self._plumbing_queue(f"{source.name}-dlq", None)
-        url = self._plumbing_queue(source.name, (self._sqs.arn_of(dlq_url), ASYNC_ATTEMPTS))
+        url = self._plumbing_queue(source.name, (self._sqs.arn_of(dlq_url), self._attempts(source.name)))
         subscription = self._sns.subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=self._sqs.arn_of(url), ReturnSubscriptionArn=True
         )["SubscriptionArn"]
-        self._spawn(f"sns:{source.name}", self._poll_loop, source.name, url, lambda m: _sns_event(m, subscription))
+        self._spawn(
+            f"sns:{source.name}", self._poll_loop, source.name, url, lambda m: _sns_event(m, subscription), True
+        )
 
     def _plumbing_queue(self, suffix: str, redrive: tuple[str, int] | None) -> str:
         attributes = {"VisibilityTimeout": "30"}
@@ -131,13 +140,20 @@ class EventPump:
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            if thread.ident is not None:  # started (a pump may be wired and fired without running its loops)
+                thread.join(timeout=5)
 
     @property
     def schedule_names(self) -> tuple[str, ...]:
         return tuple(sorted(self._schedules))
 
-    def _poll_loop(self, handler_name: str, url: str, make_event: Callable[[QueueMessage], dict[str, Any]]) -> None:
+    def _poll_loop(
+        self,
+        handler_name: str,
+        url: str,
+        make_event: Callable[[QueueMessage], dict[str, Any]],
+        asynchronous: bool = False,
+    ) -> None:
         while not self._stop.is_set():
             try:
                 messages = self._sqs.receive(url, max_messages=1, wait_seconds=0)
@@ -149,8 +165,16 @@ class EventPump:
                 self._stop.wait(self._settings.poll_interval)
                 continue
             message = messages[0]
-            if self._invoke(handler_name, make_event(message)):
+            event = make_event(message)
+            error = self._invoke(handler_name, event)
+            if error is None:
                 self._sqs.delete(url, message.receipt_handle)
+            elif (
+                asynchronous
+                and message.receive_count >= self._attempts(handler_name)
+                and self._record_failure(handler_name, event, error, message.receive_count)
+            ):
+                self._sqs.delete(url, message.receipt_handle)  # its invocation record is in the on-failure queue
             else:
                 # Lambda leaves a failed message for retry; the queue's redrive policy ends it in the DLQ.
                 self._sqs.change_visibility(url, message.receipt_handle, self._settings.retry_delay)
@@ -165,16 +189,47 @@ class EventPump:
         if source is None:
             raise KeyError(name)
         event = _scheduled_event(source, self._settings)
-        for attempt in range(1, ASYNC_ATTEMPTS + 1):
-            if self._invoke(name, event):
+        attempts = self._attempts(name)
+        for attempt in range(1, attempts + 1):
+            error = self._invoke(name, event)
+            if error is None:
                 return True
-            if attempt < ASYNC_ATTEMPTS:
+            if attempt < attempts:
                 self._stop.wait(self._settings.retry_delay)
-        assert self._schedule_dlq is not None
-        self._sqs.send(self._schedule_dlq, json.dumps(event))
+            elif not self._record_failure(name, event, error, attempts):
+                assert self._schedule_dlq is not None
+                self._sqs.send(self._schedule_dlq, json.dumps(event))
         return False
 
-    def _invoke(self, handler_name: str, event: dict[str, Any]) -> bool:
+    def _attempts(self, handler_name: str) -> int:
+        config = self._settings.async_configs.get(handler_name)
+        return ASYNC_ATTEMPTS if config is None else config.max_retries + 1
+
+    def _record_failure(self, handler_name: str, event: dict[str, Any], error: Exception, attempts: int) -> bool:
+        """Send Lambda's invocation record to the function's on-failure destination; False when it has none."""
+        config = self._settings.async_configs.get(handler_name)
+        if config is None or config.on_failure_queue_url is None:
+            return False
+        region, account = self._settings.region, self._settings.account_id
+        record = {
+            "version": "1.0",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{region}:{account}:function:{handler_name}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorType": type(error).__name__, "errorMessage": str(error)},
+        }
+        self._sqs.send(config.on_failure_queue_url, json.dumps(record))
+        self._log(f"event {handler_name} -> failed {attempts} times, recorded in its on-failure queue")
+        return True
+
+    def _invoke(self, handler_name: str, event: dict[str, Any]) -> Exception | None:
+        """Run the handler as Lambda would; the exception it raised, or None on success."""
         handler = self._app.handler_map[handler_name]
         context = LambdaContext(function_name=handler_name, memory_size=512, max_runtime_ms=30_000)
         try:
@@ -182,10 +237,10 @@ class EventPump:
         except Exception as exc:
             self.stats[f"{handler_name}.failed"] += 1
             self._log(f"event {handler_name} -> failed ({type(exc).__name__}), will retry")
-            return False
+            return exc
         self.stats[f"{handler_name}.ok"] += 1
         self._log(f"event {handler_name} -> ok")
-        return True
+        return None
 
 
 def _expression(source: ScheduledEventConfig) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PSEUDO_PARAMETERS", "Template", "TemplateError", "load_template"]
+__all__ = ["LOCAL_WAIVERS", "PSEUDO_PARAMETERS", "Template", "TemplateError", "load_template"]
 
 PSEUDO_PARAMETERS = (
     "AWS::AccountId",
@@ -23,6 +23,13 @@ PSEUDO_PARAMETERS = (
     "AWS::NoValue",
 )
 _SUB_RE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+# The one AllowedPattern the local stack waives, for the values it accepts instead, and why. It serves the
+# API itself over http on loopback and passes that URL as the issuer; template.yaml accepts https only, as
+# relying parties on AWS need. Every waiver used becomes a provisioning note.
+LOCAL_WAIVERS: dict[str, tuple[str, str]] = {
+    "Issuer": (r"http://(127\.0\.0\.1|localhost)(:[0-9]+)?", "an http loopback issuer (AWS stacks take https only)"),
+}
 
 
 class TemplateError(Exception):
@@ -66,6 +73,7 @@ class Template:
             "AWS::StackName": stack_name,
             "AWS::URLSuffix": "amazonaws.com",
         }
+        self.waived: list[str] = []  # parameters accepted by a LOCAL_WAIVERS pattern, not their own
         self.parameters = self._parameter_values(parameters)
         self.attributes: dict[str, dict[str, str]] = {}  # logical id -> {"Ref": …, "Arn": …}
         self._conditions: dict[str, bool] = {}
@@ -77,10 +85,16 @@ class Template:
             raise TemplateError(f"unknown parameters: {sorted(unknown)}")
         values = {}
         for name, spec in declared.items():
-            value = str(overrides.get(name, spec.get("Default", "")))
+            given = overrides.get(name, spec.get("Default"))
+            if given is None:  # as CloudFormation: "Parameters: [X] must have values"
+                raise TemplateError(f"parameter {name} has no value and no Default")
+            value = str(given)
             pattern = spec.get("AllowedPattern")
             if pattern and not re.fullmatch(pattern, value):
-                raise TemplateError(f"parameter {name}={value!r} does not match its AllowedPattern")
+                waiver = LOCAL_WAIVERS.get(name)
+                if waiver is None or not re.fullmatch(waiver[0], value):
+                    raise TemplateError(f"parameter {name}={value!r} does not match its AllowedPattern")
+                self.waived.append(f"parameter {name}={value}: {waiver[1]}, accepted against its AllowedPattern")
             values[name] = value
         return values
 

@@ -10,15 +10,19 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from botocore.stub import Stubber
+import pytest
+from botocore.stub import ANY, Stubber
 
 from chalicelib.aws.clients import ClientFactory
 from client.deploy import infra_template, needs_app, wire_app
+from local.apidef import GATEWAY_RESPONSES
 from local.provision import Provisioned
 from local.template import Template, load_template
 from tests.conftest import ACCOUNT_ID, REGION, REPO_ROOT
+from tests.packaging import cfn_lint, deployed_function_names, deployed_role_names
 
 TEMPLATE = REPO_ROOT / "template.yaml"
+ISSUER = "https://id.example.com"
 
 
 def test_the_infrastructure_template_is_self_contained_and_lints_clean(tmp_path: Path) -> None:
@@ -27,22 +31,16 @@ def test_the_infrastructure_template_is_self_contained_and_lints_clean(tmp_path:
     assert set(document["Resources"]) == {k for k, v in full["Resources"].items() if not needs_app(v)}
     assert {k for k, v in full["Resources"].items() if needs_app(v)} >= {
         "SessionKeyRotation",
-        "BearerUnauthorizedResponse",
+        "RestAPI",  # the gateway responses, in chalice's REST API definition
     }
-    template = Template(document, parameters={}, account_id=ACCOUNT_ID, region=REGION, stack_name="s")
+    template = Template(document, parameters={"Issuer": ISSUER}, account_id=ACCOUNT_ID, region=REGION, stack_name="s")
     for logical_id in document["Resources"]:
         assert template.dependencies(logical_id) <= set(document["Resources"]), logical_id
     for resource in document["Resources"].values():
         assert "cfn-lint" not in resource.get("Metadata", {})  # no check is silenced in what CloudFormation deploys
     path = tmp_path / "infra.json"
     path.write_text(json.dumps(document))
-    lint = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    lint = cfn_lint(path)  # informational checks included
     assert lint.returncode == 0, lint.stdout
 
 
@@ -67,16 +65,32 @@ def _function(factory: ClientFactory, name: str) -> str:
     return str(response["FunctionArn"])
 
 
+def _app_functions(factory: ClientFactory) -> list[dict[str, str]]:
+    """What `chalice deploy --stage dev` records of the app's functions and their roles, under chalice's names."""
+    functions = [
+        {"name": name, "resource_type": "lambda_function", "lambda_arn": _function(factory, function_name)}
+        for name, function_name in deployed_function_names("dev").items()
+    ]
+    roles = [
+        {
+            "name": name,
+            "resource_type": "iam_role",
+            "role_name": role,
+            "role_arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}",
+        }
+        for name, role in deployed_role_names("dev").items()
+    ]
+    return functions + roles
+
+
 def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: ClientFactory) -> None:
-    rotation_arn = _function(factory, "credport-prod-rotate_session_key")
-    apigateway = factory.client("apigateway")
-    api_id = apigateway.create_rest_api(name="credport")["id"]
-    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]  # as deployed by chalice: with methods
-    apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
-    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    functions = _app_functions(factory)
+    (rotation_arn,) = (f["lambda_arn"] for f in functions if f["name"] == "rotate_session_key")
+    api_id = "a1b2c3d4e5"
+    apigateway, merged = _stubbed_apigateway(factory, api_id, runs=2)
     deployed = {
         "resources": [
-            {"name": "rotate_session_key", "resource_type": "lambda_function", "lambda_arn": rotation_arn},
+            *functions,
             {
                 "name": "rest_api",
                 "resource_type": "rest_api",
@@ -98,30 +112,89 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
         stubbed.add_response("rotate_secret", {"ARN": secret_arn}, expected)
 
     def client(service: str) -> Any:
-        return secrets if service == "secretsmanager" else factory.client(service)
+        stubs = {"secretsmanager": secrets, "apigateway": apigateway.client}
+        return stubs[service] if service in stubs else factory.client(service)
 
     stack_resources = {k: attrs["Ref"] for k, attrs in provisioned.attributes.items() if k in provisioned.types}
-    with stubbed:
+    with stubbed, apigateway:
         for _ in range(2):  # a rerun finishes or repeats harmlessly
             done = wire_app(
                 TEMPLATE,
                 deployed=deployed,
                 stack_resources=stack_resources,
-                stack_parameters={"Prefix": "credport-dev"},
+                stack_parameters={"Prefix": "credport-dev", "Issuer": ISSUER},
                 account_id=ACCOUNT_ID,
                 region=REGION,
                 stack_name="credport-dev",
                 client=client,
             )
         stubbed.assert_no_pending_responses()
+        apigateway.assert_no_pending_responses()  # each run: merge, read back, deploy the stage
     assert "SessionKeyRotation (AWS::SecretsManager::RotationSchedule)" in done
+    assert f"deployed REST API {api_id}" in done
+    # SNS- and schedule-driven functions: failed asynchronous invocations end in the stack's retained queue.
+    lambda_client = factory.client("lambda")
+    for name in ("key_events", "rotate_signing_keys", "rotate_transfer_secrets", "rotate_autoid_keys"):
+        config = lambda_client.get_function_event_invoke_config(FunctionName=f"credport-dev-{name}")
+        assert config["MaximumRetryAttempts"] == 2
+        assert (
+            config["DestinationConfig"]["OnFailure"]["Destination"]
+            == provisioned.attributes["AsyncDeadLetterQueue"]["Arn"]
+        )
     policy = json.loads(factory.client("lambda").get_policy(FunctionName=rotation_arn)["Policy"])
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "secretsmanager.amazonaws.com"}
-    response = factory.client("apigateway").get_gateway_response(restApiId=api_id, responseType="UNAUTHORIZED")
-    assert response["statusCode"] == "401"
-    assert json.loads(response["responseTemplates"]["application/json"])["error"] == "invalid_token"
-    assert factory.client("apigateway").get_deployments(restApiId=api_id)["items"]
+    # The API chalice deployed got template.yaml's definition fragment merged in, nothing else: chalice's paths
+    # stay (an empty "paths" in merge mode), and the gateway responses are those the SAM stack's RestAPI carries.
+    assert len(merged) == 2
+    for body in merged:
+        assert body["paths"] == {}
+        assert body["x-amazon-apigateway-gateway-responses"] == _declared_gateway_responses()
+        assert set(body) == {"swagger", "info", "paths", "x-amazon-apigateway-gateway-responses"}
+
+
+def _declared_gateway_responses() -> dict[str, Any]:
+    fragment: dict[str, Any] = load_template(TEMPLATE)["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    responses: dict[str, Any] = fragment["x-amazon-apigateway-gateway-responses"]
+    return responses
+
+
+def _stubbed_apigateway(
+    factory: ClientFactory, api_id: str, *, runs: int, held: dict[str, Any] | None = None
+) -> tuple[Stubber, list[dict[str, Any]]]:
+    """API Gateway as ``wire-app`` meets it after ``chalice deploy`` (moto's PutRestApi takes no swagger 2.0 and
+    ignores gateway responses): the requests are checked, the merged bodies collected, and GetGatewayResponses
+    answers ``held`` (by default what was declared, as API Gateway would after the merge)."""
+    client = factory.client("apigateway")
+    stubber, merged = Stubber(client), []
+    client.meta.events.register(
+        "before-parameter-build.api-gateway.PutRestApi", lambda params, **_: merged.append(json.loads(params["body"]))
+    )
+    declared = _declared_gateway_responses() if held is None else held
+    items = [{"responseType": kind, "defaultResponse": False, **spec} for kind, spec in declared.items()]
+    for _ in range(runs):
+        stubber.add_response("get_rest_api", {"id": api_id, "name": "credport"}, {"restApiId": api_id})
+        stubber.add_response("put_rest_api", {"id": api_id}, {"restApiId": api_id, "mode": "merge", "body": ANY})
+        stubber.add_response("get_gateway_responses", {"items": items}, {"restApiId": api_id, "limit": 500})
+        stubber.add_response("create_deployment", {"id": "d1"}, {"restApiId": api_id, "stageName": "api"})
+    return stubber, merged
+
+
+def test_wire_app_refuses_a_definition_api_gateway_did_not_take(factory: ClientFactory) -> None:
+    """If API Gateway refuses the definition, or holds other gateway responses after the merge (it ignored some),
+    wire-app stops with one line and the stage is not deployed."""
+    from client.deploy import WireError, _merge_definition
+
+    declared = _declared_gateway_responses()
+    held = {**declared, "AUTHORIZER_CONFIGURATION_ERROR": {"statusCode": "500", "responseTemplates": {}}}
+    apigateway, _ = _stubbed_apigateway(factory, "a1b2c3d4e5", runs=1, held=held)
+    with apigateway, pytest.raises(WireError, match="AUTHORIZER_CONFIGURATION_ERROR"):
+        _merge_definition(apigateway.client, "RestAPI", "a1b2c3d4e5", {"DefinitionBody": {GATEWAY_RESPONSES: declared}})
+    refusing = Stubber(factory.client("apigateway"))  # the importer refuses the definition: one line, no traceback
+    refusing.add_response("get_rest_api", {"id": "a1b2c3d4e5", "name": "credport"}, {"restApiId": "a1b2c3d4e5"})
+    refusing.add_client_error("put_rest_api", "BadRequestException", "Invalid gateway response", 400)
+    with refusing, pytest.raises(WireError, match="API Gateway refused the definition"):
+        _merge_definition(refusing.client, "RestAPI", "a1b2c3d4e5", {"DefinitionBody": {GATEWAY_RESPONSES: declared}})
 
 
 def test_the_installed_commands_run_outside_the_repository(tmp_path: Path) -> None:
@@ -143,3 +216,59 @@ def test_the_installed_commands_run_outside_the_repository(tmp_path: Path) -> No
             [str(bin_dir / command), "--help"], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60
         )
         assert shown.returncode == 0, shown.stderr
+
+
+def test_wire_app_refuses_a_function_chalice_named_otherwise(provisioned: Provisioned, factory: ClientFactory) -> None:
+    """The SAM stack names functions by template.yaml; `chalice deploy` by its own rule. Should they ever differ
+    (here: the infrastructure stack's Prefix is not the stage's), the stage's log permissions would fit one
+    path only: wiring stops at the first such function, before any is configured."""
+    from client.deploy import WireError
+
+    deployed = {"resources": _app_functions(factory)}
+    stack_resources = {k: attrs["Ref"] for k, attrs in provisioned.attributes.items() if k in provisioned.types}
+    refusal = r"^\w+: template.yaml names it credport-qa(-\w+)?, chalice deployed credport-dev(-\w+)?$"
+    with pytest.raises(WireError, match=refusal):
+        wire_app(
+            TEMPLATE,
+            deployed=deployed,
+            stack_resources=stack_resources,
+            stack_parameters={"Prefix": "credport-qa", "Issuer": ISSUER},
+            account_id=ACCOUNT_ID,
+            region=REGION,
+            stack_name="credport-qa",
+            client=factory.client,
+        )
+    assert not factory.client("lambda").list_function_event_invoke_configs(FunctionName="credport-dev-key_events")[
+        "FunctionEventInvokeConfigs"
+    ]
+
+
+def test_wire_app_refuses_a_role_chalice_named_otherwise(provisioned: Provisioned, factory: ClientFactory) -> None:
+    """A signing key's key policy names the roles of the functions that use it as template.yaml and `chalice deploy`
+    both name them: should chalice's role names ever differ, wiring stops with one line."""
+    from client.deploy import WireError
+
+    resources = _app_functions(factory)
+    for resource in resources:
+        if resource["resource_type"] == "iam_role" and resource["name"] == "api_handler_role":
+            resource["role_name"] = "credport-dev-renamed"
+    api_id = "a1b2c3d4e5"
+    resources.append({"name": "rest_api", "resource_type": "rest_api", "rest_api_id": api_id, "rest_api_url": ""})
+    apigateway, _merged = _stubbed_apigateway(factory, api_id, runs=1)
+    stack_resources = {k: attrs["Ref"] for k, attrs in provisioned.attributes.items() if k in provisioned.types}
+    refusal = "^ApiHandlerRole: template.yaml names it credport-dev-api_handler, chalice deployed credport-dev-renamed$"
+
+    def client(service: str) -> Any:
+        return apigateway.client if service == "apigateway" else factory.client(service)
+
+    with apigateway, pytest.raises(WireError, match=refusal):
+        wire_app(
+            TEMPLATE,
+            deployed={"resources": resources},
+            stack_resources=stack_resources,
+            stack_parameters={"Prefix": "credport-dev", "Issuer": ISSUER},
+            account_id=ACCOUNT_ID,
+            region=REGION,
+            stack_name="credport-dev",
+            client=client,
+        )

@@ -97,6 +97,8 @@ def test_watched_prefixes_notify_the_events_queue(provisioned: Provisioned, serv
 
 def test_local_differences_are_reported(provisioned: Provisioned) -> None:
     assert provisioned.notes == (
+        "parameter Issuer=http://127.0.0.1:8000: an http loopback issuer (AWS stacks take https only), "
+        "accepted against its AllowedPattern",
         "TransferBucketPolicy: statement TlsOnly not enforced locally (conditional bucket-policy statements)",
     )
 

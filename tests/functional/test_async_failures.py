@@ -1,0 +1,105 @@
+"""The local stack honours template.yaml's on-failure destinations: a scheduled or SNS invocation that fails
+every attempt (MaximumRetryAttempts + 1) leaves Lambda's invocation record in the stack's AsyncDeadLetterQueue
+(Lambda Developer Guide, "Capturing records of Lambda asynchronous invocations")."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chalice.app import ScheduledEventConfig, SNSEventConfig
+
+from chalicelib import events, tokens
+from chalicelib.aws.clients import ClientFactory
+from local.provision import AsyncInvokeConfig, Provisioned
+from local.pump import EventPump, PumpSettings
+from tests.conftest import ACCOUNT_ID, REGION
+
+
+@pytest.fixture
+def pump(provisioned: Provisioned, factory: ClientFactory) -> Iterator[EventPump]:
+    import app
+
+    settings = PumpSettings(
+        prefix="credport-dev",
+        account_id=ACCOUNT_ID,
+        region=REGION,
+        poll_interval=0.01,
+        retry_delay=0,
+        async_configs=provisioned.async_configs,
+    )
+    running = EventPump(app.app, factory.client, settings, log=lambda _line: None)
+    running.wire()
+    yield running
+    running.stop()
+
+
+class Broken:
+    """A dependency that fails every call, counting them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        raise RuntimeError("dependency down")
+
+
+def _records(factory: ClientFactory, provisioned: Provisioned) -> list[dict[str, Any]]:
+    url = provisioned.attributes["AsyncDeadLetterQueue"]["QueueUrl"]
+    messages = factory.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_the_template_gives_every_sns_and_schedule_function_its_retries_and_queue(provisioned: Provisioned) -> None:
+    import app
+
+    asynchronous = {s.name for s in app.app.event_sources if isinstance(s, SNSEventConfig | ScheduledEventConfig)}
+    queue = provisioned.attributes["AsyncDeadLetterQueue"]["QueueUrl"]
+    assert provisioned.async_configs == {name: AsyncInvokeConfig(2, queue) for name in asynchronous}
+
+
+def test_a_schedule_failing_every_attempt_leaves_its_invocation_record(
+    pump: EventPump, provisioned: Provisioned, factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Broken()
+    monkeypatch.setattr(tokens, "get_token_service", broken)
+    assert pump.fire("rotate_signing_keys") is False
+    assert broken.calls == 3  # MaximumRetryAttempts: 2, after the first attempt
+    (record,) = _records(factory, provisioned)
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].endswith(":function:rotate_signing_keys:$LATEST")
+    assert record["requestPayload"]["detail-type"] == "Scheduled Event"
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["responsePayload"] == {"errorType": "RuntimeError", "errorMessage": "dependency down"}
+    sqs = factory.client("sqs")
+    emulator_dlq = sqs.get_queue_url(QueueName="credport-dev-local-schedules-dlq")["QueueUrl"]
+    assert not sqs.receive_message(QueueUrl=emulator_dlq).get("Messages")  # the template's queue, not the emulator's
+
+
+def test_an_sns_event_failing_every_attempt_leaves_its_invocation_record(
+    pump: EventPump, provisioned: Provisioned, factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Broken()
+    monkeypatch.setattr(events.bus, "handle_sns_records", broken)
+    message = json.dumps({"type": "signing-key-rotated", "rotation_id": "r1"})
+    factory.client("sns").publish(TopicArn=provisioned.outputs["KeyEventsTopicArn"], Message=message)
+    pump.start()
+    records: list[dict[str, Any]] = []
+    pause = threading.Event()  # never set: a pause between looks at the queue
+    for _ in range(600):  # each attempt is immediate (retry_delay 0): a bound of 30 s, not a timing assumption
+        records = _records(factory, provisioned)
+        if records:
+            break
+        pause.wait(0.05)
+    (record,) = records
+    assert broken.calls == 3
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].endswith(":function:key_events:$LATEST")
+    (delivered,) = record["requestPayload"]["Records"]
+    assert delivered["EventSource"] == "aws:sns"
+    assert delivered["Sns"]["Message"] == message
