@@ -19,6 +19,8 @@ from chalicelib.errors import ConfigError
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "MAX_LINK_TTL",
+    "ROLE_CHAINING_MAX_SECONDS",
     "STACK_OUTPUTS",
     "TOKEN_SIGNERS",
     "Env",
@@ -37,6 +39,21 @@ __all__ = [
 ]
 
 DEFAULT_PREFIX = "credport-dev"
+# AWS caps a role session assumed with role credentials (role chaining: every AssumeRole made from a Lambda
+# function) at one hour, and refuses a longer DurationSeconds (IAM User Guide, "Role chaining").
+ROLE_CHAINING_MAX_SECONDS = 3600
+_CHAINED = (
+    "auto-id assumes roles with its own Lambda role's credentials (role chaining), which AWS caps at one hour"
+    " (IAM User Guide, 'Role chaining')"
+)
+# A presigned link dies when the credentials that signed it expire, whatever its X-Amz-Expires (S3 User Guide,
+# "Sharing objects with presigned URLs"). The rule is in chalicelib/aws/s3.py (presign_get).
+MAX_LINK_TTL = 3600
+_LINK_LIFETIME = (
+    "a presigned link dies when the credentials that signed it expire; credport cuts a link at their expiry"
+    " when it is known, and Lambda's role credentials state none, so links stay within an hour"
+    " (README 'Sending a secret to a client')"
+)
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _AUDIENCE_RE = re.compile(r"^[\x21-\x7e]{1,256}$")  # printable ASCII, no spaces
 _DAY = 86400
@@ -184,8 +201,12 @@ class Settings:
             session_refresh_window=reader.get(Env.SESSION_REFRESH_WINDOW, "300", _seconds(0, 3600)),
             autoid_grace_period=reader.get(Env.AUTOID_GRACE_PERIOD, str(7 * _DAY), _seconds(3600, 90 * _DAY)),
             autoid_rotation_days=reader.get(Env.AUTOID_ROTATION_DAYS, "1", _integer(1, 365)),
-            autoid_credentials_ttl=reader.get(Env.AUTOID_CREDENTIALS_TTL, "3600", _seconds(900, 43200)),
-            transfer_link_ttl=reader.get(Env.TRANSFER_LINK_TTL, "1800", _seconds(60, 7 * _DAY)),
+            autoid_credentials_ttl=reader.get(
+                Env.AUTOID_CREDENTIALS_TTL, "3600", _because(_seconds(900, ROLE_CHAINING_MAX_SECONDS), _CHAINED)
+            ),
+            transfer_link_ttl=reader.get(
+                Env.TRANSFER_LINK_TTL, "1800", _because(_seconds(60, MAX_LINK_TTL), _LINK_LIFETIME)
+            ),
             # Under the deployment's own prefix by default: two deployments in one account never collide.
             transfer_import_prefix=reader.get(
                 Env.TRANSFER_IMPORT_PREFIX, f"{prefix or DEFAULT_PREFIX}/imported/", _parse_secret_prefix
@@ -287,6 +308,18 @@ def _seconds(low: int, high: int) -> Callable[[str], int]:
             raise ValueError(f"{exc} (seconds)") from None
 
     return parse
+
+
+def _because(parse: Callable[[str], T], reason: str) -> Callable[[str], T]:
+    """The same parser, its refusal followed by why the bound is what it is (an AWS limit, not a taste)."""
+
+    def parse_with_reason(raw: str) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{exc}: {reason}") from None
+
+    return parse_with_reason
 
 
 def _positive_float(low: float, high: float) -> Callable[[str], float]:

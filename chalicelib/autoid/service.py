@@ -34,6 +34,7 @@ from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.aws.sts import Sts
+from chalicelib.config import ROLE_CHAINING_MAX_SECONDS
 from chalicelib.envelope import EnvelopeError, open_envelope, seal_direct
 from chalicelib.errors import AuthenticationFailed, CredportError, Forbidden, NotFound, ServiceUnavailable
 from chalicelib.observability import MetricUnit, logger, metrics
@@ -41,6 +42,7 @@ from chalicelib.observability import MetricUnit, logger, metrics
 __all__ = ["MAX_BODY_BYTES", "AutoIdService", "RotationReport"]
 
 MAX_BODY_BYTES = 16 * 1024
+MIN_CREDENTIALS_TTL = 900  # AssumeRole's smallest DurationSeconds
 NONCE_TTL = 2 * MAX_SKEW_SECONDS + 300
 _ENVELOPE_MALFORMED = frozenset({"not_jwe", "forbidden_header", "algorithm", "too_large"})
 
@@ -82,6 +84,13 @@ class AutoIdService:
         self._sts = sts
         self._start_session = start_session
         self._internal = internal_secrets
+        if not MIN_CREDENTIALS_TTL <= credentials_ttl <= ROLE_CHAINING_MAX_SECONDS:
+            # The settings refuse this already; a service built another way (tests, bench) must not get further
+            # than AWS would let it: role chaining caps the session at an hour, AssumeRole's floor is 15 minutes.
+            raise ValueError(
+                f"credentials_ttl must be from {MIN_CREDENTIALS_TTL} to {ROLE_CHAINING_MAX_SECONDS} seconds"
+                " (role chaining caps an AssumeRole made with role credentials at one hour)"
+            )
         self._credentials_ttl = credentials_ttl
         self._clock = clock
 

@@ -11,6 +11,7 @@ import functools
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected, AwsUnavailable, aws_call, translate
+from chalicelib.aws.iam import Iam
 from chalicelib.aws.kms import KeyService
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
@@ -27,6 +28,7 @@ __all__ = [
     "AwsUnavailable",
     "ClientFactory",
     "ClientOptions",
+    "Iam",
     "ItemTable",
     "KeyService",
     "ObjectStore",
@@ -71,6 +73,10 @@ class AwsServices:
     @functools.cached_property
     def sts(self) -> Sts:
         return Sts(self.factory.client("sts"))
+
+    @functools.cached_property
+    def iam(self) -> Iam:
+        return Iam(self.factory.client("iam"))
 
     @functools.cached_property
     def tagging(self) -> TaggedResources:

@@ -20,6 +20,7 @@ from chalicelib.sessions.keys import SessionKeyStore
 from chalicelib.sessions.rotation import SessionKeyRotation
 from chalicelib.sessions.tokens import SessionClaims, SessionTokens
 from chalicelib.tokens.principal import principal_of
+from chalicelib.tokens.role_arns import role_arns_for
 
 __all__ = ["REFRESH_ROUTE", "SessionService", "bearer_token", "get_session_service", "reset_session_service"]
 
@@ -41,6 +42,7 @@ class SessionService:
             refresh_window=settings.session_refresh_window,
             clock=clock,
         )
+        self.roles = role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
         self.rotation = SessionKeyRotation(
             aws.secrets,
             aws.sns,
@@ -58,7 +60,7 @@ class SessionService:
         return self._response(subject, session_id, ends_at, extra)
 
     def start_for(self, identity: RequestIdentity) -> dict[str, Any]:
-        principal = principal_of(identity, identity.principal_org_id)
+        principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
         return self.start(principal.subject, aws_arn=principal.caller_arn)
 
     def refresh(self, token: str) -> dict[str, Any]:

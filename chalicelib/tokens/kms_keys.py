@@ -25,7 +25,14 @@ from chalicelib.aws.tagging import TaggedResources
 from chalicelib.tokens.algorithms import KMS_SPEC_TO_JOSE, SigningAlgorithm, algorithm, public_jwk
 from chalicelib.tokens.keyring import ROLES, SigningKey, alias_name, signing_key
 
-__all__ = ["CREATOR_ACTIONS", "DELETION_WINDOW_DAYS", "KMS_JOURNAL_KEY", "KmsKeyStore", "signing_key_policy"]
+__all__ = [
+    "CREATOR_ACTIONS",
+    "DELETION_WINDOW_DAYS",
+    "KMS_JOURNAL_KEY",
+    "SIGNING_KEY_FUNCTIONS",
+    "KmsKeyStore",
+    "signing_key_policy",
+]
 
 KMS_JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
 DELETION_WINDOW_DAYS = 7
@@ -45,21 +52,34 @@ CREATOR_ACTIONS = (
     "kms:DeleteAlias",
     "kms:PutKeyPolicy",
 )
+# The app's functions that use the signing keys: the API handler signs (and bootstraps the first keys), the schedule
+# rotates. Chalice gives each function a role of its own, <app>-<stage>-<function> (the SAM stack names them the same
+# way: template.yaml), so a key one of them makes must name the other too: tags alone would leave it out for minutes.
+SIGNING_KEY_FUNCTIONS = ("api_handler", "rotate_signing_keys")
 _CALLER = re.compile(r"arn:([a-z-]{3,16}):(iam|sts)::(\d{12}):([\w+=,.@/-]{1,600})", re.ASCII)
 
 
-def signing_key_policy(caller_arn: str) -> dict[str, Any]:
-    """The key policy of a new signing key made by ``caller_arn`` (as GetCallerIdentity reports it).
+def signing_key_policy(caller_arn: str, prefix: str) -> dict[str, Any]:
+    """The key policy of a new signing key made by ``caller_arn`` (as GetCallerIdentity reports it) for the
+    deployment ``prefix``: the caller and the roles of :data:`SIGNING_KEY_FUNCTIONS` may use it at once.
 
-    A role session (``assumed-role/R/S``) is matched by ``aws:PrincipalArn``, which holds the *role* ARN with its path;
-    the session ARN has no path, so both the bare name and any path are allowed (role names are unique in an
-    account, whatever their path). The principal is ``*`` only in form: the account and the ARN are pinned.
+    Roles are matched by ``aws:PrincipalArn``, which holds the *role* ARN with its path (a session ARN has none), so
+    the bare name and any path are allowed: role names are unique in an account, whatever their path. The principal
+    is ``*`` only in form: the account and the ARNs are pinned by the conditions.
     """
     match = _CALLER.fullmatch(caller_arn)
     if match is None:
         raise ValueError("not an IAM or STS principal ARN")
     partition, service, account, resource = match.groups()
     root = f"arn:{partition}:iam::{account}:root"
+    roles = [f"{prefix}-{function}" for function in SIGNING_KEY_FUNCTIONS]
+    arns: list[str] = []
+    if service == "sts" and resource.startswith("assumed-role/") and resource.count("/") == 2:
+        roles.insert(0, resource.split("/")[1])
+    elif caller_arn != root:  # the root user is the account: the first statement covers it
+        arns.append(caller_arn)
+    for role in dict.fromkeys(roles):
+        arns += [f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:role/*/{role}"]
     statements: list[dict[str, Any]] = [
         {
             "Sid": "AccountAdministers",
@@ -67,29 +87,16 @@ def signing_key_policy(caller_arn: str) -> dict[str, Any]:
             "Principal": {"AWS": root},
             "Action": "kms:*",
             "Resource": "*",
-        }
+        },
+        {
+            "Sid": "CreatorSignsAndRotates",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": list(CREATOR_ACTIONS),
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": account}, "ArnLike": {"aws:PrincipalArn": arns}},
+        },
     ]
-    if service == "sts" and resource.startswith("assumed-role/") and resource.count("/") == 2:
-        role = resource.split("/")[1]
-        arns = [f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:role/*/{role}"]
-    elif caller_arn == root:
-        arns = []  # the root user is the account: the first statement already covers it
-    else:
-        arns = [caller_arn]
-    if arns:
-        statements.append(
-            {
-                "Sid": "CreatorSignsAndRotates",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": list(CREATOR_ACTIONS),
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {"aws:PrincipalAccount": account},
-                    "ArnLike": {"aws:PrincipalArn": arns},
-                },
-            }
-        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -145,7 +152,7 @@ class KmsKeyStore:
             key_spec=self._algorithm.kms_key_spec,
             usage="SIGN_VERIFY",
             tags=tags,
-            policy=json.dumps(signing_key_policy(self._caller_arn())),
+            policy=json.dumps(signing_key_policy(self._caller_arn(), self._prefix)),
         )
         return info.arn
 

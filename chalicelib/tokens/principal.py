@@ -1,9 +1,10 @@
 """Who the caller is, from the IAM identity API Gateway verified.
 
 Assumed-role sessions map to their role (``sub`` = ``arn:aws:iam::A:role/R``; the session name is only
-informational), IAM users keep their path, federated users map to themselves. The root user and anything
-unrecognised are refused. The unique id (``AROA…``/``AIDA…``) rides along so a deleted and re-created
-principal with the same name is distinguishable.
+informational), IAM users keep their path, federated users map to themselves. An assumed-role ARN never
+carries the role's path: :mod:`chalicelib.tokens.role_arns` puts it back for roles of credport's own account.
+The root user and anything unrecognised are refused. The unique id (``AROA…``/``AIDA…``) rides along so a
+deleted and re-created principal with the same name is distinguishable.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Principal:
     unique_id: str  # AROA…/AIDA… (or the provider's id), without the session part
     session_name: str | None
     organization_id: str | None
+    role_name: str | None = None  # roles only: what iam:GetRole takes
 
 
 def principal_of(identity: RequestIdentity, organization_id: str | None = None) -> Principal:
@@ -48,14 +50,15 @@ def principal_of(identity: RequestIdentity, organization_id: str | None = None) 
     if match := _ASSUMED_ROLE.fullmatch(arn):
         partition, account, role, session = match.groups()
         subject, kind, session_name = f"arn:{partition}:iam::{account}:role/{role}", "role", session
+        role_name: str | None = role
     elif match := _USER.fullmatch(arn):
         partition, account, path, _name = match.groups()
         if "//" in path:
             raise UnsupportedPrincipal()
-        subject, kind, session_name = arn, "user", None
+        subject, kind, session_name, role_name = arn, "user", None, None
     elif match := _FEDERATED.fullmatch(arn):
         partition, account, _name = match.groups()
-        subject, kind, session_name = arn, "federated-user", None
+        subject, kind, session_name, role_name = arn, "federated-user", None, None
     else:
         # Includes arn:aws:iam::A:root: root credentials never get tokens.
         raise UnsupportedPrincipal()
@@ -71,4 +74,5 @@ def principal_of(identity: RequestIdentity, organization_id: str | None = None) 
         unique_id=unique_id,
         session_name=session_name,
         organization_id=organization_id,
+        role_name=role_name,
     )

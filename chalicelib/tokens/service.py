@@ -21,6 +21,7 @@ from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
 from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey
 from chalicelib.tokens.kms_keys import KmsKeyStore
 from chalicelib.tokens.principal import principal_of
+from chalicelib.tokens.role_arns import role_arns_for
 from chalicelib.tokens.rotation import KeyRotation, RotationReport
 
 __all__ = ["TokenService", "get_token_service", "key_store", "reset_token_service"]
@@ -53,6 +54,7 @@ class TokenService:
         self.settings = settings
         self.keyring = KeyRing(key_store(settings, aws))
         self.issuer = TokenIssuer(self.keyring, settings.issuer)
+        self.roles = role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
         self._aws = aws
 
     @functools.cached_property
@@ -69,7 +71,7 @@ class TokenService:
         required_org = self.settings.token_organization_id
         if required_org is not None and identity.principal_org_id != required_org:
             raise OutsideOrganization()
-        principal = principal_of(identity, identity.principal_org_id)
+        principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
         try:
             issued = self.issuer.issue(principal, audience=audience, ttl=ttl)
         except NoSigningKey:

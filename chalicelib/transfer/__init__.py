@@ -10,6 +10,7 @@ from chalicelib.aws import get_aws
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest
 from chalicelib.events import S3ObjectEvent, router
+from chalicelib.transfer.fates import ObjectFates, object_version
 from chalicelib.transfer.fetch import LinkRefused, fetch_presigned
 from chalicelib.transfer.import_keys import ImportKeys
 from chalicelib.transfer.importer import INBOX, Importer, ImportRefused, Receipt
@@ -50,6 +51,7 @@ def get_importer() -> Importer:
         bucket=settings.resources.transfer_bucket,
         name_prefix=settings.transfer_import_prefix,
         kms_key_id=settings.resources.data_key_arn,
+        fates=ObjectFates(aws.table(settings.resources.state_table)),
     )
 
 
@@ -68,6 +70,7 @@ def get_sender() -> Sender:
         key_events_topic=r.key_events_topic_arn,
         link_ttl=settings.transfer_link_ttl,
         kms_key_id=r.data_key_arn,
+        fates=ObjectFates(aws.table(r.state_table)),
     )
 
 
@@ -113,11 +116,12 @@ def import_request(body: Mapping[str, Any], caller_arn: str) -> dict[str, Any]:
 
 
 def _on_inbox_object(event: S3ObjectEvent) -> None:
-    get_importer().import_object(event.key)
+    get_importer().import_object(event.key, object_version(event.version_id, event.etag))
 
 
 def _on_client_object(event: S3ObjectEvent) -> None:
-    get_sender().on_client_object(event.key, event.version_id or event.etag)
+    version = object_version(event.version_id, event.etag)
+    get_sender().on_client_object(event.key, event.version_id or event.etag, version=version)
 
 
 router.register(INBOX, _on_inbox_object)

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws.errors import AwsNotFound
+from chalicelib.aws.errors import AwsNotFound, AwsRejected
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, open_envelope
 from chalicelib.errors import PayloadTooLarge
 from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.transfer.fates import IMPORTED, QUARANTINED, ObjectFates, object_version, settle_unreadable
 from chalicelib.transfer.import_keys import ImportKeys
 
 __all__ = ["INBOX", "PROCESSED", "QUARANTINE", "ImportRefused", "Importer", "Receipt", "quarantine"]
@@ -68,26 +69,33 @@ class Importer:
         bucket: str,
         name_prefix: str,
         kms_key_id: str | None = None,
+        fates: ObjectFates | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._s3, self._secrets, self._keys = s3, secrets, keys
+        """``fates`` records what became of each file; without it (benchmarks), an unreadable file is an error
+        unless S3 answered 404."""
+        self._s3, self._secrets, self._keys, self._fates = s3, secrets, keys, fates
         self._bucket, self._prefix, self._kms_key_id, self._clock = bucket, name_prefix, kms_key_id, clock
 
-    def import_object(self, key: str) -> Receipt | None:
-        """Import one inbox file; None when it was quarantined (or already handled by an earlier delivery)."""
+    def import_object(self, key: str, version: str | None = None) -> Receipt | None:
+        """Import one inbox file; None when it was quarantined, or handled by an earlier delivery. ``version``
+        is the event's :func:`~chalicelib.transfer.fates.object_version`: once the file has been moved, it is
+        how a redelivered event is recognised as done (see :mod:`chalicelib.transfer.fates`)."""
         rest = key[len(INBOX) :] if key.startswith(INBOX) else key
         try:
             stored = self._s3.get(self._bucket, key, max_bytes=MAX_ENVELOPE_BYTES)
-        except AwsNotFound:
-            logger.info("inbox file already handled", extra={"source": key})
+        except (AwsNotFound, AwsRejected) as error:
+            settle_unreadable(self._fates, key, version, error)
             return None
         except PayloadTooLarge:
-            self._quarantine(key, rest, "too_large")
+            self._quarantine(key, rest, "too_large", (version,))
             return None
+        # The event's version and the one read (a newer upload of the same key) are both settled by this run.
+        handled = (version, object_version(stored.info.version_id, stored.info.etag))
         try:
             receipt = self.import_bytes(stored.body, source=key)
         except ImportRefused as refused:
-            self._quarantine(key, rest, refused.reason)
+            self._quarantine(key, rest, refused.reason, handled)
             return None
         self._s3.put(
             self._bucket,
@@ -96,6 +104,8 @@ class Importer:
             content_type="application/json",
             kms_key_id=self._kms_key_id,
         )
+        if self._fates is not None:
+            self._fates.record(key, handled, IMPORTED)  # before the move: see chalicelib.transfer.fates
         self._s3.move(self._bucket, key, f"{PROCESSED}{rest}", kms_key_id=self._kms_key_id)
         return receipt
 
@@ -143,7 +153,9 @@ class Importer:
             raise ImportRefused("name_outside_prefix")
         return name, value, description
 
-    def _quarantine(self, key: str, rest: str, reason: str) -> None:
+    def _quarantine(self, key: str, rest: str, reason: str, handled: tuple[str | None, ...]) -> None:
+        if self._fates is not None:
+            self._fates.record(key, handled, QUARANTINED)
         quarantine(
             self._s3, self._bucket, key, f"{QUARANTINE}{rest}", reason, now=self._clock(), kms_key_id=self._kms_key_id
         )

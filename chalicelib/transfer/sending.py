@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws.dynamodb import ItemTable
-from chalicelib.aws.errors import AwsConflict, AwsNotFound
+from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import CURRENT, PENDING, SecretStore
 from chalicelib.aws.sns import Publisher
@@ -30,6 +30,7 @@ from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_fr
 from chalicelib.errors import NotFound
 from chalicelib.events import key_event
 from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.transfer.fates import PURGED, QUARANTINED, ObjectFates, object_version, settle_unreadable
 from chalicelib.transfer.importer import QUARANTINE, quarantine
 
 __all__ = ["CLIENTS", "CLIENT_KEY", "OUTBOX", "SendReport", "Sender", "UnknownClient"]
@@ -70,33 +71,41 @@ class Sender:
         key_events_topic: str,
         link_ttl: int,
         kms_key_id: str | None = None,
+        fates: ObjectFates | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._s3, self._secrets, self._table, self._sns = s3, secrets_store, table, publisher
+        self._s3, self._secrets, self._table, self._sns, self._fates = s3, secrets_store, table, publisher, fates
         self._bucket, self._prefix, self._notify, self._alarms = bucket, prefix, notify_topic, key_events_topic
         self._link_ttl, self._kms_key_id, self._clock = link_ttl, kms_key_id, clock
 
     def secret_name(self, client_id: str) -> str:
         return f"{self._prefix}/transfer/{client_id}"
 
-    def on_client_object(self, key: str, etag: str) -> SendReport | None:
-        """An object under clients/: a registration (then a first send), or something to refuse."""
+    def on_client_object(self, key: str, etag: str, *, version: str | None = None) -> SendReport | None:
+        """An object under clients/: a registration (then a first send), or something to refuse. ``etag`` (the
+        event's version id, else its ETag) makes the send's token; ``version`` (the event's
+        :func:`~chalicelib.transfer.fates.object_version`) recognises a redelivery once the object is gone."""
         match = CLIENT_KEY.fullmatch(key)
         try:
             stored = self._s3.get(self._bucket, key, max_bytes=MAX_PEM_BYTES)
+        except (AwsNotFound, AwsRejected) as error:
+            settle_unreadable(self._fates, key, version, error)  # quarantined or purged by an earlier delivery
+            return None
+        handled = (version, object_version(stored.info.version_id, stored.info.etag))
+        try:
             if match is None:
                 raise EnvelopeError("unexpected_key")
             recipient = public_key_from_pem(stored.body)
-        except AwsNotFound:
-            return None  # handled by an earlier delivery
         except PrivateKeyMaterial:
             # The alarm goes out first: a failure before the purge is retried with the key still there, so the
-            # alarm may repeat but is never lost (after the purge, a redelivery would find nothing to report).
+            # alarm may repeat but is never lost (after the purge, a redelivery finds the fate recorded here).
             self._sns.publish(
                 self._alarms,
                 key_event("transfer-private-key-uploaded", key=key),
                 attributes={"type": "transfer-private-key-uploaded"},
             )
+            if self._fates is not None:
+                self._fates.record(key, handled, PURGED)
             removed = self._s3.purge(self._bucket, key)
             logger.error(
                 "private key uploaded to the transfer bucket: purged", extra={"key": key, "versions_removed": removed}
@@ -104,7 +113,7 @@ class Sender:
             metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
             return None
         except EnvelopeError as error:
-            self._quarantine(key, error.reason)
+            self._quarantine(key, error.reason, handled)
             return None
         client_id = match.group(1)
         self._table.put(
@@ -151,8 +160,9 @@ class Sender:
         )
         if PENDING in stages and CURRENT not in stages:  # never an older version back over a newer one
             self._secrets.move_stage(arn, CURRENT, to_version=version_id, from_version=in_force)
-        link = self._s3.presign_get(self._bucket, object_key, expires_in=self._link_ttl)
-        expires_at = int(self._clock()) + self._link_ttl
+        # Never advertised past the moment the link dies: see ObjectStore.presign_link.
+        link = self._s3.presign_link(self._bucket, object_key, lifetime=self._link_ttl)
+        link_url, expires_at = link.url, link.expires_at
         self._sns.publish(
             self._notify,
             {
@@ -160,7 +170,7 @@ class Sender:
                 "client_id": client_id,
                 "secret_name": name,
                 "version_id": version_id,
-                "link": link,
+                "link": link_url,
                 "link_expires_at": expires_at,
                 "kid": recipient.kid,
             },
@@ -214,7 +224,9 @@ class Sender:
             raise RuntimeError(f"rotation failed for {len(failures)} client(s)")
         return reports
 
-    def _quarantine(self, key: str, reason: str) -> None:
+    def _quarantine(self, key: str, reason: str, handled: tuple[str | None, ...]) -> None:
+        if self._fates is not None:
+            self._fates.record(key, handled, QUARANTINED)
         quarantine(
             self._s3, self._bucket, key, f"{QUARANTINE}{key}", reason, now=self._clock(), kms_key_id=self._kms_key_id
         )

@@ -36,3 +36,13 @@ def client() -> Iterator[Client]:
 
     with Client(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def callers_role(configure: Configure) -> None:
+    """The role of the token tests' caller identity, with the unique id it carries: credport reads a same-account
+    caller's role with iam:GetRole (chalicelib/tokens/role_arns.py) and refuses a token it cannot confirm."""
+    from tests.functional.test_tokens import ROLE_CALLER, ROLE_NAME
+    from tests.support import existing_role
+
+    existing_role(ROLE_NAME, ROLE_CALLER.split(":", maxsplit=1)[0])

@@ -82,7 +82,13 @@ def test_an_enrolled_client_gets_its_secret_and_a_session(
 
 def test_a_client_assumes_a_role_its_policy_allows_and_no_other(service: AutoIdService, client: Client) -> None:
     iam = boto3.client("iam")
-    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    # As on AWS, the role must trust credport's account (README: its trust policy must trust the app's role).
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"}],
+        }
+    )
     role_arn = iam.create_role(RoleName="credport-dev-autoid-reader", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     other_arn = iam.create_role(RoleName="credport-dev-admin", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     enrollment = service.registry.enroll("worker-1", ClientPolicy(roles=(ROLE_PATTERN,)))

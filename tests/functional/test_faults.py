@@ -37,7 +37,7 @@ from chalicelib.envelope import RecipientKey, generate_recipient_key, private_ke
 from chalicelib.transfer import import_keys
 from local.provision import Provisioned
 from tests.functional.test_transfer_send import PUBLIC_PEM
-from tests.support import gateway_event
+from tests.support import existing_role, gateway_event
 
 KINDS = ("throttling", "server_error", "timeout")
 Call = tuple[str, str]
@@ -237,6 +237,7 @@ def open_stack(services: AwsServices, monkeypatch: pytest.MonkeyPatch) -> Stack:
         monkeypatch.setattr(module, "generate_recipient_key", lambda: generate_recipient_key(2048))
     monkeypatch.setenv("CREDPORT_AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("CREDPORT_TRANSFER_ROTATION_DAYS", "30")
+    existing_role("credport-dev-workload", "AROAFAULTS")  # CALLER's role: credport reads it (iam:GetRole)
     reset_settings()
     reset_aws()
     Stack.cold()
@@ -337,7 +338,13 @@ def identifying(want: Want) -> Prepare:
 
     def prepare(stack: Stack) -> Callable[[], Request]:
         stack.services.secrets.create(SECRET, "autoid canary")
-        trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+        # As on AWS, the role must trust credport's account (README: its trust policy must trust the app's role).
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"}],
+            }
+        )
         stack.services.factory.client("iam").create_role(
             RoleName=ROLE.rsplit("/", maxsplit=1)[-1], AssumeRolePolicyDocument=trust
         )
@@ -365,13 +372,13 @@ SEND = (  # the profile; a pending version, sealed into the outbox; put in force
 )
 # route -> (its AWS calls on a cold container, its setup and requests)
 ROUTES: dict[str, tuple[str, Prepare]] = {
-    "GET /token": (f"{KMS_KEYS} kms.Sign", plain("GET", "/token", iam=True)),
+    "GET /token": (f"iam.GetRole {KMS_KEYS} kms.Sign", plain("GET", "/token", iam=True)),
     "GET /.well-known/openid-configuration": (
         KMS_KEYS,
         plain("GET", f"{WELL_KNOWN}openid-configuration", warm_up="/token"),
     ),
     "GET /.well-known/jwks.json": (KMS_KEYS, plain("GET", f"{WELL_KNOWN}jwks.json", warm_up="/token")),
-    "POST /session": (SESSION_KEYS, plain("POST", "/session", iam=True)),
+    "POST /session": (f"iam.GetRole {SESSION_KEYS}", plain("POST", "/session", iam=True)),
     "POST /session/refresh": (SESSION_KEYS, bearer("POST", "/session/refresh")),
     "GET /session": (SESSION_KEYS, bearer("GET", "/session")),
     "GET /transfer/import-key": ("sm.GetSecretValue*2", plain("GET", "/transfer/import-key")),
@@ -447,8 +454,9 @@ def test_each_aws_failure_of_a_route_is_a_503_that_changes_nothing(stack: Stack,
 
 
 def test_a_failing_key_read_in_the_bearer_authorizer_is_never_a_401(stack: Stack) -> None:
-    """API Gateway turns any authorizer error but ``Unauthorized`` into its AUTHORIZER_FAILURE gateway response
-    (500 unless template.yaml maps it). A fault must never be ``Unauthorized``: a client would drop a valid session."""
+    """API Gateway turns any authorizer error but ``Unauthorized`` into its AUTHORIZER_CONFIGURATION_ERROR gateway
+    response (500 unless the API definition maps it). A fault must never be ``Unauthorized``: a client would drop
+    a valid session."""
     token = api("POST", "/session", iam=True).body["token"]
     arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/GET/session"
     event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}", "methodArn": arn}

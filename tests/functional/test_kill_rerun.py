@@ -346,12 +346,13 @@ SIGNING_ROTATION = (
 # operation -> (its AWS calls, its setup and cases, whether every call is a kill point)
 OPERATIONS: dict[str, tuple[str, Prepare, bool]] = {
     "s3_object_events: inbox file imported": (
-        f"{IMPORT} sm.DescribeSecret sm.CreateSecret s3.PutObject s3.CopyObject s3.DeleteObject",
+        # dynamodb.PutItem*2: the file's fate, for the event's version and the one read (chalicelib.transfer.fates)
+        f"{IMPORT} sm.DescribeSecret sm.CreateSecret s3.PutObject dynamodb.PutItem*2 s3.CopyObject s3.DeleteObject",
         inbox(sealed),
         True,
     ),
     "s3_object_events: inbox file quarantined": (
-        f"{IMPORT} s3.PutObject s3.CopyObject s3.DeleteObject",
+        f"{IMPORT} dynamodb.PutItem*2 s3.PutObject s3.CopyObject s3.DeleteObject",
         inbox(lambda _: b"not a JWE"),
         True,
     ),
@@ -361,7 +362,7 @@ OPERATIONS: dict[str, tuple[str, Prepare, bool]] = {
         True,
     ),
     "s3_object_events: private key purged": (
-        "s3.GetObject sns.Publish s3.ListObjectVersions s3.DeleteObject",
+        "s3.GetObject sns.Publish dynamodb.PutItem*2 s3.ListObjectVersions s3.DeleteObject",
         client_key(PRIVATE_PEM),
         True,
     ),

@@ -49,7 +49,7 @@ from chalicelib.sessions.keys import decode_key
 from local.provision import Provisioned
 from local.rotation import RotationDriver
 from tests.conftest import ACCOUNT_ID, EVENTS_DIR, REGION
-from tests.support import gateway_event
+from tests.support import existing_role, gateway_event
 
 CANARY = "canary-" + secrets.token_hex(16)
 MAX_LOG_LINE = 4096
@@ -362,6 +362,7 @@ def stack(
     provisioned: Provisioned, services: AwsServices, hygiene: Hygiene, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Stack]:
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    existing_role("app-role", "AROAEXAMPLEID")  # ROLE_IDENTITY's role: credport reads it (iam:GetRole)
 
     def reset() -> None:
         reset_settings()
@@ -669,7 +670,13 @@ def test_autoid(stack: Stack, hygiene: Hygiene, capfd: pytest.CaptureFixture[str
     flow = "auto-id"
     service = autoid.get_autoid_service()
     stack.services.secrets.create("credport-dev/autoid/canary", CANARY)
-    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    # As on AWS, the role must trust credport's account (README: its trust policy must trust the app's role).
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"}],
+        }
+    )
     role_arn = boto3.client("iam").create_role(RoleName="credport-dev-autoid-reader", AssumeRolePolicyDocument=trust)[
         "Role"
     ]["Arn"]

@@ -24,6 +24,9 @@ from tests.functional.test_tokens import (
     request_token,
 )
 
+# The callers' role exists with the id their identity carries: credport reads it (iam:GetRole).
+pytestmark = pytest.mark.usefixtures("callers_role")
+
 ISSUER = "https://tokens.example.com/tenant-a"
 AUDIENCES = "api://one,https://svc.example.com/*"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}

@@ -33,6 +33,9 @@ from tests.functional.test_token_rotation import PRINCIPAL
 from tests.functional.test_tokens import call, decode, key_thumbprint, request_token
 from tests.support import Clock
 
+# The callers' role exists with the id their identity carries: credport reads it (iam:GetRole).
+pytestmark = pytest.mark.usefixtures("callers_role")
+
 ENVELOPE = {"CREDPORT_TOKEN_SIGNER": "envelope", "CREDPORT_ISSUER": ISSUER}
 AUD = "sts.amazonaws.com"
 PUBLIC_MEMBERS = {

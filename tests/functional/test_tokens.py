@@ -55,6 +55,10 @@ def caller_identity(
 ANONYMOUS: dict[str, Any] = {"sourceIp": "203.0.113.7"}
 
 
+# The callers' role exists with the id their identity carries: credport reads it (iam:GetRole).
+pytestmark = pytest.mark.usefixtures("callers_role")
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -381,7 +385,7 @@ def test_a_warm_container_makes_one_kms_sign_per_token_or_no_call_at_all_with_en
     factory = get_aws().factory
     if signer == "envelope":
         assert "kms" not in factory.created  # not even for the bootstrap: Secrets Manager used the data key
-    for service in ("kms", "dynamodb", "s3", "sns", "secretsmanager"):
+    for service in ("kms", "dynamodb", "s3", "sns", "secretsmanager", "iam"):  # iam: the role was read once
         factory.client(service).meta.events.register(f"before-call.{service}", record)
     created = set(factory.created)
     for _ in range(20):

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.tokens.kms_keys import CREATOR_ACTIONS, signing_key_policy
+from chalicelib.tokens.kms_keys import CREATOR_ACTIONS, SIGNING_KEY_FUNCTIONS, signing_key_policy
+from local.iam.policy import Decision, Principal, Request, authorize
 
 ACCOUNT = "123456789012"
+PREFIX = "credport-dev"
+ROLE_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/credport-dev-api_handler/credport-dev"
 
 
 def _statements(caller: str) -> dict[str, dict[str, object]]:
-    return {s["Sid"]: s for s in signing_key_policy(caller)["Statement"]}
+    return {s["Sid"]: s for s in signing_key_policy(caller, PREFIX)["Statement"]}
+
+
+def _decision(caller: str, role_arn: str, action: str = "kms:Sign", account: str = ACCOUNT) -> Decision:
+    """What KMS decides for a session of ``role_arn`` that no IAM policy grants anything: the key policy alone (a
+    role's sessions carry its ARN, path included, in aws:PrincipalArn; the account statement delegates to IAM)."""
+    name = role_arn.rsplit("/", 1)[1]
+    session = f"arn:aws:sts::{account}:assumed-role/{name}/s"
+    context = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": account}
+    request = Request(action, f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k", Principal(role_arn, account, session), context)
+    return authorize(request, [], signing_key_policy(caller, PREFIX), resource_account=ACCOUNT, key_policy=True)
 
 
 def test_the_account_keeps_administering_the_key_as_with_the_default_policy() -> None:
-    root = _statements(f"arn:aws:sts::{ACCOUNT}:assumed-role/credport-dev/credport-dev")["AccountAdministers"]
-    assert root == {
+    assert _statements(ROLE_SESSION)["AccountAdministers"] == {
         "Sid": "AccountAdministers",
         "Effect": "Allow",
         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
@@ -24,33 +36,64 @@ def test_the_account_keeps_administering_the_key_as_with_the_default_policy() ->
     }
 
 
-def test_a_role_session_is_granted_by_its_role_whatever_the_roles_path() -> None:
-    creator = _statements(f"arn:aws:sts::{ACCOUNT}:assumed-role/credport-dev/credport-dev")["CreatorSignsAndRotates"]
+def test_the_creator_and_every_function_that_uses_signing_keys_may_use_the_key_at_once() -> None:
+    creator = _statements(f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/alice")["CreatorSignsAndRotates"]
     assert creator["Principal"] == {"AWS": "*"}
+    assert creator["Action"] == list(CREATOR_ACTIONS)
     assert creator["Condition"] == {
         "StringEquals": {"aws:PrincipalAccount": ACCOUNT},
         "ArnLike": {
             "aws:PrincipalArn": [
-                f"arn:aws:iam::{ACCOUNT}:role/credport-dev",
-                f"arn:aws:iam::{ACCOUNT}:role/*/credport-dev",
+                f"arn:aws:iam::{ACCOUNT}:role/{role}"
+                for name in ("ops", *(f"{PREFIX}-{f}" for f in SIGNING_KEY_FUNCTIONS))
+                for role in (name, f"*/{name}")
             ]
         },
     }
-    assert creator["Action"] == list(CREATOR_ACTIONS)
+    assert SIGNING_KEY_FUNCTIONS == ("api_handler", "rotate_signing_keys")
     # What KMS's lockout safety check needs (credport never bypasses it), and nothing administrative beyond it.
     assert "kms:PutKeyPolicy" in CREATOR_ACTIONS
     assert not {"kms:*", "kms:CreateGrant", "kms:Decrypt", "kms:Encrypt"} & set(CREATOR_ACTIONS)
 
 
+@pytest.mark.parametrize(
+    "role",
+    [
+        "credport-dev-api_handler",  # a session of the function that made it
+        "credport-dev-rotate_signing_keys",  # made by the API handler, rotated by the schedule
+        "team/credport-dev-rotate_signing_keys",  # any path
+    ],
+)
+def test_the_signing_functions_roles_are_allowed_by_the_key_policy_alone(role: str) -> None:
+    assert _decision(ROLE_SESSION, f"arn:aws:iam::{ACCOUNT}:role/{role}") is Decision.ALLOW
+
+
+@pytest.mark.parametrize(
+    ("role", "account"),
+    [
+        ("credport-dev-autoid-reader", ACCOUNT),  # a role auto-id serves, named under the prefix: never a signer
+        ("credport-dev-s3_object_events", ACCOUNT),  # the deployment's other functions
+        ("credport-dev-api_handler-x", ACCOUNT),
+        ("credport-prod-api_handler", ACCOUNT),  # another deployment in the same account
+        ("credport-dev-api_handler", "210987654321"),  # the same name in another account
+    ],
+)
+def test_no_other_role_is_granted_by_the_key_policy(role: str, account: str) -> None:
+    assert _decision(ROLE_SESSION, f"arn:aws:iam::{account}:role/{role}", account=account) is Decision.NONE
+
+
 def test_a_user_is_granted_by_its_exact_arn_and_other_partitions_are_kept() -> None:
     user = f"arn:aws-us-gov:iam::{ACCOUNT}:user/ops/admin"
     statements = _statements(user)
-    assert statements["CreatorSignsAndRotates"]["Condition"]["ArnLike"] == {"aws:PrincipalArn": [user]}  # type: ignore[index]
+    arns = statements["CreatorSignsAndRotates"]["Condition"]["ArnLike"]["aws:PrincipalArn"]  # type: ignore[index]
+    assert arns[0] == user
+    assert all(a.startswith(f"arn:aws-us-gov:iam::{ACCOUNT}:") for a in arns)
     assert statements["AccountAdministers"]["Principal"] == {"AWS": f"arn:aws-us-gov:iam::{ACCOUNT}:root"}
 
 
-def test_the_root_user_needs_no_statement_of_its_own() -> None:
-    assert set(_statements(f"arn:aws:iam::{ACCOUNT}:root")) == {"AccountAdministers"}
+def test_the_root_user_is_covered_by_the_account_statement() -> None:
+    arns = _statements(f"arn:aws:iam::{ACCOUNT}:root")["CreatorSignsAndRotates"]["Condition"]["ArnLike"]  # type: ignore[index]
+    assert f"arn:aws:iam::{ACCOUNT}:root" not in arns["aws:PrincipalArn"]
 
 
 @pytest.mark.parametrize(
@@ -59,4 +102,4 @@ def test_the_root_user_needs_no_statement_of_its_own() -> None:
 )
 def test_anything_but_a_principal_arn_is_refused(caller: str) -> None:
     with pytest.raises(ValueError, match="not an IAM or STS principal ARN"):
-        signing_key_policy(caller)
+        signing_key_policy(caller, PREFIX)

@@ -1,0 +1,121 @@
+"""The role-ARN resolver on its own: which principals it reads, its cache (bounded, expiring), its refusals."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+
+from chalicelib.aws import AwsNotFound, AwsRejected, AwsUnavailable, Iam
+from chalicelib.aws.iam import RoleInfo
+from chalicelib.errors import CredportError
+from chalicelib.identity import RequestIdentity
+from chalicelib.tokens.principal import Principal, principal_of
+from chalicelib.tokens.role_arns import RoleArns, RoleNotConfirmed
+from tests.support import Clock
+
+ACCOUNT = "123456789012"
+
+
+class FakeIam:
+    """GetRole over a dict of name -> (path, role id); ``failure`` raised instead when set."""
+
+    def __init__(self, roles: dict[str, tuple[str, str]]) -> None:
+        self.roles = roles
+        self.calls: list[str] = []
+        self.failure: CredportError | None = None
+
+    def get_role(self, name: str) -> RoleInfo:
+        self.calls.append(name)
+        if self.failure is not None:
+            raise self.failure
+        if name not in self.roles:
+            raise AwsNotFound("iam", "GetRole", "NoSuchEntity")
+        path, role_id = self.roles[name]
+        return RoleInfo(arn=f"arn:aws:iam::{ACCOUNT}:role{path}{name}", role_id=role_id)
+
+
+def session(role: str, role_id: str, *, account: str = ACCOUNT) -> Principal:
+    identity = RequestIdentity(
+        user_arn=f"arn:aws:sts::{account}:assumed-role/{role}/s1",
+        account_id=account,
+        caller=f"{role_id}:s1",
+        user=f"{role_id}:s1",
+        access_key="ASIAEXAMPLE",
+        source_ip="203.0.113.7",
+    )
+    return principal_of(identity)
+
+
+def resolver(iam: FakeIam, clock: Clock | None = None, **kwargs: int) -> RoleArns:
+    return RoleArns(lambda: cast(Iam, iam), ACCOUNT, clock=clock or Clock(0), **kwargs)
+
+
+def test_a_role_with_a_path_gets_its_real_arn_once() -> None:
+    iam = FakeIam({"reader": ("/team/a/", "AROAREADER")})
+    roles = resolver(iam)
+    for _ in range(3):
+        assert roles.resolve(session("reader", "AROAREADER")).subject == f"arn:aws:iam::{ACCOUNT}:role/team/a/reader"
+    assert iam.calls == ["reader"]  # cached after the first
+
+
+def test_users_federated_users_and_other_accounts_are_never_looked_up() -> None:
+    iam = FakeIam({})
+    roles = resolver(iam)
+    other = session("reader", "AROAOTHER", account="210987654321")
+    assert roles.resolve(other) == other  # its path is unknowable with credport's role: sub stays role/NAME
+    user = principal_of(
+        RequestIdentity(f"arn:aws:iam::{ACCOUNT}:user/ops/alice", ACCOUNT, "AIDAALICE", "AIDAALICE", "AKIA", "ip")
+    )
+    assert roles.resolve(user) == user
+    assert iam.calls == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AwsUnavailable("iam", "GetRole", "Throttling", retry_after=2),
+        AwsRejected("iam", "GetRole", "AccessDenied"),
+        AwsNotFound("iam", "GetRole", "NoSuchEntity"),  # IAM is eventually consistent: a role just created
+    ],
+    ids=["throttled", "denied", "not-yet-visible"],
+)
+def test_a_failed_lookup_is_a_retryable_503_and_is_not_cached(failure: CredportError) -> None:
+    iam = FakeIam({"reader": ("/", "AROAREADER")})
+    iam.failure = failure
+    roles = resolver(iam)
+    with pytest.raises(RoleNotConfirmed) as refused:
+        roles.resolve(session("reader", "AROAREADER"))
+    assert refused.value.status == 503
+    assert refused.value.headers["Retry-After"] == str(getattr(failure, "retry_after", 5))
+    iam.failure = None
+    assert roles.resolve(session("reader", "AROAREADER")).subject == f"arn:aws:iam::{ACCOUNT}:role/reader"
+
+
+def test_a_role_re_created_under_the_same_name_is_not_vouched_for() -> None:
+    """GetRole answers for today's role of that name; an older session of a deleted one gets no token."""
+    iam = FakeIam({"reader": ("/new/", "AROANEWREADER")})
+    with pytest.raises(RoleNotConfirmed):
+        resolver(iam).resolve(session("reader", "AROAOLDREADER"))
+
+
+def test_the_cache_is_bounded_least_recently_used_first_out() -> None:
+    iam = FakeIam({name: ("/", f"AROA{name.upper()}") for name in ("a", "b", "c")})
+    roles = resolver(iam, max_entries=2)
+    for name in ("a", "b", "a", "c"):  # c evicts b, the least recently used
+        roles.resolve(session(name, f"AROA{name.upper()}"))
+    roles.resolve(session("a", "AROAA"))
+    roles.resolve(session("b", "AROAB"))
+    assert iam.calls == ["a", "b", "c", "b"]
+
+
+def test_entries_expire() -> None:
+    iam = FakeIam({"reader": ("/", "AROAREADER")})
+    clock = Clock(1000)
+    roles = resolver(iam, clock, ttl=60)
+    roles.resolve(session("reader", "AROAREADER"))
+    clock.advance(59)
+    roles.resolve(session("reader", "AROAREADER"))
+    clock.advance(1)
+    roles.resolve(session("reader", "AROAREADER"))
+    assert iam.calls == ["reader", "reader"]
