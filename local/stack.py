@@ -19,7 +19,10 @@ from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
+from local.execution import APP_ROLE, Keys, lambda_session, root_keys, stage_policy
 from local.gateway import ApiServer, make_thread_safe
+from local.iam import enforce
+from local.iam.sts import install as install_sts
 from local.provision import GatewayResponse, Provisioned, Provisioner, app_functions
 from local.pump import EventPump, PumpSettings
 from local.rotation import RotationDriver, RotationFailed
@@ -29,6 +32,7 @@ __all__ = ["REPO_ROOT", "LocalStack", "StackInfo", "StackOptions", "read_state"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"  # moto's default account
+TAG_AUTHORIZATION_DELAY = 300  # seconds: KMS Developer Guide, ABAC ("up to five minutes")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class LocalStack:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._gateway_responses: dict[str, GatewayResponse] = {}
+        self._iam_options: Any = None
         self.info: StackInfo | None = None
 
     def start(self) -> StackInfo:
@@ -103,10 +108,13 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
+        install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
+        root = root_keys()
+        self._enforce_iam(root)
         self._moto = ThreadedMotoServer(ip_address=o.host, port=o.aws_port, verbose=False)
         self._moto.start()
         endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
-        _isolate_environment(endpoint, o.region, o.prefix)
+        _isolate_environment(endpoint, o.region, o.prefix, root)
 
         module = importlib.import_module("app")  # after CREDPORT_PREFIX is set: it names queues and topics
         app = make_thread_safe(module.app)
@@ -132,8 +140,12 @@ class LocalStack:
             stack_name=o.prefix,
         )
         functions = app_functions(app)
-        provisioned = Provisioner(template, factory.client, functions=functions).provision()
+        policy = stage_policy((REPO_ROOT / ".chalice" / "policy-dev.json").read_text(), o.prefix)
+        provisioned = Provisioner(
+            template, factory.client, functions=functions, role_policy=policy, conditions_evaluated=True
+        ).provision()
         self._gateway_responses.update(provisioned.gateway_responses)
+        self._api.set_resource_policy(provisioned.api_resource_policy)
         os.environ.update(provisioned.app_environment())
         for note in provisioned.notes:
             _print(f"note: {note}")
@@ -145,11 +157,23 @@ class LocalStack:
         )
         for plugin in o.plugins:
             importlib.import_module(plugin)
+        # From here on the app's functions call AWS as their role; the stack's own clients (the factory's, made
+        # above) keep the root user's credentials.
+        for client in ("sqs", "sns", "events", "lambda", "secretsmanager", "s3"):
+            factory.client(client)
+        app_role = provisioned.attributes[APP_ROLE]["Arn"]
+        os.environ.update(lambda_session(ACCOUNT_ID, o.region, app_role, o.prefix).environment())
 
         self._pump = EventPump(
             app,
             factory.client,
-            PumpSettings(prefix=o.prefix, account_id=ACCOUNT_ID, region=o.region, retry_delay=o.retry_delay),
+            PumpSettings(
+                prefix=o.prefix,
+                account_id=ACCOUNT_ID,
+                region=o.region,
+                retry_delay=o.retry_delay,
+                async_configs=provisioned.async_configs,
+            ),
             log=(lambda _line: None) if o.quiet else _print,
         )
         self._pump.wire()
@@ -170,6 +194,20 @@ class LocalStack:
         )
         self._write_state(self.info)
         return self.info
+
+    def _enforce_iam(self, root: Keys) -> None:
+        """IAM enforced for every request of the embedded AWS from the start, as AWS enforces it (local.iam):
+        conditions, resource and key policies, presigned links, and KMS tags and aliases counting for authorisation
+        only five minutes after they are set (the longest AWS documents)."""
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+
+        enforce.install()
+        enforce.register_root(root.access_key_id, root.secret_access_key, ACCOUNT_ID)
+        self._iam_options = enforce.configured(tag_authorization_delay_seconds=TAG_AUTHORIZATION_DELAY)
+        self._iam_options.__enter__()
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        ActionAuthenticatorMixin.request_count = 0
 
     def _register_rotations(self, provisioned: Provisioned, module: Any, factory: ClientFactory) -> None:
         handlers = {
@@ -207,6 +245,9 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._iam_options is not None:
+            self._iam_options.__exit__(None, None, None)
+            self._iam_options = None
         if self._pump is not None:
             self._pump.stop()
         if self._api is not None:
@@ -250,15 +291,14 @@ class LocalStack:
         return 200, {"secret": secret_id, "token": result.token, "resumed": result.resumed}
 
 
-def _isolate_environment(endpoint: str, region: str, prefix: str) -> None:
+def _isolate_environment(endpoint: str, region: str, prefix: str, keys: Keys) -> None:
     """Point every SDK call of this process at the embedded AWS, never at a real account."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "credport-local-functions",
-            "AWS_SECRET_ACCESS_KEY": "credport-local-functions",
+            **keys.environment(),
             "AWS_DEFAULT_REGION": region,
             "AWS_REGION": region,
             "AWS_CONFIG_FILE": os.devnull,
