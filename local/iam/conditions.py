@@ -100,7 +100,8 @@ KNOWN_PREFIXES = (
 # Web identity keys: "<provider host[/path]>:aud|sub|azp|amr", e.g. token.actions.githubusercontent.com:sub,
 # accounts.google.com:aud, oidc.eks.<region>.amazonaws.com/id/<id>:sub (IAM User Guide, "Available keys for
 # AWS web identity federation").
-_WEB_IDENTITY_KEY = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+(/[a-z0-9._~/-]+)?:(aud|sub|azp|amr)")
+# A local issuer carries its port (127.0.0.1:8000:aud): IAM keys a provider by its URL without the scheme.
+_WEB_IDENTITY_KEY = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+(:[0-9]{1,5})?(/[a-z0-9._~/-]+)?:(aud|oaud|sub|azp|amr)")
 
 
 def require_known_key(key: str) -> str:

@@ -54,10 +54,17 @@ def _provider(stack: RunningStack, issuer: str) -> str:
 
 
 def _federated_role(stack: RunningStack, name: str, provider_arn: str) -> str:
+    """A role trusting the provider's tokens for AUDIENCE only, as the IAM console writes it (``<provider>:aud``)."""
+    provider = provider_arn.split(":oidc-provider/", 1)[1]
     trust = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"Federated": provider_arn}, "Action": "sts:AssumeRoleWithWebIdentity"}
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {f"{provider}:aud": AUDIENCE}},
+            }
         ],
     }
     role = stack.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))

@@ -41,14 +41,15 @@ from local.iam.policy import Decision, Request, evaluate_policy
 from local.provision import Provisioned
 from local.rotation import RotationDriver
 from tests.conftest import ACCOUNT_ID, REGION, REPO_ROOT
+from tests.permissions import entry_for
 from tests.support import gateway_event
 
 POLICY = json.loads((REPO_ROOT / ".chalice" / "policy-dev.json").read_text())
 ROLE = "credport-dev-app"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLE}"
-# CloudFormation names a role it creates without RoleName (chalice's DefaultRole) <stack>-DefaultRole-<random>, and a
-# replaced role gets a new name: the key policy naming the old role no longer applies, the tag-scoped IAM grant does.
-REPLACED_ROLE = "credport-dev-DefaultRole-NEW"
+# A role no signing key's key policy names (keys made by an operator by hand, or before credport's key policies named
+# the functions' roles): only the tag-scoped IAM grant (UseTokenSigningKeys) lets it use them, once the tags count.
+REPLACED_ROLE = "credport-dev-other-signer"
 APP_ROLES = (ROLE_ARN, f"arn:aws:iam::{ACCOUNT_ID}:role/{REPLACED_ROLE}")
 TAG_DELAY = 300  # seconds: KMS Developer Guide, ABAC for AWS KMS ("up to five minutes")
 _elapsed = [0.0]  # seconds the enforcement's clock is ahead of real time (the tags' delay runs on it)
@@ -325,6 +326,9 @@ def test_every_statement_action_of_the_policy_is_used(stack: Client, seen: Seen)
             used |= allowed_by(request)
     granted = {(s["Sid"], a) for s in POLICY["Statement"] for a in s["Action"]}
     unused = granted - used
+    # The offline check's catalog (tests/permissions) knows every request the app made here: it cannot drift.
+    made = {(r.action, r.resource) for r, _ in seen if r.principal is not None and r.principal.arn in APP_ROLES}
+    assert sorted(m for m in made if entry_for(*m) is None) == [], "requests the catalog does not know"
     assert sorted(unused - set(NOT_EXERCISED)) == [], "excess: granted, never used, no documented reason"
     assert sorted(set(NOT_EXERCISED) - unused) == [], "NOT_EXERCISED lists pairs a flow does use (or not granted)"
 
