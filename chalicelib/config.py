@@ -47,11 +47,12 @@ _CHAINED = (
     " (IAM User Guide, 'Role chaining')"
 )
 # A presigned link dies when the credentials that signed it expire, whatever its X-Amz-Expires (S3 User Guide,
-# "Sharing objects with presigned URLs"). The rule is in chalicelib/aws/s3.py (presign_get).
-MAX_LINK_TTL = 3600
+# "Sharing objects with presigned URLs"): links are signed by a session of the link-signer role made for the link's
+# lifetime (chalicelib/transfer/links.py), assumed with the function's own role credentials, which AWS caps at an hour.
+MAX_LINK_TTL = ROLE_CHAINING_MAX_SECONDS
 _LINK_LIFETIME = (
-    "a presigned link dies when the credentials that signed it expire; credport cuts a link at their expiry"
-    " when it is known, and Lambda's role credentials state none, so links stay within an hour"
+    "a presigned link dies when the credentials that signed it expire; credport signs each link with a session of"
+    " its link-signer role made for the link's lifetime, and AWS caps such a chained session at one hour"
     " (README 'Sending a secret to a client')"
 )
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -76,6 +77,7 @@ class Env:
     SESSION_KEY_SECRET_ARN = "CREDPORT_SESSION_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     IMPORT_KEY_SECRET_ARN = "CREDPORT_IMPORT_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     AUTOID_KEY_SECRET_ARN = "CREDPORT_AUTOID_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
+    LINK_SIGNER_ROLE_ARN = "CREDPORT_LINK_SIGNER_ROLE_ARN"
     # Token service.
     TOKEN_AUDIENCES = "CREDPORT_TOKEN_AUDIENCES"  # noqa: S105
     TOKEN_DEFAULT_AUDIENCE = "CREDPORT_TOKEN_DEFAULT_AUDIENCE"  # noqa: S105
@@ -117,6 +119,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.SESSION_KEY_SECRET_ARN: "SessionKeySecretArn",
     Env.IMPORT_KEY_SECRET_ARN: "ImportKeySecretArn",
     Env.AUTOID_KEY_SECRET_ARN: "AutoIdKeySecretArn",
+    Env.LINK_SIGNER_ROLE_ARN: "LinkSignerRoleArn",
 }
 
 
@@ -131,6 +134,7 @@ class ResourceNames:
     session_key_secret_arn: str
     import_key_secret_arn: str
     autoid_key_secret_arn: str
+    link_signer_role_arn: str  # presigned transfer links are signed by a session of this role
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,7 @@ class Settings:
                 session_key_secret_arn=reader.require(Env.SESSION_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
                 import_key_secret_arn=reader.require(Env.IMPORT_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
                 autoid_key_secret_arn=reader.require(Env.AUTOID_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
+                link_signer_role_arn=reader.require(Env.LINK_SIGNER_ROLE_ARN, _parse_role_arn),
             ),
             token_audiences=audiences,
             token_default_audience=reader.get(Env.TOKEN_DEFAULT_AUDIENCE, audiences[0], _parse_audience),
@@ -422,6 +427,12 @@ def _parse_arn(service: str) -> Callable[[str], str]:
         return raw
 
     return parse
+
+
+def _parse_role_arn(raw: str) -> str:
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,576}", raw):
+        raise ValueError(f"must be an IAM role ARN, got {_show(raw)}")
+    return raw
 
 
 @functools.lru_cache(maxsize=1)

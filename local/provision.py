@@ -317,23 +317,34 @@ class Provisioner:
             )
         return dict(function)
 
-    def app_role(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
-        """template.yaml's part of a function's role (its name); the rest is chalice's: Lambda may assume it, and it
-        holds the stage's policy (``role_policy``; none when the caller gives none)."""
-        _strict(logical_id, p, {"RoleName"})
-        iam = self.client("iam")
-        trust = {
+    def iam_role(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        """A role template.yaml declares whole (its trust and inline policies), or its part of a function's role
+        (only the name; chalice makes the rest: Lambda may assume it, and it holds the stage's policy, ``role_policy``,
+        none when the caller gives none)."""
+        _strict(
+            logical_id, p, {"RoleName", "Description", "MaxSessionDuration", "AssumeRolePolicyDocument", "Policies"}
+        )
+        lambda_trust = {
             "Version": "2012-10-17",
             "Statement": [
                 {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
             ],
         }
-        role = iam.create_role(RoleName=p["RoleName"], AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-        if self.role_policy is not None:
-            iam.put_role_policy(
-                RoleName=role["RoleName"], PolicyName=f"{logical_id}Policy", PolicyDocument=json.dumps(self.role_policy)
-            )
-        return {"Ref": str(role["RoleName"]), "Arn": str(role["Arn"])}
+        iam = self.client("iam")
+        args: dict[str, Any] = {
+            "RoleName": p["RoleName"],
+            "AssumeRolePolicyDocument": json.dumps(p.get("AssumeRolePolicyDocument", lambda_trust)),
+        }
+        args.update({k: p[k] for k in ("Description",) if k in p})
+        if "MaxSessionDuration" in p:
+            args["MaxSessionDuration"] = int(p["MaxSessionDuration"])
+        role = iam.create_role(**args)["Role"]
+        policies = [(f"{logical_id}Policy", self.role_policy)] if "AssumeRolePolicyDocument" not in p else []
+        policies += [(str(x["PolicyName"]), x["PolicyDocument"]) for x in p.get("Policies", [])]
+        for name, document in policies:
+            if document is not None:
+                iam.put_role_policy(RoleName=role["RoleName"], PolicyName=name, PolicyDocument=json.dumps(document))
+        return {"Ref": str(role["RoleName"]), "Arn": str(role["Arn"]), "RoleId": str(role["RoleId"])}
 
     def rest_api(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         """template.yaml's part of chalice's REST API: its definition's gateway responses and resource policy
@@ -461,6 +472,6 @@ CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, st
     "AWS::SecretsManager::RotationSchedule": Provisioner.rotation_schedule,
     "AWS::Lambda::Permission": Provisioner.lambda_permission,
     "AWS::Serverless::Function": Provisioner.app_function,
-    "AWS::IAM::Role": Provisioner.app_role,
+    "AWS::IAM::Role": Provisioner.iam_role,
     "AWS::Serverless::Api": Provisioner.rest_api,
 }

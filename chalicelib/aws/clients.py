@@ -44,7 +44,11 @@ class ClientFactory:
                 self._clients[service] = self._create(service)
             return self._clients[service]
 
-    def _create(self, service: str) -> Any:
+    def client_as(self, service: str, access_key_id: str, secret_access_key: str, session_token: str) -> Any:
+        """A new client (never shared) that signs with these temporary credentials instead of the function's."""
+        return self._create(service, (access_key_id, secret_access_key, session_token))
+
+    def _create(self, service: str, credentials: tuple[str, str, str] | None = None) -> Any:
         # botocore, not boto3: clients are all we use, and boto3's import (s3transfer and friends) would add
         # ~100 ms to every cold start. Imported here, so only code paths that call AWS pay for botocore.
         import botocore.session
@@ -62,4 +66,14 @@ class ClientFactory:
         if service == "s3":
             # Presigned URLs must be SigV4: S3 refuses SigV2 for KMS-encrypted objects and for newer buckets.
             config = config.merge(Config(signature_version="s3v4"))
-        return self._session.create_client(service, region_name=self._options.region, config=config)
+        if credentials is None:
+            return self._session.create_client(service, region_name=self._options.region, config=config)
+        key, secret, token = credentials
+        return self._session.create_client(
+            service,
+            region_name=self._options.region,
+            config=config,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+        )

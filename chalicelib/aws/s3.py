@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from chalicelib.aws.errors import AwsNotFound, AwsUnavailable, aws_call
+from chalicelib.aws.errors import AwsNotFound, aws_call
 from chalicelib.errors import PayloadTooLarge
 
-__all__ = ["MIN_LINK_SECONDS", "ObjectInfo", "ObjectStore", "PresignedLink", "StoredObject"]
+__all__ = ["ObjectInfo", "ObjectStore", "PresignedLink", "StoredObject"]
 
 # A link that would die within a minute (signing credentials at their very end) is not worth sending.
-MIN_LINK_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -140,33 +137,6 @@ class ObjectStore:
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
             )
         return url
-
-    def presign_link(self, bucket: str, key: str, *, lifetime: int) -> PresignedLink:
-        """A GET link for someone else, and the moment it stops working at the latest.
-
-        A presigned URL dies when the credentials that signed it expire, even before its X-Amz-Expires (S3 User
-        Guide, "Sharing objects with presigned URLs"). So the link lives ``lifetime`` seconds, cut at the signing
-        credentials' expiry when botocore knows it (credentials from STS, a container or instance profile, an SSO
-        or assume-role profile, ``AWS_CREDENTIAL_EXPIRATION``). Lambda hands its execution-role credentials over
-        in environment variables without one: for those, and for long-term keys, ``lifetime`` alone applies, which
-        the settings keep within an hour (CREDPORT_TRANSFER_LINK_TTL)."""
-        credentials = self._client._request_signer._credentials  # what botocore presigns with; no public accessor
-        if credentials is not None and hasattr(credentials, "get_frozen_credentials"):
-            credentials.get_frozen_credentials()  # refreshes first if they are near their end
-        # Read before signing: a refresh in between signs with later-expiring credentials, never earlier ones.
-        expiry = _expiry(credentials)
-        issued = int(time.time())  # <= the X-Amz-Date botocore stamps a moment later
-        expires_at = issued + lifetime if expiry is None else min(issued + lifetime, int(expiry))
-        if expires_at - issued < MIN_LINK_SECONDS:
-            raise AwsUnavailable("s3", "PresignGetObject", "CredentialsExpiring", retry_after=30)
-        return PresignedLink(self.presign_get(bucket, key, expires_in=expires_at - issued), expires_at)
-
-
-def _expiry(credentials: Any) -> float | None:
-    """When botocore's credentials expire (epoch seconds), if it knows. RefreshableCredentials keeps it in
-    ``_expiry_time`` (an aware datetime); botocore offers no public accessor, and plain Credentials have none."""
-    expiry = getattr(credentials, "_expiry_time", None)
-    return expiry.timestamp() if isinstance(expiry, datetime) else None
 
 
 def _info(key: str, response: Mapping[str, Any]) -> ObjectInfo:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.aws import get_aws
+from chalicelib.aws.s3 import ObjectStore
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest
 from chalicelib.events import S3ObjectEvent, router
@@ -14,6 +15,7 @@ from chalicelib.transfer.fates import ObjectFates, object_version
 from chalicelib.transfer.fetch import LinkRefused, fetch_presigned
 from chalicelib.transfer.import_keys import ImportKeys
 from chalicelib.transfer.importer import INBOX, Importer, ImportRefused, Receipt
+from chalicelib.transfer.links import LinkSigner
 from chalicelib.transfer.sending import CLIENT_KEY, CLIENTS, Sender, SendReport, UnknownClient
 
 __all__ = [
@@ -68,6 +70,11 @@ def get_sender() -> Sender:
         prefix=settings.prefix,
         notify_topic=r.notify_topic_arn,
         key_events_topic=r.key_events_topic_arn,
+        links=LinkSigner(
+            aws.sts,
+            r.link_signer_role_arn,
+            lambda c: ObjectStore(aws.factory.client_as("s3", c.access_key_id, c.secret_access_key, c.session_token)),
+        ),
         link_ttl=settings.transfer_link_ttl,
         kms_key_id=r.data_key_arn,
         fates=ObjectFates(aws.table(r.state_table)),

@@ -32,6 +32,7 @@ from chalicelib.events import key_event
 from chalicelib.observability import MetricUnit, logger, metrics
 from chalicelib.transfer.fates import PURGED, QUARANTINED, ObjectFates, object_version, settle_unreadable
 from chalicelib.transfer.importer import QUARANTINE, quarantine
+from chalicelib.transfer.links import LinkSigner
 
 __all__ = ["CLIENTS", "CLIENT_KEY", "OUTBOX", "SendReport", "Sender", "UnknownClient"]
 
@@ -69,6 +70,7 @@ class Sender:
         prefix: str,
         notify_topic: str,
         key_events_topic: str,
+        links: LinkSigner,
         link_ttl: int,
         kms_key_id: str | None = None,
         fates: ObjectFates | None = None,
@@ -76,7 +78,7 @@ class Sender:
     ) -> None:
         self._s3, self._secrets, self._table, self._sns, self._fates = s3, secrets_store, table, publisher, fates
         self._bucket, self._prefix, self._notify, self._alarms = bucket, prefix, notify_topic, key_events_topic
-        self._link_ttl, self._kms_key_id, self._clock = link_ttl, kms_key_id, clock
+        self._links, self._link_ttl, self._kms_key_id, self._clock = links, link_ttl, kms_key_id, clock
 
     def secret_name(self, client_id: str) -> str:
         return f"{self._prefix}/transfer/{client_id}"
@@ -160,8 +162,8 @@ class Sender:
         )
         if PENDING in stages and CURRENT not in stages:  # never an older version back over a newer one
             self._secrets.move_stage(arn, CURRENT, to_version=version_id, from_version=in_force)
-        # Never advertised past the moment the link dies: see ObjectStore.presign_link.
-        link = self._s3.presign_link(self._bucket, object_key, lifetime=self._link_ttl)
+        # Signed by a session made for the link's lifetime: never advertised past the moment it dies (links.py).
+        link = self._links.link(self._bucket, object_key, lifetime=self._link_ttl)
         link_url, expires_at = link.url, link.expires_at
         self._sns.publish(
             self._notify,

@@ -27,7 +27,9 @@ Not emulated: permission boundaries, session policies, SCPs, grants.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -238,11 +240,12 @@ def _authenticate_and_authorize(self: Any, iam_request_cls: type, resource: str 
     if not _enforcing():
         ActionAuthenticatorMixin.request_count += 1
         return
-    if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
-        return
+    if self.service_name.startswith("cognito") and self.headers.get("X-Amz-Target") in _PUBLIC_OPERATIONS:
+        return  # Cognito's unauthenticated operations, and only Cognito's: other services ignore X-Amz-Target
     action = self._get_action()
     authorization = self.headers.get("Authorization") or ""
     query = self.uri.partition("?")[2]
+    _refuse_unsupported(self, query)
     if "Credential=" not in authorization and self.service_name == "s3" and is_presigned(query):
         _decide(self, _presigned(self, iam_request_cls, action, query), action, "s3", resource)
         return
@@ -270,8 +273,78 @@ def _authenticate_and_authorize(self: Any, iam_request_cls: type, resource: str 
         action=action,
     )
     iam_request.check_signature()
+    _check_freshness(self, authorization)
     if f"{iam_request._service}:{action}" != "sts:GetCallerIdentity":  # always allowed, even under an explicit Deny
         _decide(self, iam_request, action, iam_request._service, resource)
+
+
+_PUBLIC_OPERATIONS = frozenset(ActionAuthenticatorMixin.PUBLIC_OPERATIONS)
+MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
+UNSUPPORTED = "EmbeddedIamUnsupported"  # SigV4: requests signed further from the server's clock are refused
+
+
+def _error(self: Any, code: str, message: str, status: int) -> Exception:
+    """An error in the protocol of the service asked: S3's XML, the JSON services' (X-Amz-Target), else the query
+    services' XML."""
+    from moto.s3.exceptions import S3ClientError
+
+    if self.service_name == "s3":
+        return S3ClientError(code, message)  # moto gives S3's codes their status
+    error = JsonRESTError(code, message) if self.headers.get("X-Amz-Target") else _RESTError(code, message)
+    error.code = status
+    return error
+
+
+def _refuse_unsupported(self: Any, query: str) -> None:
+    """What this emulation cannot decide as AWS does is refused, never let through: a query parameter given twice
+    (the signature covers both, moto uses one, a condition would see either), and S3's DeleteObjects (AWS authorises
+    each key of its body, which is not read here)."""
+    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    what = None
+    if len(names) != len(set(names)):
+        what = "a query parameter given more than once"
+    elif self.service_name == "s3" and self.method == "POST" and "delete" in names:
+        what = "S3 DeleteObjects (AWS authorises each key of its body)"
+    if what:
+        raise _error(self, UNSUPPORTED, f"The embedded AWS does not emulate IAM for {what}; refused.", 400)
+
+
+def _check_freshness(self: Any, authorization: str) -> None:
+    """What moto's signature check leaves out: the request's time (SigV4 refuses one more than 15 minutes from the
+    server's clock), the signer's session (expired temporary credentials are refused), and an S3 body against the
+    payload hash the signature covers (x-amz-content-sha256)."""
+
+    stamp = self.headers.get("X-Amz-Date") or ""
+    try:
+        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400) from None
+    now = dt.datetime.now(dt.UTC)
+    if abs(now - signed_at) > MAX_CLOCK_SKEW:
+        if self.service_name == "s3":
+            skewed = "The difference between the request time and the current time is too large."
+            raise _error(self, "RequestTimeTooSkewed", skewed, 403)
+        stale = "Signature expired: the request was signed more than 15 minutes from the current time."
+        raise _error(self, "InvalidSignatureException", stale, 403)
+    access_key_id = authorization.split("Credential=", 1)[1].split("/", 1)[0]
+    expiry = _session_expiry(access_key_id)
+    if expiry is not None and now >= expiry:
+        code = (
+            "ExpiredToken"
+            if self.service_name == "s3" or not self.headers.get("X-Amz-Target")
+            else "ExpiredTokenException"
+        )
+        raise _error(
+            self,
+            code,
+            "The security token included in the request is expired",
+            400 if code == "ExpiredToken" and self.service_name == "s3" else 403,
+        )
+    declared = self.headers.get("x-amz-content-sha256") or ""
+    hashed = self.service_name == "s3" and re.fullmatch(r"[0-9a-f]{64}", declared)
+    if hashed and hashlib.sha256(self.raw_body or b"").hexdigest() != declared:
+        message = "The provided 'x-amz-content-sha256' header does not match what was computed."
+        raise _error(self, "XAmzContentSHA256Mismatch", message, 400)
 
 
 def _names(query: str) -> set[str]:

@@ -189,6 +189,10 @@ def _validate(statement: Any, resource_policy: bool | None) -> Mapping[str, Any]
         raise UnsupportedCondition(f"malformed statement (unknown elements {sorted(unknown)} or bad Effect)")
     if ("Action" in statement) == ("NotAction" in statement):
         raise UnsupportedCondition("a statement has exactly one of Action and NotAction")
+    if "NotPrincipal" in statement:
+        # AWS matches NotPrincipal against every principal of a session's chain (session ARN, role, account), which
+        # this evaluator does not model: refused rather than guessed (IAM User Guide, "NotPrincipal").
+        raise UnsupportedCondition("NotPrincipal is not emulated")
     has_principal = "Principal" in statement or "NotPrincipal" in statement
     if resource_policy is not None and has_principal != resource_policy:
         kind = "resource" if resource_policy else "identity"

@@ -24,6 +24,7 @@ from botocore.credentials import Credentials
 __all__ = ["PresignRejected", "is_presigned", "verify_presigned"]
 
 MAX_EXPIRES = 7 * 24 * 3600
+MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
 _AUTH_PARAMS = frozenset(
     {
         "X-Amz-Algorithm",
@@ -89,6 +90,8 @@ def verify_presigned(
         raise PresignRejected("AuthorizationQueryParametersError", message) from None
     if now > signed_at + dt.timedelta(seconds=int(expires_text)):
         raise PresignRejected("AccessDenied", "Request has expired")
+    if signed_at > now + MAX_CLOCK_SKEW:
+        raise PresignRejected("AccessDenied", "Request is not yet valid")
     access_key, token = scope[0], params.get("X-Amz-Security-Token")
     found = secret_of(access_key, token)
     if found is None:

@@ -244,7 +244,7 @@ def open_stack(services: AwsServices, monkeypatch: pytest.MonkeyPatch) -> Stack:
     faults = FaultInjector()
     factory = get_aws().factory
     create = factory._create
-    monkeypatch.setattr(factory, "_create", lambda service: faults.attach(create(service)))
+    monkeypatch.setattr(factory, "_create", lambda service, *creds: faults.attach(create(service, *creds)))
     return Stack(services, faults, monkeypatch)
 
 
@@ -366,9 +366,10 @@ IMPORT, AUTOID = (
     "sm.GetSecretValue*2 sm.DescribeSecret",
     "sm.GetSecretValue dynamodb.GetItem s3.GetObject dynamodb.PutItem",
 )
-SEND = (  # the profile; a pending version, sealed into the outbox; put in force, announced, finished
+# the profile; a pending version, sealed into the outbox; put in force, its link's session, announced, finished
+SEND = (
     "dynamodb.GetItem sm.DescribeSecret sm.PutSecretValue sm.GetSecretValue s3.PutObject"
-    " sm.UpdateSecretVersionStage sns.Publish sm.UpdateSecretVersionStage"
+    " sm.UpdateSecretVersionStage sts.AssumeRole sns.Publish sm.UpdateSecretVersionStage"
 )
 # route -> (its AWS calls on a cold container, its setup and requests)
 ROUTES: dict[str, tuple[str, Prepare]] = {

@@ -357,7 +357,7 @@ OPERATIONS: dict[str, tuple[str, Prepare, bool]] = {
         True,
     ),
     "s3_object_events: client key registered": (
-        f"{REGISTER} sm.DescribeSecret sm.CreateSecret sm.GetSecretValue s3.PutObject sns.Publish",
+        f"{REGISTER} sm.DescribeSecret sm.CreateSecret sm.GetSecretValue s3.PutObject sts.AssumeRole sns.Publish",
         client_key(PUBLIC_PEM),
         True,
     ),

@@ -201,8 +201,10 @@ def test_principal_element(element: Any, principal: Principal | None, expected: 
     assert evaluate_policy(resource_policy(element), req("s3:GetObject", principal=principal)) is expected
 
 
-def test_not_principal() -> None:
-    # "AWS JSON policy elements: NotPrincipal": deny everyone but the named principals.
+def test_not_principal_is_refused_not_guessed() -> None:
+    """AWS matches NotPrincipal against every principal of a session's chain (the session ARN, its role, the account:
+    IAM User Guide, "AWS JSON policy elements: NotPrincipal"). A partial model excluded too much (a Deny naming only a
+    role spared its sessions): refused loudly instead, credport's policies use none."""
     policy = doc(
         {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"},
         {
@@ -212,8 +214,8 @@ def test_not_principal() -> None:
             "Resource": "*",
         },
     )
-    assert evaluate_policy(policy, req("s3:GetObject", principal=ALICE)) is ALLOW
-    assert evaluate_policy(policy, req("s3:GetObject", principal=BOB)) is DENY
+    with pytest.raises(UnsupportedCondition, match="NotPrincipal"):
+        evaluate_policy(policy, req("s3:GetObject", principal=ALICE))
 
 
 def test_unsupported_principal_type_raises() -> None:

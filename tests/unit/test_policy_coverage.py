@@ -134,7 +134,6 @@ MUTATIONS: dict[str, tuple[Callable[[Policy], None], dict[str, tuple[str, ...]]]
             "transfer.quarantine.copy": S3_EVENTS_ONLY,
             "transfer.clients.read": S3_EVENTS_ONLY,
             "transfer.send.seal": SENDERS,
-            "transfer.send.link": SENDERS,
             "autoid.entropy.read": ("api_handler",),
             "autoid.entropy.write": ("rotate_autoid_keys",),
         },

@@ -55,3 +55,39 @@ def test_the_transfer_bucket_of_this_deployment_may_notify() -> None:
 )
 def test_nothing_else_may(bucket: str, account: str, action: str) -> None:
     assert _decision(bucket, account, action) is Decision.NONE
+
+
+def _link_signer() -> dict[str, Any]:
+    template = Template(
+        load_template(REPO_ROOT / "template.yaml"),
+        parameters={"Prefix": PREFIX, "Issuer": "https://id.example.com"},
+        account_id=ACCOUNT,
+        region=REGION,
+        stack_name=PREFIX,
+    )
+    template.attributes["TransferBucket"] = {
+        "Ref": f"{PREFIX}-transfer-{ACCOUNT}",
+        "Arn": f"arn:aws:s3:::{PREFIX}-transfer-{ACCOUNT}",
+    }
+    template.attributes["DataKey"] = {"Ref": "k", "Arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k"}
+    resolved: dict[str, Any] = template.resolve(template.resources["LinkSignerRole"]["Properties"])
+    return resolved
+
+
+@pytest.mark.parametrize(
+    ("action", "key", "allowed"),
+    [
+        ("s3:GetObject", "outbox/client-one/v1.jwe", True),  # what a transfer link fetches
+        ("s3:GetObject", "inbox/db.jwe", False),  # nothing else in the bucket
+        ("s3:GetObject", "autoid/worker-1/gen-1.bin", False),
+        ("s3:PutObject", "outbox/client-one/v1.jwe", False),
+    ],
+)
+def test_the_link_signer_reads_sealed_outbox_files_and_nothing_else(action: str, key: str, allowed: bool) -> None:
+    """A presigned link is authorised as the role whose session signed it (credport's link signer)."""
+    role = _link_signer()
+    principal = Principal(f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-link-signer", ACCOUNT, "arn:aws:sts::x")
+    request = Request(action, f"arn:aws:s3:::{PREFIX}-transfer-{ACCOUNT}/{key}", principal, {})
+    policies = [p["PolicyDocument"] for p in role["Policies"]]
+    assert (authorize(request, policies) is Decision.ALLOW) is allowed
+    assert role["MaxSessionDuration"] == 3600  # a link lives at most an hour: sessions from Lambda are chained

@@ -167,15 +167,39 @@ ENTRIES = (
         access=(Access("secretsmanager:UpdateSecretVersionStage", CLIENT_SECRET),),
     ),
     Entry(
+        id="transfer.send.link-session",
+        service="sts",
+        operation="AssumeRole",
+        functions=SENDERS,
+        site="chalicelib.aws.sts.Sts.assume_role",
+        callers=(f"{_SENDER}.send", "chalicelib.transfer.links.LinkSigner.link"),
+        why="a session of the link-signer role made for the link's lifetime (chained from Lambda's: an hour at most), "
+        "so the link dies when it says; its trust delegates to IAM, hence this permission",
+        access=(
+            Access(
+                "sts:AssumeRole",
+                "arn:aws:iam::{account}:role/{prefix}-link-signer",
+                {"sts:RoleSessionName": "credport-transfer-link"},
+            ),
+        ),
+    ),
+    Entry(
         id="transfer.send.link",
         service="s3",
         operation="PresignGetObject",
         functions=SENDERS,
         site="chalicelib.aws.s3.ObjectStore.presign_get",
-        callers=(f"{_SENDER}.send", "chalicelib.aws.s3.ObjectStore.presign_link"),
-        why="the link in the notification: signing is local, but the recipient's GET is authorised as this function "
-        "(S3 User Guide, 'Sharing objects with presigned URLs'), reading an SSE-KMS object",
-        access=(Access("s3:GetObject", OUTBOX_FILE), through_s3("Decrypt")),
+        callers=(f"{_SENDER}.send", "chalicelib.transfer.links.LinkSigner.link"),
+        why="the link in the notification, signed locally with the link-signer session: the recipient's GET is "
+        "authorised as that role (template.yaml LinkSignerRole: outbox/ files only), not as this function; what "
+        "this function needs for it is to assume the role",
+        access=(
+            Access(
+                "sts:AssumeRole",
+                "arn:aws:iam::{account}:role/{prefix}-link-signer",
+                {"sts:RoleSessionName": "credport-transfer-link"},
+            ),
+        ),
     ),
     Entry(
         id="transfer.send.notify",
