@@ -387,9 +387,13 @@ def _key_holds(name: str, key: str, raw: Any, context: Mapping[str, Any], variab
 
     if qualifier == "ForAllValues":
         return all(one(r) for r in requested)
-    if qualifier == "ForAnyValue" or not negated:
+    if qualifier == "ForAnyValue":
         return any(one(r) for r in requested)
-    return all(one(r) for r in requested)  # negated, unqualified: no request value matches any policy value
+    if len(requested) > 1:
+        # AWS wants a set qualifier on a multivalued key ("Multivalued context keys"); how it reads an unqualified
+        # operator over several values is not documented: refused rather than guessed.
+        raise UnsupportedCondition(f"{name} on the multivalued key {key} needs ForAllValues or ForAnyValue")
+    return one(requested[0])
 
 
 def conditions_hold(block: Mapping[str, Any], context: Mapping[str, Any], *, variables: bool = True) -> bool:
