@@ -20,14 +20,18 @@ QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{PREFIX}-s3-events"
 S3 = Principal(arn="s3.amazonaws.com", account="", service="s3.amazonaws.com")
 
 
-def _queue_policy() -> dict[str, Any]:
-    template = Template(
+def _template() -> Template:
+    return Template(
         load_template(REPO_ROOT / "template.yaml"),
         parameters={"Prefix": PREFIX, "Issuer": "https://id.example.com"},
         account_id=ACCOUNT,
         region=REGION,
         stack_name=PREFIX,
     )
+
+
+def _queue_policy() -> dict[str, Any]:
+    template = _template()
     template.attributes["S3EventsQueue"] = {"Ref": f"https://sqs/{PREFIX}-s3-events", "Arn": QUEUE_ARN}
     resource = template.resources["S3EventsQueuePolicy"]
     document: dict[str, Any] = template.resolve(resource["Properties"]["PolicyDocument"])
@@ -58,13 +62,7 @@ def test_nothing_else_may(bucket: str, account: str, action: str) -> None:
 
 
 def _link_signer() -> dict[str, Any]:
-    template = Template(
-        load_template(REPO_ROOT / "template.yaml"),
-        parameters={"Prefix": PREFIX, "Issuer": "https://id.example.com"},
-        account_id=ACCOUNT,
-        region=REGION,
-        stack_name=PREFIX,
-    )
+    template = _template()
     template.attributes["TransferBucket"] = {
         "Ref": f"{PREFIX}-transfer-{ACCOUNT}",
         "Arn": f"arn:aws:s3:::{PREFIX}-transfer-{ACCOUNT}",

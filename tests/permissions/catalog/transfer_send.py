@@ -26,6 +26,13 @@ from tests.permissions.catalog._common import (
 from tests.permissions.catalog.transfer import CLIENT_KEY, put_object
 from tests.permissions.model import Access, Entry
 
+# What a function needs for a transfer link: a session of the link-signer role (chalicelib/transfer/links.py).
+LINK_SESSION = Access(
+    "sts:AssumeRole",
+    "arn:aws:iam::{account}:role/{prefix}-link-signer",
+    {"sts:RoleSessionName": "credport-transfer-link"},
+)
+
 __all__ = ["ENTRIES"]
 
 SENDERS = functions(API, ROTATE_TRANSFER, S3_EVENTS)
@@ -175,13 +182,7 @@ ENTRIES = (
         callers=(f"{_SENDER}.send", "chalicelib.transfer.links.LinkSigner.link"),
         why="a session of the link-signer role made for the link's lifetime (chained from Lambda's: an hour at most), "
         "so the link dies when it says; its trust delegates to IAM, hence this permission",
-        access=(
-            Access(
-                "sts:AssumeRole",
-                "arn:aws:iam::{account}:role/{prefix}-link-signer",
-                {"sts:RoleSessionName": "credport-transfer-link"},
-            ),
-        ),
+        access=(LINK_SESSION,),
     ),
     Entry(
         id="transfer.send.link",
@@ -193,13 +194,7 @@ ENTRIES = (
         why="the link in the notification, signed locally with the link-signer session: the recipient's GET is "
         "authorised as that role (template.yaml LinkSignerRole: outbox/ files only), not as this function; what "
         "this function needs for it is to assume the role",
-        access=(
-            Access(
-                "sts:AssumeRole",
-                "arn:aws:iam::{account}:role/{prefix}-link-signer",
-                {"sts:RoleSessionName": "credport-transfer-link"},
-            ),
-        ),
+        access=(LINK_SESSION,),
     ),
     Entry(
         id="transfer.send.notify",
