@@ -9,11 +9,20 @@ AUTHORIZER_CONFIGURATION_ERROR (``AuthorizerConfigurationException``, API Gatewa
 response types"), each through the gateway response the API's definition configures (:mod:`local.apidef`). An API
 resource policy, if the definition declares one, applies to every route. Requests under ``/_local/`` go to the
 local stack's control endpoints instead of the app.
+
+The method ARN ``execute-api:Invoke`` is checked on is built from the path the request is routed on, as API Gateway
+builds it (API Gateway Developer Guide, "Control access for invoking an API"): the request-target's path without
+its query, a trailing slash dropped as API Gateway drops it, and Chalice is handed that very path to route, so the
+method authorised and the method run cannot differ. A target whose path Chalice's route matching would read
+otherwise than literally (a fragment, ``;`` parameters, an empty segment, control characters) is refused, as is a
+Host that is not a well-formed ``host[:port]`` (missing, repeated, or carrying a path, query, fragment, userinfo or
+whitespace): 400 Bad Request (RFC 9112, section 3.2). The SigV4 signature is still verified over the Host as sent.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -40,10 +49,16 @@ from local.apidef import API_ID, DEFAULT_RESPONSES, STAGE, GatewayResponse
 from local.invoke import InvokeDenied, InvokeUnevaluable, Route, check_anonymous_invoke, check_invoke
 from local.sigv4 import CredentialLookup, SignatureRejected, verify
 
-__all__ = ["ApiServer", "ControlHandler", "IncomingRequest", "make_thread_safe"]
+__all__ = ["ApiServer", "ControlHandler", "IncomingRequest", "make_thread_safe", "routed_path", "valid_host"]
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 CONTROL_PREFIX = "/_local/"
+# A Host field value the gateway accepts: a name or IPv4 address (a trailing dot allowed) or a bracketed IPv6
+# address, then an optional port; nothing else ('/', '?', '#', '@', ',', '\\', whitespace are all refused).
+_HOST = re.compile(r"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+# What Chalice's route matching (urlparse) would not read literally in a path, or API Gateway would not route.
+_UNROUTABLE_PATH = re.compile(r"[#;\\\x00-\x20\x7f]|//")
+_UNROUTABLE_QUERY = re.compile(r"[#\x00-\x20\x7f]")
 ControlHandler = Callable[[str, str, bytes], tuple[int, dict[str, Any]]]
 
 
@@ -77,6 +92,24 @@ class IncomingRequest:
     body: bytes = field(repr=False)
     source_ip: str
     request_id: str
+    path: str  # the path the request is routed on (:func:`routed_path`): the one authorised, the one run
+
+
+def valid_host(value: str) -> bool:
+    """Whether ``value`` is a well-formed Host field value: ``host[:port]`` and nothing more."""
+    match = _HOST.fullmatch(value)
+    return match is not None and (match["port"] is None or int(match["port"]) <= 65535)
+
+
+def routed_path(target: str) -> str | None:
+    """The path a request with ``target`` on its request line is routed on: the path without the query, without a
+    trailing slash unless it is the root (API Gateway drops it; Chalice's route matching too). ``None`` for a target
+    Chalice would route on another path than the literal one (a fragment, ``;`` parameters, an empty segment whose
+    trailing slash it would strip again), or that is not an origin-form path at all."""
+    path, _, query = target.partition("?")
+    if not path.startswith("/") or _UNROUTABLE_PATH.search(path) or _UNROUTABLE_QUERY.search(query):
+        return None
+    return path[:-1] if path != "/" and path.endswith("/") else path
 
 
 @dataclass
@@ -112,7 +145,9 @@ class _GatewayAuthorizer(LocalGatewayAuthorizer):
         if route is None:  # no such route: Chalice answers as API Gateway does (Missing Authentication Token)
             return super().authorize(raw_path, lambda_event, lambda_context)
         r, settings = self._request, self._settings
-        target = Route(settings.region, settings.account_id, r.method, urlsplit(r.url).path)
+        if lambda_event["requestContext"]["path"] != r.path:  # by construction never; but never authorise another
+            raise _unevaluable(r.request_id, InvokeUnevaluable("the routed path is not the path authorised"))
+        target = Route(settings.region, settings.account_id, r.method, r.path)
         if isinstance(route.authorizer, IAMAuthorizer):
             self._authorize_iam(lambda_event, target)
             return lambda_event, lambda_context
@@ -251,13 +286,24 @@ class _Handler(ChaliceRequestHandler):
                 status, payload = 500, {"error": "control_failed", "type": type(exc).__name__}
             self._send_http_response(status, {"Content-Type": "application/json"}, json.dumps(payload))
             return
-        host = self.headers.get("host", "{}:{}".format(*self.server.server_address[:2]))
+        host, path = self._host(), routed_path(self.path)
+        if host is None or path is None:
+            self._send_http_response(
+                400,
+                {"x-amzn-RequestId": request_id, "Content-Type": "application/json"},
+                b'{"message": "Bad Request"}',
+            )
+            self.close_connection = True
+            return
+        query = self.path.partition("?")[2]
         request = IncomingRequest(
-            self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id
+            self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id, path
         )
         gateway = _Gateway(self._app, self._config, request, self.settings)
         try:
-            response = gateway.handle_request(method=self.command, path=self.path, headers=headers, body=body or None)
+            # Chalice routes on exactly the path authorised (with the query as sent).
+            routed = f"{path}?{query}" if query else path
+            response = gateway.handle_request(method=self.command, path=routed, headers=headers, body=body or None)
         except LocalGatewayException as error:
             error.headers.setdefault("x-amzn-RequestId", request_id)
             self._send_error_response(error)
@@ -267,6 +313,17 @@ class _Handler(ChaliceRequestHandler):
         self._send_http_response(response["statusCode"], response_headers, response["body"])
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def _host(self) -> str | None:
+        """The request's Host, or ``None`` when HTTP/1.1 says 400: none, more than one, or not ``host[:port]``.
+        An HTTP/1.0 request without Host is for the server's own address."""
+        values = self.headers.get_all("host") or []
+        if not values and self.request_version != "HTTP/1.1":
+            return "{}:{}".format(*self.server.server_address[:2])
+        if len(values) != 1:
+            return None
+        host = values[0].strip(" \t")
+        return host if valid_host(host) else None
 
     def log_message(self, format: str, *args: Any) -> None:
         # Never the query string: presigned requests carry signatures and session tokens there.

@@ -7,7 +7,10 @@ A new key must be usable by the principal that made it *at once*. The IAM policy
 ``credport:prefix`` tag, but "it might take up to five minutes for tag and alias changes to affect KMS key
 authorization" (KMS Developer Guide, ABAC for AWS KMS), while a key policy takes effect when the key is created. So
 each key is created with a key policy: AWS's default statement (the account administers the key, IAM policies
-apply) plus one granting the creating principal what the rotation and the signer do with it. A key whose creation
+apply), one granting the creating principal and the roles of the functions that use signing keys what the rotation
+and the signer do with it, and one granting the creator alone ``kms:PutKeyPolicy`` (what KMS's lockout safety check
+demands of the caller of CreateKey, and no more: the internet-facing API handler cannot rewrite the policy of a key
+it did not make). A key whose creation
 was not recorded (a crash between CreateKey and the journal write) is found again by its ``credport:label`` tag
 through the Resource Groups Tagging API, never by listing and describing every key in the account.
 """
@@ -26,9 +29,10 @@ from chalicelib.tokens.algorithms import KMS_SPEC_TO_JOSE, SigningAlgorithm, alg
 from chalicelib.tokens.keyring import ROLES, SigningKey, alias_name, signing_key
 
 __all__ = [
-    "CREATOR_ACTIONS",
+    "CREATOR_ONLY_ACTIONS",
     "DELETION_WINDOW_DAYS",
     "KMS_JOURNAL_KEY",
+    "SIGNER_ACTIONS",
     "SIGNING_KEY_FUNCTIONS",
     "KmsKeyStore",
     "signing_key_policy",
@@ -38,10 +42,8 @@ KMS_JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
 DELETION_WINDOW_DAYS = 7
 USABLE_STATES = frozenset({"Enabled"})
 LABEL_TAG = "credport:label"
-# What the rotation and the signer do with a key they made. kms:PutKeyPolicy is there because KMS refuses a key
-# policy that would not let its caller change it later (the lockout safety check); credport never bypasses that
-# check (organizations deny the bypass by SCP, e.g. AWS Control Tower CT.KMS.PV.3) and never calls PutKeyPolicy.
-CREATOR_ACTIONS = (
+# What the rotation and the signer do with a signing key: granted to its creator and to the functions' roles.
+SIGNER_ACTIONS = (
     "kms:Sign",
     "kms:GetPublicKey",
     "kms:DescribeKey",
@@ -50,8 +52,12 @@ CREATOR_ACTIONS = (
     "kms:CreateAlias",
     "kms:UpdateAlias",
     "kms:DeleteAlias",
-    "kms:PutKeyPolicy",
 )
+# Granted to the creator alone: KMS refuses a key policy that would not let the principal calling CreateKey change
+# it later (the lockout safety check; CreateKey, "Policy"), and asks that of that caller only. credport never
+# bypasses the check (organizations deny the bypass by SCP, e.g. AWS Control Tower CT.KMS.PV.3) and never calls
+# PutKeyPolicy.
+CREATOR_ONLY_ACTIONS = ("kms:PutKeyPolicy",)
 # The app's functions that use the signing keys: the API handler signs (and bootstraps the first keys), the schedule
 # rotates. Chalice gives each function a role of its own, <app>-<stage>-<function> (the SAM stack names them the same
 # way: template.yaml), so a key one of them makes must name the other too: tags alone would leave it out for minutes.
@@ -61,7 +67,8 @@ _CALLER = re.compile(r"arn:([a-z-]{3,16}):(iam|sts)::(\d{12}):([\w+=,.@/-]{1,600
 
 def signing_key_policy(caller_arn: str, prefix: str) -> dict[str, Any]:
     """The key policy of a new signing key made by ``caller_arn`` (as GetCallerIdentity reports it) for the
-    deployment ``prefix``: the caller and the roles of :data:`SIGNING_KEY_FUNCTIONS` may use it at once.
+    deployment ``prefix``: the caller and the roles of :data:`SIGNING_KEY_FUNCTIONS` may use it at once
+    (:data:`SIGNER_ACTIONS`); only the caller may change the key policy (:data:`CREATOR_ONLY_ACTIONS`).
 
     Roles are matched by ``aws:PrincipalArn``, which holds the *role* ARN with its path (a session ARN has none), so
     the bare name and any path are allowed: role names are unique in an account, whatever their path. The principal
@@ -72,14 +79,29 @@ def signing_key_policy(caller_arn: str, prefix: str) -> dict[str, Any]:
         raise ValueError("not an IAM or STS principal ARN")
     partition, service, account, resource = match.groups()
     root = f"arn:{partition}:iam::{account}:root"
-    roles = [f"{prefix}-{function}" for function in SIGNING_KEY_FUNCTIONS]
-    arns: list[str] = []
+
+    def role_arns(role: str) -> list[str]:
+        return [f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:role/*/{role}"]
+
+    def granted(sid: str, actions: tuple[str, ...], arns: list[str]) -> dict[str, Any]:
+        return {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": list(actions),
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": account}, "ArnLike": {"aws:PrincipalArn": arns}},
+        }
+
     if service == "sts" and resource.startswith("assumed-role/") and resource.count("/") == 2:
-        roles.insert(0, resource.split("/")[1])
-    elif caller_arn != root:  # the root user is the account: the first statement covers it
-        arns.append(caller_arn)
-    for role in dict.fromkeys(roles):
-        arns += [f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:role/*/{role}"]
+        creator = role_arns(resource.split("/")[1])
+    elif caller_arn != root:
+        creator = [caller_arn]
+    else:  # the root user is the account: the first statement covers it
+        creator = []
+    signers = list(creator)
+    for function in SIGNING_KEY_FUNCTIONS:
+        signers += [arn for arn in role_arns(f"{prefix}-{function}") if arn not in signers]
     statements: list[dict[str, Any]] = [
         {
             "Sid": "AccountAdministers",
@@ -88,15 +110,10 @@ def signing_key_policy(caller_arn: str, prefix: str) -> dict[str, Any]:
             "Action": "kms:*",
             "Resource": "*",
         },
-        {
-            "Sid": "CreatorSignsAndRotates",
-            "Effect": "Allow",
-            "Principal": {"AWS": "*"},
-            "Action": list(CREATOR_ACTIONS),
-            "Resource": "*",
-            "Condition": {"StringEquals": {"aws:PrincipalAccount": account}, "ArnLike": {"aws:PrincipalArn": arns}},
-        },
+        granted("CreatorAndFunctionsSignAndRotate", SIGNER_ACTIONS, signers),
     ]
+    if creator:
+        statements.append(granted("CreatorAloneChangesKeyPolicy", CREATOR_ONLY_ACTIONS, creator))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

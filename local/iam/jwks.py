@@ -5,13 +5,17 @@ the key its ``kid`` names (IAM User Guide, "Create an OpenID Connect (OIDC) iden
 "How can I resolve the AWS STS AssumeRoleWithWebIdentity API call error InvalidIdentityToken"). The embedded
 AWS must never reach the internet, so the default resolver only talks to loopback addresses (the local stack's
 issuer is ``http://127.0.0.1:<port>``), with short timeouts, bounded documents, no redirects, no proxies, and a
-brief cache. Tests plug in their own resolver (any callable ``issuer -> JWKS document``).
+brief cache. A URL is only fetched once its host is a loopback IP literal by every parser that reads it (the
+standard library's and urllib3's, which requests connects with: they disagree on ``http://a\\@127.0.0.1/``), and
+then rebuilt from the checked address, so the connection can go nowhere else. Tests plug in their own resolver
+(any callable ``issuer -> JWKS document``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,10 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.util import parse_url
 
 __all__ = ["IdpUnreachable", "JwksResolver", "KeysUnavailable", "LoopbackJwksResolver"]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
+# Never in a URL the resolver fetches: a backslash (a path separator to some parsers, not to others), whitespace
+# and control characters, a fragment.
+_AMBIGUOUS = re.compile(r"[\\#\x00-\x20\x7f]")
 
 JwksResolver = Callable[[str], Mapping[str, Any]]
 """``issuer -> JWKS document``; raises :class:`KeysUnavailable` or :class:`IdpUnreachable`."""
@@ -89,11 +97,11 @@ class LoopbackJwksResolver:
         return jwks
 
     def _get_json(self, url: str) -> dict[str, Any]:
-        _require_loopback(url)
+        target = _loopback_url(url)
         with requests.Session() as session:
             session.trust_env = False  # no proxy from the environment: the request stays on this machine
             try:
-                response = session.get(url, timeout=self._timeout, allow_redirects=False, stream=True)
+                response = session.get(target, timeout=self._timeout, allow_redirects=False, stream=True)
                 with response:
                     body = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
             except requests.RequestException as error:
@@ -111,12 +119,25 @@ class LoopbackJwksResolver:
         return document
 
 
-def _require_loopback(url: str) -> None:
-    """Only http(s) to an IP literal in 127.0.0.0/8 or ::1: no name resolution, so nothing can point elsewhere."""
-    parts = urlsplit(url)
+def _loopback_url(url: str) -> str:
+    """``url`` rebuilt from its checked parts, if it is http(s) to an IP literal in 127.0.0.0/8 or ::1 (no name
+    resolution, so nothing can point elsewhere) and reads the same to urlsplit and to urllib3 (what requests
+    connects with); no userinfo, backslash, whitespace or fragment. Raise :class:`KeysUnavailable` otherwise."""
+    refused = KeysUnavailable(f"the embedded STS only fetches keys from loopback addresses, not {url!r}")
+    if _AMBIGUOUS.search(url):
+        raise refused
     try:
+        parts = urlsplit(url)
+        port = parts.port
         address = ipaddress.ip_address(parts.hostname or "")
-    except ValueError:
-        raise KeysUnavailable(f"the embedded STS only fetches keys from loopback addresses, not {url!r}") from None
-    if parts.scheme not in {"http", "https"} or not address.is_loopback:
-        raise KeysUnavailable(f"the embedded STS only fetches keys from loopback addresses, not {url!r}")
+        theirs = parse_url(url)
+    except ValueError:  # urllib3's LocationParseError is one too
+        raise refused from None
+    if parts.scheme not in {"http", "https"} or not address.is_loopback or "@" in parts.netloc:
+        raise refused
+    host = f"[{address}]" if address.version == 6 else str(address)
+    ours = (parts.scheme, None, host, port, parts.path or None, parts.query or None, None)
+    if (theirs.scheme, theirs.auth, theirs.host, theirs.port, theirs.path, theirs.query, theirs.fragment) != ours:
+        raise refused
+    rebuilt = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "") + parts.path
+    return rebuilt + (f"?{parts.query}" if parts.query else "")

@@ -7,9 +7,11 @@ policies affect authorization workflow" (table B), "Gateway response types".
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -33,6 +35,25 @@ def get(stack: RunningStack, path: str, credentials: Credentials) -> requests.Re
     request = AWSRequest(method="GET", url=stack.api + path)
     SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
     return requests.get(request.url, headers=dict(request.headers), timeout=10)
+
+
+def forged(stack: RunningStack, target: str, credentials: Credentials, host: str) -> http.client.HTTPResponse:
+    """GET ``target`` with ``host`` as Host, signed as a forger would: over that Host, and over the URL a gateway
+    reading ``http://{host}{target}`` sees (the method ARN came from it)."""
+    authority = urlsplit(stack.api).netloc
+    seen = urlsplit(f"http://{host}{target}")
+    signed = f"http://{authority}{seen.path}" + (f"?{seen.query}" if seen.query else "")
+    request = AWSRequest(method="GET", url=signed, headers={"Host": host})
+    SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
+    connection = http.client.HTTPConnection(authority, timeout=10)
+    connection.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+    for name, value in request.headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer
 
 
 def new_user(stack: RunningStack) -> tuple[str, Credentials]:
@@ -110,3 +131,32 @@ def test_an_authorizer_outage_answers_through_authorizer_configuration_error(sta
     assert response.headers["x-amzn-ErrorType"] == "AuthorizerConfigurationException"
     assert response.content == declared.body(None)
     assert (response.headers["Retry-After"], response.headers["Cache-Control"]) == ("1", "no-store")
+
+
+def test_a_host_carrying_a_path_never_gets_a_token_for_a_caller_allowed_only_whoami(stack: RunningStack) -> None:
+    # "GET /token" with Host "127.0.0.1:PORT/whoami#" was authorised as GET/whoami and answered a token.
+    name, credentials = new_user(stack)
+    whoami = TOKEN_ARN.removesuffix("/token") + "/whoami"
+    stack.client("iam").put_user_policy(UserName=name, PolicyName="w", PolicyDocument=invoke_policy("Allow", whoami))
+    authority = urlsplit(stack.api).netloc
+    assert forged(stack, "/token", credentials, f"{authority}/whoami#").status == 400
+    assert get(stack, "/whoami", credentials).status_code == 200
+    assert "no identity-based policy allows" in refused(get(stack, "/token", credentials))
+
+
+@pytest.mark.parametrize("how", ["host with a fragment", "trailing slash"])
+def test_an_explicit_deny_on_token_is_not_escaped(stack: RunningStack, how: str) -> None:
+    # Host "127.0.0.1:PORT#" made the method ARN GET/, "GET /token/" made it GET/token/: both escaped the Deny.
+    name, credentials = new_user(stack)
+    iam = stack.client("iam")
+    api = TOKEN_ARN.removesuffix("/GET/token")
+    iam.put_user_policy(UserName=name, PolicyName="all", PolicyDocument=invoke_policy("Allow", f"{api}/*"))
+    iam.put_user_policy(UserName=name, PolicyName="no-token", PolicyDocument=invoke_policy("Deny", TOKEN_ARN))
+    assert get(stack, "/whoami", credentials).status_code == 200
+    authority = urlsplit(stack.api).netloc
+    if how == "trailing slash":
+        assert refused(get(stack, "/token/", credentials)).endswith(
+            f"{MASKED_TOKEN_ARN} with an explicit deny in an identity-based policy"
+        )
+    else:
+        assert forged(stack, "/token", credentials, f"{authority}#").status == 400

@@ -75,6 +75,10 @@ def test_the_functions_run_as_their_role_with_exactly_the_stage_policy(stack: Ru
     kms = stack.client("kms")
     key_id = kms.describe_key(KeyId=f"alias/{prefix}/signing/current")["KeyMetadata"]["KeyId"]
     policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
-    creator = next(s for s in policy["Statement"] if s["Sid"] == "CreatorSignsAndRotates")
+    creator = next(s for s in policy["Statement"] if s["Sid"] == "CreatorAloneChangesKeyPolicy")
     account = stack.info["account_id"]
-    assert creator["Condition"]["ArnLike"]["aws:PrincipalArn"][0] == f"arn:aws:iam::{account}:role/{role}"
+    assert creator["Action"] == ["kms:PutKeyPolicy"]
+    assert creator["Condition"]["ArnLike"]["aws:PrincipalArn"] == [
+        f"arn:aws:iam::{account}:role/{role}",
+        f"arn:aws:iam::{account}:role/*/{role}",
+    ]

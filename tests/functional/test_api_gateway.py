@@ -7,10 +7,12 @@ policies affect authorization workflow" (tables A and B), "Gateway response type
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -365,3 +367,100 @@ def test_the_gateway_answers_from_the_definition_in_template_yaml(factory: Clien
         assert denied.json()["message"].endswith(NO_IDENTITY_ALLOW)
     finally:
         server.stop()
+
+
+def send_raw(gateway: Gateway, target: str, credentials: Credentials, *, host: str | None = None) -> tuple[int, str]:
+    """A signed GET of ``target`` exactly as written on the request line (requests would normalise it) with ``host``
+    as Host, signed as a forger would: over that Host, and over the URL a gateway reading ``http://{host}{target}``
+    would see."""
+    authority = gateway.url.removeprefix("http://")
+    host = authority if host is None else host
+    try:
+        seen = urlsplit(f"http://{host}{target}")
+        signed = f"http://{authority}{seen.path}" + (f"?{seen.query}" if seen.query else "")
+    except ValueError:  # no URL at all ("[::1"): sign the target
+        signed = f"http://{authority}{target}"
+    request = AWSRequest(method="GET", url=signed, headers={"Host": host})
+    SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
+    connection = http.client.HTTPConnection(authority, timeout=10)
+    try:
+        connection.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+        for name, value in request.headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
+
+
+def test_a_host_carrying_a_path_never_moves_the_method_arn(gateway: Gateway) -> None:
+    # GET /iam/a with Host "127.0.0.1:PORT/iam/b#" was authorised as GET/iam/b (the ARN came from Host + path).
+    caller = user("only-b")
+    iam().put_user_policy(UserName="only-b", PolicyName="b", PolicyDocument=allow(f"{API}/GET/iam/b"))
+    authority = gateway.url.removeprefix("http://")
+    status, body = send_raw(gateway, "/iam/a", caller, host=f"{authority}/iam/b#")
+    assert (status, json.loads(body)) == (400, {"message": "Bad Request"})
+    assert gateway.get("/iam/b", caller).status_code == 200
+    assert NO_IDENTITY_ALLOW in refusal(gateway.get("/iam/a", caller))
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["{a}#", "{a}/", "{a}/iam/a", "{a}?x=1", "user@{a}", "{a} x", "{a}\\x", "{a}:80", "[::1", "{a},evil.example", ""],
+)
+def test_a_host_that_is_not_host_and_port_is_a_bad_request(gateway: Gateway, host: str) -> None:
+    # Host "127.0.0.1:PORT#" made the ARN GET/ and escaped an explicit Deny on GET/iam/a.
+    caller = user("denied-a")
+    iam().put_user_policy(UserName="denied-a", PolicyName="all", PolicyDocument=allow(f"{API}/*"))
+    iam().put_user_policy(UserName="denied-a", PolicyName="not-a", PolicyDocument=allow(f"{API}/GET/iam/a", "Deny"))
+    authority = gateway.url.removeprefix("http://")
+    status, body = send_raw(gateway, "/iam/a", caller, host=host.format(a=authority))
+    assert (status, json.loads(body)) == (400, {"message": "Bad Request"})
+    assert gateway.get("/iam/b", caller).status_code == 200  # a well-formed Host still passes
+    assert gateway.get("/iam/b", caller, Host=f"LOCALHOST:{gateway.server.port}").status_code == 200
+
+
+def test_a_repeated_host_is_a_bad_request(gateway: Gateway) -> None:
+    caller = user("twice")
+    iam().put_user_policy(UserName="twice", PolicyName="all", PolicyDocument=allow(f"{API}/*"))
+    authority = gateway.url.removeprefix("http://")
+    request = AWSRequest(method="GET", url=f"{gateway.url}/iam/a", headers={"Host": authority})
+    SigV4Auth(caller, "execute-api", REGION).add_auth(request)  # valid for the first Host
+    connection = http.client.HTTPConnection(authority, timeout=10)
+    try:
+        connection.putrequest("GET", "/iam/a", skip_host=True, skip_accept_encoding=True)
+        for name, value in request.headers.items():
+            connection.putheader(name, value)
+        connection.putheader("Host", "elsewhere.example")
+        connection.endheaders()
+        assert connection.getresponse().status == 400
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("target", ["/iam/a/", "/iam/a/?x=1", "/iam/a;x", "/iam/a#x", "/iam/a//", "/iam/a/;x"])
+def test_every_target_chalice_routes_to_a_method_is_authorised_as_that_method(gateway: Gateway, target: str) -> None:
+    # "GET /iam/a/" was authorised as GET/iam/a/ and so escaped an explicit Deny on GET/iam/a, though routed to it;
+    # so were targets whose path Chalice parses otherwise than the signature check (params, an authority, a fragment).
+    caller = user("denied-a")
+    iam().put_user_policy(UserName="denied-a", PolicyName="all", PolicyDocument=allow(f"{API}/*"))
+    iam().put_user_policy(UserName="denied-a", PolicyName="not-a", PolicyDocument=allow(f"{API}/GET/iam/a", "Deny"))
+    status, body = send_raw(gateway, target, caller)
+    if target in ("/iam/a/", "/iam/a/?x=1"):  # API Gateway drops a trailing slash: the request is GET /iam/a
+        assert status == 403, body
+        assert json.loads(body)["Message"].endswith(
+            f"{MASKED}/GET/iam/a with an explicit deny in an identity-based policy"
+        )
+    else:  # a path Chalice would read differently from API Gateway: refused, never routed
+        assert (status, json.loads(body)) == (400, {"message": "Bad Request"})
+
+
+def test_a_trailing_slash_is_authorised_as_the_route_it_reaches(gateway: Gateway) -> None:
+    caller = user("only-a")
+    iam().put_user_policy(UserName="only-a", PolicyName="a", PolicyDocument=allow(f"{API}/GET/iam/a"))
+    answer = gateway.get("/iam/a/", caller)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["userArn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/only-a"
+    status, _ = send_raw(gateway, "/iam/b/", caller)
+    assert status == 403

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.tokens.kms_keys import CREATOR_ACTIONS, SIGNING_KEY_FUNCTIONS, signing_key_policy
+from chalicelib.tokens.kms_keys import CREATOR_ONLY_ACTIONS, SIGNER_ACTIONS, SIGNING_KEY_FUNCTIONS, signing_key_policy
 from local.iam.policy import Decision, Principal, Request, authorize
 
 ACCOUNT = "123456789012"
 PREFIX = "credport-dev"
 ROLE_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/credport-dev-api_handler/credport-dev"
+ROTATOR_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/credport-dev-rotate_signing_keys/credport-dev"
+SIGNERS = "CreatorAndFunctionsSignAndRotate"
+CREATOR = "CreatorAloneChangesKeyPolicy"
 
 
 def _statements(caller: str) -> dict[str, dict[str, object]]:
@@ -37,10 +40,12 @@ def test_the_account_keeps_administering_the_key_as_with_the_default_policy() ->
 
 
 def test_the_creator_and_every_function_that_uses_signing_keys_may_use_the_key_at_once() -> None:
-    creator = _statements(f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/alice")["CreatorSignsAndRotates"]
-    assert creator["Principal"] == {"AWS": "*"}
-    assert creator["Action"] == list(CREATOR_ACTIONS)
-    assert creator["Condition"] == {
+    statements = _statements(f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/alice")
+    assert list(statements) == ["AccountAdministers", SIGNERS, CREATOR]
+    signers = statements[SIGNERS]
+    assert signers["Principal"] == {"AWS": "*"}
+    assert signers["Action"] == list(SIGNER_ACTIONS)
+    assert signers["Condition"] == {
         "StringEquals": {"aws:PrincipalAccount": ACCOUNT},
         "ArnLike": {
             "aws:PrincipalArn": [
@@ -51,9 +56,44 @@ def test_the_creator_and_every_function_that_uses_signing_keys_may_use_the_key_a
         },
     }
     assert SIGNING_KEY_FUNCTIONS == ("api_handler", "rotate_signing_keys")
-    # What KMS's lockout safety check needs (credport never bypasses it), and nothing administrative beyond it.
-    assert "kms:PutKeyPolicy" in CREATOR_ACTIONS
-    assert not {"kms:*", "kms:CreateGrant", "kms:Decrypt", "kms:Encrypt"} & set(CREATOR_ACTIONS)
+    assert not {"kms:*", "kms:PutKeyPolicy", "kms:CreateGrant", "kms:Decrypt", "kms:Encrypt"} & set(SIGNER_ACTIONS)
+
+
+def test_only_the_creator_may_change_the_key_policy() -> None:
+    # What KMS's lockout safety check asks of the principal calling CreateKey (credport never bypasses it), granted
+    # to that principal alone: not to the functions' roles, the internet-facing API handler's among them.
+    creator = _statements(f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/alice")[CREATOR]
+    assert CREATOR_ONLY_ACTIONS == ("kms:PutKeyPolicy",)
+    assert creator == {
+        "Sid": CREATOR,
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": ["kms:PutKeyPolicy"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"aws:PrincipalAccount": ACCOUNT},
+            "ArnLike": {"aws:PrincipalArn": [f"arn:aws:iam::{ACCOUNT}:role/ops", f"arn:aws:iam::{ACCOUNT}:role/*/ops"]},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("caller", "role", "expected"),
+    [
+        (ROLE_SESSION, "credport-dev-api_handler", Decision.ALLOW),  # the bootstrap's creator: the lockout check
+        (ROLE_SESSION, "team/credport-dev-api_handler", Decision.ALLOW),
+        (ROLE_SESSION, "credport-dev-rotate_signing_keys", Decision.NONE),
+        (ROTATOR_SESSION, "credport-dev-rotate_signing_keys", Decision.ALLOW),
+        (ROTATOR_SESSION, "credport-dev-api_handler", Decision.NONE),  # the API handler never rewrites a rotated key
+        (f"arn:aws:iam::{ACCOUNT}:user/ops/admin", "credport-dev-api_handler", Decision.NONE),
+        (f"arn:aws:iam::{ACCOUNT}:user/ops/admin", "credport-dev-rotate_signing_keys", Decision.NONE),
+    ],
+)
+def test_put_key_policy_is_allowed_by_the_key_policy_to_its_creator_alone(
+    caller: str, role: str, expected: Decision
+) -> None:
+    assert _decision(caller, f"arn:aws:iam::{ACCOUNT}:role/{role}", "kms:PutKeyPolicy") is expected
+    assert _decision(caller, f"arn:aws:iam::{ACCOUNT}:role/{role}", "kms:Sign") is Decision.ALLOW
 
 
 @pytest.mark.parametrize(
@@ -85,15 +125,18 @@ def test_no_other_role_is_granted_by_the_key_policy(role: str, account: str) -> 
 def test_a_user_is_granted_by_its_exact_arn_and_other_partitions_are_kept() -> None:
     user = f"arn:aws-us-gov:iam::{ACCOUNT}:user/ops/admin"
     statements = _statements(user)
-    arns = statements["CreatorSignsAndRotates"]["Condition"]["ArnLike"]["aws:PrincipalArn"]  # type: ignore[index]
+    arns = statements[SIGNERS]["Condition"]["ArnLike"]["aws:PrincipalArn"]  # type: ignore[index]
     assert arns[0] == user
+    assert statements[CREATOR]["Condition"]["ArnLike"]["aws:PrincipalArn"] == [user]  # type: ignore[index]
     assert all(a.startswith(f"arn:aws-us-gov:iam::{ACCOUNT}:") for a in arns)
     assert statements["AccountAdministers"]["Principal"] == {"AWS": f"arn:aws-us-gov:iam::{ACCOUNT}:root"}
 
 
 def test_the_root_user_is_covered_by_the_account_statement() -> None:
-    arns = _statements(f"arn:aws:iam::{ACCOUNT}:root")["CreatorSignsAndRotates"]["Condition"]["ArnLike"]  # type: ignore[index]
+    statements = _statements(f"arn:aws:iam::{ACCOUNT}:root")
+    arns = statements[SIGNERS]["Condition"]["ArnLike"]  # type: ignore[index]
     assert f"arn:aws:iam::{ACCOUNT}:root" not in arns["aws:PrincipalArn"]
+    assert CREATOR not in statements  # the root user may always change a key policy of its account
 
 
 @pytest.mark.parametrize(

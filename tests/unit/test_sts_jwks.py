@@ -4,8 +4,10 @@ no redirects, briefly cached (local/iam/jwks.py). Each test runs a test IdP on 1
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
+import urllib3.util.connection
 
 from local.iam.jwks import MAX_DOCUMENT_BYTES, IdpUnreachable, KeysUnavailable, LoopbackJwksResolver
 from tests.idp import served
@@ -60,6 +62,59 @@ def test_a_jwks_uri_off_loopback_is_not_followed() -> None:
         with pytest.raises(KeysUnavailable, match="only fetches keys from loopback addresses"):
             LoopbackJwksResolver()(idp.issuer)
     assert idp.hits == 1  # the discovery document only: the JWKS URI was never contacted
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every address requests (urllib3) connects to; anything but 127.0.0.1 is refused before any lookup, so a
+    resolver that would leave this machine is seen doing so without the network ever being touched."""
+    made: list[tuple[str, int]] = []
+    connect = urllib3.util.connection.create_connection
+
+    def watched(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        made.append(address)
+        if address[0] != "127.0.0.1":
+            raise OSError(f"the test refuses to connect to {address[0]}")
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", watched)
+    return made
+
+
+@pytest.mark.parametrize(
+    "jwks_uri",
+    [
+        "http://evil.example\\@{authority}/jwks.json",  # urlsplit: 127.0.0.1; urllib3 (requests): evil.example
+        "http://evil.example\\@127.0.0.2/jwks.json",
+        "http://{authority}\\@127.0.0.2/jwks.json",  # urlsplit: 127.0.0.2; urllib3: the IdP, path /%5C@...
+        "http://user:pw@{authority}/jwks.json",  # userinfo: refused whatever the host
+        "http://evil.example@{authority}/jwks.json",
+        "http://{authority}/jwks.json#x",
+        "http://{authority}/jwks.json\\",
+        "http://{authority}/jwks json",
+        "http://127.0.0.1:99999/jwks.json",
+    ],
+)
+def test_a_jwks_uri_two_parsers_could_read_differently_is_not_followed(
+    connections: list[tuple[str, int]], jwks_uri: str
+) -> None:
+    off: dict[str, object] = {}
+    with served(documents=off) as (idp, server):
+        authority = idp.issuer.removeprefix("http://")
+        off["/.well-known/openid-configuration"] = {
+            "issuer": idp.issuer,
+            "jwks_uri": jwks_uri.format(authority=authority),
+        }
+        with pytest.raises(KeysUnavailable, match="only fetches keys from loopback addresses"):
+            LoopbackJwksResolver(timeout=1)(idp.issuer)
+    assert idp.hits == 1  # the discovery document only: the JWKS URI was never contacted
+    assert connections == [("127.0.0.1", server.server_address[1])]  # and nowhere else either
+
+
+def test_keys_are_fetched_from_the_checked_address_itself(connections: list[tuple[str, int]]) -> None:
+    with served() as (idp, server):
+        assert LoopbackJwksResolver()(idp.issuer) == idp.jwks
+    assert connections == [("127.0.0.1", server.server_address[1])] * 2
 
 
 def test_discovery_naming_another_issuer_is_refused() -> None:

@@ -160,7 +160,47 @@ def test_cloudformation_refuses_an_issuer_that_is_not_https_or_is_loopback(issue
     assert re.fullmatch(ISSUER_SPEC["AllowedPattern"], issuer) is None
 
 
-@pytest.mark.parametrize("issuer", [ISSUER, "https://id.example.com/tenant-a", "https://id.example.com:8443"])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        # IAM's CreateOpenIDConnectProvider: the URL "should not contain a port number".
+        "https://id.example.com:8443",
+        "https://id.example.com:443",
+        "https://id.example.com:8443/tenant",
+        # Loopback in any case, with a trailing dot, or a name under localhost (RFC 6761).
+        "https://LOCALHOST",
+        "https://LocalHost/tenant",
+        "https://localhost.",
+        "https://localhost./tenant",
+        "https://LOCALHOST.",
+        "https://idp.localhost",
+        "https://idp.LOCALHOST.",
+        "https://127.0.0.1.",
+        "https://127.1",
+        "https://127.0.0.1./tenant",
+        "https://[::1]",
+        "https://[::1]/tenant",
+        # What could spell a host in another way than it reads.
+        "https://local%68ost",
+        "https://id.example.com\\@localhost",
+    ],
+)
+def test_cloudformation_refuses_an_issuer_with_a_port_or_any_spelling_of_loopback(issuer: str) -> None:
+    assert re.fullmatch(ISSUER_SPEC["AllowedPattern"], issuer) is None
+    refused("Issuer", issuer)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        ISSUER,
+        "https://id.example.com/tenant-a",
+        "https://ID.Example.com",
+        "https://localhost.example.com",  # localhost is a label of the name, not the name
+        "https://notlocalhost.example",
+        "https://127.example.com",
+    ],
+)
 def test_an_https_issuer_is_accepted_without_any_waiver(issuer: str) -> None:
     template = stack(Issuer=issuer)
     assert template.parameters["Issuer"] == issuer
