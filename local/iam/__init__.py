@@ -10,6 +10,7 @@ and most of STS. This package is the missing half, built on moto's own request a
   role chaining, the caller's credentials in :mod:`local.iam.sts_callers`, the web identity token in
   :mod:`local.iam.web_identity`, the issuers' keys from loopback only in :mod:`local.iam.jwks`).
 - :mod:`local.iam.enforce` (with :mod:`local.iam.context`): moto's request authorisation deciding with the above,
-  the request context read from the embedded AWS's state; :mod:`local.iam.presigned`: presigned S3 links.
+  the request context read from the embedded AWS's state; :mod:`local.iam.authenticate`: what moto's signature check
+  leaves out; :mod:`local.iam.presigned`: presigned S3 links.
 - :mod:`local.iam.principals`: a principal's identity policies (users, groups, roles, boundaries, session policies).
 """

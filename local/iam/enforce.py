@@ -19,23 +19,21 @@ refused (MalformedPolicyDocumentException) unless that policy lets the caller Pu
 CreateKey, BypassPolicyLockoutSafetyCheck). KMS tags and aliases count for authorisation only
 ``tag_authorization_delay_seconds`` after they were set (see :class:`local.iam.context.TagClock`).
 
-Presigned S3 requests are authenticated by their query signature (:mod:`local.iam.presigned`) and authorised as
-their signer; any other request without an Authorization header is anonymous: only a resource policy can allow it.
-Not emulated: permission boundaries, session policies, SCPs, grants.
+What moto's signature check leaves out of authentication (request time, expired sessions, S3 payload hashes, presigned
+links authorised as their signer, SigV2, refusals of what is not emulated) is in :mod:`local.iam.authenticate`; any
+other request without an Authorization header is anonymous: only a resource policy can allow it. Not emulated:
+permission boundaries, session policies, SCPs, grants.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 from botocore.credentials import Credentials
 from moto import settings
@@ -43,9 +41,16 @@ from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authent
 from moto.core.exceptions import AccessDeniedError, JsonRESTError, _RESTError
 from werkzeug.exceptions import HTTPException
 
+from .authenticate import (
+    check_freshness,
+    is_public_operation,
+    presigned_request,
+    refuse_signature_version_2,
+    refuse_unsupported,
+)
 from .context import Call, TagClock, call_of, identity_documents, principal_of, request_context, resources
 from .policy import Decision, Principal, Request, authorize
-from .presigned import PresignRejected, is_presigned, verify_presigned
+from .presigned import is_presigned
 
 __all__ = ["Observer", "configured", "enforcing", "install", "installed", "register_root", "uninstall"]
 
@@ -240,24 +245,18 @@ def _authenticate_and_authorize(self: Any, iam_request_cls: type, resource: str 
     if not _enforcing():
         ActionAuthenticatorMixin.request_count += 1
         return
-    if self.service_name.startswith("cognito") and self.headers.get("X-Amz-Target") in _PUBLIC_OPERATIONS:
-        return  # Cognito's unauthenticated operations, and only Cognito's: other services ignore X-Amz-Target
+    if is_public_operation(self):
+        return
     action = self._get_action()
     authorization = self.headers.get("Authorization") or ""
     query = self.uri.partition("?")[2]
-    _refuse_unsupported(self, query)
+    refuse_unsupported(self, query)
     if "Credential=" not in authorization and self.service_name == "s3" and is_presigned(query):
-        _decide(self, _presigned(self, iam_request_cls, action, query), action, "s3", resource)
+        _decide(
+            self, presigned_request(self, iam_request_cls, action, query, _create_access_key), action, "s3", resource
+        )
         return
-    if self.service_name == "s3" and (
-        {"AWSAccessKeyId", "Signature"} <= _names(query) or authorization.startswith("AWS ")
-    ):
-        from moto.s3.exceptions import S3ClientError
-
-        # Signature Version 2: S3 refuses it for buckets created after 24 June 2020 (S3 User Guide, "Authenticating
-        # Requests (AWS Signature Version 2)"), as every bucket credport creates is.
-        message = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
-        raise S3ClientError("InvalidRequest", message)
+    refuse_signature_version_2(self, query, authorization)
     if "Credential=" not in authorization:
         if not (self.service_name == "sts" and action in _UNSIGNED):
             _decide(self, None, action, self.service_name, resource)
@@ -273,134 +272,9 @@ def _authenticate_and_authorize(self: Any, iam_request_cls: type, resource: str 
         action=action,
     )
     iam_request.check_signature()
-    _check_freshness(self, authorization)
+    check_freshness(self, authorization)
     if f"{iam_request._service}:{action}" != "sts:GetCallerIdentity":  # always allowed, even under an explicit Deny
         _decide(self, iam_request, action, iam_request._service, resource)
-
-
-_PUBLIC_OPERATIONS = frozenset(ActionAuthenticatorMixin.PUBLIC_OPERATIONS)
-MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
-UNSUPPORTED = "EmbeddedIamUnsupported"  # SigV4: requests signed further from the server's clock are refused
-
-
-def _error(self: Any, code: str, message: str, status: int) -> Exception:
-    """An error in the protocol of the service asked: S3's XML, the JSON services' (X-Amz-Target), else the query
-    services' XML."""
-    from moto.s3.exceptions import S3ClientError
-
-    if self.service_name == "s3":
-        return S3ClientError(code, message)  # moto gives S3's codes their status
-    error = JsonRESTError(code, message) if self.headers.get("X-Amz-Target") else _RESTError(code, message)
-    error.code = status
-    return error
-
-
-def _refuse_unsupported(self: Any, query: str) -> None:
-    """What this emulation cannot decide as AWS does is refused, never let through: a query parameter given twice
-    (the signature covers both, moto uses one, a condition would see either), and S3's DeleteObjects (AWS authorises
-    each key of its body, which is not read here)."""
-    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
-    what = None
-    if len(names) != len(set(names)):
-        what = "a query parameter given more than once"
-    elif self.service_name == "s3" and self.method == "POST" and "delete" in names:
-        what = "S3 DeleteObjects (AWS authorises each key of its body)"
-    if what:
-        raise _error(self, UNSUPPORTED, f"The embedded AWS does not emulate IAM for {what}; refused.", 400)
-
-
-def _check_freshness(self: Any, authorization: str) -> None:
-    """What moto's signature check leaves out: the request's time (SigV4 refuses one more than 15 minutes from the
-    server's clock), the signer's session (expired temporary credentials are refused), and an S3 body against the
-    payload hash the signature covers (x-amz-content-sha256)."""
-
-    stamp = self.headers.get("X-Amz-Date") or ""
-    try:
-        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-    except ValueError:
-        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400) from None
-    now = dt.datetime.now(dt.UTC)
-    if abs(now - signed_at) > MAX_CLOCK_SKEW:
-        if self.service_name == "s3":
-            skewed = "The difference between the request time and the current time is too large."
-            raise _error(self, "RequestTimeTooSkewed", skewed, 403)
-        stale = "Signature expired: the request was signed more than 15 minutes from the current time."
-        raise _error(self, "InvalidSignatureException", stale, 403)
-    access_key_id = authorization.split("Credential=", 1)[1].split("/", 1)[0]
-    expiry = _session_expiry(access_key_id)
-    if expiry is not None and now >= expiry:
-        code = (
-            "ExpiredToken"
-            if self.service_name == "s3" or not self.headers.get("X-Amz-Target")
-            else "ExpiredTokenException"
-        )
-        raise _error(
-            self,
-            code,
-            "The security token included in the request is expired",
-            400 if code == "ExpiredToken" and self.service_name == "s3" else 403,
-        )
-    declared = self.headers.get("x-amz-content-sha256") or ""
-    hashed = self.service_name == "s3" and re.fullmatch(r"[0-9a-f]{64}", declared)
-    if hashed and hashlib.sha256(self.raw_body or b"").hexdigest() != declared:
-        message = "The provided 'x-amz-content-sha256' header does not match what was computed."
-        raise _error(self, "XAmzContentSHA256Mismatch", message, 400)
-
-
-def _names(query: str) -> set[str]:
-    return {name for name, _ in parse_qsl(query, keep_blank_values=True)}
-
-
-def _presigned(self: Any, iam_request_cls: type, action: str, query: str) -> Any:
-    """The S3 request object of a presigned request whose query signature, expiry and signer's credentials hold
-    (:mod:`local.iam.presigned`); S3's 403 otherwise."""
-    from moto.iam.access_control import CreateAccessKeyFailure
-    from moto.s3.exceptions import S3ClientError
-    from moto.utilities.utils import get_partition
-
-    def secret_of(access_key_id: str, token: str | None) -> tuple[str, dt.datetime | None] | None:
-        headers = {"X-Amz-Security-Token": token} if token else {}
-        try:
-            key = _create_access_key(self.current_account, get_partition(self.region), access_key_id, headers)
-        except CreateAccessKeyFailure:
-            return None
-        return str(key.create_credentials().secret_key), _session_expiry(access_key_id)
-
-    host = self.headers.get("Host") or urlsplit(self.uri).netloc
-    try:
-        _signer, token = verify_presigned(
-            self.method, host, self.raw_path, query, self.headers, secret_of, now=dt.datetime.now(dt.UTC)
-        )
-    except PresignRejected as rejected:
-        raise S3ClientError(rejected.code, rejected.message) from None
-    date = dict(parse_qsl(query))["X-Amz-Date"]
-    scope = dict(parse_qsl(query))["X-Amz-Credential"]
-    headers = {**dict(self.headers), "Authorization": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, "
-               "Signature=-", "X-Amz-Date": date}  # fmt: skip
-    if token:
-        headers["X-Amz-Security-Token"] = token
-    return iam_request_cls(
-        account_id=self.current_account,
-        method=self.method,
-        path=self.raw_path,
-        data=self.data,
-        body=self.raw_body,
-        headers=headers,
-        action=action,
-    )
-
-
-def _session_expiry(access_key_id: str) -> dt.datetime | None:
-    """When the STS session of ``access_key_id`` expires (None: a long-term key)."""
-    from moto.sts.models import sts_backends
-
-    for account in list(sts_backends):
-        for backend in list(sts_backends[account].values()):
-            for session in list(backend.assumed_roles):
-                if session.access_key_id == access_key_id:
-                    expiry: dt.datetime = session.expiration
-                    return expiry if expiry.tzinfo else expiry.replace(tzinfo=dt.UTC)
-    return None
 
 
 # ---- the decision -------------------------------------------------------------------------------------------
