@@ -2,8 +2,9 @@
 
 An IAM user's access key, or the temporary key of a role session (AssumeRole, AssumeRoleWithWebIdentity), is
 that principal; a session key with the wrong or an expired session token is refused as STS refuses it
-(InvalidClientTokenId / ExpiredToken, 403). Any *other* key (the test suite's dummy ``testing`` keys, the local
-stack's ``credport-local-functions`` keys, moto's ``AKIAEXAMPLE`` default) stands for moto's default identity:
+(InvalidClientTokenId / ExpiredToken, 403). Any *other* key (the test suite's dummy ``testing`` keys in tests that
+do not enforce IAM, moto's ``AKIAEXAMPLE`` default; under enforcement moto refuses an unknown key before this is
+asked, and the local stack always enforces) stands for moto's default identity:
 an administrator IAM user named ``moto`` of the request's account (moto's GetCallerIdentity reports the same
 user). It may call AssumeRole, but role trust policies are still evaluated for it like for any IAM user: a role
 trusts it when its policy names that account (root or id), ``*``, or that user's ARN.
