@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +79,13 @@ class KeyService:
         with aws_call("kms", "DescribeKey"):
             response = self._client.describe_key(KeyId=key_id)
         return _key_info(response["KeyMetadata"])
+
+    def key_policy(self, key_id: str) -> dict[str, Any]:
+        """The key's policy document (KMS keeps one, named "default")."""
+        with aws_call("kms", "GetKeyPolicy"):
+            response = self._client.get_key_policy(KeyId=_bare_id(key_id), PolicyName="default")
+        document: dict[str, Any] = json.loads(response["Policy"])
+        return document
 
     def alias_target(self, alias: str) -> KeyInfo | None:
         """The key an alias points at, or None when the alias does not exist."""

@@ -47,6 +47,7 @@ SIGNER_ACTIONS = (
     "kms:Sign",
     "kms:GetPublicKey",
     "kms:DescribeKey",
+    "kms:GetKeyPolicy",
     "kms:DisableKey",
     "kms:ScheduleKeyDeletion",
     "kms:CreateAlias",
@@ -161,9 +162,9 @@ class KmsKeyStore:
     def create(self, label: str) -> str:
         tags = {"credport:prefix": self._prefix, "credport:purpose": "token-signing", LABEL_TAG: label}
         # A crash (or a lost race) between CreateKey and the journal write would orphan a key: look first.
-        found = self._tagged.find("kms:key", tags)
-        if found:
-            return found[0]
+        for arn in self._tagged.find("kms:key", tags):
+            if self._made_here(arn):
+                return arn
         info = self._kms.create_key(
             description=f"{self._prefix} token signing key ({label})",
             key_spec=self._algorithm.kms_key_spec,
@@ -172,6 +173,28 @@ class KmsKeyStore:
             policy=json.dumps(signing_key_policy(self._caller_arn(), self._prefix)),
         )
         return info.arn
+
+    def _made_here(self, arn: str) -> bool:
+        """Whether a key found by credport's tags is one this deployment made: tags are not proof (a principal allowed
+        kms:CreateKey and kms:TagResource could copy them), so the key must also be an enabled signing key of this
+        algorithm whose key policy is exactly the one credport writes, for this caller or a function's role. A key
+        that is not is left alone (and logged by the caller's rotation run as a new key is made instead)."""
+        try:
+            info = self._kms.describe(arn)
+            policy = self._kms.key_policy(arn)
+        except AwsRejected as refused:  # a key whose policy does not let this deployment read it is not its own
+            if refused.aws_code != "AccessDeniedException":
+                raise
+            return False
+        if (info.state, info.usage, info.key_spec) != ("Enabled", "SIGN_VERIFY", self._algorithm.kms_key_spec):
+            return False
+        caller = self._caller_arn()
+        partition, account = caller.split(":")[1], caller.split(":")[4]
+        makers = [caller] + [
+            f"arn:{partition}:sts::{account}:assumed-role/{self._prefix}-{function}/credport"
+            for function in SIGNING_KEY_FUNCTIONS
+        ]
+        return any(policy == signing_key_policy(maker, self._prefix) for maker in makers)
 
     def point(self, targets: Mapping[str, str | None]) -> None:
         for role in ROLES:

@@ -78,6 +78,10 @@ NOT_EXERCISED: dict[tuple[str, str], str] = {
         for a in ("Decrypt", "GenerateDataKey")
     },
     ("UseTokenSigningKeys", "kms:DisableKey"): RESUMED_REVOKE,
+    ("UseTokenSigningKeys", "kms:GetKeyPolicy"): (
+        "recovering a key whose creation a crash left unjournaled (tests/functional/test_signing_key_recovery.py) "
+        "with a role the key's policy does not name; no flow here crashes"
+    ),
     ("UseTokenSigningKeys", "kms:CreateAlias"): (
         "a role the key policy does not name creating an alias on an existing key: aliases exist from the first "
         "bootstrap on (made by the key's creator, through its key policy) unless an operator deleted one"

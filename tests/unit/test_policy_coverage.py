@@ -164,6 +164,8 @@ MUTATIONS: dict[str, tuple[Callable[[Policy], None], dict[str, tuple[str, ...]]]
             (
                 "tokens.kms.roles",
                 "tokens.kms.revoke-state",
+                "tokens.kms.found-describe",
+                "tokens.kms.found-policy",
                 "tokens.kms.public-key",
                 "tokens.kms.update-alias",
                 "tokens.kms.create-alias",
