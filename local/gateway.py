@@ -266,16 +266,17 @@ class _Handler(ChaliceRequestHandler):
         self._app, self._config = app_object, config
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
+    def _refuse(self, status: int, body: bytes, request_id: str) -> None:
+        """API Gateway's own answer to a request it does not route, and the connection closed after it."""
+        headers = {"x-amzn-RequestId": request_id, "Content-Type": "application/json"}
+        self._send_http_response(status, headers, body)
+        self.close_connection = True
+
     def _generic_handle(self) -> None:
         request_id = str(uuid.uuid4())
         length = self.headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            self._send_http_response(
-                413,
-                {"x-amzn-RequestId": request_id, "Content-Type": "application/json"},
-                b'{"message": "Request Too Long"}',
-            )
-            self.close_connection = True
+            self._refuse(413, b'{"message": "Request Too Long"}', request_id)
             return
         body = self.rfile.read(int(length)) if int(length) else b""
         headers = dict(self.headers)
@@ -288,12 +289,7 @@ class _Handler(ChaliceRequestHandler):
             return
         host, path = self._host(), routed_path(self.path)
         if host is None or path is None:
-            self._send_http_response(
-                400,
-                {"x-amzn-RequestId": request_id, "Content-Type": "application/json"},
-                b'{"message": "Bad Request"}',
-            )
-            self.close_connection = True
+            self._refuse(400, b'{"message": "Bad Request"}', request_id)
             return
         query = self.path.partition("?")[2]
         request = IncomingRequest(
