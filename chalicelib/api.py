@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,13 +13,23 @@ from chalicelib.errors import (
     BadRequest,
     CredportError,
     InternalError,
+    InvalidText,
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
 from chalicelib.observability import log_unexpected, logger
+from chalicelib.untrusted import NOT_JSON, UntrustedInput, first_unencodable, loads
 
-__all__ = ["API_VIEW_MARK", "api_view", "chalice_errors_middleware", "error_response", "json_body", "request_id_of"]
+__all__ = [
+    "API_VIEW_MARK",
+    "api_view",
+    "chalice_errors_middleware",
+    "check_request_text",
+    "error_response",
+    "json_body",
+    "request_id_of",
+]
 
 API_VIEW_MARK = "__credport_api_view__"
 DEFAULT_MAX_BODY = 64 * 1024
@@ -83,6 +92,7 @@ def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
+                check_request_text(current_request())
                 return view(*args, **kwargs)
             except CredportError as error:
                 request_id = request_id_of(current_request())
@@ -102,17 +112,42 @@ def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
     return decorate
 
 
+def check_request_text(request: Request | None) -> None:
+    """Every view's first step: path parameters, query parameters and headers are text that encodes as UTF-8.
+    API Gateway's event is JSON, which can spell a lone surrogate; no AWS call, log line or response could carry
+    one, so it is refused here, for every route at once, before any view reads it."""
+    if request is None:
+        return
+    query: Any = request.query_params or {}
+    getlist = getattr(query, "getlist", None)
+    places: dict[str, list[Any]] = {
+        "path parameters": [*(request.uri_params or {}).items()],
+        "query parameters": [(k, v) for k in query for v in (getlist(k) if getlist else [query[k]])],
+        "headers": [*(request.headers or {}).items()],
+    }
+    # Names and values alike; the message names the place, never the text (it could be anything a caller sent).
+    place = first_unencodable({place: [text for pair in pairs for text in pair] for place, pairs in places.items()})
+    if place is not None:
+        raise InvalidText(f"The request's {place} hold text that is not valid Unicode.")
+
+
 def json_body(request: Request, *, max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, Any]:
-    """The request body as a JSON object, bounded in size; bad input is a 400, an oversized one a 413."""
-    raw = request.raw_body or b""
+    """The request body as a JSON object, bounded in size; bad input is a 400 (``invalid_text`` for text that is
+    not valid Unicode anywhere in it, see :func:`chalicelib.untrusted.loads`), an oversized one a 413."""
+    try:
+        raw = request.raw_body or b""
+    except UnicodeEncodeError:  # Chalice encodes the event's body str, which can hold a lone surrogate
+        raise InvalidText() from None
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The request body must be at most {max_bytes} bytes.")
     if not raw:
         raise BadRequest("The request body must be a JSON object.")
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
-        raise BadRequest("The request body is not valid JSON.") from None
+        value = loads(raw)
+    except UntrustedInput as refused:
+        if refused.reason == NOT_JSON:
+            raise BadRequest("The request body is not valid JSON.") from None
+        raise InvalidText("The request body holds text that is not valid UTF-8 Unicode.") from None
     if not isinstance(value, dict):
         raise BadRequest("The request body must be a JSON object.")
     return value

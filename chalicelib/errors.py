@@ -18,6 +18,7 @@ __all__ = [
     "DependencyError",
     "Forbidden",
     "InternalError",
+    "InvalidText",
     "InvalidToken",
     "MethodNotAllowed",
     "NotFound",
@@ -47,6 +48,14 @@ class BadRequest(CredportError):
     code = "bad_request"
     status = 400
     default_message = "The request is malformed."
+
+
+class InvalidText(BadRequest):
+    """Text no AWS call or log line can carry (a lone surrogate, invalid UTF-8) or characters its field refuses.
+    The message names the field at most, never the text."""
+
+    code = "invalid_text"
+    default_message = "The request holds text that is not valid Unicode, or characters its field does not allow."
 
 
 class AuthenticationFailed(CredportError):

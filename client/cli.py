@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from client.arguments import parse_checked
+
 __all__ = ["main"]
 
 
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="json",
         help="json: the whole answer; value: the secret value only; credential-process: for ~/.aws/config",
     )
-    args = parser.parse_args(argv)
+    args = parse_checked(parser, argv)
     if args.command == "autoid":
         return _autoid_get(args)
     if args.command == "token":
@@ -128,6 +130,7 @@ def _autoid_get(args: argparse.Namespace) -> int:
 
 def _send_file(args: argparse.Namespace) -> int:
     from chalicelib.envelope import EnvelopeError, public_key_from_pem, seal
+    from chalicelib.untrusted import TextKind, UntrustedInput, check_text
 
     try:
         recipient = public_key_from_pem(args.to_key.read_bytes())
@@ -140,7 +143,11 @@ def _send_file(args: argparse.Namespace) -> int:
         return 2
     document = {"secret_name": args.name, "value": value}
     if args.description:
-        document["description"] = args.description
+        try:  # the importer quarantines a description with control, bidi or non-characters: say so now
+            document["description"] = check_text(args.description, TextKind.FREE_TEXT, max_chars=2048)
+        except UntrustedInput as refused:
+            print(f"credport: --description is refused ({refused.reason})", file=sys.stderr)
+            return 2
     envelope = seal(recipient, json.dumps(document).encode())
     if args.out:
         args.out.write_text(envelope)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from chalicelib.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, open_envelope, private_key_from_pem
+from chalicelib.untrusted import UntrustedInput, loads
 
 __all__ = ["ReceiveError", "receive", "store"]
 
@@ -29,11 +29,14 @@ def receive(url: str, private_pem: bytes, *, timeout: float = 30) -> dict[str, A
         raise ReceiveError("the file is too large")
     try:
         key = private_key_from_pem(private_pem)
-        document: dict[str, Any] = json.loads(open_envelope(body.decode("ascii", "replace"), {key.kid: key}).plaintext)
+        # Strict: a value with a lone surrogate would otherwise fail inside botocore when --store sends it.
+        document = loads(open_envelope(body.decode("ascii", "replace"), {key.kid: key}).plaintext)
     except EnvelopeError as error:
         raise ReceiveError(f"the file cannot be opened with this key ({error.reason})") from None
-    except ValueError:
+    except UntrustedInput:
         raise ReceiveError("the file does not hold a credport secret") from None
+    if not isinstance(document, dict) or not all(isinstance(document.get(k), str) for k in ("secret_name", "value")):
+        raise ReceiveError("the file does not hold a credport secret")
     return document
 
 

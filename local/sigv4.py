@@ -4,6 +4,11 @@ Parsing (:func:`parse_signature`) is separate from credential lookup (a :class:`
 from the check itself (:func:`verify`). The canonical request and signature are computed by botocore's
 own signer, restricted to the headers the client said it signed. Failures raise :class:`SignatureRejected`
 carrying API Gateway's error type and message, which the gateway turns into its 403 shape.
+
+Every field is read by an ASCII allow-list (:mod:`local.headers`): a date, an expiry or a parameter that Python's
+lenient ``int()``/``strptime`` would read but AWS would not (Unicode digits, signs, Unicode whitespace) is refused,
+and a header given twice (or in two spellings) is read as its values joined by commas, as HTTP combines them, which
+no SigV4 field's format admits. Time checks only subtract datetimes, so no stamp near year 1 or 9999 can overflow.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from local.headers import amz_date, amz_stamp, decimal, http_date
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -37,11 +43,15 @@ SERVICE = "execute-api"
 MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 _CREDENTIAL_RE = re.compile(r"^([A-Z0-9]{16,128})/([0-9]{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request$")
-_AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_AUTH_PARAMETERS = ("Credential", "SignedHeaders", "Signature")
+_OWS = " \t"  # the only whitespace HTTP trims around a field value; str.strip() would also eat U+0085, U+00A0...
 
 
 class SignatureRejected(Exception):
-    """The request is not authorised. ``error_type`` and ``message`` are API Gateway's."""
+    """The request is not authorised. ``error_type`` and ``message`` are API Gateway's, and ``status`` its HTTP
+    status: 403 for every SigV4 refusal, malformed or not (API Gateway answers IncompleteSignatureException so)."""
+
+    status = 403
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
@@ -100,8 +110,19 @@ class ParsedSignature:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """The field's value; a field given in several spellings is its values joined as HTTP joins a repeated field,
+    never one of them silently picked."""
     wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+    values = [v for k, v in headers.items() if k.lower() == wanted]
+    return ",".join(values) if values else None
+
+
+def _not_iso_basic(value: str) -> SignatureRejected:
+    return SignatureRejected(
+        "IncompleteSignatureException",
+        f"Date must be in ISO-8601 'basic format'. Got '{value[:64]}'. "
+        "See http://docs.aws.amazon.com/general/latest/gr/sigv4-date-handling.html",
+    )
 
 
 def _rejected(kind: tuple[str, str], message: str | None = None) -> SignatureRejected:
@@ -124,32 +145,55 @@ def parse_signature(method: str, url: str, headers: Mapping[str, str]) -> Parsed
 
 
 def _parse_header_signature(authorization: str, headers: Mapping[str, str]) -> ParsedSignature:
-    algorithm, _, rest = authorization.strip().partition(" ")
+    algorithm, _, rest = authorization.strip(_OWS).partition(" ")
     if algorithm != ALGORITHM:
         raise SignatureRejected("IncompleteSignatureException", f"Unsupported authorization type: {algorithm[:40]}")
-    fields: dict[str, str] = {}
-    for part in rest.split(","):
-        name, sep, value = part.strip().partition("=")
-        if sep:
-            fields[name] = value
+    fields = _authorization_fields(authorization, rest)
     missing = [
         f"Authorization header requires '{n}' parameter."
         for n in ("Credential", "Signature", "SignedHeaders")
         if n not in fields
     ]
-    amz_date = _header(headers, "x-amz-date") or _date_header(headers)
-    if amz_date is None:
+    stamp = _header(headers, "x-amz-date")
+    date = _header(headers, "date")
+    if stamp is None and date is None:
         missing.append("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
     if missing:
         raise SignatureRejected("IncompleteSignatureException", " ".join(missing))
+    # AWS reads X-Amz-Date first, the Date header only without it (General Reference, "Handling dates in SigV4").
+    when = amz_date(stamp.strip(_OWS)) if stamp is not None else http_date(str(date))
+    if when is None:
+        raise _not_iso_basic(str(stamp if stamp is not None else date))
     return _parsed(
         fields["Credential"],
         fields["SignedHeaders"],
         fields["Signature"],
-        str(amz_date),
+        when,
         _header(headers, "x-amz-security-token"),
         None,
     )
+
+
+def _authorization_fields(authorization: str, rest: str) -> dict[str, str]:
+    """``Credential``, ``SignedHeaders`` and ``Signature``, each at most once; any other part is refused (deny by
+    structure: a second Authorization joined to the first, or an unknown parameter, is not guessed at)."""
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        if not part.strip(_OWS):  # "AWS4-HMAC-SHA256 " alone: every parameter is then named missing
+            continue
+        name, sep, value = part.strip(_OWS).partition("=")
+        if not sep:
+            raise SignatureRejected(
+                "IncompleteSignatureException",
+                f"'{part.strip(_OWS)[:64]}' not a valid key=value pair (missing equal-sign) in Authorization header: "
+                f"'{authorization[:128]}'.",
+            )
+        if name not in _AUTH_PARAMETERS:
+            raise SignatureRejected("IncompleteSignatureException", f"'{name[:40]}' is not a SigV4 parameter.")
+        if name in fields:
+            raise SignatureRejected("IncompleteSignatureException", f"'{name}' is given more than once.")
+        fields[name] = value
+    return fields
 
 
 def _parse_query_signature(query: Mapping[str, str]) -> ParsedSignature:
@@ -157,42 +201,38 @@ def _parse_query_signature(query: Mapping[str, str]) -> ParsedSignature:
     missing = [name for name in required if not query.get(name)]
     if missing or query["X-Amz-Algorithm"] != ALGORITHM:
         raise SignatureRejected("IncompleteSignatureException", "The presigned request is incomplete.")
-    expires_raw = query.get("X-Amz-Expires", str(MAX_PRESIGN_EXPIRES))
-    if not expires_raw.isdigit() or not 0 < int(expires_raw) <= MAX_PRESIGN_EXPIRES:
+    # S3's wording for an expiry that is not a number (inferred for API Gateway, which documents none).
+    expires = decimal(query.get("X-Amz-Expires", str(MAX_PRESIGN_EXPIRES)), MAX_PRESIGN_EXPIRES)
+    if expires is None:
+        raise SignatureRejected("IncompleteSignatureException", "X-Amz-Expires should be a number")
+    if not 0 < expires <= MAX_PRESIGN_EXPIRES:
         raise SignatureRejected("IncompleteSignatureException", "X-Amz-Expires must be from 1 to 604800.")
+    when = amz_date(query["X-Amz-Date"])
+    if when is None:
+        raise _not_iso_basic(query["X-Amz-Date"])
     return _parsed(
         query["X-Amz-Credential"],
         query["X-Amz-SignedHeaders"],
         query["X-Amz-Signature"],
-        query["X-Amz-Date"],
+        when,
         query.get("X-Amz-Security-Token"),
-        int(expires_raw),
+        expires,
     )
 
 
-def _date_header(headers: Mapping[str, str]) -> str | None:
-    """SigV4 allows the HTTP ``Date`` header instead of ``X-Amz-Date`` (botocore signs with it when present)."""
-    value = _header(headers, "date")
-    if value is None:
-        return None
-    try:
-        return parsedate_to_datetime(value).astimezone(dt.UTC).strftime(_AMZ_DATE_FORMAT)
-    except (TypeError, ValueError):
-        return "malformed"
-
-
 def _parsed(
-    credential: str, signed_headers: str, signature: str, amz_date: str, session_token: str | None, expires: int | None
+    credential: str,
+    signed_headers: str,
+    signature: str,
+    when: dt.datetime,
+    session_token: str | None,
+    expires: int | None,
 ) -> ParsedSignature:
-    match = _CREDENTIAL_RE.match(credential.strip())
+    match = _CREDENTIAL_RE.fullmatch(credential.strip(_OWS))
     if not match:
         raise SignatureRejected("IncompleteSignatureException", "The Credential parameter is malformed.")
-    try:
-        when = dt.datetime.strptime(amz_date.strip(), _AMZ_DATE_FORMAT).replace(tzinfo=dt.UTC)
-    except ValueError:
-        raise SignatureRejected("IncompleteSignatureException", "X-Amz-Date is malformed.") from None
-    headers = tuple(h for h in signed_headers.strip().lower().split(";") if h)
-    if "host" not in headers or not re.fullmatch(r"[0-9a-f]{64}", signature.strip()):
+    headers = tuple(h for h in signed_headers.strip(_OWS).lower().split(";") if h)
+    if "host" not in headers or not re.fullmatch(r"[0-9a-f]{64}", signature.strip(_OWS)):
         raise SignatureRejected("IncompleteSignatureException", "The signature must cover 'host'.")
     return ParsedSignature(
         access_key=match.group(1),
@@ -200,7 +240,7 @@ def _parsed(
         region=match.group(3),
         service=match.group(4),
         signed_headers=headers,
-        signature=signature.strip(),
+        signature=signature.strip(_OWS),
         amz_date=when,
         session_token=session_token,
         presigned_expires=expires,
@@ -244,7 +284,7 @@ def verify(
     """
     now = now or dt.datetime.now(dt.UTC)
     parsed = parse_signature(method, url, headers)
-    if parsed.service != SERVICE or parsed.scope_date != parsed.amz_date.strftime("%Y%m%d"):
+    if parsed.service != SERVICE or parsed.scope_date != amz_stamp(parsed.amz_date)[:8]:
         raise SignatureRejected("InvalidSignatureException", "Credential should be scoped to a valid service.")
     if region is not None and parsed.region != region:
         raise SignatureRejected(
@@ -254,35 +294,36 @@ def verify(
     principal = credentials.find(parsed.access_key, parsed.session_token)
     if principal is None:
         raise _rejected(UNKNOWN_KEY)
-    expected = _expected_signature(method, url, headers, body, parsed, principal)
+    try:
+        expected = _expected_signature(method, url, headers, body, parsed, principal)
+    except UnicodeEncodeError:
+        # A lone surrogate in the URL or a header: never on the wire (HTTP fields arrive as Latin-1, the query is
+        # percent-decoded with replacement), but no request carrying one can match a signature.
+        raise _rejected(BAD_SIGNATURE) from None
     if not hmac.compare_digest(expected, parsed.signature):
         raise _rejected(BAD_SIGNATURE)
     return principal
 
 
 def _check_time(parsed: ParsedSignature, now: dt.datetime) -> None:
-    stamp = parsed.amz_date.strftime(_AMZ_DATE_FORMAT)
-    if parsed.presigned_expires is not None:
-        if now > parsed.amz_date + dt.timedelta(seconds=parsed.presigned_expires):
-            raise SignatureRejected(
-                "InvalidSignatureException",
-                f"Signature expired: {stamp} is now earlier "
-                f"than {now.strftime(_AMZ_DATE_FORMAT)} (X-Amz-Expires elapsed).",
-            )
-        if parsed.amz_date - now > MAX_CLOCK_SKEW:
-            raise SignatureRejected("InvalidSignatureException", "Signature not yet current.")
-        return
-    if now - parsed.amz_date > MAX_CLOCK_SKEW:
-        limit = (now - MAX_CLOCK_SKEW).strftime(_AMZ_DATE_FORMAT)
+    # Only differences of datetimes: adding X-Amz-Expires to a stamp in year 9999 would overflow.
+    stamp, age = amz_stamp(parsed.amz_date), now - parsed.amz_date
+    if parsed.presigned_expires is not None and age > dt.timedelta(seconds=parsed.presigned_expires):
         raise SignatureRejected(
             "InvalidSignatureException",
-            f"Signature expired: {stamp} is now earlier than {limit} ({now.strftime(_AMZ_DATE_FORMAT)} - 15 min.)",
+            f"Signature expired: {stamp} is now earlier than {amz_stamp(now)} (X-Amz-Expires elapsed).",
         )
-    if parsed.amz_date - now > MAX_CLOCK_SKEW:
+    if parsed.presigned_expires is None and age > MAX_CLOCK_SKEW:
         raise SignatureRejected(
             "InvalidSignatureException",
-            f"Signature not yet current: {stamp} is still later "
-            f"than {(now + MAX_CLOCK_SKEW).strftime(_AMZ_DATE_FORMAT)}.",
+            f"Signature expired: {stamp} is now earlier than {amz_stamp(now - MAX_CLOCK_SKEW)} "
+            f"({amz_stamp(now)} - 15 min.)",
+        )
+    if -age > MAX_CLOCK_SKEW:
+        raise SignatureRejected(
+            "InvalidSignatureException",
+            f"Signature not yet current: {stamp} is still later than {amz_stamp(now + MAX_CLOCK_SKEW)} "
+            f"({amz_stamp(now)} + 15 min.)",
         )
 
 
@@ -302,7 +343,7 @@ def _expected_signature(
     request = AWSRequest(
         method=method.upper(), url=parts._replace(query="").geturl(), headers=dict(headers), data=body, params=params
     )
-    request.context["timestamp"] = parsed.amz_date.strftime(_AMZ_DATE_FORMAT)
+    request.context["timestamp"] = amz_stamp(parsed.amz_date)
     # botocore takes the payload hash from this header when present; it is canonicalised only if signed.
     # Its header map appends on assignment, so drop the client's copy first (as botocore itself does).
     del request.headers["X-Amz-Content-SHA256"]

@@ -6,11 +6,11 @@ per event ``type`` (a session-key rotation drops that container's cached keys, f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chalicelib.observability import logger
+from chalicelib.untrusted import UntrustedInput, loads
 
 __all__ = ["KeyEventBus", "MalformedKeyEvent", "bus", "key_event"]
 
@@ -46,8 +46,8 @@ class KeyEventBus:
         if len(message) > MAX_MESSAGE_BYTES:
             raise MalformedKeyEvent("the key event is too large")
         try:
-            event = json.loads(message)
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+            event = loads(message)  # strict: its type is logged, so it must be text a log line can carry
+        except UntrustedInput:
             raise MalformedKeyEvent("the key event is not JSON") from None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise MalformedKeyEvent("the key event has no type")

@@ -31,7 +31,8 @@ class S3ObjectEvent:
     event_name: str
     bucket: str
     key: str  # already unquoted: S3 sends keys quote_plus-encoded
-    size: int
+    size: int  # the event's version's: a handler refuses a file too large to inspect unread (a hint, never trusted
+    # as a bound: reads are bounded by themselves)
     etag: str
     version_id: str | None
     sequencer: str

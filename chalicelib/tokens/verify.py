@@ -81,7 +81,7 @@ class TokenVerifier:
             raise TokenRejected("key does not match alg")
         try:
             key = RSAKey.import_key(dict(jwk)) if alg.key_type == "RSA" else ECKey.import_key(dict(jwk))
-        except (JoseError, ValueError, TypeError):
+        except (JoseError, ValueError, TypeError, KeyError):  # KeyError: joserfc looks "crv" up unchecked
             raise TokenRejected("jwk") from None
         if key.is_private or key.thumbprint() != kid:
             raise TokenRejected("kid does not match key")

@@ -123,12 +123,12 @@ def import_request(body: Mapping[str, Any], caller_arn: str) -> dict[str, Any]:
 
 
 def _on_inbox_object(event: S3ObjectEvent) -> None:
-    get_importer().import_object(event.key, object_version(event.version_id, event.etag))
+    get_importer().import_object(event.key, object_version(event.version_id, event.etag), size=event.size)
 
 
 def _on_client_object(event: S3ObjectEvent) -> None:
     version = object_version(event.version_id, event.etag)
-    get_sender().on_client_object(event.key, event.version_id or event.etag, version=version)
+    get_sender().on_client_object(event.key, event.version_id or event.etag, version=version, size=event.size)
 
 
 router.register(INBOX, _on_inbox_object)

@@ -29,12 +29,14 @@ __all__ = [
     "PURGED",
     "QUARANTINED",
     "RETENTION_SECONDS",
+    "TOO_LARGE",
     "ObjectFates",
     "object_version",
     "settle_unreadable",
 ]
 
 IMPORTED, QUARANTINED, PURGED = "imported", "quarantined", "purged"
+TOO_LARGE = "too_large"  # the reason recorded for a file refused unread: larger than its handler inspects
 # Longer than an event can wait: 4 days in the queue, then 14 in the dead-letter queue before a redrive
 # (template.yaml), and as long as S3 keeps a noncurrent version (ExpireOldVersions: 30 days).
 RETENTION_SECONDS = 30 * 86400

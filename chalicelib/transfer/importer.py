@@ -25,13 +25,16 @@ from chalicelib.aws.secrets import SecretStore
 from chalicelib.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, open_envelope
 from chalicelib.errors import PayloadTooLarge
 from chalicelib.observability import MetricUnit, logger, metrics
-from chalicelib.transfer.fates import IMPORTED, QUARANTINED, ObjectFates, object_version, settle_unreadable
+from chalicelib.transfer.fates import IMPORTED, QUARANTINED, TOO_LARGE, ObjectFates, object_version, settle_unreadable
 from chalicelib.transfer.import_keys import ImportKeys
+from chalicelib.untrusted import NOT_TEXT, TOO_LONG, TextKind, UntrustedInput, check_text, loads
 
 __all__ = ["INBOX", "PROCESSED", "QUARANTINE", "ImportRefused", "Importer", "Receipt", "quarantine"]
 
 INBOX, PROCESSED, QUARANTINE = "inbox/", "processed/", "quarantine/"
 MAX_VALUE_BYTES = 64 * 1024  # Secrets Manager's limit for a secret value
+MAX_COPY_BYTES = 5 * 1024**3  # CopyObject copies at most 5 GiB in one request (S3 API Reference, CopyObject)
+MAX_DESCRIPTION_CHARS = 2048  # Secrets Manager's limit for a description
 _NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
 
@@ -77,18 +80,24 @@ class Importer:
         self._s3, self._secrets, self._keys, self._fates = s3, secrets, keys, fates
         self._bucket, self._prefix, self._kms_key_id, self._clock = bucket, name_prefix, kms_key_id, clock
 
-    def import_object(self, key: str, version: str | None = None) -> Receipt | None:
+    def import_object(self, key: str, version: str | None = None, size: int | None = None) -> Receipt | None:
         """Import one inbox file; None when it was quarantined, or handled by an earlier delivery. ``version``
         is the event's :func:`~chalicelib.transfer.fates.object_version`: once the file has been moved, it is
-        how a redelivered event is recognised as done (see :mod:`chalicelib.transfer.fates`)."""
+        how a redelivered event is recognised as done (see :mod:`chalicelib.transfer.fates`). ``size`` is the
+        event's: a file larger than an envelope can be is quarantined unread, never retried or dead-lettered."""
         rest = key[len(INBOX) :] if key.startswith(INBOX) else key
+        if size is not None and size > MAX_ENVELOPE_BYTES:
+            self._quarantine(key, rest, TOO_LARGE, (version,), size=size)
+            metrics.add_metric(name="TransferFilesTooLarge", unit=MetricUnit.Count, value=1)
+            return None
         try:
             stored = self._s3.get(self._bucket, key, max_bytes=MAX_ENVELOPE_BYTES)
         except (AwsNotFound, AwsRejected) as error:
             settle_unreadable(self._fates, key, version, error)
             return None
-        except PayloadTooLarge:
-            self._quarantine(key, rest, "too_large", (version,))
+        except PayloadTooLarge:  # a newer, larger version than the event's
+            self._quarantine(key, rest, TOO_LARGE, (version,))
+            metrics.add_metric(name="TransferFilesTooLarge", unit=MetricUnit.Count, value=1)
             return None
         # The event's version and the one read (a newer upload of the same key) are both settled by this run.
         handled = (version, object_version(stored.info.version_id, stored.info.etag))
@@ -136,39 +145,76 @@ class Importer:
         )
 
     def _payload(self, plaintext: bytes) -> tuple[str, str, str | None]:
+        """The document's fields, each checked before any reaches AWS or a log. The strict loader refuses a
+        document holding text no AWS call can send (``unencodable_text``, a lone surrogate anywhere in it);
+        a description must be plain text (``forbidden_character``: control, bidi or non-characters)."""
         try:
-            document = json.loads(plaintext)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise ImportRefused("bad_json") from None
+            document = loads(plaintext)
+        except UntrustedInput as refused:
+            raise ImportRefused(refused.reason) from None
         if not isinstance(document, dict):
             raise ImportRefused("bad_json")
         name, value, description = document.get("secret_name"), document.get("value"), document.get("description")
         if not isinstance(name, str) or not _NAME.fullmatch(name) or not isinstance(value, str):
             raise ImportRefused("bad_payload")
-        if description is not None and (not isinstance(description, str) or len(description) > 2048):
-            raise ImportRefused("bad_payload")
-        if len(value.encode()) > MAX_VALUE_BYTES or not value:
+        if description is not None:
+            try:
+                check_text(description, TextKind.FREE_TEXT, max_chars=MAX_DESCRIPTION_CHARS)
+            except UntrustedInput as refused:
+                raise ImportRefused(
+                    "bad_payload" if refused.reason in (NOT_TEXT, TOO_LONG) else refused.reason
+                ) from None
+        try:
+            check_text(value, TextKind.VALUE, max_bytes=MAX_VALUE_BYTES)
+        except UntrustedInput as refused:
+            raise ImportRefused("bad_value_size" if refused.reason == TOO_LONG else refused.reason) from None
+        if not value:
             raise ImportRefused("bad_value_size")
         if not name.startswith(self._prefix) or ".." in name:
             raise ImportRefused("name_outside_prefix")
         return name, value, description
 
-    def _quarantine(self, key: str, rest: str, reason: str, handled: tuple[str | None, ...]) -> None:
+    def _quarantine(
+        self, key: str, rest: str, reason: str, handled: tuple[str | None, ...], *, size: int | None = None
+    ) -> None:
         if self._fates is not None:
             self._fates.record(key, handled, QUARANTINED)
         quarantine(
-            self._s3, self._bucket, key, f"{QUARANTINE}{rest}", reason, now=self._clock(), kms_key_id=self._kms_key_id
+            self._s3,
+            self._bucket,
+            key,
+            f"{QUARANTINE}{rest}",
+            reason,
+            now=self._clock(),
+            kms_key_id=self._kms_key_id,
+            size=size,
         )
         metrics.add_metric(name="TransferFilesQuarantined", unit=MetricUnit.Count, value=1)
         logger.warning("inbox file quarantined", extra={"source": key, "reason": reason})
 
 
 def quarantine(
-    s3: ObjectStore, bucket: str, key: str, destination: str, reason: str, *, now: float, kms_key_id: str | None
+    s3: ObjectStore,
+    bucket: str,
+    key: str,
+    destination: str,
+    reason: str,
+    *,
+    now: float,
+    kms_key_id: str | None,
+    size: int | None = None,
 ) -> None:
     """Set a file aside that can never be processed: move it to ``destination`` beside a ``.error.json``
-    holding the reason (written first, so a crash in between leaves the reason, never a silent move)."""
-    error = {"reason": reason, "source": key, "quarantined_at": int(now)}
+    holding the reason (written first, so a crash in between leaves the reason, never a silent move).
+
+    A file S3 cannot copy in one request (over 5 GiB, the CopyObject limit) is not copied: it only leaves
+    ``inbox/`` (its noncurrent version expires with the bucket's lifecycle), and the record says so. A copy
+    that must fail would otherwise retry until dead-lettered."""
+    error: dict[str, object] = {"reason": reason, "source": key, "quarantined_at": int(now)}
+    if size is not None:
+        error["size"] = size
+    if size is not None and size > MAX_COPY_BYTES:
+        error["content"] = "not_copied"
     s3.put(
         bucket,
         f"{destination}.error.json",
@@ -176,4 +222,7 @@ def quarantine(
         content_type="application/json",
         kms_key_id=kms_key_id,
     )
-    s3.move(bucket, key, destination, kms_key_id=kms_key_id)
+    if size is not None and size > MAX_COPY_BYTES:
+        s3.delete(bucket, key)
+    else:
+        s3.move(bucket, key, destination, kms_key_id=kms_key_id)

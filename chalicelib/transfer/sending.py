@@ -1,9 +1,20 @@
 """Secret transfer, sending side: register a client's public key, then send it a secret.
 
 A client registers by uploading ``clients/<client_id>/public.pem`` (RSA >= 2048, SubjectPublicKeyInfo or
-PKCS#1). A private key uploaded by mistake is purged at once (every version: the bucket is versioned),
-copied nowhere, and an alarm goes out; any other bad file is quarantined with its reason. A good key is
-recorded and starts the send pipeline: a new version of the client's secret, sealed to the client's key
+PKCS#1). Every object under ``clients/``, whatever its name, is first judged by its structure
+(:mod:`chalicelib.transfer.key_material`), and only provably public bytes are ever kept or copied:
+
+- a private key, in any form, is purged at once (every version: the bucket is versioned), copied nowhere, and
+  an alarm goes out (the ``transfer-private-key-uploaded`` key event, metric ``TransferPrivateKeysPurged``);
+- a file larger than :data:`~chalicelib.transfer.key_material.INSPECTION_LIMIT` is never read (the S3 event's
+  size says so, and the read is bounded for a newer, larger version). Uninspected, it may hold a private key, so
+  it cannot be proven harmless: every version is purged too, and only a record stays, ``quarantine/<key>.error.json``
+  with the reason (``too_large``) and size, no content (metric ``TransferFilesTooLarge``). Never dead-lettered:
+  a retry could never read it either. The same holds for inspected files that are not provably public
+  (``not_a_public_key``, ``unexpected_key``): a raw key can look like random bytes;
+- public keys of the wrong kind, size or name are quarantined with their reason, as harmless copies.
+
+A good key is recorded and starts the send pipeline: a new version of the client's secret, sealed to the client's key
 as ``outbox/<client_id>/<version_id>.jwe``, a presigned link, and a notification (never the secret) with
 the client id as a message attribute, so each client's email subscription filters to its own mail.
 Every step repeats harmlessly under the same ClientRequestToken, so a redelivered event sends once.
@@ -27,11 +38,14 @@ from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import CURRENT, PENDING, SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_from_pem, seal
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, PayloadTooLarge
 from chalicelib.events import key_event
+from chalicelib.internal_secrets import TRANSFER_CLIENT
 from chalicelib.observability import MetricUnit, logger, metrics
-from chalicelib.transfer.fates import PURGED, QUARANTINED, ObjectFates, object_version, settle_unreadable
+from chalicelib.transfer import key_material
+from chalicelib.transfer.fates import PURGED, QUARANTINED, TOO_LARGE, ObjectFates, object_version, settle_unreadable
 from chalicelib.transfer.importer import QUARANTINE, quarantine
+from chalicelib.transfer.key_material import INSPECTION_LIMIT
 from chalicelib.transfer.links import LinkSigner
 
 __all__ = ["CLIENTS", "CLIENT_KEY", "OUTBOX", "SendReport", "Sender", "UnknownClient"]
@@ -39,7 +53,6 @@ __all__ = ["CLIENTS", "CLIENT_KEY", "OUTBOX", "SendReport", "Sender", "UnknownCl
 CLIENTS, OUTBOX = "clients/", "outbox/"
 CLIENT_INDEX = "transfer-clients"  # one item per registered client, so a schedule can list them
 CLIENT_KEY = re.compile(r"clients/([a-z0-9][a-z0-9-]{0,62})/public\.pem")
-MAX_PEM_BYTES = 16 * 1024
 DESCRIPTION = "credport transfer secret"
 
 
@@ -81,40 +94,46 @@ class Sender:
         self._links, self._link_ttl, self._kms_key_id, self._clock = links, link_ttl, kms_key_id, clock
 
     def secret_name(self, client_id: str) -> str:
-        return f"{self._prefix}/transfer/{client_id}"
+        # A kind registered with every other secret credport owns (auto-id never serves one).
+        return TRANSFER_CLIENT.member(self._prefix, client_id)
 
-    def on_client_object(self, key: str, etag: str, *, version: str | None = None) -> SendReport | None:
+    def on_client_object(
+        self, key: str, etag: str, *, version: str | None = None, size: int | None = None
+    ) -> SendReport | None:
         """An object under clients/: a registration (then a first send), or something to refuse. ``etag`` (the
         event's version id, else its ETag) makes the send's token; ``version`` (the event's
-        :func:`~chalicelib.transfer.fates.object_version`) recognises a redelivery once the object is gone."""
-        match = CLIENT_KEY.fullmatch(key)
+        :func:`~chalicelib.transfer.fates.object_version`) recognises a redelivery once the object is gone;
+        ``size`` is the event's, so a file too large to inspect is never read at all."""
+        if size is not None and size > INSPECTION_LIMIT:
+            self._purge_unproven(key, TOO_LARGE, (version,), size)
+            return None
         try:
-            stored = self._s3.get(self._bucket, key, max_bytes=MAX_PEM_BYTES)
+            stored = self._s3.get(self._bucket, key, max_bytes=INSPECTION_LIMIT)
         except (AwsNotFound, AwsRejected) as error:
             settle_unreadable(self._fates, key, version, error)  # quarantined or purged by an earlier delivery
             return None
+        except PayloadTooLarge:  # a newer, larger upload than the event's: never read, so never proven harmless
+            self._purge_unproven(key, TOO_LARGE, (version,), size)
+            return None
         handled = (version, object_version(stored.info.version_id, stored.info.etag))
+        # By structure, whatever the key's name: only provably public bytes are ever kept or copied.
+        verdict = key_material.classify(stored.body)
+        if verdict == key_material.PRIVATE:
+            self._purge_private_key(key, handled, len(stored.body))
+            return None
+        match = CLIENT_KEY.fullmatch(key)
+        if verdict != key_material.PUBLIC:
+            reason = "unexpected_key" if match is None else "not_a_public_key"
+            self._purge_unproven(key, reason, handled, len(stored.body))
+            return None
         try:
             if match is None:
                 raise EnvelopeError("unexpected_key")
             recipient = public_key_from_pem(stored.body)
-        except PrivateKeyMaterial:
-            # The alarm goes out first: a failure before the purge is retried with the key still there, so the
-            # alarm may repeat but is never lost (after the purge, a redelivery finds the fate recorded here).
-            self._sns.publish(
-                self._alarms,
-                key_event("transfer-private-key-uploaded", key=key),
-                attributes={"type": "transfer-private-key-uploaded"},
-            )
-            if self._fates is not None:
-                self._fates.record(key, handled, PURGED)
-            removed = self._s3.purge(self._bucket, key)
-            logger.error(
-                "private key uploaded to the transfer bucket: purged", extra={"key": key, "versions_removed": removed}
-            )
-            metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
+        except PrivateKeyMaterial:  # never with a PUBLIC verdict; should the two checks ever disagree, purge
+            self._purge_private_key(key, handled, len(stored.body))
             return None
-        except EnvelopeError as error:
+        except EnvelopeError as error:  # public keys of the wrong kind, size or name: harmless to keep aside
             self._quarantine(key, error.reason, handled)
             return None
         client_id = match.group(1)
@@ -225,6 +244,57 @@ class Sender:
         if failures:
             raise RuntimeError(f"rotation failed for {len(failures)} client(s)")
         return reports
+
+    def _purge_private_key(self, key: str, handled: tuple[str | None, ...], size: int) -> None:
+        """A private key: the alarm, then every version purged; no copy and no marker (its name alone is logged).
+
+        The alarm goes out first: a failure before the purge is retried with the key still there, so the alarm
+        may repeat but is never lost (after the purge, a redelivery finds the fate recorded here)."""
+        self._sns.publish(
+            self._alarms,
+            key_event("transfer-private-key-uploaded", key=key),
+            attributes={"type": "transfer-private-key-uploaded"},
+        )
+        if self._fates is not None:
+            self._fates.record(key, handled, PURGED)
+        removed = self._s3.purge(self._bucket, key)
+        logger.error(
+            "private key uploaded to the transfer bucket: purged",
+            extra={"key": key, "size": size, "versions_removed": removed},
+        )
+        metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
+
+    def _purge_unproven(self, key: str, reason: str, handled: tuple[str | None, ...], size: int | None) -> None:
+        """A file that cannot be proven harmless (too large to inspect, or not provably public): it may hold a
+        private key in a form no check knows, so no readable copy is kept. Every version is purged; what stays
+        is a record of it in quarantine/, with the reason and size and no content (written first: a crash in
+        between leaves the record, never a silent purge)."""
+        if self._fates is not None:
+            self._fates.record(key, handled, PURGED)
+        record = {
+            "reason": reason,
+            "source": key,
+            "size": size,
+            "content": "purged",
+            "quarantined_at": int(self._clock()),
+        }
+        self._s3.put(
+            self._bucket,
+            f"{QUARANTINE}{key}.error.json",
+            json.dumps(record).encode(),
+            content_type="application/json",
+            kms_key_id=self._kms_key_id,
+        )
+        removed = self._s3.purge(self._bucket, key)
+        logger.warning(
+            "client file purged unproven",
+            extra={"key": key, "reason": reason, "size": size, "versions_removed": removed},
+        )
+        metrics.add_metric(
+            name="TransferFilesTooLarge" if reason == TOO_LARGE else "TransferClientFilesPurged",
+            unit=MetricUnit.Count,
+            value=1,
+        )
 
     def _quarantine(self, key: str, reason: str, handled: tuple[str | None, ...]) -> None:
         if self._fates is not None:

@@ -5,6 +5,10 @@ minutes from its clock, credentials of an expired session, an S3 body that is no
 Signature Version 2 on buckets created since June 2020; it authenticates presigned S3 links by their query
 (:mod:`local.iam.presigned`); and only Cognito has unauthenticated operations. What the emulation cannot decide as
 AWS does is refused (400 ``EmbeddedIamUnsupported``), never let through.
+
+moto's own SigV4 parser indexes the Authorization header's parts and the X-Amz-Date header without checking them, so
+:func:`check_signing_fields` reads both by ASCII allow-lists first (:mod:`local.headers`): a malformed one is the
+service's own error (S3's XML, the JSON or query services' IncompleteSignature), never an exception out of moto.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from urllib.parse import parse_qsl, urlsplit
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import JsonRESTError, _RESTError
 
+from local.headers import amz_date
+
 from .presigned import PresignRejected, verify_presigned
 
 __all__ = [
     "MAX_CLOCK_SKEW",
     "UNSUPPORTED",
     "check_freshness",
+    "check_signing_fields",
     "is_public_operation",
     "presigned_request",
     "refuse_signature_version_2",
@@ -81,16 +88,67 @@ def refuse_unsupported(self: Any, query: str) -> None:
         raise _error(self, UNSUPPORTED, f"The embedded AWS does not emulate IAM for {what}; refused.", 400)
 
 
+# A SigV4 Authorization header as AWS's SDKs write it: the scope is ``key/date/region/service/aws4_request``, the
+# signed headers lowercase field names (RFC 9110 tokens) joined by ';'.
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<credential>[^,]*), ?SignedHeaders=(?P<signed>[a-z0-9!#$%&'*+.^_`|~;-]+), ?"
+    r"Signature=[0-9a-f]{64}"
+)
+_CREDENTIAL = re.compile(r"[A-Z0-9]{16,128}/[0-9]{8}/[a-z0-9-]+/[a-z0-9-]+/aws4_request")
+_ISO_BASIC = (
+    "Date must be in ISO-8601 'basic format'. Got '{}'. "
+    "See http://docs.aws.amazon.com/general/latest/gr/sigv4-date-handling.html"
+)
+
+
+def _incomplete(self: Any, message: str) -> Exception:
+    """The JSON and query services' answer to a signature they cannot read: 400 IncompleteSignature(Exception)."""
+    code = "IncompleteSignatureException" if self.headers.get("X-Amz-Target") else "IncompleteSignature"
+    return _error(self, code, message, 400)
+
+
+def check_signing_fields(self: Any, authorization: str) -> None:
+    """Before moto parses a header signature: its Authorization is ``AWS4-HMAC-SHA256`` with a well-formed
+    credential scope, SignedHeaders and a hex Signature, and its X-Amz-Date a valid stamp that the signature covers.
+    S3's wording is S3's ("AuthorizationHeaderMalformed", "AccessDenied"); the others' IncompleteSignature message
+    for a bad date is the one AWS's SigV4 services send (its wording for a malformed header is inferred)."""
+    s3 = self.service_name == "s3"
+    shape = _AUTHORIZATION.fullmatch(authorization)
+    if shape is None or not _CREDENTIAL.fullmatch(shape["credential"]):
+        if s3:
+            malformed = 'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+            raise _error(
+                self, "AuthorizationHeaderMalformed", f"The authorization header is malformed; {malformed}", 400
+            )
+        raise _incomplete(
+            self,
+            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters, each once and "
+            "well formed.",
+        )
+    spellings = [name for name in self.headers.keys() if name.lower() == "x-amz-date"]  # noqa: SIM118 (a Message-like)
+    stamp = self.headers.get("X-Amz-Date")
+    if not spellings and self.headers.get("Date"):
+        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400)
+    if stamp is None or amz_date(stamp) is None:
+        if s3:
+            raise _error(self, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", 403)
+        raise _incomplete(self, _ISO_BASIC.format(str(stamp or "")[:64]))
+    if "x-amz-date" not in shape["signed"].split(";"):
+        if s3:
+            raise _error(self, "AccessDenied", "There were headers present in the request which were not signed", 403)
+        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date signed; refused.", 400)
+    if spellings != ["X-Amz-Date"]:  # moto looks the signed header up by this exact spelling, once
+        raise _error(self, UNSUPPORTED, "The embedded AWS needs one header spelled X-Amz-Date; refused.", 400)
+
+
 def check_freshness(self: Any, authorization: str) -> None:
     """What moto's signature check leaves out: the request's time (SigV4 refuses one more than 15 minutes from the
     server's clock), the signer's session (expired temporary credentials are refused), and an S3 body against the
     payload hash the signature covers (x-amz-content-sha256)."""
 
-    stamp = self.headers.get("X-Amz-Date") or ""
-    try:
-        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-    except ValueError:
-        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400) from None
+    signed_at = amz_date(self.headers.get("X-Amz-Date") or "")  # read by check_signing_fields first
+    if signed_at is None:
+        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400)
     now = dt.datetime.now(dt.UTC)
     if abs(now - signed_at) > MAX_CLOCK_SKEW:
         if self.service_name == "s3":

@@ -43,6 +43,7 @@ from werkzeug.exceptions import HTTPException
 
 from .authenticate import (
     check_freshness,
+    check_signing_fields,
     is_public_operation,
     presigned_request,
     refuse_signature_version_2,
@@ -261,6 +262,7 @@ def _authenticate_and_authorize(self: Any, iam_request_cls: type, resource: str 
         if not (self.service_name == "sts" and action in _UNSIGNED):
             _decide(self, None, action, self.service_name, resource)
         return
+    check_signing_fields(self, authorization)  # moto's parser indexes both unchecked
     path = self.raw_path + (f"?{q}" if (q := self.uri.partition("?")[2]) else "")
     iam_request = iam_request_cls(
         account_id=self.current_account,

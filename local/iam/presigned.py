@@ -7,12 +7,17 @@ Query Parameters"), the link dies at ``X-Amz-Date`` + ``X-Amz-Expires`` (at most
 presigned URL using a temporary token, then the URL expires when the token expires, even if the URL was created with
 a later expiration time" (S3 User Guide, "Sharing objects with presigned URLs"). The request is then authorised as
 the signer, like any other.
+
+X-Amz-Expires, X-Amz-Date and X-Amz-Signature are read by ASCII allow-lists (:mod:`local.headers`), and the expiry is
+checked by subtracting datetimes: every malformed, Unicode-digit or overflowing value is S3's own error, never an
+exception out of ``int()``, ``strptime``, datetime arithmetic or ``hmac.compare_digest``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -20,6 +25,8 @@ from urllib.parse import parse_qsl, urlencode
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from local.headers import amz_date, decimal
 
 __all__ = ["PresignRejected", "is_presigned", "verify_presigned"]
 
@@ -78,19 +85,24 @@ def verify_presigned(
     scope = credential.split("/")
     if algorithm != "AWS4-HMAC-SHA256" or len(scope) != 5 or scope[3:] != ["s3", "aws4_request"]:
         raise PresignRejected("AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter.")
-    if not expires_text.isdigit() or not 1 <= int(expires_text) <= MAX_EXPIRES:
+    expires = decimal(expires_text, MAX_EXPIRES)
+    if expires is None:  # S3's messages (a negative number has its own)
+        negative = decimal(expires_text[1:], MAX_EXPIRES) is not None and expires_text.startswith("-")
+        message = "X-Amz-Expires must be non-negative" if negative else "X-Amz-Expires should be a number"
+        raise PresignRejected("AuthorizationQueryParametersError", message)
+    if not 1 <= expires <= MAX_EXPIRES:
         raise PresignRejected(
             "AuthorizationQueryParametersError",
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than "
+            "604800 seconds",
         )
-    try:
-        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-    except ValueError:
-        message = "X-Amz-Date must be in the ISO8601 format."
-        raise PresignRejected("AuthorizationQueryParametersError", message) from None
-    if now > signed_at + dt.timedelta(seconds=int(expires_text)):
+    signed_at = amz_date(stamp)
+    if signed_at is None:
+        raise PresignRejected("AuthorizationQueryParametersError", "X-Amz-Date must be in the ISO8601 format.")
+    # Differences only: a link dated 9999 plus its expiry would overflow.
+    if now - signed_at > dt.timedelta(seconds=expires):
         raise PresignRejected("AccessDenied", "Request has expired")
-    if signed_at > now + MAX_CLOCK_SKEW:
+    if signed_at - now > MAX_CLOCK_SKEW:
         raise PresignRejected("AccessDenied", "Request is not yet valid")
     access_key, token = scope[0], params.get("X-Amz-Security-Token")
     found = secret_of(access_key, token)
@@ -99,13 +111,31 @@ def verify_presigned(
     secret, credentials_expire = found
     if credentials_expire is not None and now >= credentials_expire:
         raise PresignRejected("ExpiredToken", "The provided token has expired.")
-    if not hmac.compare_digest(signature, _signature(method, host, path, params, headers, signed, secret, token)):
+    if not re.fullmatch(r"[0-9a-f]{64}", signature) or not hmac.compare_digest(
+        signature, _expected(method, host, path, params, headers, signed, secret, token)
+    ):
         raise PresignRejected(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided. Check your key and "
             "signing method.",
         )
     return access_key, token
+
+
+def _expected(
+    method: str,
+    host: str,
+    path: str,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    signed: str,
+    secret: str,
+    token: str | None,
+) -> str:
+    try:
+        return _signature(method, host, path, params, headers, signed, secret, token)
+    except UnicodeEncodeError:  # a lone surrogate (never from a wire query, decoded with replacement) matches nothing
+        return ""
 
 
 def _signature(

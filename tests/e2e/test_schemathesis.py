@@ -158,16 +158,22 @@ class Caller:
     bearer_token: str
     http: requests.Session
 
-    def exchange(self, case: AnyCase) -> schemathesis.Response:
-        kwargs: dict[str, Any] = {}
+    def exchange(
+        self, case: AnyCase, *, raw_body: bytes | None = None, headers: dict[str, Any] | None = None
+    ) -> schemathesis.Response:
+        """``raw_body`` replaces the serialised body with exact bytes (what no JSON serialiser writes: invalid
+        UTF-8, encoded surrogates), signed as sent; ``headers`` are added."""
+        kwargs: dict[str, Any] = {"headers": dict(headers or {})}
         security = case.operation.definition.raw.get("security")
         if security == [{"sigv4": []}]:
             kwargs["auth"] = self.signer
         elif security == [{"bearer": []}]:
             # Negative cases may still drop the header: a missing token must be the documented 401.
-            kwargs["headers"] = {"Authorization": f"Bearer {self.bearer_token}"}
+            kwargs["headers"].setdefault("Authorization", f"Bearer {self.bearer_token}")
         else:
             assert security == [], f"{case.operation.label}: unknown security {security}"
+        if raw_body is not None:
+            kwargs["auth"] = RawBody(raw_body, kwargs.get("auth"))
         started = time.monotonic()
         response = case.call(base_url=self.api, session=self.http, timeout=30, **kwargs)
         TALLY.seconds += time.monotonic() - started
@@ -175,6 +181,19 @@ class Caller:
         case.validate_response(response, checks=CHECKS)
         assert_error_shape(case, response)
         return response
+
+
+class RawBody(requests.auth.AuthBase):
+    """Put exact bytes on the wire as the body (then sign them, for an IAM route)."""
+
+    def __init__(self, body: bytes, then: requests.auth.AuthBase | None) -> None:
+        self.body, self.then = body, then
+
+    def __call__(self, prepared: requests.PreparedRequest) -> requests.PreparedRequest:
+        prepared.body = self.body
+        prepared.headers["Content-Length"] = str(len(self.body))
+        prepared.headers["Content-Type"] = "application/json"
+        return self.then(prepared) if self.then is not None else prepared
 
 
 def assert_error_shape(case: AnyCase, response: schemathesis.Response) -> None:
@@ -314,6 +333,78 @@ def test_known_auto_id_requests_get_documented_answers(stack: RunningStack, call
     known(caller, identify.Case(body={"jwe": served}, media_type="application/json"), 401)  # a replay
     known(caller, identify.Case(body={"jwe": request(f"{prefix}-absent")}, media_type="application/json"), 404)
     known(caller, identify.Case(body={"jwe": request("credport-dev/imported/x")}, media_type="application/json"), 403)
+
+
+# Unicode-hostile requests -------------------------------------------------------------------------------------
+# Lone surrogates spelled as JSON escapes (Python decodes them into text no AWS call or log line can carry), bytes
+# that are not UTF-8 (an encoded surrogate, UTF-16), NaN, controls, bidi overrides, non-characters, astral text:
+# the JSON routes answer each with its documented 400, and no route is moved to a 5xx by such parameters or headers.
+
+SURROGATE_TEXT = ["\ud800", "x\udfffy", "\ud83d\ud83d", "\udc80" * 40]
+HOSTILE_TEXT = ["\x00\x1b[31m\x85", "\u202egnp.exe", "\ufdd0\ufffe\uffff", "é🔑\U0010ffff", "\ufeff", "Ω" * 300]
+SURROGATE_BODIES = [
+    b'{"jwe": "\\ud800"}',
+    b'{"\\udc80": "x"}',
+    b'{"jwe": "a", "pad": [{"x": "\\uDBFF"}]}',
+    b'{"url": "https://example.com/\\udfff"}',
+]
+NOT_JSON_BODIES = [b'{"jwe": "\xed\xa0\x80"}', b'{"jwe": "\xff\xfe"}', b'{"jwe": NaN}', '{"jwe": "x"}'.encode("utf-16")]
+JSON_ROUTES = [("POST", "/transfer/import"), ("POST", "/auto-id")]
+
+
+def hostile(caller: Caller, case: AnyCase, **sent: Any) -> schemathesis.Response:
+    """A hostile request through the usual checks (documented status and shape, no 5xx), counted as known."""
+    response = caller.exchange(case, **sent)
+    TALLY.known_cases += 1
+    assert response.status_code < 500, f"{case.operation.label}: {response.status_code} {response.text[:300]}"
+    return response
+
+
+def test_unicode_hostile_bodies_get_their_documented_400(stack: RunningStack, caller: Caller) -> None:
+    key = public_key_from_pem(requests.get(stack.api + "/transfer/import-key", timeout=30).json()["pem"].encode())
+    for method, path in JSON_ROUTES:
+        case = operation(method, path).Case(body={"jwe": "placeholder"}, media_type="application/json")
+        escaped = [json.dumps({"jwe": text}).encode() for text in SURROGATE_TEXT]  # json.dumps writes "\ud800"
+        for raw in SURROGATE_BODIES + escaped:
+            answer = hostile(caller, case, raw_body=raw)
+            assert (answer.status_code, answer.json()["error"]) == (400, "invalid_text"), raw
+        for raw in NOT_JSON_BODIES:
+            answer = hostile(caller, case, raw_body=raw)
+            assert (answer.status_code, answer.json()["error"]) == (400, "bad_request"), raw
+        for text in HOSTILE_TEXT:  # valid Unicode: the route's own refusal, never a 5xx
+            hostile(caller, case, raw_body=json.dumps({"jwe": text}, ensure_ascii=False).encode())
+    imports = operation("POST", "/transfer/import")
+    name = f"credport-dev/imported/st-{uuid.uuid4().hex[:8]}"
+    documents = [{"value": text} for text in SURROGATE_TEXT] + [{"description": "db\x00"}, {"description": "\u202e"}]
+    for fields in documents:  # sealed: only the importer sees them, and quarantines them with a reason
+        envelope = seal(key, json.dumps({"secret_name": name, "value": "v", **fields}).encode())
+        answer = hostile(caller, imports.Case(body={"jwe": envelope}, media_type="application/json"))
+        assert (answer.status_code, answer.json()["error"]) == (400, "import_refused")
+    secrets = stack.client("secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": [name]}])["SecretList"]
+    assert secrets == []
+
+
+def test_unicode_hostile_parameters_and_headers_never_get_a_5xx(caller: Caller) -> None:
+    # Header bytes that are not UTF-8 (an encoded surrogate, 0xff) and UTF-8 holding a C1 control; requests writes
+    # a str header as latin-1, so these go on the wire as exactly those bytes (and SigV4 signs them as sent).
+    raw_headers = {"X-Hostile": b"\xed\xa0\x80 \xff".decode("latin-1"), "X-Text": "é\x85".encode().decode("latin-1")}
+    for label in sorted(DOCUMENTED):
+        method, path = label.split(" ", 1)
+        parameters: dict[str, Any] = {}
+        if "{client_id}" in path:
+            parameters["path_parameters"] = {"client_id": "clïent-\u202e"}
+        for text in HOSTILE_TEXT:
+            query = {"aud": text, "ttl": "٣٠٠"} if path == "/token" else None  # Arabic-Indic digits: not a ttl
+            if (method, path) in JSON_ROUTES:
+                case = operation(method, path).Case(body={"jwe": text}, media_type="application/json")
+            else:
+                case = operation(method, path).Case(query=query, **parameters)
+            hostile(caller, case, headers=raw_headers)
+        bearer = operation(method, path).definition.raw.get("security") == [{"bearer": []}]
+        if bearer:  # a token that is not ASCII, and one whose bytes are not UTF-8
+            for token in ("Bearer \xed\xa0\x80", "Bearer é.é.é".encode().decode("latin-1")):
+                answer = hostile(caller, operation(method, path).Case(), headers={"Authorization": token})
+                assert answer.status_code == 401
 
 
 def test_every_operation_ran_and_no_server_error(caller: Caller) -> None:

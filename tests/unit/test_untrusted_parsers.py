@@ -65,20 +65,37 @@ def report_examples() -> Iterator[None]:
 
 # --- strategies -----------------------------------------------------------------------------------------------
 
+# Every code point, lone surrogates included (hypothesis leaves category Cs out unless told), and the characters
+# that broke parsers or AWS calls before, drawn often: surrogates (botocore cannot encode them), NUL and other
+# controls, bidi overrides, non-characters, a byte order mark, astral characters.
+HOSTILE_CHARS = st.sampled_from(
+    [
+        *("\ud800", "\udbff", "\udc00", "\udfff", "\x00", "\x1b", "\x7f", "\x85", "\u202e", "\u2066", "\ufeff"),
+        *("\ufffe", "\uffff", "\ufdd0", "\U0010ffff", "\U0001f511", "é", "\\", '"', "."),
+    ]
+)
+ANY_CHAR = st.characters(exclude_categories=()) | HOSTILE_CHARS
+
+
+def utext(max_size: int, *, min_size: int = 0) -> st.SearchStrategy[str]:
+    """Arbitrary Unicode text, surrogates and other hostile characters included (not only what UTF-8 can hold)."""
+    return st.text(ANY_CHAR, min_size=min_size, max_size=max_size)
+
+
 SCALARS = (
     st.none()
     | st.booleans()
     | st.integers()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats()  # NaN and the infinities included: json.dumps writes them, json.loads reads them back
-    | st.text(max_size=40)
+    | utext(max_size=40)
 )
 JSON = st.recursive(
     SCALARS,
-    lambda children: st.lists(children, max_size=8) | st.dictionaries(st.text(max_size=12), children, max_size=8),
+    lambda children: st.lists(children, max_size=8) | st.dictionaries(utext(max_size=12), children, max_size=8),
     max_leaves=30,
 )
-JSON_OBJECT = st.dictionaries(st.text(max_size=12), JSON, max_size=8)
+JSON_OBJECT = st.dictionaries(utext(max_size=12), JSON, max_size=8)
 
 
 def nested(depth: int) -> str:
@@ -87,7 +104,11 @@ def nested(depth: int) -> str:
 
 # Deep nesting is what makes json.loads raise RecursionError instead of ValueError.
 DEEP_JSON = st.sampled_from([nested(10), nested(5_000), nested(50_000), '{"a":' * 20_000 + "1" + "}" * 20_000])
-JSON_TEXT = JSON.map(json.dumps) | DEEP_JSON | st.text(max_size=300)
+# json.dumps spells a lone surrogate as an escape ("\ud800"), as an attacker's JSON would; with ensure_ascii off it
+# writes the character itself, which reaches a parser as such in a str (a Lambda event the runtime decoded).
+JSON_TEXT = JSON.map(json.dumps) | JSON.map(lambda v: json.dumps(v, ensure_ascii=False)) | DEEP_JSON | utext(300)
+# The same as bytes: UTF-8 where it can be, and surrogates encoded anyway ("surrogatepass", not UTF-8 at all).
+JSON_BYTES = JSON_TEXT.map(lambda text: text.encode("utf-8", "surrogatepass")) | st.binary(max_size=300)
 
 
 def b64(raw: bytes) -> str:
@@ -99,7 +120,7 @@ def b64json(value: Any) -> str:
 
 
 SEGMENT = (
-    st.text(max_size=60)
+    utext(max_size=60)
     | st.binary(max_size=300).map(b64)
     | JSON.map(b64json)
     | DEEP_JSON.map(lambda text: b64(text.encode()))
@@ -117,7 +138,7 @@ def mutated_compact(draw: st.DrawFn, token: str) -> str:
         parts[index] = draw(SEGMENT)
     elif kind == "flip" and parts[index]:
         position = draw(st.integers(0, len(parts[index]) - 1))
-        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.é\x00 "
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.é\x00 \ud800\udfff"
         parts[index] = parts[index][:position] + draw(st.sampled_from(alphabet)) + parts[index][position + 1 :]
     elif kind == "truncate":
         parts[index] = parts[index][: draw(st.integers(0, max(0, len(parts[index]) - 1)))]
@@ -129,7 +150,7 @@ def mutated_compact(draw: st.DrawFn, token: str) -> str:
         other = draw(st.integers(0, len(parts) - 1))
         parts[index], parts[other] = parts[other], parts[index]
     else:
-        return draw(st.text(max_size=200))
+        return draw(utext(max_size=200))
     return ".".join(parts)
 
 
@@ -188,7 +209,7 @@ def _check_header(header: Any, forbidden: frozenset[str]) -> None:
 @MANY
 @given(
     st.one_of(
-        st.text(max_size=400),
+        utext(max_size=400),
         mutated_compact(SAMPLE_JWT),
         mutated_compact(SAMPLE_JWE),
         mutated_document(JWT_HEADER).map(lambda h: f"{b64json(h)}.e30.c2ln"),
@@ -269,7 +290,7 @@ def _verified(token: Any, verifier: TokenVerifier = VERIFIER) -> None:
 
 @MANY
 @given(
-    st.one_of(st.text(max_size=600), JSON, mutated_compact(valid_token("RS256")), mutated_compact(valid_token("ES256")))
+    st.one_of(utext(max_size=600), JSON, mutated_compact(valid_token("RS256")), mutated_compact(valid_token("ES256")))
 )
 def test_token_verifier_only_raises_token_rejected(token: Any) -> None:
     EXAMPLES["TokenVerifier.verify (arbitrary, mutated)"] += 1
@@ -324,6 +345,7 @@ SESSION_CLAIMS = {
     "exp": NOW + 420,
     "sid": "session-1",
     "sess_exp": NOW + 7200,
+    "jti": "8Yh0y3pQ1m2lq5x8ZkR4aA",
 }
 SESSION_HEADER = {"alg": "HS256", "typ": "JWT", "kid": SESSION_KID}
 
@@ -351,7 +373,7 @@ def _session_verified(token: Any) -> None:
 
 
 @MANY
-@given(st.one_of(st.text(max_size=600), JSON, mutated_compact(hs256(SESSION_HEADER, SESSION_CLAIMS))))
+@given(st.one_of(utext(max_size=600), JSON, mutated_compact(hs256(SESSION_HEADER, SESSION_CLAIMS))))
 def test_session_tokens_only_raise_invalid_token(token: Any) -> None:
     EXAMPLES["SessionTokens.verify (arbitrary, mutated)"] += 1
     _session_verified(token)
@@ -390,7 +412,7 @@ def with_header(envelope: str, header: Any) -> str:
 @MANY
 @given(
     st.one_of(
-        st.text(max_size=600),
+        utext(max_size=600),
         JSON,
         mutated_compact(SEALED),
         mutated_document(RSA_HEADER).map(lambda h: with_header(SEALED, h)),
@@ -409,7 +431,7 @@ def test_open_envelope_only_raises_envelope_error(envelope: Any) -> None:
 @MANY
 @given(
     st.one_of(
-        st.text(max_size=600),
+        utext(max_size=600),
         JSON,
         mutated_compact(SEALED_DIRECT),
         mutated_document(DIRECT_HEADER).map(lambda h: with_header(SEALED_DIRECT, h)),
@@ -565,11 +587,23 @@ AUTOID_DOCUMENT, _ = build_request("client-one", 1, os.urandom(1024 * 1024), Wan
 
 
 @MANY
-@given(mutated_document(AUTOID_DOCUMENT))
-def test_autoid_parse_request_on_mutated_genuine_requests(document: Any) -> None:
-    EXAMPLES["autoid.parse_request (mutated)"] += 1
-    request = only(MalformedRequest, lambda: parse_request(json.dumps(document).encode()))
+@given(
+    st.one_of(
+        mutated_document(AUTOID_DOCUMENT).map(lambda document: json.dumps(document).encode()),
+        mutated_document(AUTOID_DOCUMENT).map(
+            lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        ),
+        JSON_BYTES,
+    )
+)
+@example(json.dumps({**AUTOID_DOCUMENT, "client_id": "client-one\ud800"}).encode())
+@example(json.dumps({**AUTOID_DOCUMENT, "want": {"secret_id": "credport-dev/autoid/\udfff"}}).encode())
+def test_autoid_parse_request_on_mutated_genuine_requests(plaintext: bytes) -> None:
+    EXAMPLES["autoid.parse_request (mutated, unicode)"] += 1
+    request = only(MalformedRequest, lambda: parse_request(plaintext))
     if request is not None:
+        assert request.client_id.isascii()
+        assert all(text is None or text.isascii() for text in (request.want.secret_id, request.want.role_arn))
         assert len(request.intervals) == 16
         assert (len(request.nonce), len(request.proof), len(request.response_key)) == (16, 32, 32)
         assert (request.want.secret_id is None) != (request.want.role_arn is None)

@@ -41,7 +41,8 @@ IMPORTED = secret("{prefix}/imported/<secret>")  # CREDPORT_TRANSFER_IMPORT_PREF
 INBOX_FILE = obj("transfer_bucket", INBOX + "<file>")
 CLIENT_KEY = obj("transfer_bucket", CLIENTS + "<client>/public.pem")
 SSE_KMS = {"s3:x-amz-server-side-encryption": "aws:kms"}
-_EVENT_KEYS = (INBOX + "<file>", CLIENTS + "<client>/public.pem")  # the keys S3 events name (template.yaml)
+# The keys S3 events name (template.yaml): inbox files, and anything under clients/.
+_EVENT_KEYS = (INBOX + "<file>", CLIENTS + "<client>/public.pem", CLIENTS + "<client>/<file>")
 _IMPORTED_TAGS: dict[str, Value] = {"aws:RequestTag/credport:imported": "true", "aws:TagKeys": ("credport:imported",)}
 
 
@@ -175,6 +176,7 @@ ENTRIES = (
         access=(
             *_copy(INBOX_FILE, QUARANTINE + "<file>"),
             *_copy(CLIENT_KEY, QUARANTINE + CLIENTS + "<client>/public.pem"),
+            *_copy(obj("transfer_bucket", CLIENTS + "<client>/<file>"), QUARANTINE + CLIENTS + "<client>/<file>"),
         ),
     ),
     Entry(

@@ -6,6 +6,7 @@ See :mod:`tests.permissions.catalog.transfer` for how S3 operations map to IAM a
 
 from __future__ import annotations
 
+from chalicelib.transfer.importer import QUARANTINE
 from chalicelib.transfer.sending import CLIENT_INDEX, CLIENTS, OUTBOX
 from tests.permissions.catalog._common import (
     API,
@@ -39,6 +40,8 @@ SENDERS = functions(API, ROTATE_TRANSFER, S3_EVENTS)
 _SENDER = "chalicelib.transfer.sending.Sender"
 CLIENT_SECRET = secret("{prefix}/transfer/<client>")
 OUTBOX_FILE = obj("transfer_bucket", OUTBOX + "<client>/<version>.jwe")
+CLIENT_FILE = obj("transfer_bucket", CLIENTS + "<client>/<file>")  # any other name under clients/
+_PURGERS = (f"{_SENDER}.on_client_object", f"{_SENDER}._purge_private_key", f"{_SENDER}._purge_unproven")
 
 ENTRIES = (
     # --- registrations --------------------------------------------------------------------------------------------
@@ -49,8 +52,9 @@ ENTRIES = (
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.get",
         callers=(f"{_SENDER}.on_client_object",),
-        why="a client's uploaded public key (clients/<id>/public.pem), as an S3 event names it",
-        access=(Access("s3:GetObject", CLIENT_KEY), through_s3("Decrypt")),
+        why="a client's uploaded public key (clients/<id>/public.pem), or any other file under clients/, as an S3 "
+        "event names it, read up to the inspection limit to judge what it holds",
+        access=(Access("s3:GetObject", CLIENT_KEY), Access("s3:GetObject", CLIENT_FILE), through_s3("Decrypt")),
     ),
     Entry(
         id="transfer.clients.alarm",
@@ -58,7 +62,7 @@ ENTRIES = (
         operation="Publish",
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.sns.Publisher.publish",
-        callers=(f"{_SENDER}.on_client_object",),
+        callers=(f"{_SENDER}.on_client_object", f"{_SENDER}._purge_private_key"),
         why="a private key uploaded by mistake: the alarm on the key-events topic, before the purge",
         access=(Access("sns:Publish", KEY_EVENTS),),
     ),
@@ -68,9 +72,13 @@ ENTRIES = (
         operation="ListObjectVersions",
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.purge",
-        callers=(f"{_SENDER}.on_client_object",),
-        why="every version of the uploaded private key (Prefix = its exact key)",
-        access=(Access("s3:ListBucketVersions", TRANSFER_BUCKET, {"s3:prefix": CLIENTS + "<client>/public.pem"}),),
+        callers=_PURGERS,
+        why="every version of an uploaded private key, or of a file that cannot be proven harmless (too large to "
+        "inspect, not provably public), under any name in clients/ (Prefix = its exact key)",
+        access=(
+            Access("s3:ListBucketVersions", TRANSFER_BUCKET, {"s3:prefix": CLIENTS + "<client>/public.pem"}),
+            Access("s3:ListBucketVersions", TRANSFER_BUCKET, {"s3:prefix": CLIENTS + "<client>/<file>"}),
+        ),
     ),
     Entry(
         id="transfer.clients.purge-delete",
@@ -78,9 +86,19 @@ ENTRIES = (
         operation="DeleteObject",
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.purge",
-        callers=(f"{_SENDER}.on_client_object",),
-        why="each version (and delete marker) of the private key, by VersionId: s3:DeleteObjectVersion",
-        access=(Access("s3:DeleteObjectVersion", CLIENT_KEY),),
+        callers=_PURGERS,
+        why="each version (and delete marker) of the purged file, by VersionId: s3:DeleteObjectVersion",
+        access=(Access("s3:DeleteObjectVersion", CLIENT_KEY), Access("s3:DeleteObjectVersion", CLIENT_FILE)),
+    ),
+    Entry(
+        id="transfer.clients.purge-record",
+        service="s3",
+        operation="PutObject",
+        functions=functions(S3_EVENTS),
+        site="chalicelib.aws.s3.ObjectStore.put",
+        callers=(f"{_SENDER}.on_client_object", f"{_SENDER}._purge_unproven"),
+        why="a file purged unproven leaves a record (reason and size, no content) before its purge",
+        access=put_object(QUARANTINE + CLIENTS + "<client>/<file>.error.json"),
     ),
     Entry(
         id="transfer.clients.register",
@@ -222,7 +240,7 @@ ENTRIES = (
         operation="PresignGetObject",
         functions=functions(API),
         site="chalicelib.aws.s3.ObjectStore.presign_get",
-        callers=("chalicelib.transfer.fetch.allowed_origin",),
+        callers=("chalicelib.transfer.fetch.endpoint_of",),
         why="POST /transfer/import with a link: a probe URL is presigned only to learn the S3 endpoint's origin",
         access=(),
         no_access="presigning is local (no request); the probe URL is parsed, never fetched. The caller's own link "
