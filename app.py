@@ -17,7 +17,7 @@ from chalice.app import (
     SQSEvent,
 )
 
-from chalicelib import autoid, config, events, health, sessions, tokens, transfer
+from chalicelib import autoid, config, events, health, proxy, sessions, tokens, transfer
 from chalicelib.api import api_view, chalice_errors_middleware, json_body
 from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from chalicelib.identity import RequestIdentity
@@ -131,11 +131,12 @@ def autoid_keys() -> Response:
     return tokens.public_document(autoid.server_key_documents())
 
 
-# No AWS credentials here by design: the caller proves it holds its entropy file inside the request.
-@app.route("/auto-id", methods=["POST"])
-@api
-def autoid_identify() -> dict[str, Any]:
-    return autoid.identify_request(json_body(request(), max_bytes=autoid.MAX_BODY_BYTES))
+# No AWS credentials here by design: the caller proves it holds its entropy file inside the request. Its own
+# function, so its own role (which cannot read credport's internal secrets): template.yaml's RestAPI definition
+# integrates POST /auto-id with it (proxy), and chalicelib.proxy answers exactly as a chalice view would.
+@app.lambda_function(name="auto_id")
+def auto_id(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return proxy.json_route(event, autoid.identify_request, max_bytes=autoid.MAX_BODY_BYTES)
 
 
 @app.schedule(Rate(config.autoid_rotation_days(), unit=Rate.DAYS), name="rotate_autoid_keys")

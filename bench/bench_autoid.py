@@ -17,14 +17,22 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.harness import Figure, per_op_seconds
 from bench.memory import MemoryObjects, MemorySecrets, MemorySts, MemoryTable
-from chalicelib.autoid import AutoIdService, ClientPolicy, ClientRegistry, ServerKeys, Want, build_request
+from chalicelib.autoid import (
+    AutoIdService,
+    ClientPolicy,
+    ClientRegistry,
+    ServerKeys,
+    ServingScope,
+    Want,
+    build_request,
+)
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.aws.sts import Sts
 from chalicelib.envelope import seal
 from chalicelib.sessions.keys import SessionKey
-from chalicelib.sessions.tokens import SessionTokens
+from chalicelib.sessions.tokens import SessionTokens, autoid_subject
 
 TARGET = 1.5
 SECRET = "credport-bench/autoid/db"  # noqa: S105 (a secret name)
@@ -39,29 +47,34 @@ class _StaticKeys:
     def current(self) -> SessionKey:
         return self._key
 
-    def find(self, kid: str) -> SessionKey | None:
+    def find(self, kid: str, *, reload: bool = True) -> SessionKey | None:
         return self._key if kid == "v1" else None
 
 
 def make_service() -> tuple[AutoIdService, bytes]:
     secrets_store = MemorySecrets()
     secrets_store.create(SECRET, "bench-secret-value")
-    tokens = SessionTokens(_StaticKeys(), issuer="https://bench.invalid", token_ttl=420, refresh_window=300)
+    keys = _StaticKeys()
+    tokens = SessionTokens(None, autoid_keys=keys, issuer="https://bench.invalid", token_ttl=420, refresh_window=300)
 
-    def start_session(subject: str, **extra: Any) -> dict[str, Any]:
-        token, exp = tokens.issue(subject, secrets.token_urlsafe(18), int(time.time()) + 7200, **extra)
+    def start_session(client_id: str, generation: int) -> dict[str, Any]:
+        subject, ends_at = autoid_subject(client_id), int(time.time()) + 7200
+        token, exp, _ = tokens.issue(
+            subject, secrets.token_urlsafe(18), ends_at, autoid_client=client_id, autoid_gen=generation
+        )
         return {"token": token, "token_type": "Bearer", "expires_in": exp - int(time.time())}
 
     table = cast(ItemTable, MemoryTable())
     objects = cast(ObjectStore, MemoryObjects())
+    scope = ServingScope("credport-bench", ("credport-bench/autoid/",))
     service = AutoIdService(
         server_keys=ServerKeys(cast(SecretStore, MemorySecrets()), "arn:bench", grace_period=86400),
-        registry=ClientRegistry(table, objects, bucket="bench", kms_key_id="k", grace_period=86400),
+        registry=ClientRegistry(table, objects, bucket="bench", kms_key_id="k", grace_period=86400, scope=scope),
         nonces=table,
         secrets=cast(SecretStore, secrets_store),
         sts=cast(Sts, MemorySts()),
         start_session=start_session,
-        internal_secrets=(),
+        scope=scope,
     )
     enrollment = service.registry.enroll("bench-client", ClientPolicy(secrets=(SECRET,)))
     return service, enrollment.entropy

@@ -251,9 +251,11 @@ def prepare(stack: Stack, workdir: Path, workers: int, signer: Signer) -> Prepar
     if warm.status_code != 200:
         raise RuntimeError(f"the warm-up GET /token answered {warm.status_code}: {warm.text[:200]}")
     sessions = [start_session(stack.api, signer, http) for _ in range(workers)]
-    session_secrets = [name for name in stack.info["rotations"] if "session" in name]
+    # The load's sessions are IAM callers' sessions, signed with the main session key (the auto-id key signs only
+    # auto-id clients' sessions): that is the key the run rotates under load.
+    session_secrets = [name for name in stack.info["rotations"] if name.endswith("/session-key")]
     if len(session_secrets) != 1:
-        raise RuntimeError(f"expected one session-key rotation, the stack has {stack.info['rotations']}")
+        raise RuntimeError(f"expected one main session-key rotation, the stack has {stack.info['rotations']}")
     return Prepared(client_id, secret_id, secret_value, bundles, sessions, session_secrets[0])
 
 

@@ -16,6 +16,8 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from chalicelib.errors import ConfigError
+from chalicelib.internal_secrets import reaching_kinds
+from chalicelib.untrusted import encodable
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -77,6 +79,7 @@ class Env:
     SESSION_KEY_SECRET_ARN = "CREDPORT_SESSION_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     IMPORT_KEY_SECRET_ARN = "CREDPORT_IMPORT_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     AUTOID_KEY_SECRET_ARN = "CREDPORT_AUTOID_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
+    AUTOID_SESSION_KEY_SECRET_ARN = "CREDPORT_AUTOID_SESSION_KEY_SECRET_ARN"  # noqa: S105 (a name, not a secret)
     LINK_SIGNER_ROLE_ARN = "CREDPORT_LINK_SIGNER_ROLE_ARN"
     # Token service.
     TOKEN_AUDIENCES = "CREDPORT_TOKEN_AUDIENCES"  # noqa: S105
@@ -97,6 +100,7 @@ class Env:
     AUTOID_GRACE_PERIOD = "CREDPORT_AUTOID_GRACE_PERIOD"
     AUTOID_ROTATION_DAYS = "CREDPORT_AUTOID_ROTATION_DAYS"
     AUTOID_CREDENTIALS_TTL = "CREDPORT_AUTOID_CREDENTIALS_TTL"
+    AUTOID_SERVING_PREFIXES = "CREDPORT_AUTOID_SERVING_PREFIXES"
     TRANSFER_LINK_TTL = "CREDPORT_TRANSFER_LINK_TTL"
     TRANSFER_IMPORT_PREFIX = "CREDPORT_TRANSFER_IMPORT_PREFIX"
     TRANSFER_ROTATION_DAYS = "CREDPORT_TRANSFER_ROTATION_DAYS"
@@ -119,6 +123,7 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.SESSION_KEY_SECRET_ARN: "SessionKeySecretArn",
     Env.IMPORT_KEY_SECRET_ARN: "ImportKeySecretArn",
     Env.AUTOID_KEY_SECRET_ARN: "AutoIdKeySecretArn",
+    Env.AUTOID_SESSION_KEY_SECRET_ARN: "AutoIdSessionKeySecretArn",
     Env.LINK_SIGNER_ROLE_ARN: "LinkSignerRoleArn",
 }
 
@@ -134,6 +139,8 @@ class ResourceNames:
     session_key_secret_arn: str
     import_key_secret_arn: str
     autoid_key_secret_arn: str
+    # Signs the sessions of auto-id clients only: the unauthenticated auto-id function never holds the main one.
+    autoid_session_key_secret_arn: str
     link_signer_role_arn: str  # presigned transfer links are signed by a session of this role
 
 
@@ -159,6 +166,9 @@ class Settings:
     autoid_grace_period: int
     autoid_rotation_days: int
     autoid_credentials_ttl: int
+    # Auto-id serves secrets under these name prefixes only (each ends in '/', none reaches a secret of
+    # chalicelib/internal_secrets.py); enrolment refuses a policy that could reach any other name.
+    autoid_serving_prefixes: tuple[str, ...]
     transfer_link_ttl: int
     transfer_import_prefix: str
     transfer_rotation_days: int
@@ -189,6 +199,9 @@ class Settings:
                 session_key_secret_arn=reader.require(Env.SESSION_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
                 import_key_secret_arn=reader.require(Env.IMPORT_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
                 autoid_key_secret_arn=reader.require(Env.AUTOID_KEY_SECRET_ARN, _parse_arn("secretsmanager")),
+                autoid_session_key_secret_arn=reader.require(
+                    Env.AUTOID_SESSION_KEY_SECRET_ARN, _parse_arn("secretsmanager")
+                ),
                 link_signer_role_arn=reader.require(Env.LINK_SIGNER_ROLE_ARN, _parse_role_arn),
             ),
             token_audiences=audiences,
@@ -208,6 +221,11 @@ class Settings:
             autoid_rotation_days=reader.get(Env.AUTOID_ROTATION_DAYS, "1", _integer(1, 365)),
             autoid_credentials_ttl=reader.get(
                 Env.AUTOID_CREDENTIALS_TTL, "3600", _because(_seconds(900, ROLE_CHAINING_MAX_SECONDS), _CHAINED)
+            ),
+            autoid_serving_prefixes=reader.get(
+                Env.AUTOID_SERVING_PREFIXES,
+                f"{prefix or DEFAULT_PREFIX}/autoid/,{prefix or DEFAULT_PREFIX}/imported/",
+                _parse_serving_prefixes,
             ),
             transfer_link_ttl=reader.get(
                 Env.TRANSFER_LINK_TTL, "1800", _because(_seconds(60, MAX_LINK_TTL), _LINK_LIFETIME)
@@ -238,6 +256,15 @@ def _check_relations(s: Settings, reader: _Reader) -> None:
         reader.problem(Env.TOKEN_MIN_TTL, f"must not exceed {Env.TOKEN_DEFAULT_TTL} ({s.token_default_ttl})")
     if s.session_token_ttl > s.session_max_age and not reader.failed(Env.SESSION_TOKEN_TTL, Env.SESSION_MAX_AGE):
         reader.problem(Env.SESSION_TOKEN_TTL, f"must not exceed {Env.SESSION_MAX_AGE} ({s.session_max_age})")
+    if not reader.failed(Env.PREFIX):
+        # Neither may reach a secret credport owns: auto-id would serve it, the importer would overwrite it.
+        for name, prefixes in (
+            (Env.AUTOID_SERVING_PREFIXES, s.autoid_serving_prefixes),
+            (Env.TRANSFER_IMPORT_PREFIX, (s.transfer_import_prefix,)),
+        ):
+            reached = sorted({kind.name(s.prefix) for p in prefixes for kind in reaching_kinds(s.prefix, p)})
+            if reached and not reader.failed(name):
+                reader.problem(name, f"must not reach credport's own secrets ({', '.join(reached)})")
 
 
 def is_valid_audience(value: str) -> bool:
@@ -262,11 +289,21 @@ class _Reader:
         self._failed.add(name)
         self.problems.append(f"{name}: {message}")
 
+    def _text(self, name: str, raw: str) -> bool:
+        """Environment bytes that are not UTF-8 reach Python as lone surrogates (``surrogateescape``); no parser
+        below may see them (a name or ARN holding one would fail inside botocore at its first use)."""
+        if encodable(raw):
+            return True
+        self.problem(name, "is not valid UTF-8 text")
+        return False
+
     def failed(self, *names: str) -> bool:
         return any(n in self._failed for n in names)
 
     def get(self, name: str, default: str, parse: Callable[[str], T]) -> T:
         raw = self._environ.get(name, "").strip() or default
+        if not self._text(name, raw):
+            return parse(default)
         try:
             return parse(raw)
         except ValueError as exc:
@@ -278,6 +315,8 @@ class _Reader:
         raw = self._environ.get(name, "").strip()
         if not raw:
             self.problem(name, "is required (set by template.yaml; see README 'Configuration')")
+            return ""
+        if not self._text(name, raw):
             return ""
         try:
             return parse(raw)
@@ -368,6 +407,17 @@ def _parse_secret_prefix(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,128}", raw):
         raise ValueError(f"must be a Secrets Manager name prefix, got {_show(raw)}")
     return raw
+
+
+def _parse_serving_prefixes(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    if not items:
+        raise ValueError("must list at least one secret name prefix")
+    for item in items:
+        # A prefix, not a pattern: it must end with '/', so 'app' can never also reach 'application/...'.
+        if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,256}/", item):
+            raise ValueError(f"each must be a Secrets Manager name prefix ending with '/', got {_show(item)}")
+    return items
 
 
 def _parse_algorithm(raw: str) -> str:

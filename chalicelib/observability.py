@@ -14,7 +14,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.aws.clients import running_as, running_function
+
 __all__ = [
+    "API_HANDLER",
     "METRICS_NAMESPACE",
     "SERVICE",
     "MetricUnit",
@@ -26,6 +29,7 @@ __all__ = [
 ]
 
 SERVICE = "credport"
+API_HANDLER = "api_handler"  # chalice's name for the one function behind its routes
 METRICS_NAMESPACE = "Credport"
 
 logger = Logger(service=SERVICE)
@@ -63,12 +67,21 @@ def invocation_middleware(lambda_context: Callable[[], Any]) -> Callable[[Any, C
         context = lambda_context() if isinstance(request_context, dict) else request_context
         invocation_id = getattr(context, "aws_request_id", None)
         request_id = request_context.get("requestId") if isinstance(request_context, dict) else None
+        if request_id is None:  # a function behind API Gateway's proxy integration (auto_id): the raw event
+            raw = getattr(event, "event", None)
+            proxied = raw.get("requestContext") if isinstance(raw, dict) else None
+            request_id = proxied.get("requestId") if isinstance(proxied, dict) else None
         logger.thread_safe_append_keys(invocation_id=invocation_id, request_id=request_id or invocation_id)
-        try:
-            return get_response(event)
-        finally:
-            if metrics.metric_set:
-                metrics.flush_metrics()
-            logger.thread_safe_remove_keys(["invocation_id", "request_id"])
+        # The function this invocation runs as: what signs its AWS requests where one process runs several
+        # functions (chalicelib.aws.clients); on AWS it changes nothing. Every route is chalice's API handler (its
+        # Lambda context is set on the app only later, inside the handler); an event carries its own context.
+        function = API_HANDLER if isinstance(request_context, dict) else getattr(context, "function_name", None)
+        with running_as(str(function) if function else running_function.get()):
+            try:
+                return get_response(event)
+            finally:
+                if metrics.metric_set:
+                    metrics.flush_metrics()
+                logger.thread_safe_remove_keys(["invocation_id", "request_id"])
 
     return middleware

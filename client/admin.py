@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import STACK_OUTPUTS, Env
+from client.arguments import parse_checked
 
 __all__ = ["main", "stage_environment", "write_stage_environment"]
 
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wire.add_argument("--stage", required=True)
     wire.add_argument("--region")
     wire.add_argument("--template", type=Path, default=Path("template.yaml"))
-    args = parser.parse_args(argv)
+    args = parse_checked(parser, argv)
     if args.command == "token":
         return _token(args)
     if args.command == "transfer":
@@ -143,8 +144,19 @@ def _autoid_parser(commands: Any) -> None:
 
     enroll = actions.add_parser("enroll", help="create a client and write its bundle (entropy, server keys)")
     enroll.add_argument("client_id")
-    enroll.add_argument("--secret", action="append", default=[], help="a secret name, or 'prefix*' (repeatable)")
-    enroll.add_argument("--role", action="append", default=[], help="an IAM role ARN, or 'ARN-prefix*'")
+    enroll.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        help="a secret name, or 'prefix*', under a serving prefix (default <prefix>/autoid/, <prefix>/imported/;"
+        " CREDPORT_AUTOID_SERVING_PREFIXES) (repeatable)",
+    )
+    enroll.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="an IAM role ARN, or 'ARN-prefix*'; never one of credport's own roles (<prefix>-…, but <prefix>-autoid-…)",
+    )
     enroll.add_argument("--out", type=Path, required=True, help="where to write the client bundle (0600)")
     enroll.add_argument("--endpoint", help="the API URL the client calls (default with --local: the stack's)")
     target(enroll)

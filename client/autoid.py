@@ -25,6 +25,7 @@ from joserfc.jwk import RSAKey
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES, Want, build_request
 from chalicelib.envelope import EnvelopeError, RecipientKey, decrypt_direct, seal
+from chalicelib.untrusted import loads
 from client.private_file import write_private_json
 
 __all__ = ["DEFAULT_BUNDLE", "Bundle", "BundleError", "credential_process", "fetch", "write_bundle"]
@@ -124,9 +125,11 @@ def fetch(path: Path, want: Want, *, endpoint: str | None = None, timeout: float
     if response.status_code != 200:
         raise CallError(response.status_code, body)
     try:
-        answer: dict[str, Any] = json.loads(decrypt_direct(body["jwe"], response_key, max_bytes=MAX_ANSWER_BYTES))
-    except (EnvelopeError, KeyError, TypeError, ValueError):
+        answer = loads(decrypt_direct(body["jwe"], response_key, max_bytes=MAX_ANSWER_BYTES))
+    except (EnvelopeError, KeyError, TypeError, ValueError):  # UntrustedInput is a ValueError
         raise BundleError("the server's answer could not be opened") from None
+    if not isinstance(answer, dict):
+        raise BundleError("the server's answer could not be opened")
     _save_news(path, answer)
     return answer
 

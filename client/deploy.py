@@ -174,8 +174,9 @@ def _merge_definition(apigateway: Any, logical_id: str, api_id: str, props: Mapp
     chalice offers no hook into the definition it deploys (aws/chalice#1282), and every ``chalice deploy`` puts
     its own in overwrite mode, dropping gateway responses set since (aws/chalice#787): hence ``wire-app`` after
     every ``chalice deploy``. PutRestApi in *merge* mode imports the very fragment ``chalice package
-    --merge-template`` merges into the SAM stack's RestAPI (one source, one importer, one validation); an empty
-    ``paths`` leaves chalice's routes as they are. What API Gateway then holds is read back and compared.
+    --merge-template`` merges into the SAM stack's RestAPI (one source, one importer, one validation); chalice's
+    routes stay as they are, and the fragment's ``paths`` add the methods integrated with a function of their own
+    (POST /auto-id, by proxy to the auto_id function). What API Gateway then holds is read back and compared.
     """
     unknown = set(props) - {"DefinitionBody"} | set(props.get("DefinitionBody", {})) - DEFINITION_KEYS
     if unknown:

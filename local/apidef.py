@@ -1,8 +1,9 @@
 """The REST API definition credport declares, read the way API Gateway reads it.
 
-template.yaml holds a fragment of chalice's own REST API (logical id ``RestAPI``): ``DefinitionBody`` extensions
-only, namely ``x-amazon-apigateway-gateway-responses`` (what API Gateway answers itself, e.g. for a failed
-authorizer) and, if credport ever declares one, ``x-amazon-apigateway-policy`` (the API's resource policy). That
+template.yaml holds a fragment of chalice's own REST API (logical id ``RestAPI``): ``DefinitionBody`` extensions,
+namely ``x-amazon-apigateway-gateway-responses`` (what API Gateway answers itself, e.g. for a failed authorizer)
+and, if credport ever declares one, ``x-amazon-apigateway-policy`` (the API's resource policy), and ``paths``: the
+methods integrated with a function other than chalice's API handler (``aws_proxy``, :func:`proxy_routes`). That
 fragment is the one source of truth for three readers: ``chalice package --merge-template`` deep-merges it into
 chalice's RestAPI, ``credport-admin wire-app`` merges it into the API ``chalice deploy`` created
 (:mod:`client.deploy`), and the local gateway answers from it (this module).
@@ -28,21 +29,33 @@ __all__ = [
     "DEFINITION_KEYS",
     "GATEWAY_RESPONSES",
     "MESSAGE_STRING",
+    "PATHS",
     "RESOURCE_POLICY",
     "REST_API",
     "STAGE",
     "GatewayResponse",
+    "ProxyRoute",
     "api_arn",
     "gateway_responses",
     "masked_method_arn",
     "method_arn",
+    "proxy_routes",
     "resource_policy",
 ]
 
 REST_API = "RestAPI"  # chalice's logical id for its REST API in the packaged SAM template
 GATEWAY_RESPONSES = "x-amazon-apigateway-gateway-responses"
 RESOURCE_POLICY = "x-amazon-apigateway-policy"
-DEFINITION_KEYS = frozenset({GATEWAY_RESPONSES, RESOURCE_POLICY})
+PATHS = "paths"
+DEFINITION_KEYS = frozenset({GATEWAY_RESPONSES, RESOURCE_POLICY, PATHS})
+INTEGRATION = "x-amazon-apigateway-integration"
+# A Lambda proxy integration's URI: API Gateway's path of Lambda's Invoke API for the function's ARN.
+_LAMBDA_URI = re.compile(
+    r"arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/2015-03-31/functions/"
+    r"(?P<function>arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<name>[A-Za-z0-9_-]+))/invocations"
+)
+_OPERATION_KEYS = frozenset({"consumes", "produces", "responses", INTEGRATION})
+_INTEGRATION_KEYS = frozenset({"type", "httpMethod", "uri", "passthroughBehavior", "contentHandling", "responses"})
 API_ID = "local"  # the local gateway's api id and stage, as they appear in method ARNs
 STAGE = "api"  # chalice's api_gateway_stage in .chalice/config.json
 MESSAGE_STRING = "$context.error.messageString"  # the quoted error message: a JSON string, or null
@@ -101,6 +114,34 @@ def gateway_responses(definition: Mapping[str, Any]) -> dict[str, GatewayRespons
         status = int(spec.get("statusCode", DEFAULT_RESPONSES[kind].status))
         responses[kind] = GatewayResponse(status, headers, template)
     return responses
+
+
+@dataclass(frozen=True)
+class ProxyRoute:
+    """A method the definition integrates with a Lambda function by proxy: the function gets API Gateway's REST
+    proxy event and answers with a proxy response (API Gateway Developer Guide, "Lambda proxy integrations")."""
+
+    method: str
+    path: str
+    function: str  # the function's name, the last part of its ARN (locally, chalice's name for it)
+
+
+def proxy_routes(definition: Mapping[str, Any]) -> dict[tuple[str, str], ProxyRoute]:
+    """The definition's ``paths`` (resolved: the URI names the function's ARN), by (METHOD, path). Anything but a
+    plain Lambda proxy integration (another type, a mapping template, an authorizer) is an error: the local gateway
+    would not reproduce it."""
+    routes = {}
+    for path, item in definition.get(PATHS, {}).items():
+        for method, operation in item.items():
+            where = f"{REST_API}: {method.upper()} {path}"
+            integration = operation.get(INTEGRATION, {})
+            if set(operation) - _OPERATION_KEYS or set(integration) - _INTEGRATION_KEYS:
+                raise TemplateError(f"{where} uses what the local gateway does not apply; teach local/apidef.py")
+            uri = _LAMBDA_URI.fullmatch(str(integration.get("uri", "")))
+            if integration.get("type") != "aws_proxy" or integration.get("httpMethod") != "POST" or uri is None:
+                raise TemplateError(f"{where}: only Lambda proxy integrations (aws_proxy, POST to Invoke) are known")
+            routes[(method.upper(), path)] = ProxyRoute(method.upper(), path, uri["name"])
+    return routes
 
 
 def resource_policy(definition: Mapping[str, Any], *, region: str, account_id: str) -> dict[str, Any] | None:

@@ -2,23 +2,40 @@
 
 - The stack itself (provisioning template.yaml, the event pump standing in for the Lambda service's event source
   mappings and Secrets Manager's rotation driver) acts as the account's root user, with a key made at start.
-- The app's functions act as on AWS: with a session of their role, which holds the stage's policy
-  (.chalice/policy-dev.json, with the stack's prefix). chalice gives each function a role of its own, all holding
-  that one policy; the local stack runs every function in one process with one set of credentials, a session of the
-  API handler's role (the role a signing key's key policy and auto-id roles' trust policies name).
+- The app's functions act as on AWS: each with a session of its own role, which holds the function's policy file
+  (.chalice/config.json's ``iam_policy_file`` of the function in the dev stage, with the stack's prefix), as chalice
+  gives each function a role of its own. The local stack runs every function in one process: the app's AWS clients
+  sign with :class:`FunctionCredentials`, the session of the function the current invocation runs as
+  (chalicelib.aws.running_function, set per invocation by the gateway, the event pump and the rotation driver
+  through the app's invocation middleware, or around an authorizer by the gateway).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["APP_ROLE", "LAMBDA_SESSION_SECONDS", "Keys", "lambda_session", "root_keys", "stage_policy"]
+from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.exceptions import NoCredentialsError
 
-APP_ROLE = "ApiHandlerRole"  # template.yaml's logical id of the API handler's role
-STAGE_POLICY_PREFIX = "credport-dev"  # the prefix .chalice/policy-dev.json is written for
+from chalicelib.aws.clients import running_function
+
+__all__ = [
+    "LAMBDA_SESSION_SECONDS",
+    "FunctionCredentials",
+    "Keys",
+    "function_policies",
+    "lambda_session",
+    "role_logical_id",
+    "root_keys",
+    "stage_policy",
+]
+
+STAGE_POLICY_PREFIX = "credport-dev"  # the prefix the dev stage's policy files are written for
 # The Lambda service refreshes a function's credentials; the local stack makes one session for as long as a local
 # stack plausibly runs. Role chaining from it is still capped at an hour by the embedded STS, as on AWS.
 LAMBDA_SESSION_SECONDS = 7 * 24 * 3600
@@ -46,6 +63,61 @@ def stage_policy(policy_text: str, prefix: str) -> dict[str, Any]:
     """The dev stage's policy for a stack whose prefix is ``prefix`` (names carry the prefix, as the template's)."""
     document: dict[str, Any] = json.loads(policy_text.replace(STAGE_POLICY_PREFIX, prefix))
     return document
+
+
+def role_logical_id(function: str) -> str:
+    """The logical id chalice gives ``function``'s role in the packaged SAM template (ApiHandlerRole, AutoIdRole)."""
+    from chalice.utils import to_cfn_resource_name
+
+    return str(to_cfn_resource_name(f"{function}_role"))
+
+
+def function_policies(chalice_dir: Path, functions: Iterable[str], prefix: str, stage: str = "dev") -> dict[str, Any]:
+    """Each function's policy, by name, as chalice picks it (.chalice/config.json: the function's ``iam_policy_file``
+    in the stage, else the stage's, else ``policy-<stage>.json``), written for the stack's ``prefix``."""
+    config = json.loads((chalice_dir / "config.json").read_text())
+    settings = config["stages"][stage]
+    policies = {}
+    for function in functions:
+        own = settings.get("lambda_functions", {}).get(function, {}).get("iam_policy_file")
+        name = own or settings.get("iam_policy_file") or f"policy-{stage}.json"
+        policies[function] = stage_policy((chalice_dir / name).read_text(), prefix)
+    return policies
+
+
+class FunctionCredentials(Credentials):
+    """What the app's AWS clients sign with in the local stack: at every request, the session of the function the
+    current invocation runs as. No function running, or one without a session, signs nothing: the request fails
+    (NoCredentialsError), never falls back to another identity."""
+
+    def __init__(self, sessions: Mapping[str, Keys]) -> None:  # no super().__init__: it would set the keys
+        self.method = "credport-local-function"
+        self.account_id = None
+        self._sessions = dict(sessions)
+
+    def _current(self) -> Keys:
+        function = running_function.get()
+        keys = self._sessions.get(function) if function is not None else None
+        if keys is None:
+            raise NoCredentialsError()
+        return keys
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        keys = self._current()
+        return ReadOnlyCredentials(keys.access_key_id, keys.secret_access_key, keys.session_token, None)
+
+    # botocore reads these directly in a few places (whether credentials exist at all, for one).
+    @property
+    def access_key(self) -> str:
+        return self._current().access_key_id
+
+    @property
+    def secret_key(self) -> str:
+        return self._current().secret_access_key
+
+    @property
+    def token(self) -> str | None:
+        return self._current().session_token
 
 
 def lambda_session(account_id: str, region: str, role_arn: str, function_name: str) -> Keys:

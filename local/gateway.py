@@ -8,7 +8,10 @@ UNAUTHORIZED, a policy that does not allow the method ACCESS_DENIED, any other f
 AUTHORIZER_CONFIGURATION_ERROR (``AuthorizerConfigurationException``, API Gateway Developer Guide, "Gateway
 response types"), each through the gateway response the API's definition configures (:mod:`local.apidef`). An API
 resource policy, if the definition declares one, applies to every route. Requests under ``/_local/`` go to the
-local stack's control endpoints instead of the app.
+local stack's control endpoints instead of the app. A method the API's definition integrates with a function of its
+own by proxy (``paths`` of template.yaml's RestAPI: POST /auto-id) goes to that function, with a REST proxy event,
+after the same resource-policy check as a route without authorizer; its proxy response is the answer (a function
+that fails or answers nonsense is API Gateway's 502).
 
 The method ARN ``execute-api:Invoke`` is checked on is built from the path the request is routed on, as API Gateway
 builds it (API Gateway Developer Guide, "Control access for invoking an API"): the request-target's path without
@@ -21,33 +24,33 @@ whitespace): 400 Bad Request (RFC 9112, section 3.2). The SigV4 signature is sti
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from chalice.app import Chalice, ChaliceAuthorizer, IAMAuthorizer
+from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import (
     ChaliceRequestHandler,
-    ForbiddenError,
     LambdaContext,
     LocalChalice,
     LocalGateway,
-    LocalGatewayAuthorizer,
     LocalGatewayException,
     ThreadedHTTPServer,
 )
 
-from local.apidef import API_ID, DEFAULT_RESPONSES, STAGE, GatewayResponse
-from local.invoke import InvokeDenied, InvokeUnevaluable, Route, check_anonymous_invoke, check_invoke
-from local.sigv4 import CredentialLookup, SignatureRejected, verify
+from local.apidef import API_ID, STAGE, GatewayResponse, ProxyRoute
+from local.gateway_auth import GatewayAuthorizer, GatewaySettings, IncomingRequest
+from local.headers import HeaderRefused, combined, content_length
+from local.sigv4 import CredentialLookup
 
 __all__ = ["ApiServer", "ControlHandler", "IncomingRequest", "make_thread_safe", "routed_path", "valid_host"]
 
@@ -84,17 +87,6 @@ def make_thread_safe(app: Chalice) -> Chalice:
     return app
 
 
-@dataclass(frozen=True)
-class IncomingRequest:
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    body: bytes = field(repr=False)
-    source_ip: str
-    request_id: str
-    path: str  # the path the request is routed on (:func:`routed_path`): the one authorised, the one run
-
-
 def valid_host(value: str) -> bool:
     """Whether ``value`` is a well-formed Host field value: ``host[:port]`` and nothing more."""
     match = _HOST.fullmatch(value)
@@ -112,126 +104,68 @@ def routed_path(target: str) -> str | None:
     return path[:-1] if path != "/" and path.endswith("/") else path
 
 
-@dataclass
-class _Settings:
-    """What the API Gateway in front of the app is configured with."""
-
-    credentials: CredentialLookup
-    account_id: str
-    region: str
-    responses: dict[str, GatewayResponse]  # by gateway response type, from the API's definition
-    resource_policy: Mapping[str, Any] | None = None
-
-
-class _GatewayAnswer(LocalGatewayException):
-    def __init__(self, response: GatewayResponse, request_id: str, error_type: str, message: str | None) -> None:
-        headers = {**response.headers, "x-amzn-RequestId": request_id, "x-amzn-ErrorType": error_type}
-        super().__init__(headers, response.body(message))
-        self.CODE = response.status
-
-
-class _GatewayAuthorizer(LocalGatewayAuthorizer):
-    def __init__(self, app: Chalice, request: IncomingRequest, settings: _Settings) -> None:
-        super().__init__(app)
+class _Gateway(LocalGateway):
+    def __init__(self, app: Chalice, config: Config, request: IncomingRequest, settings: GatewaySettings) -> None:
+        super().__init__(app, config)
+        self._authorizer = GatewayAuthorizer(app, request, settings)
         self._request = request
         self._settings = settings
-
-    def _answer(self, response_type: str, error_type: str, message: str | None) -> _GatewayAnswer:
-        response = self._settings.responses.get(response_type, DEFAULT_RESPONSES[response_type])
-        return _GatewayAnswer(response, self._request.request_id, error_type, message)
-
-    def authorize(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
-        route = self._route_for_event(lambda_event)
-        if route is None:  # no such route: Chalice answers as API Gateway does (Missing Authentication Token)
-            return super().authorize(raw_path, lambda_event, lambda_context)
-        r, settings = self._request, self._settings
-        if lambda_event["requestContext"]["path"] != r.path:  # by construction never; but never authorise another
-            raise _unevaluable(r.request_id, InvokeUnevaluable("the routed path is not the path authorised"))
-        target = Route(settings.region, settings.account_id, r.method, r.path)
-        if isinstance(route.authorizer, IAMAuthorizer):
-            self._authorize_iam(lambda_event, target)
-            return lambda_event, lambda_context
-        if settings.resource_policy is not None:
-            # Without IAM the caller is anonymous to the resource policy: a route without authorizer needs its
-            # Allow, a custom-authorizer route only its explicit Deny (API Gateway Developer Guide, table A).
-            try:
-                check_anonymous_invoke(
-                    target,
-                    source_ip=r.source_ip,
-                    resource_policy=settings.resource_policy,
-                    deny_only=route.authorizer is not None,
-                )
-            except InvokeDenied as denied:
-                raise self._answer("ACCESS_DENIED", "AccessDeniedException", denied.message) from None
-            except InvokeUnevaluable as error:
-                raise _unevaluable(r.request_id, error) from None
-        if isinstance(route.authorizer, ChaliceAuthorizer):
-            return self._authorize_custom(raw_path, lambda_event, lambda_context)
-        return super().authorize(raw_path, lambda_event, lambda_context)
-
-    def _authorize_custom(self, raw_path: str, lambda_event: Any, lambda_context: LambdaContext) -> Any:
-        # As API Gateway: a Lambda authorizer failing with "Unauthorized" is a 401, a policy that does not allow
-        # the method a 403, any other failure (it raised, or answered nonsense) a configuration error.
-        try:
-            return super().authorize(raw_path, lambda_event, lambda_context)
-        except ForbiddenError:
-            raise self._answer(
-                "ACCESS_DENIED", "AccessDeniedException", "User is not authorized to access this resource"
-            ) from None
-        except LocalGatewayException as error:
-            if error.CODE == 401:  # no token at all: API Gateway answers without calling the authorizer
-                raise self._answer("UNAUTHORIZED", "UnauthorizedException", "Unauthorized") from None
-            # The authorizer answered nothing (Chalice's InvalidAuthorizerError): a configuration error too.
-            raise self._answer("AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException", None) from None
-        except Exception as error:
-            if str(error) == "Unauthorized":
-                raise self._answer("UNAUTHORIZED", "UnauthorizedException", "Unauthorized") from None
-            raise self._answer("AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException", None) from None
-
-    def _authorize_iam(self, lambda_event: Any, target: Route) -> None:
-        r, settings = self._request, self._settings
-        try:
-            principal = verify(r.method, r.url, r.headers, r.body, settings.credentials, region=settings.region)
-        except SignatureRejected as rejected:
-            headers = {
-                "x-amzn-RequestId": r.request_id,
-                "x-amzn-ErrorType": rejected.error_type,
-                "Content-Type": "application/json",
-            }
-            raise ForbiddenError(headers, json.dumps({"message": rejected.message}).encode()) from None
-        try:
-            check_invoke(principal, target, source_ip=r.source_ip, resource_policy=settings.resource_policy)
-        except InvokeDenied as denied:
-            raise self._answer("ACCESS_DENIED", "AccessDeniedException", denied.message) from None
-        except InvokeUnevaluable as error:
-            raise _unevaluable(r.request_id, error) from None
-        lambda_event["requestContext"]["identity"].update(principal.identity(r.source_ip))
-
-
-def _unevaluable(request_id: str, error: InvokeUnevaluable) -> LocalGatewayException:
-    """A policy the embedded IAM cannot evaluate: the request fails, loudly, and is never let through."""
-    body = {"message": f"The local stack cannot evaluate the policies of this request: {error}"}
-    answer = LocalGatewayException(
-        {
-            "x-amzn-RequestId": request_id,
-            "x-amzn-ErrorType": "LocalPolicyUnsupported",
-            "Content-Type": "application/json",
-        },
-        json.dumps(body).encode(),
-    )
-    answer.CODE = 500
-    return answer
-
-
-class _Gateway(LocalGateway):
-    def __init__(self, app: Chalice, config: Config, request: IncomingRequest, settings: _Settings) -> None:
-        super().__init__(app, config)
-        self._authorizer = _GatewayAuthorizer(app, request, settings)
-        self._request = request
         self._account_id = settings.account_id
 
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        route = self._settings.proxy_routes.get((method, self._request.path))
+        if route is None:
+            return super().handle_request(method=method, path=path, headers=headers, body=body)
+        authorizer = self._authorizer
+        assert isinstance(authorizer, GatewayAuthorizer), "set in __init__"
+        authorizer.authorize_proxy()
+        event = self._proxy_event(route, headers, body)
+        context = LambdaContext(route.function, memory_size=512, max_runtime_ms=30_000)
+        try:
+            response = self._app_object.handler_map[route.function](event, context)
+        except Exception:
+            response = None
+        if not isinstance(response, dict) or not isinstance(response.get("statusCode"), int):
+            # API Gateway's answer to a proxy integration that failed or answered no proxy response.
+            return {
+                "statusCode": 502,
+                "headers": {"Content-Type": "application/json"},
+                "multiValueHeaders": {},
+                "body": '{"message": "Internal server error"}',
+            }
+        return {"headers": {}, "multiValueHeaders": {}, "body": None, **response}
+
+    def _proxy_event(self, route: ProxyRoute, headers: Any, body: bytes | None) -> dict[str, Any]:
+        """The REST proxy event API Gateway sends the function: headers as sent, the query both ways, the body as
+        text or, for a binary media type, base64 (here as chalice's local gateway passes its routes' bodies)."""
+        query = parse_qs(urlsplit(self._request.url).query, keep_blank_values=True)
+        binary = body is not None and self._is_binary(headers)
+        event = {
+            "resource": route.path,
+            "path": route.path,
+            "httpMethod": route.method,
+            "headers": dict(headers),
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": None,
+            "stageVariables": None,
+            "requestContext": {"resourcePath": route.path, "httpMethod": route.method, "path": route.path},
+            "body": base64.b64encode(body).decode("ascii") if binary and body is not None else body,
+            "isBase64Encoded": binary,
+        }
+        filled: dict[str, Any] = self._api_gateway_context(event)
+        return filled
+
+    def _is_binary(self, headers: Any) -> bool:
+        content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        return any(part.strip().lower() in self._app_object.api.binary_types for part in re.split("[,;]", content_type))
+
     def _generate_lambda_event(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
-        event = super()._generate_lambda_event(method, path, headers, body)
+        return self._api_gateway_context(super()._generate_lambda_event(method, path, headers, body))
+
+    def _api_gateway_context(self, event: Any) -> Any:
+        """What API Gateway puts in ``requestContext`` that chalice's local gateway leaves out."""
         context = event["requestContext"]
         context.update(
             requestId=self._request.request_id,
@@ -258,13 +192,29 @@ class _Gateway(LocalGateway):
 
 
 class _Handler(ChaliceRequestHandler):
-    settings: _Settings
+    settings: GatewaySettings
     control: ControlHandler | None
 
     def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config) -> None:
         # The parent builds a LocalGateway per request; ours is built in _generic_handle, with the request.
         self._app, self._config = app_object, config
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def handle_one_request(self) -> None:
+        """One request; a failure of the gateway itself is logged and answered as API Gateway answers its own
+        internal errors (500 ``{"message": "Internal server error"}``), never a silently dropped connection."""
+        self._answered = False
+        try:
+            super().handle_one_request()
+        except Exception:
+            traceback.print_exc()
+            self.close_connection = True
+            if not self._answered:  # nothing of an answer written yet: the 500 is a whole response
+                self._refuse(500, b'{"message": "Internal server error"}', str(uuid.uuid4()))
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._answered = True
+        super().send_response(code, message)
 
     def _refuse(self, status: int, body: bytes, request_id: str) -> None:
         """API Gateway's own answer to a request it does not route, and the connection closed after it."""
@@ -274,11 +224,12 @@ class _Handler(ChaliceRequestHandler):
 
     def _generic_handle(self) -> None:
         request_id = str(uuid.uuid4())
-        length = self.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            self._refuse(413, b'{"message": "Request Too Long"}', request_id)
+        try:  # an ASCII decimal, given once, within API Gateway's limit: else 400 or 413, never int() on it
+            length = content_length(self.headers.get_all("content-length") or [], MAX_BODY_BYTES)
+        except HeaderRefused as refused:
+            self._refuse(refused.status, json.dumps({"message": refused.message}).encode(), request_id)
             return
-        body = self.rfile.read(int(length)) if int(length) else b""
+        body = self.rfile.read(length) if length else b""
         headers = dict(self.headers)
         if self.path.startswith(CONTROL_PREFIX) and self.control is not None:
             try:
@@ -292,8 +243,10 @@ class _Handler(ChaliceRequestHandler):
             self._refuse(400, b'{"message": "Bad Request"}', request_id)
             return
         query = self.path.partition("?")[2]
+        # The signature is checked on every field as HTTP reads it: repeated fields joined, not the first one.
+        signed = combined(self.headers.items())
         request = IncomingRequest(
-            self.command, f"http://{host}{self.path}", headers, body, self.client_address[0], request_id, path
+            self.command, f"http://{host}{self.path}", signed, body, self.client_address[0], request_id, path
         )
         gateway = _Gateway(self._app, self._config, request, self.settings)
         try:
@@ -343,12 +296,19 @@ class ApiServer:
         region: str,
         responses: dict[str, GatewayResponse] | None = None,
         resource_policy: Mapping[str, Any] | None = None,
+        proxy_routes: Mapping[tuple[str, str], ProxyRoute] | None = None,
         control: ControlHandler | None = None,
         quiet: bool = False,
     ) -> None:
-        # ``responses``: the same dict is filled once the template is provisioned (after the port is known).
-        self._settings = _Settings(
-            credentials, account_id, region, responses if responses is not None else {}, resource_policy
+        # ``responses``, ``proxy_routes``: the same dicts are filled once the template is provisioned (after the port
+        # is known).
+        self._settings = GatewaySettings(
+            credentials,
+            account_id,
+            region,
+            responses if responses is not None else {},
+            resource_policy,
+            proxy_routes if proxy_routes is not None else {},
         )
         handler: Any = type(
             "Handler",

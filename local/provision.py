@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import STACK_OUTPUTS
-from local.apidef import API_ID, REST_API, GatewayResponse, gateway_responses, resource_policy
+from local.apidef import API_ID, REST_API, GatewayResponse, ProxyRoute, gateway_responses, proxy_routes, resource_policy
 from local.template import Template, TemplateError
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "GatewayResponse",
     "Provisioned",
     "Provisioner",
+    "ProxyRoute",
     "RotationSpec",
     "app_functions",
 ]
@@ -56,6 +57,8 @@ class Provisioned:
     gateway_responses: Mapping[str, GatewayResponse] = field(default_factory=dict)  # from the API's definition
     api_resource_policy: Mapping[str, Any] | None = None  # the API's resource policy, from its definition
     async_configs: Mapping[str, AsyncInvokeConfig] = field(default_factory=dict)  # by the app's function name
+    # Methods the API's definition integrates with a function of their own (POST /auto-id), by (METHOD, path).
+    proxy_routes: Mapping[tuple[str, str], ProxyRoute] = field(default_factory=dict)
 
     def app_environment(self) -> dict[str, str]:
         """The env vars a function gets from the template (what Globals and the outputs hold)."""
@@ -94,12 +97,14 @@ class Provisioner:
         client: Callable[[str], Any],
         *,
         functions: Mapping[str, str] | None = None,
-        role_policy: Mapping[str, Any] | None = None,
+        role_policies: Mapping[str, Mapping[str, Any]] | None = None,
         conditions_evaluated: bool = False,
     ) -> None:
         self.template = template
         self.client = client
-        self.role_policy = role_policy  # what chalice puts in every function's role: the stage's policy file
+        # What chalice puts in each function's role, by the role's logical id: the function's policy file. None: the
+        # roles get no policy (IAM not enforced); given, a function role it does not name is an error.
+        self.role_policies = role_policies
         # Whether the embedded AWS evaluates policy conditions (local.iam.enforce enforcing, as the local stack does).
         self.conditions_evaluated = conditions_evaluated
         self.notes: list[str] = list(template.waived)
@@ -107,6 +112,7 @@ class Provisioner:
         self.gateway_responses: dict[str, GatewayResponse] = {}
         self.api_resource_policy: dict[str, Any] | None = None
         self.async_configs: dict[str, AsyncInvokeConfig] = {}
+        self.proxy_routes: dict[tuple[str, str], ProxyRoute] = {}
         region, account = template.resolve({"Ref": "AWS::Region"}), template.resolve({"Ref": "AWS::AccountId"})
         for logical_id, name in (functions or {}).items():
             arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
@@ -139,6 +145,7 @@ class Provisioner:
             gateway_responses=dict(self.gateway_responses),
             api_resource_policy=self.api_resource_policy,
             async_configs=dict(self.async_configs),
+            proxy_routes=dict(self.proxy_routes),
         )
 
     # Creators: (logical id, resolved properties) -> attributes for Ref/GetAtt.
@@ -257,6 +264,22 @@ class Provisioner:
         arn = self.client("sns").create_topic(Name=p["TopicName"], Attributes=attributes)["TopicArn"]
         return {"Ref": arn, "TopicArn": arn, "TopicName": p["TopicName"]}
 
+    def cloudwatch_alarm(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
+        keys = {"AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period"}
+        keys |= {"EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions"}
+        _strict(logical_id, p, keys)
+        self.client("cloudwatch").put_metric_alarm(
+            **{k: p[k] for k in keys - {"Period", "EvaluationPeriods", "Threshold"} if k in p},
+            Period=int(p["Period"]),
+            EvaluationPeriods=int(p["EvaluationPeriods"]),
+            Threshold=float(p["Threshold"]),
+        )
+        region, account = (
+            self.template.resolve({"Ref": "AWS::Region"}),
+            self.template.resolve({"Ref": "AWS::AccountId"}),
+        )
+        return {"Ref": p["AlarmName"], "Arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{p['AlarmName']}"}
+
     def secret(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         _strict(logical_id, p, {"Name", "Description", "KmsKeyId", "SecretString", "GenerateSecretString", "Tags"})
         secrets = self.client("secretsmanager")
@@ -319,8 +342,8 @@ class Provisioner:
 
     def iam_role(self, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
         """A role template.yaml declares whole (its trust and inline policies), or its part of a function's role
-        (only the name; chalice makes the rest: Lambda may assume it, and it holds the stage's policy, ``role_policy``,
-        none when the caller gives none)."""
+        (only the name; chalice makes the rest: Lambda may assume it, and it holds the function's policy file, from
+        ``role_policies``; none when the caller gives none)."""
         _strict(
             logical_id, p, {"RoleName", "Description", "MaxSessionDuration", "AssumeRolePolicyDocument", "Policies"}
         )
@@ -339,7 +362,11 @@ class Provisioner:
         if "MaxSessionDuration" in p:
             args["MaxSessionDuration"] = int(p["MaxSessionDuration"])
         role = iam.create_role(**args)["Role"]
-        policies = [(f"{logical_id}Policy", self.role_policy)] if "AssumeRolePolicyDocument" not in p else []
+        policies: list[tuple[str, Any]] = []
+        if "AssumeRolePolicyDocument" not in p and self.role_policies is not None:
+            if logical_id not in self.role_policies:
+                raise TemplateError(f"{logical_id}: no policy file names this function's role (.chalice/config.json)")
+            policies.append((f"{logical_id}Policy", self.role_policies[logical_id]))
         policies += [(str(x["PolicyName"]), x["PolicyDocument"]) for x in p.get("Policies", [])]
         for name, document in policies:
             if document is not None:
@@ -354,6 +381,7 @@ class Provisioner:
             raise TemplateError(f"{logical_id}: the app has one REST API, {REST_API}")
         definition = p.get("DefinitionBody", {})
         self.gateway_responses.update(gateway_responses(definition))
+        self.proxy_routes.update(proxy_routes(definition))
         region, account = (self.template.resolve({"Ref": name}) for name in ("AWS::Region", "AWS::AccountId"))
         self.api_resource_policy = resource_policy(definition, region=str(region), account_id=str(account))
         return {"Ref": API_ID, "RootResourceId": API_ID}
@@ -467,6 +495,7 @@ CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, st
     "AWS::S3::Bucket": Provisioner.s3_bucket,
     "AWS::S3::BucketPolicy": Provisioner.s3_bucket_policy,
     "AWS::SNS::Topic": Provisioner.sns_topic,
+    "AWS::CloudWatch::Alarm": Provisioner.cloudwatch_alarm,
     "AWS::DynamoDB::Table": Provisioner.dynamodb_table,
     "AWS::SecretsManager::Secret": Provisioner.secret,
     "AWS::SecretsManager::RotationSchedule": Provisioner.rotation_schedule,

@@ -67,7 +67,9 @@ class RotationDriver:
         secret.rotation_requested = True  # what RotateSecret records (moto reports rotation fields only then)
         secret.rotation_enabled = True
         secret.rotation_lambda_arn = function_arn
-        context = LambdaContext(function_name="rotation", memory_size=512, max_runtime_ms=30_000)
+        # The rotation function runs as itself (its name, the last part of its ARN): its role signs its requests.
+        name = function_arn.rsplit(":", 1)[-1] or "rotation"
+        context = LambdaContext(function_name=name, memory_size=512, max_runtime_ms=30_000)
         for step in STEPS:
             try:
                 function({"SecretId": secret.arn, "ClientRequestToken": token, "Step": step}, context)

@@ -15,15 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.aws import sign_with
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
-from local.execution import APP_ROLE, Keys, lambda_session, root_keys, stage_policy
+from local.execution import (
+    FunctionCredentials,
+    Keys,
+    function_policies,
+    lambda_session,
+    role_logical_id,
+    root_keys,
+)
 from local.gateway import ApiServer, make_thread_safe
 from local.iam import enforce
 from local.iam.sts import install as install_sts
-from local.provision import GatewayResponse, Provisioned, Provisioner, app_functions
+from local.provision import GatewayResponse, Provisioned, Provisioner, ProxyRoute, app_functions
 from local.pump import EventPump, PumpSettings
 from local.rotation import RotationDriver, RotationFailed
 from local.template import Template, load_template
@@ -100,6 +108,7 @@ class LocalStack:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._gateway_responses: dict[str, GatewayResponse] = {}
+        self._proxy_routes: dict[tuple[str, str], ProxyRoute] = {}
         self._iam_options: Any = None
         self.info: StackInfo | None = None
 
@@ -126,6 +135,7 @@ class LocalStack:
             account_id=ACCOUNT_ID,
             region=o.region,
             responses=self._gateway_responses,
+            proxy_routes=self._proxy_routes,
             control=self.control,
             quiet=o.quiet,
         )
@@ -140,11 +150,13 @@ class LocalStack:
             stack_name=o.prefix,
         )
         functions = app_functions(app)
-        policy = stage_policy((REPO_ROOT / ".chalice" / "policy-dev.json").read_text(), o.prefix)
+        policies = function_policies(REPO_ROOT / ".chalice", functions.values(), o.prefix)
+        role_policies = {role_logical_id(name): policies[name] for name in functions.values()}
         provisioned = Provisioner(
-            template, factory.client, functions=functions, role_policy=policy, conditions_evaluated=True
+            template, factory.client, functions=functions, role_policies=role_policies, conditions_evaluated=True
         ).provision()
         self._gateway_responses.update(provisioned.gateway_responses)
+        self._proxy_routes.update(provisioned.proxy_routes)
         self._api.set_resource_policy(provisioned.api_resource_policy)
         os.environ.update(provisioned.app_environment())
         for note in provisioned.notes:
@@ -157,12 +169,22 @@ class LocalStack:
         )
         for plugin in o.plugins:
             importlib.import_module(plugin)
-        # From here on the app's functions call AWS as their role; the stack's own clients (the factory's, made
-        # above) keep the root user's credentials.
+        # From here on each of the app's functions calls AWS as its own role (FunctionCredentials: the session of the
+        # function the invocation runs as, first in the chain of every client the app makes, so the environment is
+        # never read by them); the stack's own clients (the factory's, made above) and test plugins' keep the root
+        # user's credentials of the environment.
         for client in ("sqs", "sns", "events", "lambda", "secretsmanager", "s3"):
             factory.client(client)
-        app_role = provisioned.attributes[APP_ROLE]["Arn"]
-        os.environ.update(lambda_session(ACCOUNT_ID, o.region, app_role, o.prefix).environment())
+        sessions = {  # Lambda names each session after the deployed function: <prefix>, <prefix>-<name>
+            name: lambda_session(
+                ACCOUNT_ID,
+                o.region,
+                provisioned.attributes[role_logical_id(name)]["Arn"],
+                o.prefix if name == "api_handler" else f"{o.prefix}-{name}",
+            )
+            for name in functions.values()
+        }
+        sign_with(FunctionCredentials(sessions))
 
         self._pump = EventPump(
             app,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Clock", "existing_role", "gateway_event"]
+__all__ = ["Clock", "api_gateway", "existing_role", "gateway_event", "proxy_post", "proxy_routes"]
 
 
 class Clock:
@@ -55,6 +56,53 @@ def gateway_event(
         "body": None,
         "isBase64Encoded": False,
     }
+
+
+@functools.cache
+def proxy_routes() -> dict[tuple[str, str], str]:
+    """(METHOD, path) -> the app function template.yaml's API definition integrates it with by proxy (POST /auto-id
+    runs as auto_id); every other method goes to chalice's API handler."""
+    import app
+    from local.apidef import REST_API, proxy_routes
+    from local.provision import app_functions
+    from local.template import Template, load_template
+    from tests.conftest import ACCOUNT_ID, REGION, REPO_ROOT
+
+    parameters = {"Prefix": "credport-dev", "Issuer": "https://issuer.example.com"}
+    document = load_template(REPO_ROOT / "template.yaml")
+    template = Template(document, parameters=parameters, account_id=ACCOUNT_ID, region=REGION, stack_name="credport")
+    for logical_id, name in app_functions(app.app).items():
+        template.attributes[logical_id] = {"Ref": name, "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"}
+    definition = template.resolve(template.resources[REST_API]["Properties"]["DefinitionBody"])
+    return {key: route.function for key, route in proxy_routes(definition).items()}
+
+
+def api_gateway(event: dict[str, Any]) -> dict[str, Any]:
+    """A REST proxy event to what API Gateway integrates its method with, as it would hand it: a proxy route's own
+    function (:func:`proxy_routes`), else chalice's API handler (``app.app``). The proxy response."""
+    from chalice.local import LambdaContext
+
+    import app
+
+    function = proxy_routes().get((str(event["httpMethod"]), str(event["resource"])))
+    if function is None:
+        response: dict[str, Any] = app.app(event, None)
+        return response
+    answer: dict[str, Any] = app.app.handler_map[function](event, LambdaContext(function, memory_size=512))
+    return answer
+
+
+def proxy_post(
+    path: str, body: str | bytes | None, *, headers: Mapping[str, str] | None = None, source_ip: str = "203.0.113.7"
+) -> Any:
+    """An anonymous POST through :func:`api_gateway`, answered as chalice's test client answers
+    (``chalice.test.HTTPResponse``: status_code, headers, body bytes)."""
+    from chalice.test import HTTPResponse
+
+    sent = {"Content-Type": "application/json"} if headers is None else headers
+    event = gateway_event(path, {"sourceIp": source_ip}, method="POST", headers=sent)
+    event["body"] = body
+    return HTTPResponse.create_from_dict(api_gateway(event))
 
 
 def existing_role(name: str, role_id: str, *, path: str = "/", account_id: str = "123456789012") -> str:

@@ -26,6 +26,7 @@ from chalicelib.autoid.protocol import (
     parse_request,
     verify_proof,
 )
+from chalicelib.autoid.scope import ServingScope
 from chalicelib.autoid.server_keys import KeyRotation, ServerKeys
 from chalicelib.autoid.service import MAX_BODY_BYTES, AutoIdService, RotationReport
 from chalicelib.aws import AwsServices, get_aws
@@ -47,6 +48,7 @@ __all__ = [
     "MalformedRequest",
     "RotationReport",
     "ServerKeys",
+    "ServingScope",
     "Want",
     "build_autoid_service",
     "build_request",
@@ -69,9 +71,11 @@ def build_autoid_service(
     settings: Settings, aws: AwsServices, *, clock: Callable[[], float] = time.time
 ) -> AutoIdService:
     """The service wired to the deployment's resources (tests inject ``clock`` to move time)."""
-    from chalicelib.sessions import get_session_service
+    # Only the auto-id session key: nothing built here can read the main session key (or start another session).
+    from chalicelib.sessions.issuing import AutoIdSessions
 
     r = settings.resources
+    scope = ServingScope(settings.prefix, settings.autoid_serving_prefixes)
     return AutoIdService(
         server_keys=ServerKeys(
             aws.secrets, r.autoid_key_secret_arn, grace_period=settings.autoid_grace_period, clock=clock
@@ -82,13 +86,14 @@ def build_autoid_service(
             bucket=r.transfer_bucket,
             kms_key_id=r.data_key_arn,
             grace_period=settings.autoid_grace_period,
+            scope=scope,
             clock=clock,
         ),
         nonces=aws.table(r.state_table),
         secrets=aws.secrets,
         sts=aws.sts,
-        start_session=lambda subject, **extra: get_session_service().start(subject, **extra),
-        internal_secrets=(r.session_key_secret_arn, r.import_key_secret_arn, r.autoid_key_secret_arn),
+        start_session=AutoIdSessions(settings, aws.secrets, clock=clock).start,
+        scope=scope,
         credentials_ttl=settings.autoid_credentials_ttl,
         clock=clock,
     )

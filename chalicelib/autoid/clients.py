@@ -5,7 +5,9 @@ The record holds the client's policy (secrets by exact name or ``prefix*``; IAM 
 time their grace ends. Every write is conditional on the record's ``revision``, so a revocation can never be
 undone by a rotation racing it. Entropy objects (1 MiB from the CSPRNG each) are written SSE-KMS under the
 data key before the record names them, and deleted only after the record stopped naming them: a crash at
-any point leaves a record whose generations all exist.
+any point leaves a record whose generations all exist. Enrolment refuses a policy that could reach a secret
+or role auto-id never serves (:mod:`chalicelib.autoid.scope`); a record's policy is read back as stored, and
+serving applies the same scope again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES
+from chalicelib.autoid.scope import ServingScope
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict
 from chalicelib.aws.s3 import ObjectStore
@@ -173,10 +176,12 @@ class ClientRegistry:
         bucket: str,
         kms_key_id: str,
         grace_period: int,
+        scope: ServingScope,
         clock: Callable[[], float] = time.time,
         cache_bytes: int = 16 * ENTROPY_BYTES,
     ) -> None:
         self._table = table
+        self._scope = scope
         self._s3 = s3
         self._bucket = bucket
         self._kms_key_id = kms_key_id
@@ -221,6 +226,10 @@ class ClientRegistry:
     def enroll(self, client_id: str, policy: ClientPolicy) -> Enrollment:
         if not CLIENT_ID.fullmatch(client_id):
             raise BadRequest("A client id is 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit.")
+        # Before anything is read or written: a policy reaching beyond what auto-id serves is never stored.
+        problems = self._scope.policy_problems(policy.secrets, policy.roles)
+        if problems:
+            raise InvalidPolicy(f"This policy is refused: {'; '.join(problems)}.")
         existing = self.get(client_id)
         if existing is not None:
             raise Conflict(f"Auto-id client {client_id!r} already exists ({existing.status}).")

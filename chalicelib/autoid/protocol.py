@@ -1,10 +1,12 @@
 """Autonomous identification, protocol version 2: the request's shape and the proof of holding the entropy.
 
 The client proves it holds its entropy file by an HMAC keyed with 16 snippets of exactly 64 bytes at
-offsets it picks (distinct, inside the file) over ``nonce || iat (8 bytes, big-endian) || client_id``. The
-rules close the known implementation's holes: an empty or short interval can no longer stand in for the
-file, the proof is compared in constant time, and ``iat`` plus a single-use nonce bound replays. Parsing
-is strict (exact keys, types and sizes): anything else is a malformed request, never a guess.
+offsets it picks (inside the file, and no two overlapping, so the key always covers 16 x 64 distinct bytes of
+the file: overlapping snippets would let a client that knows fewer bytes pass) over
+``nonce || iat (8 bytes, big-endian) || client_id``. The rules close the known implementation's holes: an
+empty, short or overlapping interval can no longer stand in for the file, the proof is compared in constant
+time, and ``iat`` plus a single-use nonce bound replays. Parsing is strict (exact keys, types and sizes):
+anything else is a malformed request, never a guess.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import itertools
 import re
 import secrets
 import time
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.errors import AuthenticationFailed, BadRequest
+from chalicelib.untrusted import UntrustedInput, loads
 
 __all__ = [
     "ENTROPY_BYTES",
@@ -36,6 +39,7 @@ __all__ = [
     "check_freshness",
     "compute_proof",
     "parse_request",
+    "snippet_offsets",
     "verify_proof",
 ]
 
@@ -103,8 +107,8 @@ def parse_request(plaintext: bytes) -> AutoIdRequest:
     if len(plaintext) > MAX_REQUEST_BYTES:
         raise MalformedRequest("The request is too large.")
     try:
-        document = json.loads(plaintext)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        document = loads(plaintext)  # strict: no lone surrogate, NaN or non-UTF-8 text gets past the parse
+    except UntrustedInput:
         raise MalformedRequest() from None
     if not isinstance(document, dict) or set(document) != _KEYS:
         raise MalformedRequest(f"The request must have exactly the fields {sorted(_KEYS)}.")
@@ -157,11 +161,12 @@ def compute_proof(
 
 def verify_proof(request: AutoIdRequest, entropy: bytes) -> None:
     """Raise :class:`AuthenticationFailed` unless the intervals follow the rules and the proof matches."""
-    offsets = [offset for offset, _ in request.intervals]
+    offsets = sorted(offset for offset, _ in request.intervals)
     valid = (
         len(request.intervals) == INTERVALS
         and all(length == SNIPPET_BYTES for _, length in request.intervals)
-        and len(set(offsets)) == INTERVALS
+        # Sorted offsets at least a snippet apart: no byte of the file is counted twice.
+        and all(later - earlier >= SNIPPET_BYTES for earlier, later in itertools.pairwise(offsets))
         and all(0 <= offset <= len(entropy) - SNIPPET_BYTES for offset in offsets)
     )
     # Invalid intervals are never used to build the key (a client could otherwise make the server hash up to
@@ -178,6 +183,20 @@ def check_freshness(request: AutoIdRequest, now: float) -> None:
         raise AuthenticationFailed()
 
 
+def snippet_offsets(size: int, *, random: Any = secrets) -> list[int]:
+    """16 offsets of non-overlapping 64-byte snippets inside a file of ``size`` bytes, sorted, drawn uniformly
+    from every such set. Sorted offsets o_1 < ... < o_k with o_{i+1} - o_i >= L map one to one onto distinct
+    values y_i = o_i - (i - 1)(L - 1) in range(size - k*L + k), so a uniform k-subset of that range (drawn with
+    the CSPRNG) is a uniform non-overlapping set."""
+    span = size - INTERVALS * SNIPPET_BYTES + INTERVALS
+    if span < INTERVALS:
+        raise ValueError(f"{size} bytes cannot hold {INTERVALS} non-overlapping {SNIPPET_BYTES}-byte snippets")
+    chosen: set[int] = set()
+    while len(chosen) < INTERVALS:
+        chosen.add(random.randbelow(span))
+    return [y + index * (SNIPPET_BYTES - 1) for index, y in enumerate(sorted(chosen))]
+
+
 def build_request(
     client_id: str, generation: int, entropy: bytes, want: Want, *, now: float | None = None, random: Any = secrets
 ) -> tuple[dict[str, Any], bytes]:
@@ -185,10 +204,7 @@ def build_request(
     issued_at = int(time.time() if now is None else now)
     nonce = random.token_bytes(NONCE_BYTES)
     response_key = random.token_bytes(RESPONSE_KEY_BYTES)
-    offsets: set[int] = set()
-    while len(offsets) < INTERVALS:
-        offsets.add(random.randbelow(len(entropy) - SNIPPET_BYTES + 1))
-    intervals = [(offset, SNIPPET_BYTES) for offset in offsets]
+    intervals = [(offset, SNIPPET_BYTES) for offset in snippet_offsets(len(entropy), random=random)]
     proof = compute_proof(entropy, intervals, nonce, issued_at, client_id)
 
     def b64(raw: bytes) -> str:

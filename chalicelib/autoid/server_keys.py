@@ -80,12 +80,14 @@ class ServerKeys:
     def current_kid(self) -> str:
         return self._keys()[0].kid
 
-    def accepted(self, kid: str | None = None) -> dict[str, RecipientKey]:
+    def accepted(self, kid: str | None = None, *, create: bool = True) -> dict[str, RecipientKey]:
         """The keys a request may be sealed to now, by kid. Naming a ``kid`` this container does not know
-        re-reads the secret (at most every few seconds), so another container's rotation is seen at once."""
-        stored = self._keys()
+        re-reads the secret (at most every few seconds), so another container's rotation is seen at once.
+        ``create=False`` (opening a request): no key yet is no key, never a first one made here; a request can only
+        be sealed to a key that exists, and the auto_id function's role may not write the secret."""
+        stored = self._keys(create=create)
         if kid is not None and all(k.kid != kid for k in stored):
-            stored = self._keys(force=True)
+            stored = self._keys(force=True, create=create)
         live = self._live(stored, self._clock())
         if kid is not None:
             live = [k for k in live if k.kid == kid]
@@ -147,7 +149,7 @@ class ServerKeys:
         """The current key and the retired ones still inside their grace period."""
         return [k for k in stored if k.retired_at is None or now <= k.retired_at + self._grace]
 
-    def _keys(self, *, force: bool = False) -> tuple[_StoredKey, ...]:
+    def _keys(self, *, force: bool = False, create: bool = True) -> tuple[_StoredKey, ...]:
         with self._lock:
             now = self._monotonic()
             fresh = self._loaded_at is not None and now - self._loaded_at < CACHE_TTL
@@ -156,6 +158,8 @@ class ServerKeys:
             if not fresh:
                 document = self._read_document()
                 stored = _parse_document(document) if document else ()
+                if not stored and not create:
+                    return ()  # not cached: the next reader that may create the first key does
                 self._stored = stored or self._bootstrap()
                 self._loaded_at = now
             return self._stored

@@ -4,9 +4,11 @@ Every check runs before the requested credential is touched, cheapest first so j
 envelope's shape and ``kid`` (current or retired-in-grace server key), decryption, the request's shape,
 freshness, the client's record (enrolled, not revoked), its generation (current or in grace), the proof, and
 only then the single-use nonce (a conditional put: unauthenticated callers never write to the table; a
-replayed request carries a valid proof and is stopped here). The policy decides last, and answers 403 for
-anything outside it whether or not it exists. Every authentication failure is the same opaque 401; the
-reason goes to the log only.
+replayed request carries a valid proof and is stopped here). Then the serving scope (names under the serving
+prefixes only, never credport's own secrets or roles: :mod:`chalicelib.autoid.scope`) and the client's policy
+decide, before any AWS call for the credential, and answer 403 for anything outside them whether or not it
+exists; the secret's resolved name is checked against the scope again. Every authentication failure is the
+same opaque 401; the reason goes to the log only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from chalicelib.autoid.clients import ACTIVE, ClientRecord, ClientRegistry
 from chalicelib.autoid.protocol import (
@@ -29,10 +31,11 @@ from chalicelib.autoid.protocol import (
     parse_request,
     verify_proof,
 )
+from chalicelib.autoid.scope import ServingScope
 from chalicelib.autoid.server_keys import KeyRotation, ServerKeys
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
-from chalicelib.aws.secrets import SecretStore
+from chalicelib.aws.secrets import SecretStore, SecretVersion
 from chalicelib.aws.sts import Sts
 from chalicelib.config import ROLE_CHAINING_MAX_SECONDS
 from chalicelib.envelope import EnvelopeError, open_envelope, seal_direct
@@ -73,7 +76,7 @@ class AutoIdService:
         secrets: SecretStore,
         sts: Sts,
         start_session: Callable[..., dict[str, Any]],
-        internal_secrets: tuple[str, ...],
+        scope: ServingScope,
         credentials_ttl: int = 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -83,7 +86,7 @@ class AutoIdService:
         self._secrets = secrets
         self._sts = sts
         self._start_session = start_session
-        self._internal = internal_secrets
+        self._scope = scope
         if not MIN_CREDENTIALS_TTL <= credentials_ttl <= ROLE_CHAINING_MAX_SECONDS:
             # The settings refuse this already; a service built another way (tests, bench) must not get further
             # than AWS would let it: role chaining caps the session at an hour, AssumeRole's floor is 15 minutes.
@@ -118,7 +121,8 @@ class AutoIdService:
             "v": 2,
             "client_id": record.client_id,
             **credential,
-            "session": self._start_session(f"autoid:{record.client_id}", autoid_client=record.client_id),
+            # Bound to the generation the proof used: it ends when the record stops accepting that generation.
+            "session": self._start_session(record.client_id, request.generation),
         }
         if request.generation != record.generation:
             document["entropy"] = {
@@ -165,27 +169,13 @@ class AutoIdService:
 
     def _credential(self, record: ClientRecord, want: Want) -> dict[str, Any]:
         if want.secret_id is not None:
-            if not record.policy.allows_secret(want.secret_id) or self._is_internal(want.secret_id):
-                raise Forbidden("This client may not obtain that secret.")
-            try:
-                version = self._secrets.get_value(want.secret_id)
-            except AwsNotFound:
-                raise NotFound("The secret does not exist.") from None
-            except AwsRejected:
-                raise Forbidden("This client may not obtain that secret.") from None
-            # The request names a secret by name; the answer must be that very secret.
-            if version.name != want.secret_id or version.arn in self._internal:
-                raise Forbidden("This client may not obtain that secret.")
-            value = version.value
-            secret: dict[str, Any] = {"secret_id": version.name, "version_id": version.version_id}
-            if isinstance(value, bytes):
-                secret["value_base64"] = base64.b64encode(value).decode("ascii")
-            else:
-                secret["value"] = value
-            return {"secret": secret}
+            return {"secret": self._secret(record, want.secret_id)}
         role_arn = str(want.role_arn)
-        if not record.policy.allows_role(role_arn):
-            raise Forbidden("This client may not assume that role.")
+        reason = self._scope.role_refusal(role_arn)
+        if reason is None and not record.policy.allows_role(role_arn):
+            reason = "outside_policy"
+        if reason is not None:
+            _refuse_credential(record, reason, "role")
         try:
             creds = self._sts.assume_role(
                 role_arn, _session_name(record.client_id), duration_seconds=self._credentials_ttl
@@ -202,9 +192,34 @@ class AutoIdService:
             }
         }
 
-    def _is_internal(self, name: str) -> bool:
-        # credport's own secrets (signing and private keys) are never served, whatever a policy says.
-        return any(name == _secret_name(arn) for arn in self._internal)
+    def _secret(self, record: ClientRecord, name: str) -> dict[str, Any]:
+        # The scope first: a name auto-id never serves is refused before any AWS call, whatever the client's
+        # policy says (a record enrolled before the scope existed may name more).
+        reason = self._scope.secret_refusal(name)
+        if reason is None and not record.policy.allows_secret(name):
+            reason = "outside_policy"
+        if reason is not None:
+            _refuse_credential(record, reason, "secret")
+        try:
+            version: SecretVersion | None = self._secrets.get_value(name)
+        except AwsNotFound:
+            raise NotFound("The secret does not exist.") from None
+        except AwsRejected:
+            version = None  # refused below, outside this handler: the AWS error is never chained to it
+        if version is None:
+            _refuse_credential(record, "aws_rejected", "secret")
+        # The request names a secret by name; the answer must be that very secret, inside the scope.
+        if version.name != name:
+            _refuse_credential(record, "resolved_to_another_name", "secret")
+        resolved = self._scope.secret_refusal(version.name)
+        if resolved is not None:
+            _refuse_credential(record, resolved, "secret")
+        secret: dict[str, Any] = {"secret_id": version.name, "version_id": version.version_id}
+        if isinstance(version.value, bytes):
+            secret["value_base64"] = base64.b64encode(version.value).decode("ascii")
+        else:
+            secret["value"] = version.value
+        return secret
 
     def rotate(self, rotation_id: str, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
         """A new server key and a new generation for each active client (or the ones named)."""
@@ -236,7 +251,7 @@ class _LazyKeys(Mapping[str, Any]):
         self._keys = keys
 
     def get(self, kid: str, default: Any = None) -> Any:
-        return self._keys.accepted(kid).get(kid, default)
+        return self._keys.accepted(kid, create=False).get(kid, default)
 
     def __getitem__(self, kid: str) -> Any:
         key = self.get(kid)
@@ -245,20 +260,23 @@ class _LazyKeys(Mapping[str, Any]):
         return key
 
     def __iter__(self) -> Any:
-        return iter(self._keys.accepted())
+        return iter(self._keys.accepted(create=False))
 
     def __len__(self) -> int:
-        return len(self._keys.accepted())
+        return len(self._keys.accepted(create=False))
 
 
 def _session_name(client_id: str) -> str:
     return f"autoid-{client_id}"[:64]
 
 
-def _secret_name(arn: str) -> str:
-    # arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX (AWS appends six random characters)
-    name = arn.split(":secret:", 1)[-1]
-    return name[:-7] if len(name) > 7 and name[-7] == "-" else name
+def _refuse_credential(record: ClientRecord, reason: str, kind: str) -> NoReturn:
+    """The one 403 for a secret or role, whether or not it exists; which check refused goes to the log only."""
+    metrics.add_metric(name="AutoIdForbidden", unit=MetricUnit.Count, value=1)
+    logger.info("auto-id credential refused", extra={"client_id": record.client_id, "kind": kind, "reason": reason})
+    if kind == "role":
+        raise Forbidden("This client may not assume that role.")
+    raise Forbidden("This client may not obtain that secret.")
 
 
 def _nonce_key(request: AutoIdRequest) -> dict[str, str]:

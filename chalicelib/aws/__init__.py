@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from chalicelib.aws.clients import ClientFactory, ClientOptions
+from chalicelib.aws.clients import ClientFactory, ClientOptions, running_as, running_function
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected, AwsUnavailable, aws_call, translate
 from chalicelib.aws.iam import Iam
@@ -40,6 +40,9 @@ __all__ = [
     "aws_call",
     "get_aws",
     "reset_aws",
+    "running_as",
+    "running_function",
+    "sign_with",
     "translate",
 ]
 
@@ -86,13 +89,25 @@ class AwsServices:
         return ItemTable(self.factory.client("dynamodb"), name)
 
 
+_signing: list[object] = [None]  # the credentials object sign_with gave, or None (botocore's chain: AWS)
+
+
 @functools.lru_cache(maxsize=1)
 def get_aws() -> AwsServices:
     """The process-wide adapters, configured from the settings on first use."""
     from chalicelib.config import get_settings
 
     settings = get_settings()
-    return AwsServices(ClientFactory(ClientOptions(settings.aws_max_attempts, settings.aws_timeout)))
+    options = ClientOptions(settings.aws_max_attempts, settings.aws_timeout)
+    return AwsServices(ClientFactory(options, credentials=_signing[0]))
+
+
+def sign_with(credentials: object) -> None:
+    """Sign the app's AWS requests with this botocore credentials object from now on (None: botocore's chain).
+    Only a process running several functions uses it (the local stack: each invocation signs as its function's
+    role, see chalicelib.aws.clients). Never called on AWS."""
+    _signing[0] = credentials
+    reset_aws()
 
 
 def reset_aws() -> None:

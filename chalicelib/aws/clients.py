@@ -3,15 +3,37 @@
 No client exists until a handler first needs one, so importing the app stays cheap and tests can start
 moto before any client is made. Endpoints come from botocore's own ``AWS_ENDPOINT_URL`` support, and
 retries from botocore's ``standard`` retry mode: no hand-written retry loops anywhere.
+
+Credentials: on AWS, botocore's own chain (each function runs in its own process, with its own role's
+credentials). The one seam, ``ClientFactory(credentials=...)``, is for a process that runs several functions (the
+local stack, the IAM-enforced tests): a botocore credentials object read at every signing, which signs as the role
+of :data:`running_function`, the function the current invocation runs as (set per invocation, see
+:func:`running_as`; the invocation middleware of chalicelib.observability sets it from the Lambda context).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClientFactory", "ClientOptions"]
+__all__ = ["ClientFactory", "ClientOptions", "running_as", "running_function"]
+
+# The app function the current invocation runs as (chalice's name for it: api_handler, bearer, auto_id, ...).
+running_function: ContextVar[str | None] = ContextVar("credport_running_function", default=None)
+
+
+@contextlib.contextmanager
+def running_as(function: str | None) -> Iterator[None]:
+    """Run the body as one invocation of ``function`` (a context variable: each thread and task has its own)."""
+    token = running_function.set(function)
+    try:
+        yield
+    finally:
+        running_function.reset(token)
 
 
 @dataclass(frozen=True)
@@ -24,8 +46,9 @@ class ClientOptions:
 class ClientFactory:
     """Creates each service's client once, on first use; safe to share between threads."""
 
-    def __init__(self, options: ClientOptions | None = None) -> None:
+    def __init__(self, options: ClientOptions | None = None, *, credentials: Any = None) -> None:
         self._options = options or ClientOptions()
+        self._credentials = credentials  # a botocore Credentials object, or None: botocore's chain
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._session: Any = None
@@ -56,6 +79,8 @@ class ClientFactory:
 
         if self._session is None:
             self._session = botocore.session.get_session()
+            if self._credentials is not None:
+                self._session.get_component("credential_provider").insert_before("env", _Given(self._credentials))
         config = Config(
             # total_max_attempts counts the first request; botocore's max_attempts would add one to it.
             retries={"mode": "standard", "total_max_attempts": self._options.max_attempts},
@@ -77,3 +102,16 @@ class ClientFactory:
             aws_secret_access_key=secret,
             aws_session_token=token,
         )
+
+
+class _Given:
+    """The factory's credentials object as the first provider of botocore's chain (CredentialResolver asks each
+    provider, by ``load``, for a credentials object; the signer then freezes it at every request)."""
+
+    METHOD = "credport-given"
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+
+    def load(self) -> Any:
+        return self._credentials

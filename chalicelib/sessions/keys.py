@@ -48,7 +48,10 @@ class KeySource(Protocol):
 
     def current(self) -> SessionKey: ...
 
-    def find(self, kid: str) -> SessionKey | None: ...
+    def find(self, kid: str, *, reload: bool = True) -> SessionKey | None:
+        """The key with this version id; ``reload=False`` never forces a re-read for an unknown kid (a verifier
+        holding two key sets asks both that way first, so one set's tokens do not re-read the other's)."""
+        ...
 
 
 def encode_key(secret: bytes) -> str:
@@ -74,7 +77,7 @@ class SessionKeyStore:
         secrets: SecretStore,
         secret_id: str,
         *,
-        ttl: float = 300.0,
+        ttl: float = CACHE_TTL,
         min_refresh_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -97,10 +100,10 @@ class SessionKeyStore:
         keys = self._cached()
         return next(k for k in keys.values() if k.stage == CURRENT)
 
-    def find(self, kid: str) -> SessionKey | None:
-        """The key with this version id, refreshing once (rate-limited) when it is unknown."""
+    def find(self, kid: str, *, reload: bool = True) -> SessionKey | None:
+        """The key with this version id, refreshing once (rate-limited) when it is unknown and ``reload``."""
         key = self._cached().get(kid)
-        if key is not None:
+        if key is not None or not reload:
             return key
         with self._lock:
             if self._forced_at is not None and self._clock() - self._forced_at < self._min_refresh_interval:

@@ -1,4 +1,8 @@
-"""The session key's Secrets Manager rotation function: four steps, each idempotent per token.
+"""The session keys' Secrets Manager rotation function: four steps, each idempotent per token.
+
+One function rotates both session keys, the main one and the auto-id one: Secrets Manager names the secret in
+``SecretId``, and any secret but those two is refused once its description says what it is (nothing of it is
+read or written).
 
 createSecret makes the AWSPENDING version (256 random bits), setSecret has no external system to update,
 testSecret signs and verifies a token with the pending key, finishSecret moves AWSCURRENT. Any failure
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from chalicelib.aws.errors import AwsNotFound
@@ -36,13 +40,15 @@ class SessionKeyRotation:
         secrets_store: SecretStore,
         publisher: Publisher,
         *,
-        secret_arn: str,
+        secret_arns: Collection[str],
         key_events_topic: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secrets = secrets_store
         self._publisher = publisher
-        self._secret_arn = secret_arn
+        self._secret_arns = frozenset(secret_arns)
+        if not self._secret_arns:
+            raise ValueError("the rotation needs the secrets it may rotate")
         self._topic = key_events_topic
         self._clock = clock
 
@@ -51,8 +57,10 @@ class SessionKeyRotation:
         if step not in STEPS or not isinstance(secret_id, str) or not isinstance(token, str):
             raise RotationRequestRefused("Not a Secrets Manager rotation request.")
         info = self._secrets.describe(secret_id)
-        if self._secret_arn not in (info.arn, info.name):
-            raise RotationRequestRefused("This function rotates the session key only.")
+        # By what Secrets Manager says the secret is (ARN or name, as configured), not by the request's text.
+        if not self._secret_arns & {info.arn, info.name}:
+            logger.warning("session key rotation refused: not a session key secret", extra={"step": step})
+            raise RotationRequestRefused("This function rotates the session keys only.")
         stages = info.versions.get(token)
         if stages is None:
             raise RotationRequestRefused("The token is not a version of the secret.")
@@ -106,6 +114,7 @@ class SessionKeyRotation:
                 "exp": now + 60,
                 "sid": "rotation-test",
                 "sess_exp": now + 60,
+                "jti": secrets.token_urlsafe(16),
             },
         )
         SessionTokens(
@@ -139,5 +148,5 @@ class _SingleKey:
     def current(self) -> SessionKey:
         return self._key
 
-    def find(self, kid: str) -> SessionKey | None:
+    def find(self, kid: str, *, reload: bool = True) -> SessionKey | None:
         return self._key if kid == self._key.version_id else None

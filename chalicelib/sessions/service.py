@@ -1,9 +1,12 @@
-"""Sessions as the app sees them: start, refresh, show, and the bearer authorizer any route can use."""
+"""Sessions as the app sees them: start, refresh, show, and the bearer authorizer any route can use.
+
+A container holds both session keys (the main one and the auto-id one) to verify and refresh any session; the
+auto-id function holds only the auto-id key (:class:`~chalicelib.sessions.issuing.AutoIdSessions`).
+"""
 
 from __future__ import annotations
 
 import functools
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,13 +19,22 @@ from chalicelib.errors import InvalidToken
 from chalicelib.events import bus
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.sessions.issuing import SessionIssuer
 from chalicelib.sessions.keys import SessionKeyStore
+from chalicelib.sessions.revocation import CachedClientStanding
 from chalicelib.sessions.rotation import SessionKeyRotation
-from chalicelib.sessions.tokens import SessionClaims, SessionTokens
+from chalicelib.sessions.tokens import AutoIdClients, SessionClaims, SessionTokens
 from chalicelib.tokens.principal import principal_of
 from chalicelib.tokens.role_arns import role_arns_for
 
-__all__ = ["REFRESH_ROUTE", "SessionService", "bearer_token", "get_session_service", "reset_session_service"]
+__all__ = [
+    "REFRESH_ROUTE",
+    "SessionService",
+    "bearer_token",
+    "build_session_service",
+    "get_session_service",
+    "reset_session_service",
+]
 
 REFRESH_ROUTE = ("POST", "/session/refresh")
 _BEARER = "bearer "
@@ -30,34 +42,43 @@ UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway turns into its 40
 
 
 class SessionService:
-    def __init__(self, settings: Settings, aws: AwsServices, *, clock: Callable[[], float] = time.time) -> None:
+    """``autoid_clients`` decides whether an auto-id session may go on; without it every auto-id session is
+    refused (:func:`build_session_service` gives it the auto-id registry)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        aws: AwsServices,
+        *,
+        autoid_clients: AutoIdClients | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
-        self._clock = clock
-        secret = settings.resources.session_key_secret_arn
-        self.keys = SessionKeyStore(aws.secrets, secret, clock=clock)
+        r = settings.resources
+        self.keys = SessionKeyStore(aws.secrets, r.session_key_secret_arn, clock=clock)
+        self.autoid_keys = SessionKeyStore(aws.secrets, r.autoid_session_key_secret_arn, clock=clock)
         self.tokens = SessionTokens(
             self.keys,
+            autoid_keys=self.autoid_keys,
+            autoid_clients=autoid_clients,
             issuer=settings.issuer,
             token_ttl=settings.session_token_ttl,
             refresh_window=settings.session_refresh_window,
             clock=clock,
         )
+        self._issuer = SessionIssuer(self.tokens, max_age=settings.session_max_age, clock=clock)
         self.roles = role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
         self.rotation = SessionKeyRotation(
             aws.secrets,
             aws.sns,
-            secret_arn=secret,
-            key_events_topic=settings.resources.key_events_topic_arn,
+            secret_arns=(r.session_key_secret_arn, r.autoid_session_key_secret_arn),
+            key_events_topic=r.key_events_topic_arn,
             clock=clock,
         )
 
     def start(self, subject: str, **extra: Any) -> dict[str, Any]:
-        """A new session for ``subject`` (the auto-id capability starts sessions through this too)."""
-        session_id = secrets.token_urlsafe(18)
-        ends_at = int(self._clock()) + self.settings.session_max_age
-        metrics.add_metric(name="SessionsStarted", unit=MetricUnit.Count, value=1)
-        logger.info("session started", extra={"sub": subject, "sid": session_id})
-        return self._response(subject, session_id, ends_at, extra)
+        """A new session for ``subject`` (auto-id sessions start in the auto-id function, not here)."""
+        return self._issuer.start(subject, **extra)
 
     def start_for(self, identity: RequestIdentity) -> dict[str, Any]:
         principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
@@ -67,7 +88,7 @@ class SessionService:
         """A fresh token for a valid token, or one expired by no more than the refresh window; never past
         the session's absolute end (the verifier refuses a token whose session is over)."""
         claims = self.tokens.verify(token, expired_grace=self.settings.session_refresh_window)
-        return self._response(claims.subject, claims.session_id, claims.session_ends_at, claims.extra)
+        return self._issuer.refresh(claims)
 
     def show(self, token: str) -> dict[str, Any]:
         claims = self.tokens.verify(token, expired_grace=0)
@@ -91,16 +112,6 @@ class SessionService:
         except InvalidToken:
             raise Exception(UNAUTHORIZED) from None
         return AuthResponse(routes=[AuthRoute(path, [method])], principal_id=claims.subject, context=_context(claims))
-
-    def _response(self, subject: str, session_id: str, ends_at: int, extra: Mapping[str, Any]) -> dict[str, Any]:
-        token, exp = self.tokens.issue(subject, session_id, ends_at, **extra)
-        return {
-            "token": token,
-            "token_type": "Bearer",
-            "expires_in": max(0, exp - int(self._clock())),
-            "session_id": session_id,
-            "session_expires_at": ends_at,
-        }
 
 
 def bearer_token(request: Request) -> str:
@@ -135,9 +146,32 @@ def _context(claims: SessionClaims) -> dict[str, str]:
     }
 
 
+def build_session_service(
+    settings: Settings, aws: AwsServices, *, clock: Callable[[], float] = time.time
+) -> SessionService:
+    """The service wired as a container runs it (tests inject ``clock``): auto-id sessions are checked against
+    the auto-id registry's client records, cached no longer than the session keys."""
+    # The one place sessions meet auto-id: the registry is handed in behind the small AutoIdClients interface.
+    from chalicelib.autoid.clients import ACTIVE, ClientRegistry
+    from chalicelib.autoid.scope import ServingScope
+
+    r = settings.resources
+    registry = ClientRegistry(
+        aws.table(r.state_table),
+        aws.s3,
+        bucket=r.transfer_bucket,
+        kms_key_id=r.data_key_arn,
+        grace_period=settings.autoid_grace_period,
+        scope=ServingScope(settings.prefix, settings.autoid_serving_prefixes),
+        clock=clock,
+    )
+    clients = CachedClientStanding(registry, active_status=ACTIVE, clock=clock)
+    return SessionService(settings, aws, autoid_clients=clients, clock=clock)
+
+
 @functools.lru_cache(maxsize=1)
 def get_session_service() -> SessionService:
-    return SessionService(get_settings(), get_aws())
+    return build_session_service(get_settings(), get_aws())
 
 
 def reset_session_service() -> None:
@@ -147,7 +181,9 @@ def reset_session_service() -> None:
 def _on_session_key_rotated(_event: Mapping[str, Any]) -> None:
     """Every container hears the rotation: drop its cached keys so it picks up the new one now."""
     if get_session_service.cache_info().currsize:
-        get_session_service().keys.invalidate()
+        service = get_session_service()
+        service.keys.invalidate()
+        service.autoid_keys.invalidate()
     metrics.add_metric(name="SessionKeyRotationsSeen", unit=MetricUnit.Count, value=1)
     logger.info("session key rotation seen; cached keys dropped")
 

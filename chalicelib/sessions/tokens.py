@@ -3,6 +3,12 @@
 Verification raises :class:`~chalicelib.errors.InvalidToken` for every failure, one opaque answer; the
 reason goes to the log. The key is chosen by ``kid`` (never by trying keys), ``alg`` must be exactly HS256
 (an RS/ES token or ``none`` is refused before any key is touched), and claims are validated separately.
+
+Two key sets, each bound to its subjects by structure: the auto-id session key signs only ``autoid:<client>``
+sessions, carrying ``autoid_client`` and ``autoid_gen``; the main session key signs only other subjects. So the
+unauthenticated auto-id function, which holds only the auto-id key, cannot make any other session. An auto-id
+session lives only while its client's record accepts its generation (revocation, ``end-grace``, a rotation's
+grace ending), asked of an injected :class:`AutoIdClients`. Every token carries a fresh random ``jti``.
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -26,13 +33,26 @@ from chalicelib.jose import MalformedToken, protected_header
 from chalicelib.observability import logger
 from chalicelib.sessions.keys import KeySource, SessionKey
 
-__all__ = ["SESSION_AUDIENCE", "SessionClaims", "SessionTokens"]
+__all__ = [
+    "AUTOID_CLAIMS",
+    "AUTOID_SUBJECT_PREFIX",
+    "SESSION_AUDIENCE",
+    "AutoIdClients",
+    "IssuedToken",
+    "SessionClaims",
+    "SessionTokens",
+    "autoid_subject",
+]
 
 SESSION_AUDIENCE = "credport-session"
 ALGORITHM = "HS256"
 MAX_TOKEN_BYTES = 4096
 LEEWAY = 5
+AUTOID_SUBJECT_PREFIX = "autoid:"
+AUTOID_CLAIMS = ("autoid_client", "autoid_gen")
+_RESERVED = frozenset({"iss", "sub", "aud", "iat", "exp", "sid", "sess_exp", "jti"})
 _KID = re.compile(r"[A-Za-z0-9-]{32,64}")  # Secrets Manager version ids (ClientRequestTokens): UUIDs
+_JTI = re.compile(r"[A-Za-z0-9_-]{22,64}")  # ours are 128 CSPRNG bits, base64url (22 characters)
 # The allow-list, built once: it is the same for every token (building it per call cost ~10% of a verify).
 _REGISTRY = JWSRegistry(algorithms=[ALGORITHM])
 
@@ -45,31 +65,64 @@ class SessionClaims:
     expires_at: int
     session_ends_at: int
     extra: dict[str, Any]
+    token_id: str = ""  # the token's jti
+
+
+class IssuedToken(NamedTuple):
+    token: str
+    expires_at: int
+    token_id: str  # its jti, for the audit log (never the token itself)
+
+
+class AutoIdClients(Protocol):
+    """What sessions ask of the auto-id client registry; injected where the services are built, so sessions do
+    not depend on the auto-id package."""
+
+    def refusal(self, client_id: str, generation: int) -> str | None:
+        """Why this client's sessions of this generation must end now (for the log), or None if they may go on."""
+        ...
+
+
+def autoid_subject(client_id: str) -> str:
+    return AUTOID_SUBJECT_PREFIX + client_id
 
 
 class SessionTokens:
+    """``keys`` sign and verify every session but auto-id ones, ``autoid_keys`` auto-id sessions only; either
+    may be absent (the auto-id function holds no main key). Verifying an auto-id session needs
+    ``autoid_clients``: without it every auto-id session is refused."""
+
     def __init__(
         self,
-        keys: KeySource,
+        keys: KeySource | None,
         *,
         issuer: str,
         token_ttl: int,
         refresh_window: int,
+        autoid_keys: KeySource | None = None,
+        autoid_clients: AutoIdClients | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
+        self._autoid_keys = autoid_keys
+        self._autoid_clients = autoid_clients
         self._issuer = issuer
         self._ttl = token_ttl
         self._refresh_window = refresh_window
         self._clock = clock
 
-    def issue(self, subject: str, session_id: str, session_ends_at: int, **extra: Any) -> tuple[str, int]:
-        """A token signed with the current key; it never outlives the session. Returns (token, exp)."""
-        key = self._keys.current()
+    def issue(self, subject: str, session_id: str, session_ends_at: int, **extra: Any) -> IssuedToken:
+        """A token signed with the current key of the subject's key set, with a new random ``jti``; it never
+        outlives the session. Claims that break the key set's binding are a programming error: ValueError."""
+        autoid = subject.startswith(AUTOID_SUBJECT_PREFIX)
+        keys = self._autoid_keys if autoid else self._keys
+        if keys is None:
+            raise ValueError(f"this issuer holds no key for {'auto-id' if autoid else 'non-auto-id'} sessions")
         now = int(self._clock())
         exp = min(now + self._ttl, session_ends_at)
+        token_id = secrets.token_urlsafe(16)  # 128 bits from the CSPRNG: no two tokens alike, even in one second
         claims = {
-            **extra,
+            **{k: v for k, v in extra.items() if k not in _RESERVED},
             "iss": self._issuer,
             "sub": subject,
             "aud": SESSION_AUDIENCE,
@@ -77,8 +130,12 @@ class SessionTokens:
             "exp": exp,
             "sid": session_id,
             "sess_exp": session_ends_at,
+            "jti": token_id,
         }
-        return sign(key, claims), exp
+        problem = _binding_problem(claims, autoid_key=autoid)
+        if problem is not None:
+            raise ValueError(problem)
+        return IssuedToken(sign(keys.current(), claims), exp, token_id)
 
     def verify(self, token: str, *, expired_grace: int = 0) -> SessionClaims:
         """Claims of a valid token; ``expired_grace`` seconds past ``exp`` are tolerated (refresh only)."""
@@ -89,7 +146,7 @@ class SessionTokens:
             raise InvalidToken() from None
 
     def _verify(self, token: str, expired_grace: int) -> SessionClaims:
-        key = self._key_for(_header(token))
+        key, autoid_key = self._key_for(_header(token))
         try:
             claims = dict(jwt.decode(token, _oct_key(key), registry=_REGISTRY).claims)
         except (JoseError, ValueError, TypeError):
@@ -104,44 +161,86 @@ class SessionTokens:
             raise _Rejected("sub or sid")
         if not claims["sub"] or not claims["sid"]:
             raise _Rejected("empty sub or sid")
+        if not isinstance(claims.get("jti"), str) or not _JTI.fullmatch(claims["jti"]):
+            raise _Rejected("jti missing or malformed")
         if claims["iat"] > now + LEEWAY:
             raise _Rejected("issued in the future")
         if now > claims["exp"] + LEEWAY + expired_grace:
             raise _Rejected("expired")
         if now >= claims["sess_exp"]:
             raise _Rejected("session over")
-        reserved = {"iss", "sub", "aud", "iat", "exp", "sid", "sess_exp"}
+        problem = _binding_problem(claims, autoid_key=autoid_key)
+        if problem is not None:
+            raise _Rejected(problem)
+        if autoid_key:
+            self._check_client(claims["autoid_client"], claims["autoid_gen"])
         return SessionClaims(
             subject=claims["sub"],
             session_id=claims["sid"],
             issued_at=claims["iat"],
             expires_at=claims["exp"],
             session_ends_at=claims["sess_exp"],
-            extra={k: v for k, v in claims.items() if k not in reserved},
+            extra={k: v for k, v in claims.items() if k not in _RESERVED},
+            token_id=claims["jti"],
         )
 
-    def _key_for(self, header: dict[str, Any]) -> SessionKey:
+    def _check_client(self, client_id: str, generation: int) -> None:
+        # After the signature and every claim: only a genuine auto-id session costs a registry lookup.
+        if self._autoid_clients is None:
+            raise _Rejected("auto-id session but no auto-id client check here")
+        refusal = self._autoid_clients.refusal(client_id, generation)
+        if refusal is not None:
+            raise _Rejected(refusal)
+
+    def _key_for(self, header: dict[str, Any]) -> tuple[SessionKey, bool]:
+        """The key named by ``kid`` and whether it is the auto-id set's."""
         kid = header.get("kid")
         if not isinstance(kid, str) or not _KID.fullmatch(kid):
             raise _Rejected("kid")
-        key = self._keys.find(kid)
-        if key is None:
-            raise _Rejected("unknown kid")
+        source, autoid, key = self._locate(kid)
         if key.stage != CURRENT:
             # The previous key is honoured only while tokens it signed can still be valid or refreshed: a
             # container may sign with it until its key cache expires, then the token lives, then it may be
             # refreshed for the refresh window.
-            current = self._keys.current()
-            retired_at = current.created_at + self._keys.signing_lag + self._ttl + self._refresh_window + LEEWAY
+            current = source.current()
+            retired_at = current.created_at + source.signing_lag + self._ttl + self._refresh_window + LEEWAY
             if self._clock() > retired_at:
                 raise _Rejected("previous key retired")
-        return key
+        return key, autoid
+
+    def _locate(self, kid: str) -> tuple[KeySource, bool, SessionKey]:
+        sets = [(source, False) for source in (self._keys,) if source is not None]
+        sets += [(source, True) for source in (self._autoid_keys,) if source is not None]
+        # With two sets, each one's cache first: only a kid neither knows costs a (rate-limited) re-read of each,
+        # so one set's tokens never make the other re-read its secret.
+        for reload in (False, True) if len(sets) > 1 else (True,):
+            for source, autoid in sets:
+                key = source.find(kid) if reload else source.find(kid, reload=False)
+                if key is not None:
+                    return source, autoid, key
+        raise _Rejected("unknown kid")
 
 
 class _Rejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _binding_problem(claims: Mapping[str, Any], *, autoid_key: bool) -> str | None:
+    """Why these claims may not be signed by that key set, or None. The auto-id key: exactly
+    ``autoid:<autoid_client>`` with a whole ``autoid_gen``; the main key: no auto-id subject or claim at all."""
+    subject = claims["sub"]
+    if not autoid_key:
+        if subject.startswith(AUTOID_SUBJECT_PREFIX) or any(name in claims for name in AUTOID_CLAIMS):
+            return "session key used for an auto-id subject or claim"
+        return None
+    client, generation = claims.get("autoid_client"), claims.get("autoid_gen")
+    if not isinstance(client, str) or not client or subject != autoid_subject(client):
+        return "auto-id session key used for a subject other than autoid:<autoid_client>"
+    if type(generation) is not int or generation < 1:
+        return "auto-id session key used without a whole autoid_gen"
+    return None
 
 
 def _header(token: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
 from chalicelib.aws.secrets import CURRENT, SecretStore
+from chalicelib.internal_secrets import TOKEN_SIGNING
 from chalicelib.observability import logger
 from chalicelib.tokens.algorithms import SigningAlgorithm, algorithm, public_jwk
 from chalicelib.tokens.keyring import ROLES, SigningKey, signing_key
@@ -56,7 +57,8 @@ class InvalidSigningKey(ValueError):
 
 
 def secret_namespace(prefix: str) -> str:
-    return f"{prefix}/token-signing/"
+    # The name-space is registered with every other secret credport owns (auto-id never serves one).
+    return TOKEN_SIGNING.name(prefix)
 
 
 def generate_private_pem(alg: SigningAlgorithm) -> str:
@@ -137,7 +139,7 @@ class EnvelopeKeyStore:
         return signing_key(key_id, alg, public_jwk(public, alg), _signer(private, alg))
 
     def create(self, label: str) -> str:
-        name = secret_namespace(self._prefix) + label
+        name = TOKEN_SIGNING.member(self._prefix, label)
         # A crash between CreateSecret and the journal write leaves the secret behind: its name finds it again.
         try:
             return self._secrets.describe(name).arn

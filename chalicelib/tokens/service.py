@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib.aws import AwsServices, get_aws
+from chalicelib.aws import AwsServices, get_aws, running_function
 from chalicelib.config import Settings, audience_matches, get_settings, is_valid_audience
 from chalicelib.events import bus
 from chalicelib.identity import RequestIdentity
@@ -45,8 +45,22 @@ def key_store(settings: Settings, aws: AwsServices) -> KeyStore:
         settings.prefix,
         settings.token_algorithm,
         tagged=aws.tagging,
-        caller_arn=functools.cache(lambda: aws.sts.caller_identity().arn),
+        caller_arn=_caller_arn(aws),
     )
+
+
+def _caller_arn(aws: AwsServices) -> Callable[[], str]:
+    """Who makes a new key (its key policy names the creator), asked once per key store and function: on AWS a
+    process runs one function; where one runs several (the local stack), each signs as its own role."""
+    known: dict[str | None, str] = {}
+
+    def caller_arn() -> str:
+        function = running_function.get()
+        if function not in known:
+            known[function] = aws.sts.caller_identity().arn
+        return known[function]
+
+    return caller_arn
 
 
 class TokenService:

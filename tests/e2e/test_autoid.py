@@ -93,7 +93,9 @@ def test_enroll_then_get_a_secret_with_no_aws_credentials(stack: RunningStack, t
     assert outside.returncode == 1
     assert "403" in outside.stderr
     assert "forbidden" in outside.stderr
-    again = admin(stack, "enroll", client_id, "--secret", "x", "--out", str(tmp_path / "again.json"))
+    again = admin(
+        stack, "enroll", client_id, "--secret", "credport-dev/autoid/x", "--out", str(tmp_path / "again.json")
+    )
     assert again.returncode == 2
     assert "already exists" in again.stderr
 

@@ -11,7 +11,17 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import RunningStack
 
-POLICY_FILE = "policy-dev.json"
+FUNCTIONS = (
+    "api_handler",
+    "auto_id",
+    "bearer",
+    "key_events",
+    "rotate_autoid_keys",
+    "rotate_session_key",
+    "rotate_signing_keys",
+    "rotate_transfer_secrets",
+    "s3_object_events",
+)
 
 
 def _user(stack: RunningStack, name: str, policy: dict[str, object] | None) -> Credentials:
@@ -55,16 +65,19 @@ def test_conditions_are_evaluated_on_the_resources_real_tags(stack: RunningStack
     assert _code(lambda: blue.get_secret_value(SecretId=other["ARN"])) == "AccessDeniedException"
 
 
-def test_the_functions_run_as_their_role_with_exactly_the_stage_policy(stack: RunningStack) -> None:
-    """The API handler's role (credport-dev-api_handler, as chalice names it) holds policy-dev.json, and it is the
-    role that made the signing keys: their key policies name it as their creator, so it is what the app runs as."""
-    from tests.conftest import REPO_ROOT
+def test_the_functions_run_as_their_role_with_exactly_their_policy(stack: RunningStack) -> None:
+    """Each function's role (credport-dev-<function>, as chalice names it) holds exactly that function's policy file,
+    and the API handler's is the role that made the signing keys: their key policies name it as their creator, so it
+    is what the API handler runs as."""
+    from tests.permissions.model import deployment
 
     iam, prefix = stack.client("iam"), stack.info["prefix"]
+    d = deployment("dev")
+    for function in FUNCTIONS:
+        (name,) = iam.list_role_policies(RoleName=f"{prefix}-{function}")["PolicyNames"]
+        held = iam.get_role_policy(RoleName=f"{prefix}-{function}", PolicyName=name)["PolicyDocument"]
+        assert held == json.loads(d.policy_file(function).read_text().replace("credport-dev", prefix)), function
     role = f"{prefix}-api_handler"
-    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
-    held = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-    assert held == json.loads((REPO_ROOT / ".chalice" / POLICY_FILE).read_text().replace("credport-dev", prefix))
     assert stack.client("sts").get_caller_identity()  # the developer is not the app
     import requests
     from requests_aws4auth import AWS4Auth

@@ -20,7 +20,7 @@ from chalicelib.config import get_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
 from chalicelib.sessions import reset_session_service
 from local.provision import Provisioned
-from tests.support import Clock
+from tests.support import Clock, proxy_post
 
 SECRET = "credport-dev/autoid/db-password"
 ROLE_PATTERN = "arn:aws:iam::123456789012:role/credport-dev-autoid-*"
@@ -53,7 +53,8 @@ def sealed_request(service: autoid.AutoIdService, document: dict[str, Any]) -> s
 
 
 def post(client: Client, body: Any) -> Any:
-    return client.http.post("/auto-id", headers={"Content-Type": "application/json"}, body=json.dumps(body))
+    """POST /auto-id as API Gateway hands it to the auto_id function (``client`` kept for the fixtures it sets up)."""
+    return proxy_post("/auto-id", json.dumps(body))
 
 
 def unb64(value: str) -> bytes:
@@ -267,3 +268,20 @@ def test_the_schedule_rotates_publishes_and_ignores_a_redelivery(
     third = client.lambda_.invoke("rotate_autoid_keys", {**event, "id": "another-day"}).payload
     assert third == {"rotation_id": "another-day", "clients_rotated": 1}
     assert service.server_keys.current_kid() not in {old_kid, new_kid}
+
+
+def test_opening_a_request_never_makes_the_first_server_key(provisioned: Provisioned, services: AwsServices) -> None:
+    """The auto_id function's role may only read the server keys: before any key exists (a fresh deployment, no
+    GET /auto-id/keys yet), a request, which cannot be sealed to a key that does not exist, is refused as any
+    undecryptable one, and the secret is left for the API handler or the schedule to fill."""
+    from chalicelib.envelope import generate_recipient_key
+
+    autoid.reset_autoid_service()
+    arn = get_settings().resources.autoid_key_secret_arn
+    before = services.secrets.get_value(arn).version_id
+    response = post(None, {"jwe": seal(generate_recipient_key(2048), b'{"v": 2}')})  # type: ignore[arg-type]
+    assert (response.status_code, json.loads(response.body)["error"]) == (401, "authentication_failed")
+    assert services.secrets.get_value(arn).version_id == before  # nothing written
+    assert autoid.server_key_documents()["keys"]  # the first GET /auto-id/keys makes it
+    assert services.secrets.get_value(arn).version_id != before
+    autoid.reset_autoid_service()

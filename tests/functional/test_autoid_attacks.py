@@ -30,6 +30,7 @@ from chalicelib.jose import JWE_FORBIDDEN_HEADERS
 from chalicelib.sessions import reset_session_service
 from local.provision import Provisioned
 from tests.functional.test_autoid import current_jwk, post, seal_to, unb64
+from tests.support import proxy_post
 
 SECRET = "credport-dev/autoid/db-password"
 OUTSIDE = "credport-dev/billing/api-key"  # exists, but no policy below names it
@@ -114,6 +115,9 @@ def test_intervals_that_do_not_cover_the_file_are_401(
         "one-byte": ([[i * 1000, 1] for i in range(16)], enrolled.entropy),  # guessable one byte at a time
         "short": ([[i * 4096, 32] for i in range(16)], enrolled.entropy),
         "repeated": ([[0, 64]] * 16, enrolled.entropy),  # one snippet sixteen times
+        # Distinct offsets, but each snippet overlapping the next by 63 bytes: 79 bytes of the file, not 1024.
+        "overlapping": ([[i, 64] for i in range(16)], enrolled.entropy),
+        "overlapping-by-one": ([[i * 64 - (i == 15), 64] for i in range(16)], enrolled.entropy),
     }
     for name, (intervals, known) in attacks.items():
         document = genuine(enrolled)
@@ -149,10 +153,13 @@ def test_a_secret_outside_the_policy_is_403_whether_or_not_it_exists(
 
 
 def test_credports_own_secrets_are_403_whatever_the_policy(service: AutoIdService, client: Client) -> None:
-    greedy = service.registry.enroll("worker-1", ClientPolicy(secrets=("credport-dev/*",)))
+    from tests.functional.test_autoid_serving import legacy_client
+
+    # Enrolment now refuses such a policy (test_autoid_serving.py); a record stored before that gains nothing.
+    greedy = legacy_client(service, "worker-1", ("credport-dev/*",))
     service.server_keys.current_kid()  # the server key secret holds a value too
     assert_served(send(client, service, genuine(greedy, Want(secret_id=SECRET))))  # the policy does grant
-    for name in ("session-key", "transfer-import-key", "autoid-server-key"):
+    for name in ("session-key", "autoid-session-key", "transfer-import-key", "autoid-server-key"):
         response = send(client, service, genuine(greedy, Want(secret_id=f"credport-dev/{name}")))
         assert response.status_code == 403, (name, response.body)
         assert json.loads(response.body)["error"] == "forbidden"
@@ -262,13 +269,13 @@ MALFORMED = (
 def test_malformed_bodies_are_400(service: AutoIdService, client: Client) -> None:
     for body in MALFORMED:
         raw = body.encode("utf-8", "surrogateescape")
-        response = client.http.post("/auto-id", headers={"Content-Type": "application/json"}, body=raw)
+        response = proxy_post("/auto-id", raw)
         assert response.status_code == 400, (body, response.body)
         assert json.loads(response.body)["error"] in {"malformed_request", "bad_request"}
 
 
 def test_a_deeply_nested_body_is_400(service: AutoIdService, client: Client) -> None:
-    response = client.http.post("/auto-id", headers={"Content-Type": "application/json"}, body="[" * 5000)
+    response = proxy_post("/auto-id", "[" * 5000)
     assert response.status_code == 400
 
 

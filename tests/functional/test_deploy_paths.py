@@ -108,8 +108,12 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
         "RotationRules": {"ScheduleExpression": "rate(7 days)"},
         "RotateImmediately": True,
     }
+    # Each run puts the session key's rotation schedule, and any other secret's the template declares after it.
+    schedules = [r for r in load_template(TEMPLATE)["Resources"].values() if r["Type"].endswith("RotationSchedule")]
     for _ in range(2):
         stubbed.add_response("rotate_secret", {"ARN": secret_arn}, expected)
+        for _ in schedules[1:]:
+            stubbed.add_response("rotate_secret", {"ARN": secret_arn}, {**expected, "SecretId": ANY})
 
     def client(service: str) -> Any:
         stubs = {"secretsmanager": secrets, "apigateway": apigateway.client}
@@ -145,12 +149,25 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "secretsmanager.amazonaws.com"}
     # The API chalice deployed got template.yaml's definition fragment merged in, nothing else: chalice's paths
-    # stay (an empty "paths" in merge mode), and the gateway responses are those the SAM stack's RestAPI carries.
+    # stay (merge mode), POST /auto-id is added, integrated with the auto_id function chalice deployed, and the
+    # gateway responses are those the SAM stack's RestAPI carries.
+    (autoid_arn,) = (f["lambda_arn"] for f in functions if f["name"] == "auto_id")
     assert len(merged) == 2
     for body in merged:
-        assert body["paths"] == {}
+        assert set(body["paths"]) == {"/auto-id"}
+        integration = body["paths"]["/auto-id"]["post"]["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy"
+        assert (
+            integration["uri"]
+            == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{autoid_arn}/invocations"
+        )
         assert body["x-amazon-apigateway-gateway-responses"] == _declared_gateway_responses()
         assert set(body) == {"swagger", "info", "paths", "x-amazon-apigateway-gateway-responses"}
+    # API Gateway may invoke auto_id for that method of that API only (added once, however many runs).
+    (invoke,) = json.loads(factory.client("lambda").get_policy(FunctionName=autoid_arn)["Policy"])["Statement"]
+    assert invoke["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    source = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api_id}/*/POST/auto-id"
+    assert invoke["Condition"]["ArnLike"]["AWS:SourceArn"] == source
 
 
 def _declared_gateway_responses() -> dict[str, Any]:

@@ -38,10 +38,11 @@ def _resolver(stage: str, document: dict[str, Any]) -> Template:
     return Template(document, parameters=parameters, account_id=ACCOUNT_ID, region=REGION, stack_name="s")
 
 
-def _statements(stage: str) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = json.loads((REPO_ROOT / ".chalice" / f"policy-{stage}.json").read_text())[
-        "Statement"
-    ]
+def _statements(stage: str, function: str) -> list[dict[str, Any]]:
+    """The statements of ``function``'s own policy file in the stage (.chalice/config.json lambda_functions)."""
+    settings = json.loads((REPO_ROOT / ".chalice" / "config.json").read_text())["stages"][stage]
+    path = REPO_ROOT / ".chalice" / settings["lambda_functions"][function]["iam_policy_file"]
+    statements: list[dict[str, Any]] = json.loads(path.read_text())["Statement"]
     return statements
 
 
@@ -97,8 +98,8 @@ def test_both_paths_give_every_function_the_name_its_log_permissions_cover(
     assert sam_names == deploy_names
     assert f"credport-{stage}" in deploy_names.values()  # the API handler: <app>-<stage>, no suffix
 
-    statements = _statements(stage)
-    for name in deploy_names.values():
+    for function, name in deployed_function_names(stage).items():
+        statements = _statements(stage, function)  # each function may write its own logs, in its own role
         # CloudWatch Logs ARNs (CloudWatch Logs User Guide, "Overview of managing access permissions").
         group = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{name}"
         stream = f"{group}:log-stream:2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
@@ -108,14 +109,14 @@ def test_both_paths_give_every_function_the_name_its_log_permissions_cover(
         assert _allows(statements, "logs:PutLogEvents", stream), name
 
 
-def _asynchronous_functions() -> set[str]:
-    """The app's functions AWS invokes asynchronously (SNS subscriptions and schedules), by logical id."""
+def _asynchronous_functions() -> dict[str, str]:
+    """The app's functions AWS invokes asynchronously (SNS subscriptions and schedules): logical id -> name."""
     import app
 
     sources = [s for s in app.app.event_sources if isinstance(s, SNSEventConfig | ScheduledEventConfig)]
     assert any(isinstance(s, SNSEventConfig) for s in sources)
     assert any(isinstance(s, ScheduledEventConfig) for s in sources)
-    return {to_cfn_resource_name(s.name) for s in sources}
+    return {to_cfn_resource_name(s.name): s.name for s in sources}
 
 
 def test_sns_and_schedule_functions_record_failures_in_a_retained_queue_they_may_write(
@@ -124,7 +125,7 @@ def test_sns_and_schedule_functions_record_failures_in_a_retained_queue_they_may
     stage, sam = packaged
     resolver = _resolver(stage, sam)
     resources = sam["Resources"]
-    for logical_id in _asynchronous_functions():
+    for logical_id, function in _asynchronous_functions().items():
         config = resources[logical_id]["Properties"]["EventInvokeConfig"]
         assert config["MaximumRetryAttempts"] in (0, 1, 2), logical_id  # stated, not left to Lambda's default
         on_failure = config["DestinationConfig"]["OnFailure"]
@@ -135,7 +136,7 @@ def test_sns_and_schedule_functions_record_failures_in_a_retained_queue_they_may
         assert not queue["Properties"].get("FifoQueue"), "Lambda destinations take standard queues only"
         assert queue["DeletionPolicy"] == queue["UpdateReplacePolicy"] == "Retain"
         queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{resolver.resolve(queue['Properties']['QueueName'])}"
-        assert _allows(_statements(stage), "sqs:SendMessage", queue_arn), f"{logical_id} may not send to {queue_arn}"
+        assert _allows(_statements(stage, function), "sqs:SendMessage", queue_arn), f"{logical_id}: {queue_arn}"
 
     # What CloudFormation creates from it: one EventInvokeConfig per asynchronous function.
     configs = {
@@ -143,7 +144,7 @@ def test_sns_and_schedule_functions_record_failures_in_a_retained_queue_they_may
         for r in translated(stage, sam)["Resources"].values()
         if r["Type"] == "AWS::Lambda::EventInvokeConfig"
     }
-    assert set(configs) == _asynchronous_functions()
+    assert set(configs) == set(_asynchronous_functions())
     for properties in configs.values():
         assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {
             "Fn::GetAtt": ["AsyncDeadLetterQueue", "Arn"]

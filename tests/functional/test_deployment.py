@@ -99,6 +99,37 @@ def test_the_packaged_rest_api_definition_carries_every_gateway_response(
     assert not [r for r in sam["Resources"].values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
 
 
+def test_the_packaged_stack_runs_each_function_as_its_own_role(
+    packaged: tuple[str, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    """chalice's logical ids for a function and its role (<Function>, <Function>Role) are template.yaml's, each role
+    holds exactly its function's policy file under the name template.yaml gives it, and POST /auto-id is the
+    auto_id function's, by proxy, invocable by API Gateway for that method only."""
+    stage, sam = packaged
+    resources = sam["Resources"]
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    files = _policy_files(stage)
+    assert len(functions) == len(files) == 9
+    for logical_id, function in functions.items():
+        role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        name = "api_handler" if logical_id == "APIHandler" else function["Properties"]["Handler"].split(".")[1]
+        role = resources[role_id]["Properties"]
+        (policy,) = role["Policies"]
+        assert policy["PolicyDocument"] == json.loads(files[name].read_text()), logical_id
+        assert template["Resources"][role_id]["Properties"]["RoleName"]["Fn::Sub"] == f"${{Prefix}}-{name}"
+        assert role["RoleName"] == {"Fn::Sub": f"${{Prefix}}-{name}"}
+    assert functions["AutoId"]["Properties"]["Handler"] == "app.auto_id"
+    paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    integration = paths["/auto-id"]["post"]["x-amazon-apigateway-integration"]
+    assert (integration["type"], integration["httpMethod"]) == ("aws_proxy", "POST")
+    assert "${AutoId.Arn}" in integration["uri"]["Fn::Sub"]
+    assert "/auto-id" not in {p for p, item in paths.items() if "${APIHandler.Arn}" in json.dumps(item)}
+    assert set(paths["/auto-id"]) == {"post"}  # no other method reaches the function
+    permission = resources["AutoIdInvokePermission"]["Properties"]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Sub"].endswith(":${RestAPI}/*/POST/auto-id")
+
+
 def test_globals_outputs_and_settings_agree(template: dict[str, Any]) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert set(variables) == set(STACK_OUTPUTS)
@@ -141,12 +172,18 @@ def test_events_queue_has_a_dead_letter_queue_and_state_table_a_ttl(template: di
     assert resources["StateTable"]["Properties"]["TimeToLiveSpecification"]["Enabled"] is True
 
 
+def _policy_files(stage: str) -> dict[str, Path]:
+    """Each function's hand-written policy file in the stage (.chalice/config.json lambda_functions)."""
+    settings = json.loads((REPO_ROOT / ".chalice" / "config.json").read_text())["stages"][stage]
+    return {name: REPO_ROOT / ".chalice" / f["iam_policy_file"] for name, f in settings["lambda_functions"].items()}
+
+
 def test_chalice_config_has_both_stages_with_hand_written_policies() -> None:
     config = json.loads((REPO_ROOT / ".chalice" / "config.json").read_text())
     assert config["autogen_policy"] is False
     assert set(config["stages"]) == set(STAGES)
     for stage, settings in config["stages"].items():
-        assert (REPO_ROOT / ".chalice" / settings["iam_policy_file"]).exists()
+        assert all(path.exists() for path in _policy_files(stage).values())
         # Resource names come from the template (Globals / stack outputs), never hard-coded per stage.
         assert not set(settings.get("environment_variables", {})) & set(STACK_OUTPUTS), stage
 
@@ -164,9 +201,9 @@ ACCOUNT_WIDE_READS = {
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_policies_are_least_privilege(stage: str) -> None:
-    policy = json.loads((REPO_ROOT / ".chalice" / f"policy-{stage}.json").read_text())
     prefix = f"credport-{stage}"
-    for statement in policy["Statement"]:
+    statements = [s for p in _policy_files(stage).values() for s in json.loads(p.read_text())["Statement"]]
+    for statement in statements:
         sid = statement["Sid"]
         assert statement["Effect"] == "Allow"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -203,14 +240,14 @@ def test_token_signing_keys_carry_the_tag_the_policy_scopes_by(
     for role in ("current", "pending"):
         key = kms.describe_key(KeyId=f"alias/credport-dev/signing/{role}")["KeyMetadata"]["KeyId"]
         tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key)["Tags"]}
-        assert tags["credport:prefix"] == "credport-dev"  # what policy-dev.json's key statements require
+        assert tags["credport:prefix"] == "credport-dev"  # what the key statements of the policies require
 
 
 def test_envelope_signing_keys_stay_where_the_policy_reaches_them(
     provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every Secrets Manager call the envelope signer makes (bootstrap, rotation, revocation, serving) is allowed
-    by a policy-dev.json statement for its secret, new keys carry the tags the create statement requires and
+    by a statement of each key user's policy for its secret, new keys carry the tags the create statement requires and
     are encrypted under the data key, and no direct KMS call is made (the data key is used through Secrets
     Manager only, as DataKeyThroughSecretsManager allows)."""
     from fnmatch import fnmatchcase
@@ -240,9 +277,12 @@ def test_envelope_signing_keys_stay_where_the_policy_reaches_them(
         reset_token_service()
     assert "kms" not in factory.created
 
-    statements = json.loads((REPO_ROOT / ".chalice" / "policy-dev.json").read_text())["Statement"]
+    from chalicelib.tokens.kms_keys import SIGNING_KEY_FUNCTIONS
+
     operations = set()
-    for operation, params in calls:
+    for (operation, params), function in ((call, f) for call in calls for f in SIGNING_KEY_FUNCTIONS):
+        # Each function that uses the signing keys (the API handler, the rotation schedule) may make each call.
+        statements = json.loads(_policy_files("dev")[function].read_text())["Statement"]
         operations.add(operation)
         target = str(params.get("SecretId") or params["Name"])
         arn = (

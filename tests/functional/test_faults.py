@@ -37,7 +37,7 @@ from chalicelib.envelope import RecipientKey, generate_recipient_key, private_ke
 from chalicelib.transfer import import_keys
 from local.provision import Provisioned
 from tests.functional.test_transfer_send import PUBLIC_PEM
-from tests.support import existing_role, gateway_event
+from tests.support import api_gateway, existing_role, gateway_event
 
 KINDS = ("throttling", "server_error", "timeout")
 Call = tuple[str, str]
@@ -281,7 +281,7 @@ def api(method: str, path: str, *, iam: bool = False, body: Any = None, bearer: 
     event.update(path=path, body=None if body is None else json.dumps(body))
     if resource != path:
         event["pathParameters"] = {"client_id": "client-one"}
-    response = credport_app.app(event, None)
+    response = api_gateway(event)  # POST /auto-id goes to the auto_id function, as API Gateway sends it
     return Reply(response["statusCode"], json.loads(response["body"]), dict(response["headers"]))
 
 

@@ -1,4 +1,5 @@
-"""The app's flows against moto, IAM enforced as AWS enforces it, as a role holding exactly .chalice/policy-dev.json.
+"""The app's flows against moto, IAM enforced as AWS enforces it, each function as its own role holding exactly its
+own policy file (.chalice/config.json: policy-dev-<function>.json), as chalice deploys them.
 
 Enforcement is local.iam.enforce (moto's own request authorisation, deciding with local.iam.policy.authorize): every
 request is authorised against the resources AWS uses (the KMS key behind an alias, the secret's real ARN, the table,
@@ -7,12 +8,17 @@ topic, queue, bucket or object), with its Condition blocks evaluated on a contex
 policies (bucket, queue and KMS key policies, role trust policies). KMS tags and aliases take effect for authorisation
 only 300 s after they are set, as "it might take up to five minutes" on AWS: no flow may depend on a tag it just set.
 
-A missing permission fails a flow (AccessDenied becomes our 500); an excess one is a (Sid, action) of the policy that
-no request of any flow was allowed by (condition included), and that NOT_EXERCISED does not list with its reason.
+Each invocation signs with its function's role session (chalicelib.aws.sign_with a local.execution.FunctionCredentials,
+as the local stack does): routes as the API handler, POST /auto-id as auto_id, the bearer authorizer as bearer, each
+event handler as itself. A missing permission fails a flow (AccessDenied becomes our 500); an excess one is a
+(function, Sid, action) of a policy that no request of that function in any flow was allowed by (condition included),
+and that NOT_EXERCISED does not list with its reason. Every request a function made is one the catalog says that very
+function makes (tests.permissions.entries_for).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +28,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from chalice.local import LocalGatewayAuthorizer
 from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -29,28 +36,37 @@ from joserfc.jwk import RSAKey
 from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authentication
 
 import app as credport_app
-from chalicelib import autoid, sessions, tokens, transfer
+from chalicelib import autoid, internal_secrets, sessions, tokens, transfer
 from chalicelib.autoid import ClientPolicy, Want, build_request
-from chalicelib.aws import reset_aws
+from chalicelib.aws import running_as, sign_with
 from chalicelib.config import get_settings, reset_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
 from chalicelib.tokens.envelope_keys import ENVELOPE_JOURNAL_KEY
 from chalicelib.tokens.kms_keys import KMS_JOURNAL_KEY
+from local.execution import FunctionCredentials, Keys, lambda_session
 from local.iam import enforce
 from local.iam.policy import Decision, Request, evaluate_policy
-from local.provision import Provisioned
+from local.provision import Provisioned, app_functions
 from local.rotation import RotationDriver
-from tests.conftest import ACCOUNT_ID, REGION, REPO_ROOT
-from tests.permissions import entry_for
-from tests.support import gateway_event
+from tests.conftest import ACCOUNT_ID, REGION
+from tests.permissions import entries_for
+from tests.permissions.check import policy_of
+from tests.permissions.model import deployment
+from tests.support import api_gateway, gateway_event
 
-POLICY = json.loads((REPO_ROOT / ".chalice" / "policy-dev.json").read_text())
-ROLE = "credport-dev-app"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLE}"
-# A role no signing key's key policy names (keys made by an operator by hand, or before credport's key policies named
-# the functions' roles): only the tag-scoped IAM grant (UseTokenSigningKeys) lets it use them, once the tags count.
-REPLACED_ROLE = "credport-dev-other-signer"
-APP_ROLES = (ROLE_ARN, f"arn:aws:iam::{ACCOUNT_ID}:role/{REPLACED_ROLE}")
+FUNCTIONS = tuple(sorted(app_functions(credport_app.app).values()))
+POLICIES = {function: policy_of(deployment("dev"), function) for function in FUNCTIONS}
+ROLES = {function: deployment("dev").role_name(function) for function in FUNCTIONS}  # credport-dev-<function>
+# Roles no signing key's key policy names (keys made by an operator by hand, or before credport's key policies named
+# the functions' roles): only the tag-scoped IAM grant (UseTokenSigningKeys) lets them use the keys, once the tags
+# count. One replaces each function that uses the keys, with that function's policy.
+REPLACED = {"api_handler": "credport-dev-other-signer", "rotate_signing_keys": "credport-dev-other-rotator"}
+# role ARN -> the function whose policy it holds
+APP_ROLES = {
+    **{f"arn:aws:iam::{ACCOUNT_ID}:role/{role}": function for function, role in ROLES.items()},
+    **{f"arn:aws:iam::{ACCOUNT_ID}:role/{role}": function for function, role in REPLACED.items()},
+}
+_sessions: dict[str, Keys] = {}  # function -> the session its requests sign with (the stack fixture makes them)
 TAG_DELAY = 300  # seconds: KMS Developer Guide, ABAC for AWS KMS ("up to five minutes")
 _elapsed = [0.0]  # seconds the enforcement's clock is ahead of real time (the tags' delay runs on it)
 CALLER = {
@@ -61,14 +77,20 @@ CALLER = {
     "accessKey": "ASIAEXAMPLE",
     "sourceIp": "203.0.113.7",
 }
-# (Sid, action) pairs no flow here can use, each with the reason. The test asserts this list is exact.
+# (Sid, action) grants no flow here can use, each with the reason, for every function whose policy holds it; then
+# (function, Sid, action) grants one function holds and no flow of that function uses. The test asserts both exact.
 PLATFORM = "used by the Lambda service for the function (runtime logs, the SQS event source mapping), not by our code"
 ASYNC_FAILURES = "used by the Lambda service to record a failed asynchronous invocation (OnFailure destination)"
 VIA_SERVICE = "used by S3 / Secrets Manager on the function's behalf (kms:ViaService); moto never calls KMS so"
 RESUMED_REVOKE = "a scheduled rotation resuming an operator's interrupted `token revoke-current` (the only caller)"
 AFTER_GRACE = "the autoid rotation purging generations past their grace period (needs a clock: see test_autoid)"
 NONCE_RELEASE = "only when an auto-id request fails with a 503 after its nonce was recorded (test_faults.py)"
-NOT_EXERCISED: dict[tuple[str, str], str] = {
+RESUMED_RUN = "the API handler finishing a signing-key run a crash interrupted (ensure_keys resumes it); none here"
+FIRST_SEND = "a send to a client whose secret does not exist yet: its registration (s3_object_events) makes it first"
+SEND_LATER = ("api_handler", "rotate_transfer_secrets")
+REREGISTER = "a client registering again (a new public key) while its secret exists; the flow registers it once"
+S3 = "s3_object_events"
+_GRANTS_NOT_EXERCISED: dict[tuple[str, str], str] = {
     **{("Logs", f"logs:{a}"): PLATFORM for a in ("CreateLogGroup", "CreateLogStream", "PutLogEvents")},
     **{("ReadS3Events", f"sqs:{a}"): PLATFORM for a in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")},
     ("AsyncFailureRecords", "sqs:SendMessage"): ASYNC_FAILURES,
@@ -88,10 +110,29 @@ NOT_EXERCISED: dict[tuple[str, str], str] = {
     ),
     ("UseTokenSigningKeys", "kms:DeleteAlias"): RESUMED_REVOKE,
     ("PointTokenSigningAliases", "kms:DeleteAlias"): RESUMED_REVOKE,
-    ("AutoIdEntropy", "s3:DeleteObject"): AFTER_GRACE,
     ("AutoIdEntropy", "s3:DeleteObjectVersion"): AFTER_GRACE,
     ("AutoIdListEntropy", "s3:ListBucketVersions"): AFTER_GRACE,  # the purge lists an object's versions first
-    ("AutoIdReleaseNonces", "dynamodb:DeleteItem"): NONCE_RELEASE,
+}
+NOT_EXERCISED: dict[tuple[str, str, str], str] = {
+    **{
+        (function, statement["Sid"], action): reason
+        for function, policy in POLICIES.items()
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+        if (reason := _GRANTS_NOT_EXERCISED.get((statement["Sid"], action)))
+    },
+    ("auto_id", "AutoIdNonces", "dynamodb:DeleteItem"): NONCE_RELEASE,
+    **{("api_handler", sid, f"kms:{a}"): RESUMED_RUN for sid, a in (("PointTokenSigningAliases", "UpdateAlias"),)},
+    **{("api_handler", "UseTokenSigningKeys", f"kms:{a}"): RESUMED_RUN for a in ("ScheduleKeyDeletion", "UpdateAlias")},
+    ("api_handler", "UseEnvelopeSigningKeys", "secretsmanager:DeleteSecret"): RESUMED_RUN,
+    **{(f, "TransferClientSecrets", "secretsmanager:CreateSecret"): FIRST_SEND for f in SEND_LATER},
+    **{
+        (S3, "TransferClientSecrets", f"secretsmanager:{a}"): REREGISTER
+        for a in ("PutSecretValue", "UpdateSecretVersionStage")
+    },
+    (S3, "TransferImportKey", "secretsmanager:PutSecretValue"): (
+        "the import key's bootstrap: whichever function needs it first writes it (here GET /transfer/import-key)"
+    ),
 }
 
 Seen = list[tuple[Request, Decision]]
@@ -106,24 +147,55 @@ def seen() -> Iterator[Seen]:
     _seen.clear()
 
 
+def _role_session(role: str, function: str) -> Keys:
+    """``role`` (template.yaml's part of the function's role, or a replacement) holding exactly ``function``'s
+    policy, and a session of it as Lambda makes one for the function."""
+    iam = boto3.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    try:
+        arn = iam.get_role(RoleName=role)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="credport", PolicyDocument=json.dumps(POLICIES[function]))
+    return lambda_session(ACCOUNT_ID, REGION, arn, function)
+
+
+def _sign_as(sessions: dict[str, Keys]) -> None:
+    _sessions.clear()
+    _sessions.update(sessions)
+    sign_with(FunctionCredentials(sessions))
+
+
 @pytest.fixture
 def stack(provisioned: Provisioned, seen: Seen, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """The app runs with the credentials of a role whose only policy is policy-dev.json (as Lambda gives them)."""
+    """Each function runs with the credentials of its own role, whose only policy is its policy file (as Lambda
+    gives them); chalice's test gateway runs the bearer authorizer as the bearer function."""
     enforce.install()  # from here on, KMS tag and alias changes are timed (the provisioned ones count as settled)
     iam = boto3.client("iam")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*"}]}
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="credport", PolicyDocument=json.dumps(POLICY))
     # The caller of the IAM-authorised routes is a session of an existing role "ci" (the app reads it with GetRole).
     caller_role = iam.create_role(RoleName="ci", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["RoleId"]
     for field in ("caller", "user"):
         monkeypatch.setitem(CALLER, field, f"{caller_role}:run-1")
-    creds = boto3.client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="lambda")["Credentials"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
-    monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
+    _sign_as({function: _role_session(role, function) for function, role in ROLES.items()})
+    for name, value in _sessions["api_handler"].environment().items():  # a client the test makes itself
+        monkeypatch.setenv(name, value)
+    stock = LocalGatewayAuthorizer.authorize
+
+    def as_authorizer(self: Any, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
+        cold()
+        with running_as("bearer"):  # the one custom authorizer: a function of its own, with its own role
+            answer = stock(self, raw_path, lambda_event, lambda_context)
+        cold()  # the route then runs in the API handler's container
+        return answer
+
+    monkeypatch.setattr(LocalGatewayAuthorizer, "authorize", as_authorizer)
     reset_settings()
-    reset_aws()
     resets = (tokens.reset_token_service, sessions.reset_session_service, autoid.reset_autoid_service)
     caches = (transfer.get_import_keys, transfer.get_importer, transfer.get_sender)
     for reset in (*resets, *(c.cache_clear for c in caches)):
@@ -132,13 +204,26 @@ def stack(provisioned: Provisioned, seen: Seen, monkeypatch: pytest.MonkeyPatch)
         yield client
     for reset in (*resets, *(c.cache_clear for c in caches)):
         reset()
+    sign_with(None)
+    _sessions.clear()
 
 
 def _observe(request: Request, decision: Decision) -> None:
     _seen.append((request, decision))
 
 
+def cold() -> None:
+    """A cold container: nothing cached from another function's invocation (each function runs in its own on AWS,
+    so what one loaded never spares another a request its own role must be allowed)."""
+    for reset in (tokens.reset_token_service, sessions.reset_session_service, autoid.reset_autoid_service):
+        reset()
+    for cache in (transfer.get_import_keys, transfer.get_importer, transfer.get_sender):
+        cache.cache_clear()
+
+
 def enforced() -> AbstractContextManager[None]:
+    """One invocation, in a cold container, IAM enforced."""
+    cold()
     return enforce.enforcing(
         tag_authorization_delay_seconds=TAG_DELAY, observer=_observe, clock=lambda: time.time() + _elapsed[0]
     )
@@ -199,28 +284,30 @@ def flow_tokens(client: Client, journal: dict[str, str] = KMS_JOURNAL_KEY) -> No
 
 
 def flow_tokens_after_role_replacement(client: Client) -> None:
-    """Keys made by the first role keep signing for its replacement once their tags count (UseTokenSigningKeys)."""
+    """Keys made by the first roles keep signing for their replacements once their tags count (UseTokenSigningKeys)."""
     flow_tokens(client)
-    iam, trust = boto3.client("iam"), boto3.client("iam").get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
-    iam.create_role(RoleName=REPLACED_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName=REPLACED_ROLE, PolicyName="credport", PolicyDocument=json.dumps(POLICY))
-    creds = boto3.client("sts").assume_role(RoleArn=APP_ROLES[1], RoleSessionName="lambda")["Credentials"]
+    original = dict(_sessions)
     _elapsed[0] += TAG_DELAY + 1
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
-        env.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
-        env.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
-        reset_aws()
+    try:
+        # The API handler's role replaced: Sign, GetPublicKey, DescribeKey on keys whose key policy does not name it.
+        _sign_as({**original, "api_handler": _role_session(REPLACED["api_handler"], "api_handler")})
         tokens.reset_token_service()
-        assert call("/token")["token"]  # Sign, GetPublicKey, DescribeKey on keys the key policy does not grant it
+        assert call("/token")["token"]
+        # The rotation's role replaced: it moves aliases and retires the first key (made by the original roles); the
+        # key it makes names the API handler's role, which signs with it at once.
+        _sign_as(
+            {**original, "rotate_signing_keys": _role_session(REPLACED["rotate_signing_keys"], "rotate_signing_keys")}
+        )
+        tokens.reset_token_service()
         state = boto3.resource("dynamodb").Table(get_settings().resources.state_table)
         state.update_item(
             Key=KMS_JOURNAL_KEY, UpdateExpression="SET completed_at = :t", ExpressionAttributeValues={":t": 0}
         )
-        schedule(client, "rotate_signing_keys", "run-replaced")  # moves aliases, retires the old role's first key
+        schedule(client, "rotate_signing_keys", "run-replaced")
         assert call("/token")["token"]
-    reset_aws()
-    tokens.reset_token_service()
+    finally:
+        _sign_as(original)
+        tokens.reset_token_service()
 
 
 def flow_envelope_tokens(client: Client) -> None:
@@ -256,6 +343,7 @@ def flow_transfer(client: Client) -> None:
         return seal(recipient, json.dumps({"secret_name": f"credport-dev/imported/{name}", "value": value}).encode())
 
     s3.put_object(Bucket=r.transfer_bucket, Key="inbox/db.jwe", Body=sealed("db").encode())
+    s3.put_object(Bucket=r.transfer_bucket, Key="inbox/db-v2.jwe", Body=sealed("db", "v2").encode())  # a new version
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -264,13 +352,25 @@ def flow_transfer(client: Client) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     s3.put_object(Bucket=r.transfer_bucket, Key="clients/oops/public.pem", Body=mistake)  # purged
-    assert deliver_s3_events(client) == 3
+    assert deliver_s3_events(client) == 4
     assert "Contents" not in s3.list_objects_v2(Bucket=r.transfer_bucket, Prefix="clients/oops/")
     assert boto3.client("secretsmanager").describe_secret(SecretId="credport-dev/imported/db")
     assert call("/transfer/import", "POST", {"jwe": sealed("api")})
     assert call("/transfer/import", "POST", {"jwe": sealed("api", "v2")})  # a new version of the same secret
     assert call("/transfer/clients/{client_id}/send", "POST", client_id="client-one")
-    schedule(client, "rotate_transfer_secrets")
+    with pytest.MonkeyPatch.context() as env:  # the optional schedule, switched on
+        env.setenv("CREDPORT_TRANSFER_ROTATION_DAYS", "1")
+        reset_settings()
+        assert schedule(client, "rotate_transfer_secrets") == {"rotated": 1}
+    reset_settings()
+
+
+def identify(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /auto-id as API Gateway hands it to the auto_id function."""
+    event = gateway_event("/auto-id", {"sourceIp": "203.0.113.7"}, method="POST")
+    event["body"] = json.dumps(body)
+    with enforced():
+        return ok(api_gateway(event))
 
 
 def flow_autoid(client: Client) -> None:
@@ -281,16 +381,19 @@ def flow_autoid(client: Client) -> None:
         RoleName="credport-dev-autoid-reader", AssumeRolePolicyDocument=json.dumps(trust)
     )
     policy = ClientPolicy(secrets=(secret,), roles=(role["Role"]["Arn"],))
-    entropy = autoid.get_autoid_service().registry.enroll("worker-1", policy).entropy  # the operator, unenforced
+    with running_as("api_handler"):  # the operator (unenforced: any credentials the embedded AWS knows)
+        entropy = autoid.get_autoid_service().registry.enroll("worker-1", policy).entropy
     for want in (Want(secret_id=secret), Want(role_arn=role["Role"]["Arn"])):
         keys = get(client, "/auto-id/keys")
         jwk = next(k for k in keys["keys"] if k["kid"] == keys["current_kid"])
         document, response_key = build_request("worker-1", 1, entropy, want)
         sealed = seal(public_key_from_pem(RSAKey.import_key(jwk).as_pem(private=False)), json.dumps(document).encode())
-        answer = get(
-            client, "/auto-id", "POST", headers={"Content-Type": "application/json"}, body=json.dumps({"jwe": sealed})
-        )
-        assert json.loads(decrypt_direct(answer["jwe"], response_key))
+        answer = identify({"jwe": sealed})
+        session = json.loads(decrypt_direct(answer["jwe"], response_key))["session"]["token"]
+    # The auto-id session at work: the bearer authorizer and the route check its client's record.
+    bearer = {"Authorization": f"Bearer {session}"}
+    refreshed = get(client, "/session/refresh", "POST", headers=bearer)["token"]
+    assert get(client, "/session", headers={"Authorization": f"Bearer {refreshed}"})
     assert schedule(client, "rotate_autoid_keys")["clients_rotated"] == 1
 
 
@@ -310,31 +413,40 @@ def test_each_flow_succeeds_with_exactly_the_policy(name: str, stack: Client, se
     assert any(d is Decision.ALLOW for _, d in seen), "no request was authorised under enforcement"
 
 
-def allowed_by(request: Request) -> set[tuple[str, str]]:
-    """The (Sid, action) pairs of the policy that, each on its own, allow this request (conditions evaluated)."""
-    found = set()
-    for statement in POLICY["Statement"]:
+def allowed_by(function: str, request: Request) -> set[tuple[str, str, str]]:
+    """The (function, Sid, action) of the function's policy that, each on its own, allow this request (conditions
+    evaluated)."""
+    policy, found = POLICIES[function], set()
+    for statement in policy["Statement"]:
         for action in statement["Action"]:
-            alone = {"Version": POLICY["Version"], "Statement": [{**statement, "Action": action}]}
+            alone = {"Version": policy["Version"], "Statement": [{**statement, "Action": action}]}
             if evaluate_policy(alone, request) is Decision.ALLOW:
-                found.add((statement["Sid"], action))
+                found.add((function, statement["Sid"], action))
     return found
 
 
 def test_every_statement_action_of_the_policy_is_used(stack: Client, seen: Seen) -> None:
     for flow in FLOWS.values():
         flow(stack)
-    used: set[tuple[str, str]] = set()
+    used: set[tuple[str, str, str]] = set()
+    made: set[tuple[str, str, str]] = set()
     for request, decision in seen:
-        if decision is Decision.ALLOW and request.principal is not None and request.principal.arn in APP_ROLES:
-            used |= allowed_by(request)
-    granted = {(s["Sid"], a) for s in POLICY["Statement"] for a in s["Action"]}
+        function = APP_ROLES.get(request.principal.arn) if request.principal is not None else None
+        if function is None:
+            continue
+        made.add((function, request.action, request.resource))
+        if decision is Decision.ALLOW:
+            used |= allowed_by(function, request)
+    granted = {(f, s["Sid"], a) for f, policy in POLICIES.items() for s in policy["Statement"] for a in s["Action"]}
     unused = granted - used
-    # The offline check's catalog (tests/permissions) knows every request the app made here: it cannot drift.
-    made = {(r.action, r.resource) for r, _ in seen if r.principal is not None and r.principal.arn in APP_ROLES}
-    assert sorted(m for m in made if entry_for(*m) is None) == [], "requests the catalog does not know"
-    assert sorted(unused - set(NOT_EXERCISED)) == [], "excess: granted, never used, no documented reason"
-    assert sorted(set(NOT_EXERCISED) - unused) == [], "NOT_EXERCISED lists pairs a flow does use (or not granted)"
+    # The offline check's catalog (tests/permissions) knows every request each function made here, as that
+    # function's: neither the catalog nor its attribution of calls to functions can drift from the code.
+    unknown = sorted(m for m in made if not entries_for(m[1], m[2], function=m[0]))
+    assert unknown == [], "requests the catalog does not know (for that function)"
+    assert sorted(unused - set(NOT_EXERCISED)) == [], (
+        f"excess: granted, never used, no documented reason: {sorted(unused - set(NOT_EXERCISED))}"
+    )
+    assert sorted(set(NOT_EXERCISED) - unused) == [], "NOT_EXERCISED lists grants a flow does use (or not granted)"
 
 
 def _old_key_bootstrap(enforcement: AbstractContextManager[None]) -> list[str]:
@@ -369,3 +481,50 @@ def test_old_key_bootstrap_is_denied(stack: Client, monkeypatch: pytest.MonkeyPa
     assert denied.value.operation_name == "DescribeKey"
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
     assert f"kms:DescribeKey on resource: {data_key['Arn']}" in denied.value.response["Error"]["Message"]
+
+
+def _as_function(function: str, service: str) -> Any:
+    keys = _sessions[function]
+    return boto3.client(
+        service,
+        aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+        aws_session_token=keys.session_token,
+    )
+
+
+def _denied(request: Callable[[], Any]) -> str:
+    with enforced(), pytest.raises(ClientError) as refused:
+        request()
+    return str(refused.value.response["Error"]["Code"])
+
+
+def test_the_auto_id_role_reads_no_internal_secret_and_still_serves(stack: Client, seen: Seen) -> None:
+    """Every kind of secret credport owns (chalicelib/internal_secrets.py: the code's own list, so a future kind is
+    covered too) exists after the flows, token-signing keys with the envelope signer included; the auto_id function's
+    role is refused each (but the two it works with), whatever its code would ask, and auto-id still serves."""
+    flow_envelope_tokens(stack)
+    flow_transfer(stack)
+    flow_sessions(stack)
+    prefix = get_settings().prefix
+    listed = boto3.client("secretsmanager").get_paginator("list_secrets").paginate()  # the operator, unenforced
+    found: dict[str, list[str]] = {}
+    for page in listed:
+        for entry in page["SecretList"]:
+            kind = internal_secrets.internal_kind(prefix, entry["Name"])
+            if kind is not None:
+                found.setdefault(kind.suffix, []).append(entry["ARN"])
+    works_with = {internal_secrets.AUTOID_SERVER_KEY.suffix, internal_secrets.AUTOID_SESSION_KEY.suffix}
+    assert {k.suffix for k in internal_secrets.KINDS} <= set(found), "a kind no flow made: make one here"
+    secrets = _as_function("auto_id", "secretsmanager")
+    for suffix, arns in found.items():
+        for arn in arns if suffix not in works_with else ():
+            assert _denied(lambda arn=arn: secrets.get_secret_value(SecretId=arn)) == "AccessDeniedException", arn
+            assert _denied(lambda arn=arn: secrets.describe_secret(SecretId=arn)) == "AccessDeniedException", arn
+    # Only the rotation function writes the session keys: not the API handler, not the authorizer.
+    for function in ("api_handler", "bearer", "auto_id"):
+        writer = _as_function(function, "secretsmanager")
+        for arn in found["session-key"] + found["autoid-session-key"]:
+            put = functools.partial(writer.put_secret_value, SecretId=arn, SecretString="{}")
+            assert _denied(put) == "AccessDeniedException", (function, arn)
+    flow_autoid(stack)  # and the unauthenticated function still serves auto-id requests end to end

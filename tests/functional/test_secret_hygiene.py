@@ -49,7 +49,7 @@ from chalicelib.sessions.keys import decode_key
 from local.provision import Provisioned
 from local.rotation import RotationDriver
 from tests.conftest import ACCOUNT_ID, EVENTS_DIR, REGION
-from tests.support import existing_role, gateway_event
+from tests.support import api_gateway, existing_role, gateway_event
 
 CANARY = "canary-" + secrets.token_hex(16)
 MAX_LOG_LINE = 4096
@@ -289,7 +289,7 @@ class Stack:
             event["resource"] = event["requestContext"]["resourcePath"] = resource
             event["pathParameters"] = dict(path_parameters or {})
         event["body"] = raw if raw is not None else (None if body is None else json.dumps(body))
-        response = credport_app.app(event, None)
+        response = api_gateway(event)  # POST /auto-id goes to the auto_id function, as API Gateway sends it
         self.hygiene.collect(f"{flow}: {method} {path} -> {response['statusCode']}", response, allow=allow)
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
 
@@ -680,7 +680,9 @@ def test_autoid(stack: Stack, hygiene: Hygiene, capfd: pytest.CaptureFixture[str
     role_arn = boto3.client("iam").create_role(RoleName="credport-dev-autoid-reader", AssumeRolePolicyDocument=trust)[
         "Role"
     ]["Arn"]
-    policy = ClientPolicy(secrets=("credport-dev/autoid/*",), roles=("arn:aws:iam::123456789012:role/credport-dev-*",))
+    policy = ClientPolicy(
+        secrets=("credport-dev/autoid/*",), roles=("arn:aws:iam::123456789012:role/credport-dev-autoid-*",)
+    )
     entropy = service.registry.enroll("worker-1", policy).entropy
     hygiene.watch("entropy generation 1", entropy)
     documents = service.server_keys.public_documents()

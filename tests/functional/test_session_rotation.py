@@ -75,7 +75,12 @@ class Rig:
 
     def rotation_with(self, publisher: Publisher) -> SessionKeyRotation:
         topic = self.settings.resources.key_events_topic_arn
-        return SessionKeyRotation(self.services.secrets, publisher, secret_arn=self.arn, key_events_topic=topic)
+        return SessionKeyRotation(
+            self.services.secrets,
+            publisher,
+            secret_arns=(self.arn, self.settings.resources.autoid_session_key_secret_arn),
+            key_events_topic=topic,
+        )
 
     def step(self, token: str, step: str, rotation: SessionKeyRotation | None = None) -> None:
         (rotation or self.rotation).handle({"SecretId": self.arn, "ClientRequestToken": token, "Step": step})
@@ -320,7 +325,7 @@ def test_two_containers_accept_every_valid_token_across_three_rotations(rig: Rig
     # A key two rotations old: refused by both, however far off its token's exp.
     now = int(clock.now)
     claims = {"iss": rig.settings.issuer, "sub": "mallory", "aud": SESSION_AUDIENCE, "iat": now, "exp": now + 400}
-    claims |= {"sid": "s", "sess_exp": now + 3600}
+    claims |= {"sid": "s", "sess_exp": now + 3600, "jti": secrets.token_urlsafe(16)}
     for version, accepted in ((versions[-3], False), (versions[-1], True)):
         secret = decode_key(rig.services.secrets.get_value(rig.arn, version_id=version).value)
         token = sign(SessionKey(version_id=version, stage=CURRENT, created_at=0, secret=secret), claims)

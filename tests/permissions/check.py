@@ -36,6 +36,7 @@ __all__ = [
     "denied",
     "evaluate",
     "policy_of",
+    "principal_of",
     "statement_uses",
 ]
 
@@ -82,7 +83,7 @@ def _context(values: Mapping[str, Value], d: Deployment, function: str) -> dict[
     }
 
 
-def _principal(d: Deployment, function: str) -> Principal:
+def principal_of(d: Deployment, function: str) -> Principal:
     role = d.role_name(function)
     return Principal(
         arn=f"arn:aws:iam::{ACCOUNT}:role/{role}",
@@ -95,7 +96,7 @@ def _requests(
     d: Deployment, function: str, access: Access, key_made_by: str | None = None
 ) -> Iterable[tuple[str, Request, Mapping[str, Any] | None]]:
     """(scenario, request, the key or bucket policy that also decides) for one access."""
-    principal = _principal(d, function)
+    principal = principal_of(d, function)
     context: dict[str, Value] = {
         "aws:PrincipalArn": principal.arn,
         "aws:PrincipalAccount": ACCOUNT,
@@ -116,7 +117,7 @@ def _requests(
             signing_key_policy(principal.session_arn, d.prefix),
         )
         if key_made_by is not None:
-            creator = _principal(d, key_made_by).session_arn
+            creator = principal_of(d, key_made_by).session_arn
             assert creator is not None
             scenario = FRESH_FROM.format(function=key_made_by)
             yield scenario, Request(access.action, resource, principal, fresh), signing_key_policy(creator, d.prefix)

@@ -222,6 +222,7 @@ _NAMES = {
     "async_dlq": ("AsyncDeadLetterQueue", "QueueName"),
     "data_alias": ("DataKeyAlias", "AliasName"),
     "session_key_secret": ("SessionKeySecret", "Name"),
+    "autoid_session_key_secret": ("AutoIdSessionKeySecret", "Name"),
     "import_key_secret": ("ImportKeySecret", "Name"),
     "autoid_key_secret": ("AutoIdKeySecret", "Name"),
 }

@@ -108,3 +108,40 @@ def test_the_resource_policy_shorthand_names_this_api() -> None:
     assert expanded["Statement"][0]["Resource"] == ["arn:aws:execute-api:eu-west-1:1:local/*"]
     assert expanded["Statement"][1]["NotResource"] == ["arn:aws:execute-api:eu-west-1:1:local/api/GET/x"]
     assert resource_policy({}, region="eu-west-1", account_id="1") is None
+
+
+_URI = (
+    "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+    "arn:aws:lambda:us-east-1:123456789012:function:{}/invocations"
+)
+
+
+def _proxy(name: str = "auto_id", **integration: Any) -> dict[str, Any]:
+    spec = {"type": "aws_proxy", "httpMethod": "POST", "uri": _URI.format(name), **integration}
+    return {"paths": {"/auto-id": {"post": {"x-amazon-apigateway-integration": spec}}}}
+
+
+def test_the_templates_paths_route_post_auto_id_to_the_auto_id_function() -> None:
+    from tests.support import proxy_routes as resolved
+
+    assert resolved() == {("POST", "/auto-id"): "auto_id"}
+    assert gateway_responses(definition())  # `paths` is part of what the local gateway applies
+
+
+@pytest.mark.parametrize(
+    ("changed", "problem"),
+    [
+        (_proxy(type="aws"), "only Lambda proxy integrations"),  # a mapping-template integration
+        (_proxy(httpMethod="GET"), "only Lambda proxy integrations"),
+        (_proxy(uri="arn:aws:apigateway:us-east-1:s3:path/bucket/key"), "only Lambda proxy integrations"),
+        (_proxy(requestTemplates={"application/json": "{}"}), "does not apply"),
+        ({"paths": {"/auto-id": {"post": {"security": [{"sigv4": []}]}}}}, "does not apply"),  # an authorizer
+    ],
+    ids=["aws", "get", "not-lambda", "template", "authorizer"],
+)
+def test_a_path_the_local_gateway_would_not_reproduce_is_an_error(changed: dict[str, Any], problem: str) -> None:
+    from local.apidef import proxy_routes
+
+    with pytest.raises(TemplateError, match=problem):
+        proxy_routes(changed)
+    assert proxy_routes(_proxy())[("POST", "/auto-id")].function == "auto_id"

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import os
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.autoid import MalformedRequest, Want, build_request, check_freshness, parse_request, verify_proof
-from chalicelib.autoid.protocol import ENTROPY_BYTES, SNIPPET_BYTES, compute_proof
+from chalicelib.autoid.protocol import ENTROPY_BYTES, SNIPPET_BYTES, compute_proof, snippet_offsets
 from chalicelib.errors import AuthenticationFailed
 
 ENTROPY = os.urandom(ENTROPY_BYTES)
@@ -211,3 +212,127 @@ def test_compute_proof_matches_the_specification() -> None:
     key = b"".join(ENTROPY[o : o + 64] for o, _ in intervals)
     expected = hmac.new(key, nonce + iat.to_bytes(8, "big") + client.encode(), hashlib.sha256).digest()
     assert compute_proof(ENTROPY, intervals, nonce, iat, client) == expected
+
+
+# Snippets never overlap: a proof always covers 16 x 64 distinct bytes of the file ----------------------------
+
+
+def tiled(start: int = 0, gap: int = 0) -> list[list[int]]:
+    return [[start + i * (SNIPPET_BYTES + gap), SNIPPET_BYTES] for i in range(16)]
+
+
+def accepted(intervals: list[list[int]]) -> bool:
+    try:
+        verify_proof(parsed(with_proof(request_document(), intervals)), ENTROPY)
+    except AuthenticationFailed:
+        return False
+    return True
+
+
+def test_snippets_overlapping_by_one_byte_are_refused_and_adjacent_ones_accepted() -> None:
+    assert accepted(tiled())  # adjacent: 1024 distinct bytes
+    assert accepted(tiled(start=ENTROPY_BYTES - 16 * SNIPPET_BYTES))  # adjacent, up to the last byte
+    for index in range(1, 16):
+        overlapping = tiled()
+        overlapping[index][0] -= 1  # overlaps the snippet before it by one byte
+        assert not accepted(overlapping), index
+    shuffled = tiled(gap=100)[::-1]  # the order of the snippets is the client's: only the coverage counts
+    assert accepted(shuffled)
+    shuffled[3][0] = shuffled[4][0] + SNIPPET_BYTES - 1
+    assert not accepted(shuffled)
+
+
+def test_an_overlapping_proof_is_refused_with_the_same_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    overlapping = tiled()
+    overlapping[5][0] -= 1
+    refused, valid = (parsed(with_proof(request_document(), intervals)) for intervals in (overlapping, tiled()))
+    seen: list[int] = []
+    real_new = hmac.new
+
+    def spy(key: bytes, *args: Any, **kwargs: Any) -> Any:
+        seen.append(len(key))
+        return real_new(key, *args, **kwargs)
+
+    monkeypatch.setattr("chalicelib.autoid.protocol.hmac.new", spy)
+    with pytest.raises(AuthenticationFailed):
+        verify_proof(refused, ENTROPY)
+    verify_proof(valid, ENTROPY)
+    assert seen == [16 * SNIPPET_BYTES, 16 * SNIPPET_BYTES]  # the same key size, valid or not
+
+
+# Offsets clustered near both ends of the file, so that overlaps, adjacency and overruns all come up often.
+_OFFSET = st.one_of(
+    st.integers(0, 40 * SNIPPET_BYTES),
+    st.integers(ENTROPY_BYTES - 40 * SNIPPET_BYTES, ENTROPY_BYTES),
+    st.builds(lambda i: i * SNIPPET_BYTES, st.integers(0, 40)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(offsets=st.lists(_OFFSET, min_size=16, max_size=16))
+def test_a_set_of_snippets_is_valid_iff_they_do_not_overlap_and_lie_in_the_file(offsets: list[int]) -> None:
+    ordered = sorted(offsets)
+    expected = all(b - a >= SNIPPET_BYTES for a, b in itertools.pairwise(ordered)) and all(
+        0 <= o <= ENTROPY_BYTES - SNIPPET_BYTES for o in ordered
+    )
+    assert accepted([[o, SNIPPET_BYTES] for o in offsets]) == expected
+
+
+class _Scripted:
+    """A stand-in for ``secrets`` whose ``randbelow`` answers from a script (to reach the extremes)."""
+
+    def __init__(self, answers: list[int]) -> None:
+        self._answers = iter(answers)
+
+    def randbelow(self, bound: int) -> int:
+        value = next(self._answers)
+        assert 0 <= value < bound
+        return value
+
+    def token_bytes(self, size: int) -> bytes:
+        return os.urandom(size)
+
+
+def _covers_distinct_bytes(offsets: list[int], size: int) -> bool:
+    return (
+        len(offsets) == 16
+        and offsets == sorted(offsets)
+        and all(b - a >= SNIPPET_BYTES for a, b in itertools.pairwise(offsets))
+        and offsets[0] >= 0
+        and offsets[-1] <= size - SNIPPET_BYTES
+    )
+
+
+def test_the_builder_never_overlaps_and_reaches_both_ends() -> None:
+    span = ENTROPY_BYTES - 16 * SNIPPET_BYTES + 16
+    lowest = snippet_offsets(ENTROPY_BYTES, random=_Scripted(list(range(16))))
+    highest = snippet_offsets(ENTROPY_BYTES, random=_Scripted([span - 1 - i for i in range(16)]))
+    assert lowest == [i * SNIPPET_BYTES for i in range(16)]
+    assert highest == [ENTROPY_BYTES - (16 - i) * SNIPPET_BYTES for i in range(16)]
+    for _ in range(200):
+        document, _ = build_request("client-one", 1, ENTROPY, WANT, now=NOW)
+        offsets = [offset for offset, _ in document["intervals"]]
+        assert _covers_distinct_bytes(offsets, ENTROPY_BYTES)
+        assert all(length == SNIPPET_BYTES for _, length in document["intervals"])
+        verify_proof(parsed(document), ENTROPY)
+
+
+def test_the_builder_maps_draws_one_to_one_onto_every_valid_set() -> None:
+    """A file one byte larger than 16 snippets holds exactly 17 valid sets: the 17 possible draws (16 of 17
+    values) must give all 17, each once, so a uniform draw is a uniform choice among the valid sets."""
+    size = 16 * SNIPPET_BYTES + 1
+    draws = [[v for v in range(17) if v != skipped] for skipped in range(17)]
+    sets = {tuple(snippet_offsets(size, random=_Scripted(draw))) for draw in draws}
+    assert len(sets) == 17
+    assert all(_covers_distinct_bytes(list(s), size) for s in sets)
+    assert snippet_offsets(16 * SNIPPET_BYTES, random=_Scripted(list(range(16)))) == [
+        i * SNIPPET_BYTES for i in range(16)
+    ]
+    with pytest.raises(ValueError, match="cannot hold"):
+        snippet_offsets(16 * SNIPPET_BYTES - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(16 * SNIPPET_BYTES, 4 * 16 * SNIPPET_BYTES))
+def test_the_builder_never_overlaps_in_any_file_size(size: int) -> None:
+    assert _covers_distinct_bytes(snippet_offsets(size), size)

@@ -267,9 +267,11 @@ def test_entry_for_recognises_a_request_the_code_makes() -> None:
     nonce = entries_for(
         "dynamodb:DeleteItem",
         "arn:aws:dynamodb:us-east-1:123456789012:table/credport-dev-state",
-        function="api_handler",
+        function="auto_id",
     )
     assert [e.id for e in nonce] == ["autoid.nonce.release"]
+    # POST /auto-id runs as its own function: the API handler makes none of its calls.
+    assert entries_for("dynamodb:DeleteItem", nonce[0].access[0].resource, function="api_handler") == ()
     logs = entry_for(
         "logs:PutLogEvents", "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/credport-dev:log-stream:s"
     )

@@ -42,7 +42,7 @@ def test_the_auto_id_service_refuses_a_chained_lifetime_over_an_hour() -> None:
     """However it is built (the settings are one way; tests and benchmarks build it directly)."""
     parts: dict[str, Any] = {
         name: cast(Any, None)
-        for name in ("server_keys", "registry", "nonces", "secrets", "sts", "start_session", "internal_secrets")
+        for name in ("server_keys", "registry", "nonces", "secrets", "sts", "start_session", "scope")
     }
     with pytest.raises(ValueError, match="role chaining"):
         AutoIdService(**parts, credentials_ttl=7200)

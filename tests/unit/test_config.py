@@ -29,6 +29,9 @@ VALID = {
     Env.SESSION_KEY_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/session-key-AbCdEf",
     Env.IMPORT_KEY_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/import-key-AbCdEf",
     Env.AUTOID_KEY_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/autoid-key-AbCdEf",
+    Env.AUTOID_SESSION_KEY_SECRET_ARN: (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-dev/autoid-session-key-AbCdEf"
+    ),
     Env.LINK_SIGNER_ROLE_ARN: "arn:aws:iam::123456789012:role/credport-dev-link-signer",
 }
 

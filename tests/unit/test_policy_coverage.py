@@ -1,6 +1,7 @@
 """Every AWS call of every Lambda function is allowed by that function's IAM policy, as AWS decides, conditions
-included, for every stage; every statement of the policies is needed; and removing a permission fails exactly the
-calls that need it. The calls are tests.permissions' catalog (test_aws_call_catalog.py holds it to the code).
+included, for every stage; every statement of each function's policy is needed by a call of that very function (one
+policy file and one role per function: .chalice/config.json); and removing a permission fails exactly the calls
+that need it. The calls are tests.permissions' catalog (test_aws_call_catalog.py holds it to the code).
 
 Offline: the catalog's requests go to the embedded IAM engine (local.iam.policy), no moto, no AWS.
 """
@@ -14,24 +15,26 @@ from typing import Any
 
 import pytest
 
-from local.iam.policy import Decision
+from chalicelib import internal_secrets
+from local.iam.policy import Decision, Request, authorize
 from tests.permissions import CATALOG
 from tests.permissions.check import (
+    ACCOUNT,
     ESTABLISHED,
+    REGION,
     Outcome,
     denied,
     evaluate,
     policy_of,
+    principal_of,
     statement_uses,
 )
-from tests.permissions.model import deployment
+from tests.permissions.model import SAMPLES, deployment, render
 
 STAGES = ("dev", "prod")
-# (Sid, action) pairs of the policies no catalog entry needs, each with the reason. The test asserts this is exact.
-NOT_NEEDED: dict[tuple[str, str], str] = {
-    ("AutoIdEntropy", "s3:DeleteObject"): "excess: entropy objects are only ever purged by VersionId "
-    "(s3:DeleteObjectVersion); kept until tests/functional/test_iam_enforced.py's NOT_EXERCISED drops it too",
-}
+# (function, Sid, action) of the policies that no catalog entry of that function needs, each with the reason. The
+# test asserts this is exact (empty: every grant of every function's policy is used by that function).
+NOT_NEEDED: dict[tuple[str, str, str], str] = {}
 
 
 # Requests AWS would deny today, each a defect outside the policy files, with where it gets fixed. The test asserts
@@ -61,23 +64,57 @@ def test_every_call_is_allowed_by_its_functions_policy(stage: str, outcomes: dic
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_statement_of_the_policy_is_needed(stage: str, outcomes: dict[str, list[Outcome]]) -> None:
-    uses = statement_uses(stage, outcomes[stage])
-    unused = {(sid, action) for (_, sid, action), entries in uses.items() if not entries}
-    assert sorted(unused - set(NOT_NEEDED)) == [], "granted, needed by no entry, no written reason"
-    assert sorted(set(NOT_NEEDED) - unused) == [], "NOT_NEEDED lists pairs an entry needs (or the policy lacks)"
+    assert sorted(_unused(stage, outcomes[stage]) - set(NOT_NEEDED)) == [], "granted, needed by no call of its function"
+    assert sorted(set(NOT_NEEDED) - _unused(stage, outcomes[stage])) == [], "NOT_NEEDED lists pairs a call needs"
+
+
+def _unused(
+    stage: str, outcomes: list[Outcome], policies: dict[str, dict[str, Any]] | None = None
+) -> set[tuple[str, str, str]]:
+    """(function, Sid, action) of each function's policy that no call of that function is allowed by."""
+    d = deployment(stage)
+    files = {d.policy_file(f).name: f for f in ALL}
+    uses = statement_uses(stage, outcomes, policies=policies)
+    return {(files[name], sid, action) for (name, sid, action), entries in uses.items() if not entries}
+
+
+def _own_policies() -> dict[str, dict[str, Any]]:
+    d = deployment("dev")
+    return {function: copy.deepcopy(policy_of(d, function)) for function in ALL}
 
 
 def test_a_statement_no_entry_needs_is_reported(outcomes: dict[str, list[Outcome]]) -> None:
-    d = deployment("dev")
-    policy = copy.deepcopy(policy_of(d, "api_handler"))
-    policy["Statement"].append({"Sid": "Extra", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"})
-    uses = statement_uses("dev", outcomes["dev"], policies=dict.fromkeys(ALL, policy))
-    unused = {(sid, action) for (_, sid, action), entries in uses.items() if not entries}
-    assert unused - set(NOT_NEEDED) == set()  # Resource * allows every GetObject the catalog makes: it is "used"
-    policy["Statement"][-1]["Action"] = ["s3:PutBucketPolicy"]
-    uses = statement_uses("dev", outcomes["dev"], policies=dict.fromkeys(ALL, policy))
-    unused = {(sid, action) for (_, sid, action), entries in uses.items() if not entries}
-    assert unused - set(NOT_NEEDED) == {("Extra", "s3:PutBucketPolicy")}
+    policies = _own_policies()
+    extra = {"Sid": "Extra", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}
+    policies["s3_object_events"]["Statement"].append(extra)
+    assert _unused("dev", outcomes["dev"], policies) == set()  # Resource *: every GetObject it makes uses it
+    # The same grant in a function that reads no object at all is reported, in that function's policy.
+    policies["bearer"]["Statement"].append(dict(extra))
+    assert _unused("dev", outcomes["dev"], policies) == {("bearer", "Extra", "s3:GetObject")}
+    policies["s3_object_events"]["Statement"][-1]["Action"] = ["s3:PutBucketPolicy"]
+    assert ("s3_object_events", "Extra", "s3:PutBucketPolicy") in _unused("dev", outcomes["dev"], policies)
+
+
+def test_every_function_has_a_policy_file_and_role_of_its_own() -> None:
+    """.chalice/config.json gives each function of the app, in each stage, its own policy file (no stage-wide
+    one a new function would silently inherit), and the prod file is the dev file for the prod prefix."""
+    import app
+    from local.provision import app_functions
+    from tests.permissions.model import _chalice_config
+
+    functions = set(app_functions(app.app).values())
+    assert set(ALL) == functions
+    for stage in STAGES:
+        settings = _chalice_config()["stages"][stage]
+        assert "iam_policy_file" not in settings, "a stage-wide policy: a new function would get every grant"
+        assert set(settings["lambda_functions"]) == functions
+        files = {f: settings["lambda_functions"][f]["iam_policy_file"] for f in functions}
+        assert len(set(files.values())) == len(files), "one file per function"
+        d = deployment(stage)
+        assert len({d.role_name(f) for f in functions}) == len(functions), "one role per function"
+    for function in functions:
+        dev, prod = (deployment(stage).policy_file(function).read_text() for stage in STAGES)
+        assert prod == dev.replace("credport-dev", "credport-prod")
 
 
 # --- the check fails when a permission goes ---------------------------------------------------------------------
@@ -111,6 +148,7 @@ def _purge_under_autoid_only(policy: Policy) -> None:
 
 ALL = (
     "api_handler",
+    "auto_id",
     "bearer",
     "key_events",
     "rotate_autoid_keys",
@@ -133,8 +171,9 @@ MUTATIONS: dict[str, tuple[Callable[[Policy], None], dict[str, tuple[str, ...]]]
             "transfer.quarantine.reason": S3_EVENTS_ONLY,
             "transfer.quarantine.copy": S3_EVENTS_ONLY,
             "transfer.clients.read": S3_EVENTS_ONLY,
+            "transfer.clients.purge-record": S3_EVENTS_ONLY,
             "transfer.send.seal": SENDERS,
-            "autoid.entropy.read": ("api_handler",),
+            "autoid.entropy.read": ("auto_id",),
             "autoid.entropy.write": ("rotate_autoid_keys",),
         },
     ),
@@ -182,13 +221,24 @@ MUTATIONS: dict[str, tuple[Callable[[Policy], None], dict[str, tuple[str, ...]]]
 }
 
 
+_SIDS = {
+    "no DataKeyThroughS3": "DataKeyThroughS3",
+    "no PointTokenSigningAliases": "PointTokenSigningAliases",
+    "no AsyncFailureRecords": "AsyncFailureRecords",
+    "signing keys tagged for another prefix": "UseTokenSigningKeys",
+    "purges allowed under autoid/ only": "ListVersionsToPurge",
+    "the Logs resource before issue #19": "Logs",
+}
+
+
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_a_missing_permission_fails_exactly_the_calls_that_need_it(mutation: str) -> None:
     change, expected = MUTATIONS[mutation]
-    d = deployment("dev")
-    policy = copy.deepcopy(policy_of(d, "api_handler"))
-    change(policy)
-    lost = _unexpected(evaluate("dev", policies=dict.fromkeys(ALL, policy)))
+    policies = _own_policies()
+    for policy in policies.values():  # every function's policy holding the statement changes
+        if any(s.get("Sid") == _SIDS[mutation] for s in policy["Statement"]):
+            change(policy)
+    lost = _unexpected(evaluate("dev", policies=policies))
     assert {(o.entry, o.function) for o in lost} == {(e, f) for e, functions in expected.items() for f in functions}
     assert all(o.decision is Decision.NONE for o in lost)
     if mutation == "signing keys tagged for another prefix":
@@ -220,3 +270,84 @@ def test_each_functions_policy_and_role_follow_chalice_config(monkeypatch: pytes
     assert (d.role_name("bearer"), d.role_name("api_handler")) == ("credport-dev-bearer", "credport-dev-api_handler")
     config["autogen_policy"] = True
     assert d.role_name("bearer") == d.role_name("api_handler") == "credport-dev"
+
+
+# --- credport's own secrets: each function reaches exactly those its calls need ---------------------------------
+
+SECRET_ACTIONS = (
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:DeleteSecret",
+)
+
+
+def _kind_arn(kind: Any, prefix: str) -> str:
+    name = kind.member(prefix, "sample") if kind.is_namespace else kind.name(prefix)
+    return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+
+
+def _needs(d: Any, function: str, action: str, kind: Any) -> bool:
+    """Whether a call of ``function`` in the catalog makes ``action`` on a secret of ``kind``."""
+    for entry in CATALOG:
+        if function not in entry.functions:
+            continue
+        for access in entry.access:
+            resource = render(access.resource, d, account=ACCOUNT, region=REGION, function=function)
+            name = resource.split(":secret:", 1)[-1].removesuffix("-" + SAMPLES["suffix"])
+            if access.action == action and ":secret:" in resource and kind.contains(d.prefix, name):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_function_reaches_exactly_the_internal_secrets_its_calls_need(stage: str) -> None:
+    """Every kind of secret credport owns (chalicelib/internal_secrets.py, the list the code names them from: a new
+    kind is covered without touching this test), every Secrets Manager action, every function: allowed exactly when
+    one of that function's calls needs it. So auto_id, the unauthenticated route's function, cannot read a signing
+    key, the session key, the import key or a transfer secret, and only the rotation function writes a session key."""
+    d = deployment(stage)
+    wrong = []
+    for function in ALL:
+        principal = principal_of(d, function)
+        context = {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": ACCOUNT, "aws:SecureTransport": True}
+        for kind in internal_secrets.KINDS:
+            for action in SECRET_ACTIONS:
+                request = Request(action, _kind_arn(kind, d.prefix), principal, context)
+                allowed = authorize(request, [policy_of(d, function)]) is Decision.ALLOW
+                if allowed != _needs(d, function, action, kind):
+                    wrong.append(f"{function}: {action} on {kind.suffix}: {'allowed' if allowed else 'denied'}")
+    assert wrong == []
+    auto_id = {k.suffix for k in internal_secrets.KINDS if _needs(d, "auto_id", "secretsmanager:GetSecretValue", k)}
+    assert auto_id == {"autoid-server-key", "autoid-session-key"}  # what it opens requests and signs sessions with
+    writers = {f for f in ALL if _needs(d, f, "secretsmanager:PutSecretValue", internal_secrets.SESSION_KEY)}
+    assert writers == {"rotate_session_key"}
+
+
+@pytest.mark.parametrize(
+    "kind", [k for k in internal_secrets.KINDS if k.suffix not in {"autoid-server-key", "autoid-session-key"}]
+)
+def test_the_auto_id_role_cannot_decrypt_another_secret_through_secrets_manager(kind: Any) -> None:
+    """Defence in depth under the GetSecretValue denial: its data-key grant names the secrets it reads (the
+    encryption context Secrets Manager sends KMS), so no other secret under the data key can be decrypted."""
+    d = deployment("dev")
+    principal = principal_of(d, "auto_id")
+    context = {
+        "aws:PrincipalArn": principal.arn,
+        "kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com",
+        "kms:ResourceAliases": [f"alias/{d.prefix}/data"],
+        "kms:EncryptionContext:SecretARN": _kind_arn(kind, d.prefix),
+    }
+    request = Request("kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{SAMPLES['data-key-id']}", principal, context)
+    assert authorize(request, [policy_of(d, "auto_id")]) is not Decision.ALLOW
+
+
+def test_the_signing_keys_key_policy_names_exactly_the_functions_that_use_them() -> None:
+    """A key's key policy names the roles of SIGNING_KEY_FUNCTIONS: exactly the functions with a call on a signing
+    key (auto_id, the unauthenticated route's function, is not one of them)."""
+    from chalicelib.tokens.kms_keys import SIGNING_KEY_FUNCTIONS
+    from tests.permissions.model import Key
+
+    users = {f for e in CATALOG for a in e.access if a.key is Key.SIGNING for f in e.functions}
+    assert users == set(SIGNING_KEY_FUNCTIONS)

@@ -9,7 +9,9 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -55,7 +57,8 @@ class Clock:
 class FakeSecrets:
     """The SecretStore methods SessionKeyStore uses, over AWSCURRENT/AWSPREVIOUS held in memory; calls counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret_id: str = SECRET_ID) -> None:
+        self.secret_id = secret_id
         self.stages: dict[str, SecretVersion] = {}
         self.secrets: dict[str, bytes] = {}
         self.last_rotated_at: datetime | None = None
@@ -68,7 +71,7 @@ class FakeSecrets:
             self.stages[PREVIOUS] = replace(self.stages[CURRENT], stages=(PREVIOUS,))
         created = datetime.fromtimestamp(at, UTC)
         value = encode_key(secret)
-        self.stages[CURRENT] = SecretVersion(SECRET_ID, "session-keys", version_id, (CURRENT,), created, value)
+        self.stages[CURRENT] = SecretVersion(self.secret_id, "session-keys", version_id, (CURRENT,), created, value)
         self.secrets[version_id] = secret
         self.last_rotated_at = datetime.fromtimestamp(at if promoted_at is None else promoted_at, UTC)
         return version_id
@@ -78,7 +81,7 @@ class FakeSecrets:
 
     def get_value(self, secret_id: str, *, stage: str | None = None, version_id: str | None = None) -> SecretVersion:
         self.calls.append(f"get_value:{stage}")
-        assert secret_id == SECRET_ID
+        assert secret_id == self.secret_id
         assert version_id is None
         try:
             return self.stages[stage or CURRENT]
@@ -87,9 +90,9 @@ class FakeSecrets:
 
     def describe(self, secret_id: str) -> SecretInfo:
         self.calls.append("describe")
-        assert secret_id == SECRET_ID
+        assert secret_id == self.secret_id
         versions = {v.version_id: v.stages for v in self.stages.values()}
-        return SecretInfo(SECRET_ID, "session-keys", versions, True, None, "", self.last_rotated_at)
+        return SecretInfo(self.secret_id, "session-keys", versions, True, None, "", self.last_rotated_at)
 
     @property
     def get_calls(self) -> int:
@@ -98,7 +101,7 @@ class FakeSecrets:
 
 def make_store(backend: FakeSecrets, clock: Clock, ttl: float = STORE_TTL) -> SessionKeyStore:
     fake: Any = backend  # duck-typed SecretStore
-    return SessionKeyStore(fake, SECRET_ID, ttl=ttl, min_refresh_interval=MIN_REFRESH, clock=clock)
+    return SessionKeyStore(fake, backend.secret_id, ttl=ttl, min_refresh_interval=MIN_REFRESH, clock=clock)
 
 
 class SpyKeys:
@@ -150,7 +153,7 @@ def tokens(keys: SpyKeys, clock: Clock) -> SessionTokens:
 
 def claims(now: int = T0, **overrides: Any) -> dict[str, Any]:
     base = {"iss": ISSUER, "sub": "user-1", "aud": SESSION_AUDIENCE, "iat": now, "exp": now + TTL, "sid": "sess-1"}
-    base = {**base, "sess_exp": now + 3600, **overrides}
+    base = {**base, "sess_exp": now + 3600, "jti": secrets.token_urlsafe(16), **overrides}
     return {k: v for k, v in base.items() if v is not DROP}
 
 
@@ -189,7 +192,7 @@ def assert_rejected(tokens: SessionTokens, token: Any, *, expired_grace: int = 0
 
 
 def test_fresh_token_verifies_with_its_claims_and_header(tokens: SessionTokens, key_a: str) -> None:
-    token, exp = tokens.issue("user-1", "sess-1", T0 + 3600, role="admin", tags=["a", 1], iss="evil", aud="evil")
+    token, exp, _ = tokens.issue("user-1", "sess-1", T0 + 3600, role="admin", tags=["a", 1], iss="evil", aud="evil")
     assert exp == T0 + TTL
     verified = tokens.verify(token)
     assert (verified.subject, verified.session_id) == ("user-1", "sess-1")
@@ -202,7 +205,7 @@ def test_fresh_token_verifies_with_its_claims_and_header(tokens: SessionTokens, 
 
 
 def test_exp_never_outlives_the_session(tokens: SessionTokens, clock: Clock) -> None:
-    token, exp = tokens.issue("user-1", "sess-1", T0 + 100)
+    token, exp, _ = tokens.issue("user-1", "sess-1", T0 + 100)
     assert exp == T0 + 100
     clock.now = T0 + 99
     assert tokens.verify(token).expires_at == T0 + 100
@@ -244,7 +247,7 @@ def test_previous_key_honoured_for_the_whole_refresh_grace_of_its_last_token(bac
     signer.current()  # this container caches key A just before the rotation...
     backend.rotate(T0)
     clock.now = T0 - 0.5 + STORE_TTL  # ...and, its cache still fresh, signs with A
-    token, exp = make_tokens(signer, clock).issue("user-1", "sess-1", T0 + 86_400)
+    token, exp, _ = make_tokens(signer, clock).issue("user-1", "sess-1", T0 + 86_400)
     assert unb64(token.split(".")[0])["kid"] == key_a
     clock.now = exp + LEEWAY + REFRESH  # the last instant a refresh accepts this exp
     assert make_tokens(make_store(backend, clock), clock).verify(token, expired_grace=REFRESH).expires_at == exp
@@ -255,7 +258,7 @@ def test_unknown_kid_triggers_one_refresh(
 ) -> None:
     keys.current()  # keys cached before the rotation
     key_b = backend.rotate(T0)
-    token, _ = make_tokens(make_store(backend, clock), clock).issue("user-1", "sess-1", T0 + 3600)
+    token, _, _ = make_tokens(make_store(backend, clock), clock).issue("user-1", "sess-1", T0 + 3600)
     assert unb64(token.split(".")[0])["kid"] == key_b
     before = backend.get_calls
     assert tokens.verify(token).subject == "user-1"
@@ -293,7 +296,7 @@ EXPIRY_CASES += [(REFRESH + LEEWAY, REFRESH, True), (REFRESH + LEEWAY + 1, REFRE
 def test_expiry_leeway_and_refresh_grace(
     tokens: SessionTokens, clock: Clock, past_exp: int, grace: int, accepted: bool
 ) -> None:
-    token, exp = tokens.issue("user-1", "sess-1", T0 + 86_400)
+    token, exp, _ = tokens.issue("user-1", "sess-1", T0 + 86_400)
     clock.now = exp + past_exp
     if accepted:
         assert tokens.verify(token, expired_grace=grace).expires_at == exp
@@ -403,7 +406,7 @@ def test_key_is_chosen_by_kid_never_by_trying_keys(backend: FakeSecrets, clock: 
 
 
 def test_tampered_payload_or_signature(tokens: SessionTokens) -> None:
-    token, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
+    token, _, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
     h, p, sig = token.split(".")
     evil = b64(json.dumps({**unb64(p), "sub": "admin"}).encode())
     flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
@@ -415,7 +418,7 @@ def test_tampered_payload_or_signature(tokens: SessionTokens) -> None:
 
 
 def test_malformed_shapes_never_reach_the_keys(tokens: SessionTokens, keys: SpyKeys) -> None:
-    token, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
+    token, _, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
     h, p, sig = token.split(".")
     for bad in (f"{token}.{sig}", f"{h}.{p}", f"{h}..{p}.{sig}", "", "..", "a.b", f"{h}=.{p}.{sig}", "é" + token):
         assert_rejected(tokens, bad)
@@ -426,7 +429,7 @@ def test_malformed_shapes_never_reach_the_keys(tokens: SessionTokens, keys: SpyK
 
 def test_size_limit_is_exact(tokens: SessionTokens, backend: FakeSecrets, key_a: str) -> None:
     largest = ""
-    for size in range(2800, 3200):
+    for size in range(2700, 3200):
         token = sign(backend.key(key_a), claims(pad="x" * size))
         if len(token) > MAX_TOKEN_BYTES:
             break
@@ -438,7 +441,7 @@ def test_size_limit_is_exact(tokens: SessionTokens, backend: FakeSecrets, key_a:
 
 @pytest.mark.parametrize("kind", ["none", "int", "bytes", "bytearray", "list"])
 def test_non_string_token_is_refused(tokens: SessionTokens, keys: SpyKeys, kind: str) -> None:
-    token, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
+    token, _, _ = tokens.issue("user-1", "sess-1", T0 + 3600)
     values = {"none": None, "int": 42, "bytes": token.encode(), "bytearray": bytearray(token.encode()), "list": [token]}
     assert_rejected(tokens, values[kind])
     assert keys.finds == []
@@ -475,7 +478,260 @@ def test_empty_subject_or_session_id_is_refused(tokens: SessionTokens, keys: Spy
         "exp": now + 60,
         "sid": "s-1",
         "sess_exp": now + 600,
+        "jti": secrets.token_urlsafe(16),
         claim: "",
     }
     with pytest.raises(InvalidToken):
         tokens.verify(sign(keys.current(), claims))
+
+
+# --- jti ------------------------------------------------------------------------------------------------------
+
+
+def test_every_token_has_its_own_jti_even_within_one_second(tokens: SessionTokens) -> None:
+    issued = [tokens.issue("user-1", "sess-1", T0 + 3600) for _ in range(500)]  # the clock never moves
+    assert len({i.token for i in issued}) == len({i.token_id for i in issued}) == 500
+    for token, _, token_id in issued[:5]:
+        assert unb64(token.split(".")[1])["jti"] == token_id
+        assert len(token_id) == 22  # 128 bits, base64url
+        assert tokens.verify(token).token_id == token_id
+        assert "jti" not in tokens.verify(token).extra
+
+
+def test_a_caller_cannot_choose_the_jti(tokens: SessionTokens) -> None:
+    token, _, token_id = tokens.issue("user-1", "sess-1", T0 + 3600, jti="chosen-by-the-caller-xxxxx")
+    assert token_id != "chosen-by-the-caller-xxxxx"
+    assert tokens.verify(token).token_id == token_id
+
+
+@pytest.mark.parametrize("jti", [DROP, "", "short", "x" * 65, "has space in it here 123", 42, None, ["a" * 22]])
+def test_a_token_without_a_well_formed_jti_is_refused(
+    tokens: SessionTokens, backend: FakeSecrets, key_a: str, jti: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert_rejected(tokens, sign(backend.key(key_a), claims(jti=jti)))
+    assert reasons(caplog) == ["jti missing or malformed"]
+
+
+# --- two key sets, each bound to its subjects -------------------------------------------------------------------
+
+AUTOID_SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:credport-autoid-session-keys-AbCdEf"
+
+
+class FakeClients:
+    """The AutoIdClients check: refusals by client id, every question recorded."""
+
+    def __init__(self, refusals: dict[str, str] | None = None) -> None:
+        self.refusals = refusals or {}
+        self.asked: list[tuple[str, int]] = []
+
+    def refusal(self, client_id: str, generation: int) -> str | None:
+        self.asked.append((client_id, generation))
+        return self.refusals.get(client_id)
+
+
+@pytest.fixture
+def autoid_backend() -> FakeSecrets:
+    fake = FakeSecrets(AUTOID_SECRET_ID)
+    fake.rotate(T0 - 86_400)
+    return fake
+
+
+@pytest.fixture
+def autoid_key(autoid_backend: FakeSecrets) -> str:
+    return autoid_backend.stages[CURRENT].version_id
+
+
+@pytest.fixture
+def clients() -> FakeClients:
+    return FakeClients()
+
+
+@pytest.fixture
+def both(backend: FakeSecrets, autoid_backend: FakeSecrets, clock: Clock, clients: FakeClients) -> SessionTokens:
+    return SessionTokens(
+        make_store(backend, clock),
+        autoid_keys=make_store(autoid_backend, clock),
+        autoid_clients=clients,
+        issuer=ISSUER,
+        token_ttl=TTL,
+        refresh_window=REFRESH,
+        clock=clock,
+    )
+
+
+def reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [str(getattr(r, "reason", "")) for r in caplog.records if r.getMessage() == "session token rejected"]
+
+
+def autoid_claims(client: str = "worker-1", **overrides: Any) -> dict[str, Any]:
+    return claims(**{"sub": f"autoid:{client}", "autoid_client": client, "autoid_gen": 3, **overrides})
+
+
+def test_each_key_set_signs_its_own_subjects_only(
+    both: SessionTokens, key_a: str, autoid_key: str, clients: FakeClients
+) -> None:
+    main, _, _ = both.issue("user-1", "sess-1", T0 + 3600, aws_arn="arn:aws:iam::123456789012:role/app")
+    auto, _, _ = both.issue("autoid:worker-1", "sess-2", T0 + 3600, autoid_client="worker-1", autoid_gen=3)
+    assert unb64(main.split(".")[0])["kid"] == key_a
+    assert unb64(auto.split(".")[0])["kid"] == autoid_key
+    assert both.verify(main).subject == "user-1"
+    assert clients.asked == []  # a main-key session never asks about auto-id clients
+    verified = both.verify(auto)
+    assert (verified.subject, verified.extra) == ("autoid:worker-1", {"autoid_client": "worker-1", "autoid_gen": 3})
+    assert clients.asked == [("worker-1", 3)]
+
+
+MISBOUND = [
+    ("autoid:worker-1", {}),  # no auto-id claims
+    ("autoid:worker-1", {"autoid_client": "worker-1"}),  # no generation
+    ("autoid:worker-1", {"autoid_client": "worker-2", "autoid_gen": 1}),  # another client's subject
+    ("autoid:worker-1", {"autoid_client": "worker-1", "autoid_gen": "1"}),
+    ("autoid:worker-1", {"autoid_client": "worker-1", "autoid_gen": True}),
+    ("autoid:worker-1", {"autoid_client": "worker-1", "autoid_gen": 0}),
+    ("user-1", {"autoid_client": "worker-1", "autoid_gen": 1}),  # auto-id claims on another subject
+    ("user-1", {"autoid_gen": 1}),
+]
+
+
+@pytest.mark.parametrize(("subject", "extra"), MISBOUND)
+def test_issuing_claims_that_break_the_binding_is_a_programming_error(
+    both: SessionTokens, subject: str, extra: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError, match="key used"):
+        both.issue(subject, "sess-1", T0 + 3600, **extra)
+
+
+def test_an_issuer_without_a_key_set_cannot_sign_its_subjects(
+    backend: FakeSecrets, autoid_backend: FakeSecrets, clock: Clock
+) -> None:
+    autoid_only = SessionTokens(
+        None, autoid_keys=make_store(autoid_backend, clock), issuer=ISSUER, token_ttl=TTL, refresh_window=0
+    )
+    with pytest.raises(ValueError, match="no key for non-auto-id sessions"):
+        autoid_only.issue("user-1", "sess-1", T0 + 3600)
+    assert backend.calls == []  # the main key was never asked for
+    main_only = make_tokens(make_store(backend, clock), clock)
+    with pytest.raises(ValueError, match="no key for auto-id sessions"):
+        main_only.issue("autoid:worker-1", "sess-1", T0 + 3600, autoid_client="worker-1", autoid_gen=1)
+
+
+FORGED = [
+    # (signed with the auto-id key?, claims, the reason logged)
+    (False, autoid_claims(), "session key used for an auto-id subject or claim"),
+    (False, claims(autoid_client="worker-1"), "session key used for an auto-id subject or claim"),
+    (False, claims(sub="autoid:worker-1"), "session key used for an auto-id subject or claim"),
+    (True, claims(), "auto-id session key used for a subject other than autoid:<autoid_client>"),
+    (True, claims(sub="admin", autoid_client="admin", autoid_gen=1), "auto-id session key used for a subject other"),
+    (True, autoid_claims(sub="autoid:worker-2"), "auto-id session key used for a subject other"),
+    (True, autoid_claims(autoid_client=""), "auto-id session key used for a subject other"),
+    (True, autoid_claims(autoid_gen=DROP), "auto-id session key used without a whole autoid_gen"),
+    (True, autoid_claims(autoid_gen=3.0), "auto-id session key used without a whole autoid_gen"),
+]
+
+
+@pytest.mark.parametrize(("autoid_signed", "payload", "reason"), FORGED)
+def test_tokens_signed_across_the_binding_are_refused_with_the_reason_logged(
+    both: SessionTokens,
+    backend: FakeSecrets,
+    autoid_backend: FakeSecrets,
+    key_a: str,
+    autoid_key: str,
+    clients: FakeClients,
+    caplog: pytest.LogCaptureFixture,
+    autoid_signed: bool,
+    payload: dict[str, Any],
+    reason: str,
+) -> None:
+    """Validly signed with a real key (the forger holds one key, say the auto-id function's): the binding is the
+    only reason left to refuse."""
+    caplog.set_level(logging.INFO)
+    key = autoid_backend.key(autoid_key) if autoid_signed else backend.key(key_a)
+    assert_rejected(both, sign(key, payload))
+    (logged,) = reasons(caplog)
+    assert logged.startswith(reason)
+    assert clients.asked == []  # refused before any registry lookup
+
+
+def test_the_autoid_key_under_the_main_keys_kid_is_refused(
+    both: SessionTokens, autoid_backend: FakeSecrets, key_a: str, autoid_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    forged = SessionKey(key_a, CURRENT, 0.0, autoid_backend.secrets[autoid_key])  # kid chooses the key: A's
+    assert_rejected(both, sign(forged, claims()))
+    assert reasons(caplog) == ["signature"]
+
+
+def test_an_autoid_session_ends_when_its_client_check_refuses(
+    both: SessionTokens, clients: FakeClients, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    token, _, _ = both.issue("autoid:worker-1", "sess-1", T0 + 3600, autoid_client="worker-1", autoid_gen=3)
+    assert both.verify(token).subject == "autoid:worker-1"
+    clients.refusals["worker-1"] = "auto-id client revoked"
+    assert_rejected(both, token, expired_grace=REFRESH)
+    assert reasons(caplog) == ["auto-id client revoked"]
+    assert clients.asked == [("worker-1", 3), ("worker-1", 3)]
+
+
+def test_an_autoid_session_is_refused_where_no_client_check_is_wired(
+    backend: FakeSecrets, autoid_backend: FakeSecrets, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    unchecked = SessionTokens(
+        make_store(backend, clock),
+        autoid_keys=make_store(autoid_backend, clock),
+        issuer=ISSUER,
+        token_ttl=TTL,
+        refresh_window=REFRESH,
+        clock=clock,
+    )
+    token, _, _ = unchecked.issue("autoid:worker-1", "sess-1", T0 + 3600, autoid_client="worker-1", autoid_gen=1)
+    assert_rejected(unchecked, token)
+    assert reasons(caplog) == ["auto-id session but no auto-id client check here"]
+
+
+def test_one_key_sets_tokens_never_make_the_other_reread_its_secret(
+    both: SessionTokens, backend: FakeSecrets, autoid_backend: FakeSecrets
+) -> None:
+    main, _, _ = both.issue("user-1", "sess-1", T0 + 3600)
+    auto, _, _ = both.issue("autoid:worker-1", "sess-2", T0 + 3600, autoid_client="worker-1", autoid_gen=1)
+    main_calls, autoid_calls = len(backend.calls), len(autoid_backend.calls)
+    for _ in range(3):
+        both.verify(auto)
+        both.verify(main)
+    assert (len(backend.calls), len(autoid_backend.calls)) == (main_calls, autoid_calls)
+
+
+def test_autoid_sessions_start_without_ever_reading_the_main_session_key(
+    backend: FakeSecrets, autoid_backend: FakeSecrets, clock: Clock, clients: FakeClients, both: SessionTokens
+) -> None:
+    """The auto-id function's starter is given the secret store and reads only the auto-id session key."""
+    from chalicelib.config import Env, Settings
+    from chalicelib.sessions.issuing import AutoIdSessions
+    from tests.unit.test_config import VALID
+
+    settings = Settings.from_env(
+        {
+            **VALID,
+            Env.ISSUER: ISSUER,
+            Env.SESSION_KEY_SECRET_ARN: SECRET_ID,
+            Env.AUTOID_SESSION_KEY_SECRET_ARN: AUTOID_SECRET_ID,
+        }
+    )
+    read: list[str] = []
+
+    class Spy:
+        def get_value(self, secret_id: str, **kwargs: Any) -> SecretVersion:
+            read.append(secret_id)
+            return autoid_backend.get_value(secret_id, **kwargs)
+
+        def describe(self, secret_id: str) -> SecretInfo:
+            read.append(secret_id)
+            return autoid_backend.describe(secret_id)
+
+    spy: Any = Spy()
+    started = AutoIdSessions(settings, spy, clock=clock).start("worker-1", 2)
+    assert set(read) == {AUTOID_SECRET_ID}
+    verified = both.verify(started["token"])
+    assert (verified.subject, verified.extra) == ("autoid:worker-1", {"autoid_client": "worker-1", "autoid_gen": 2})

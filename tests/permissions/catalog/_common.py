@@ -20,6 +20,7 @@ from tests.permissions.model import Access, Key, Value
 
 __all__ = [
     "API",
+    "AUTO_ID",
     "BEARER",
     "DATA_KEY",
     "KEY_EVENTS",
@@ -50,7 +51,8 @@ __all__ = [
 ]
 
 # The app's functions, by the names chalice gives them (app.py; local.provision.app_functions reads them).
-API = "api_handler"  # every route
+API = "api_handler"  # every route chalice serves
+AUTO_ID = "auto_id"  # POST /auto-id, unauthenticated: API Gateway's proxy integration of template.yaml's RestAPI
 BEARER = "bearer"  # the session-token authorizer
 ROTATE_SIGNING = "rotate_signing_keys"
 ROTATE_TRANSFER = "rotate_transfer_secrets"

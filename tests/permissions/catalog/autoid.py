@@ -1,4 +1,5 @@
-"""Autonomous identification: ``POST /auto-id``, ``GET /auto-id/keys`` and the ``rotate_autoid_keys`` schedule.
+"""Autonomous identification: ``POST /auto-id`` (the ``auto_id`` function), ``GET /auto-id/keys`` (the API handler)
+and the ``rotate_autoid_keys`` schedule.
 
 Enrolment, revocation and a single client's rotation or end of grace (``credport-admin autoid ...``) run with the
 operator's credentials: not Lambda calls, not here (the schedule's rotation of every client is).
@@ -10,6 +11,7 @@ from chalicelib.autoid import KEYS_OBJECT
 from chalicelib.autoid.clients import ENTROPY_PREFIX
 from tests.permissions.catalog._common import (
     API,
+    AUTO_ID,
     KEY_EVENTS,
     ROTATE_AUTOID,
     TRANSFER_BUCKET,
@@ -26,7 +28,11 @@ from tests.permissions.model import Access, Entry
 __all__ = ["ENTRIES"]
 
 SERVER_KEY = secret("{autoid_key_secret}")
-SERVERS = functions(API, ROTATE_AUTOID)
+# Who reads the server keys: auto_id opens requests with them, GET /auto-id/keys serves them, the schedule rotates
+# them. Only the latter two write: a fresh deployment's first key is made by the first GET /auto-id/keys (a request
+# can only be sealed to a key that exists), or by the schedule; opening a request never creates one.
+SERVERS = functions(API, AUTO_ID, ROTATE_AUTOID)
+WRITERS = functions(API, ROTATE_AUTOID)
 ENTROPY = obj("transfer_bucket", ENTROPY_PREFIX + "<client>/<generation>")
 _KEYS = "chalicelib.autoid.server_keys.ServerKeys"
 _REGISTRY = "chalicelib.autoid.clients.ClientRegistry"
@@ -48,7 +54,7 @@ ENTRIES = (
         id="autoid.server-keys.write",
         service="secretsmanager",
         operation="PutSecretValue",
-        functions=SERVERS,
+        functions=WRITERS,
         site="chalicelib.aws.secrets.SecretStore.put_value",
         callers=(f"{_KEYS}.rotate", f"{_KEYS}._bootstrap"),
         why="a rotation's new key list, or a fresh deployment's first key (replacing the placeholder)",
@@ -58,7 +64,7 @@ ENTRIES = (
         id="autoid.registry.read",
         service="dynamodb",
         operation="GetItem",
-        functions=SERVERS,
+        functions=functions(AUTO_ID, ROTATE_AUTOID),
         site="chalicelib.aws.dynamodb.ItemTable.get",
         callers=(f"{_REGISTRY}.get",),
         why="the client's record on every request (revocation takes effect at once), and before its rotation",
@@ -88,7 +94,7 @@ ENTRIES = (
         id="autoid.entropy.read",
         service="s3",
         operation="GetObject",
-        functions=functions(API),
+        functions=functions(AUTO_ID),
         site="chalicelib.aws.s3.ObjectStore.get",
         callers=(f"{_REGISTRY}.entropy",),
         why="the generation the request's proof is over (and the current one, sent to a client still on an old one)",
@@ -143,7 +149,7 @@ ENTRIES = (
         id="autoid.nonce.record",
         service="dynamodb",
         operation="PutItem",
-        functions=functions(API),
+        functions=functions(AUTO_ID),
         site="chalicelib.aws.dynamodb.ItemTable.put",
         callers=(f"{_SERVICE}._authenticate",),
         why="the single-use nonce, a conditional put once the proof holds",
@@ -153,7 +159,7 @@ ENTRIES = (
         id="autoid.nonce.release",
         service="dynamodb",
         operation="DeleteItem",
-        functions=functions(API),
+        functions=functions(AUTO_ID),
         site="chalicelib.aws.dynamodb.ItemTable.delete",
         callers=(f"{_SERVICE}.identify",),
         why="a request that failed with a 503 after its nonce was recorded gives it back, so its retry may pass",
@@ -163,9 +169,9 @@ ENTRIES = (
         id="autoid.serve.secret",
         service="secretsmanager",
         operation="GetSecretValue",
-        functions=functions(API),
+        functions=functions(AUTO_ID),
         site="chalicelib.aws.secrets.SecretStore.get_value",
-        callers=(f"{_SERVICE}._credential",),
+        callers=(f"{_SERVICE}._credential", f"{_SERVICE}._secret"),
         why="a secret a client's policy allows, under <prefix>/autoid/. The operator creates it, under Secrets "
         "Manager's default key aws/secretsmanager, whose key policy lets every principal of the account use it through "
         "Secrets Manager: no KMS permission in the role (README 'Autonomous identification')",
@@ -175,9 +181,9 @@ ENTRIES = (
         id="autoid.serve.imported",
         service="secretsmanager",
         operation="GetSecretValue",
-        functions=functions(API),
+        functions=functions(AUTO_ID),
         site="chalicelib.aws.secrets.SecretStore.get_value",
-        callers=(f"{_SERVICE}._credential",),
+        callers=(f"{_SERVICE}._credential", f"{_SERVICE}._secret"),
         why="or an imported secret (<prefix>/imported/), which the import wrote under the data key",
         access=secret_read(secret("{prefix}/imported/<secret>"), tags={"credport:imported": "true"}),
     ),
@@ -185,11 +191,11 @@ ENTRIES = (
         id="autoid.serve.role",
         service="sts",
         operation="AssumeRole",
-        functions=functions(API),
+        functions=functions(AUTO_ID),
         site="chalicelib.aws.sts.Sts.assume_role",
         callers=(f"{_SERVICE}._credential",),
         why="or a role a client's policy allows, named <prefix>-autoid-* (any path, any account). The role's trust "
-        "policy must trust the app's role too; it is the operator's, not in this repository",
+        "policy must trust the auto_id function's role too; it is the operator's, not in this repository",
         access=(
             Access(
                 "sts:AssumeRole",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from tests.permissions.catalog._common import (
     API,
+    AUTO_ID,
     BEARER,
     KEY_EVENTS_FUNCTIONS,
     ROTATE_AUTOID,
@@ -30,7 +31,15 @@ from tests.permissions.model import Access, Entry
 __all__ = ["ENTRIES"]
 
 EVERY_FUNCTION = functions(
-    API, BEARER, ROTATE_SIGNING, ROTATE_TRANSFER, ROTATE_AUTOID, ROTATE_SESSION, S3_EVENTS, KEY_EVENTS_FUNCTIONS
+    API,
+    AUTO_ID,
+    BEARER,
+    ROTATE_SIGNING,
+    ROTATE_TRANSFER,
+    ROTATE_AUTOID,
+    ROTATE_SESSION,
+    S3_EVENTS,
+    KEY_EVENTS_FUNCTIONS,
 )
 ASYNC_WITH_DESTINATION = functions(KEY_EVENTS_FUNCTIONS, ROTATE_SIGNING, ROTATE_TRANSFER, ROTATE_AUTOID)
 _LOG_GROUP = "arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function}"

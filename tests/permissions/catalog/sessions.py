@@ -1,19 +1,23 @@
-"""Sessions: the session key's versions read by every bearer check, and its Secrets Manager rotation function.
+"""Sessions: the session keys' versions read by every bearer check, and their Secrets Manager rotation function.
 
-Readers: the API handler (``POST /session``, ``/session/refresh``, ``GET /session``, and the session an auto-id
-answer starts) and the ``bearer`` authorizer. ``rotate_session_key`` is invoked by Secrets Manager with the secret's
-ARN as ``SecretId`` (Secrets Manager User Guide, "Rotation by Lambda function": the function's role needs the
-secret's read/write actions and the KMS key's, which is the data key here).
+Two keys: the session key signs every session but auto-id clients', the auto-id session key only theirs.
+Readers: the API handler (``POST /session``, ``/session/refresh``, ``GET /session``) and the ``bearer`` authorizer;
+an auto-id session's check also reads its client's record. ``auto_id`` reads the auto-id session key only.
+``rotate_session_key`` rotates both: Secrets Manager invokes it with the secret's ARN as ``SecretId`` (Secrets
+Manager User Guide, "Rotation by Lambda function": the function's role needs the secret's read/write actions and
+the KMS key's, which is the data key here).
 """
 
 from __future__ import annotations
 
 from tests.permissions.catalog._common import (
     API,
+    AUTO_ID,
     BEARER,
     KEY_EVENTS,
     ROTATE_SESSION,
     functions,
+    item,
     secret,
     secret_read,
     secret_write,
@@ -23,9 +27,14 @@ from tests.permissions.model import Access, Entry
 __all__ = ["ENTRIES"]
 
 SESSION_KEY = secret("{session_key_secret}")
+AUTOID_SESSION_KEY = secret("{autoid_session_key_secret}")
 READERS = functions(API, BEARER)
+# The auto-id session key is read by every verifier and by the code starting auto-id sessions (the auto_id
+# function's POST /auto-id); the main session key never by the latter.
+AUTOID_SESSION_READERS = functions(API, BEARER, AUTO_ID)
 _STORE = "chalicelib.sessions.keys.SessionKeyStore"
 _ROTATION = "chalicelib.sessions.rotation.SessionKeyRotation"
+_CLIENTS = "autoid-clients"  # the auto-id registry's partition (chalicelib.autoid.clients._PARTITION)
 
 ENTRIES = (
     Entry(
@@ -49,14 +58,47 @@ ENTRIES = (
         access=secret_read(SESSION_KEY),
     ),
     Entry(
+        id="sessions.autoid-keys.describe",
+        service="secretsmanager",
+        operation="DescribeSecret",
+        functions=AUTOID_SESSION_READERS,
+        site="chalicelib.aws.secrets.SecretStore.describe",
+        callers=(f"{_STORE}._reload",),
+        why="the auto-id session key's LastRotatedDate, which bounds its previous version's life",
+        access=(Access("secretsmanager:DescribeSecret", AUTOID_SESSION_KEY),),
+    ),
+    Entry(
+        id="sessions.autoid-keys.read",
+        service="secretsmanager",
+        operation="GetSecretValue",
+        functions=AUTOID_SESSION_READERS,
+        site="chalicelib.aws.secrets.SecretStore.get_value",
+        callers=(f"{_STORE}._reload",),
+        why="the auto-id session key (AWSCURRENT, AWSPREVIOUS): signs auto-id sessions, verifies them anywhere",
+        access=secret_read(AUTOID_SESSION_KEY),
+    ),
+    Entry(
+        id="sessions.autoid-clients.read",
+        service="dynamodb",
+        operation="GetItem",
+        functions=READERS,
+        site="chalicelib.aws.dynamodb.ItemTable.get",
+        callers=(
+            "chalicelib.sessions.revocation.CachedClientStanding._record",
+            "chalicelib.autoid.clients.ClientRegistry.get",
+        ),
+        why="an auto-id session's client record (revoked? generation still accepted?), cached five minutes at most",
+        access=(item("GetItem", _CLIENTS),),
+    ),
+    Entry(
         id="sessions.rotation.describe",
         service="secretsmanager",
         operation="DescribeSecret",
         functions=functions(ROTATE_SESSION),
         site="chalicelib.aws.secrets.SecretStore.describe",
         callers=(f"{_ROTATION}.handle",),
-        why="each rotation step first checks the secret is the session key and the token one of its versions",
-        access=(Access("secretsmanager:DescribeSecret", SESSION_KEY),),
+        why="each rotation step first checks the secret is a session key and the token one of its versions",
+        access=tuple(Access("secretsmanager:DescribeSecret", key) for key in (SESSION_KEY, AUTOID_SESSION_KEY)),
     ),
     Entry(
         id="sessions.rotation.read",
@@ -66,7 +108,7 @@ ENTRIES = (
         site="chalicelib.aws.secrets.SecretStore.get_value",
         callers=(f"{_ROTATION}._create", f"{_ROTATION}._test"),
         why="createSecret looks for its AWSPENDING version; testSecret signs and verifies with it, against AWSCURRENT",
-        access=secret_read(SESSION_KEY),
+        access=secret_read(SESSION_KEY) + secret_read(AUTOID_SESSION_KEY),
     ),
     Entry(
         id="sessions.rotation.create",
@@ -76,7 +118,7 @@ ENTRIES = (
         site="chalicelib.aws.secrets.SecretStore.put_value",
         callers=(f"{_ROTATION}._create",),
         why="createSecret: the new AWSPENDING version (256 random bits) under the rotation's token",
-        access=secret_write("PutSecretValue", SESSION_KEY),
+        access=secret_write("PutSecretValue", SESSION_KEY) + secret_write("PutSecretValue", AUTOID_SESSION_KEY),
     ),
     Entry(
         id="sessions.rotation.finish",
@@ -86,7 +128,9 @@ ENTRIES = (
         site="chalicelib.aws.secrets.SecretStore.move_stage",
         callers=(f"{_ROTATION}._finish",),
         why="finishSecret: AWSCURRENT moves to the new version",
-        access=(Access("secretsmanager:UpdateSecretVersionStage", SESSION_KEY),),
+        access=tuple(
+            Access("secretsmanager:UpdateSecretVersionStage", key) for key in (SESSION_KEY, AUTOID_SESSION_KEY)
+        ),
     ),
     Entry(
         id="sessions.rotation.announce",
