@@ -9,6 +9,7 @@ import importlib
 import json
 import logging
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -120,6 +121,9 @@ class LocalStack:
         install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
         root = root_keys()
         self._enforce_iam(root)
+        # moto's server binds in a thread of its own and, when the port is taken, reports it there and never gets
+        # ready: find out here, so the caller gets an OSError (and its hint) instead of a stack waiting forever.
+        _check_port_free(o.host, o.aws_port)
         self._moto = ThreadedMotoServer(ip_address=o.host, port=o.aws_port, verbose=False)
         self._moto.start()
         endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
@@ -342,3 +346,12 @@ def _dead_letter_queues(provisioned: Provisioned) -> dict[str, str]:
 
 def _print(line: str) -> None:
     print(line, flush=True)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError (EADDRINUSE) if ``port`` cannot be bound on ``host`` now (port 0: any free port, always)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds: TIME_WAIT is no conflict
+        probe.bind((host, port))

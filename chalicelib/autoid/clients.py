@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib.autoid.protocol import ENTROPY_BYTES
+from chalicelib.autoid.protocol import ENTROPY_BYTES, MAX_ROLE_ARN, ROLE_HEAD, ROLE_SEGMENT
 from chalicelib.autoid.scope import ServingScope
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict
@@ -48,7 +48,9 @@ _PARTITION = "autoid-clients"
 _SECRET_PATTERN = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}\*?")
 # Exact ARN or ``prefix*`` only (matching is by prefix, see ``audience_matches``): an account wildcard or an
 # empty role name would be accepted here and then never match any role, so both are refused.
-_ROLE_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@/-]{1,512}\*?|\*)", re.ASCII)
+_ROLE_PATTERN = re.compile(
+    rf"{ROLE_HEAD}(?:{ROLE_SEGMENT})*(?:(?!\.{{1,2}}$)[\w+=,.@-]{{1,64}}|[\w+=,.@-]{{0,64}}\*)", re.ASCII
+)
 ACTIVE, REVOKED = "active", "revoked"
 
 
@@ -66,7 +68,7 @@ class ClientPolicy:
             if not _SECRET_PATTERN.fullmatch(pattern) or pattern == "*":
                 raise InvalidPolicy(f"{pattern!r} is not a secret name or 'prefix*' (a bare '*' is refused).")
         for pattern in self.roles:
-            if not _ROLE_PATTERN.fullmatch(pattern):
+            if len(pattern) > MAX_ROLE_ARN or not _ROLE_PATTERN.fullmatch(pattern):
                 raise InvalidPolicy(f"{pattern!r} is not an IAM role ARN or 'arn:...:role/prefix*'.")
         if not self.secrets and not self.roles:
             raise InvalidPolicy("A client must be allowed at least one secret or role.")

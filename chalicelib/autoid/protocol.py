@@ -45,6 +45,7 @@ __all__ = [
 
 VERSION = 2
 INTERVALS = 16
+MAX_INTERVALS = 4 * INTERVALS
 SNIPPET_BYTES = 64
 ENTROPY_BYTES = 1024 * 1024
 MAX_SKEW_SECONDS = 60
@@ -54,7 +55,13 @@ RESPONSE_KEY_BYTES = 32
 MAX_REQUEST_BYTES = 8 * 1024
 _CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _SECRET_ID = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+# A role ARN as IAM writes it: ``role/`` then the role's path segments (none for path '/') then its name. No empty,
+# '.' or '..' segment and no trailing '/': such a string names no role, and a pattern rule reading names off it by
+# shape could be led astray (an ARN ending in '/' has an empty "name").
+ROLE_SEGMENT = r"(?!\.{1,2}/)[\w+=,.@-]{1,512}/"
+ROLE_HEAD = r"arn:aws[a-z-]*:iam::\d{12}:role/"
+_ROLE_ARN = re.compile(rf"{ROLE_HEAD}(?:{ROLE_SEGMENT})*(?!\.{{1,2}}$)[\w+=,.@-]{{1,64}}", re.ASCII)
+MAX_ROLE_ARN = 2048
 _KEYS = frozenset({"v", "client_id", "gen", "iat", "nonce", "intervals", "proof", "rk", "want"})
 
 
@@ -118,8 +125,10 @@ def parse_request(plaintext: bytes) -> AutoIdRequest:
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise MalformedRequest("'client_id' is malformed.")
     intervals = document["intervals"]
-    if not isinstance(intervals, list) or len(intervals) != INTERVALS:
-        raise MalformedRequest(f"'intervals' must hold exactly {INTERVALS} pairs.")
+    # How many intervals a proof has is part of what it proves (its coverage): any count but INTERVALS is the proof
+    # check's uniform 401, not a parse error that would tell the shape apart. The parse only bounds the work.
+    if not isinstance(intervals, list) or not 1 <= len(intervals) <= MAX_INTERVALS:
+        raise MalformedRequest(f"'intervals' must be a list of at most {MAX_INTERVALS} pairs.")
     pairs = []
     for pair in intervals:
         if not isinstance(pair, list) or len(pair) != 2:
@@ -143,7 +152,7 @@ def _want(value: Any) -> Want:
     ((kind, target),) = value.items()
     if kind == "secret_id" and isinstance(target, str) and _SECRET_ID.fullmatch(target):
         return Want(secret_id=target)
-    if kind == "role_arn" and isinstance(target, str) and _ROLE_ARN.fullmatch(target):
+    if kind == "role_arn" and isinstance(target, str) and len(target) <= MAX_ROLE_ARN and _ROLE_ARN.fullmatch(target):
         return Want(role_arn=target)
     raise MalformedRequest("'want' names exactly one of secret_id or role_arn.")
 

@@ -126,12 +126,23 @@ def test_intervals_that_do_not_cover_the_file_are_401(
         assert_served(send(client, service, document))
 
 
-def test_an_interval_list_that_is_not_sixteen_pairs_is_malformed(
+def test_a_proof_over_any_other_number_of_snippets_is_the_same_401(
     service: AutoIdService, enrolled: Enrollment, client: Client
 ) -> None:
-    response = send(client, service, forged(genuine(enrolled), [], b""))
-    assert response.status_code == 400
-    assert json.loads(response.body)["error"] == "malformed_request"
+    """Fewer snippets is shorter coverage, more is not the protocol: both are the proof check's uniform 401 (with a
+    proof correct over the bytes they name), never a 400 that would tell the shape apart."""
+    for count in (1, 15, 17, 64):
+        intervals = [[i * 64, 64] for i in range(count)]
+        assert_refused(send(client, service, forged(genuine(enrolled), intervals, enrolled.entropy)), str(count))
+
+
+def test_an_interval_list_that_is_empty_or_unbounded_is_malformed(
+    service: AutoIdService, enrolled: Enrollment, client: Client
+) -> None:
+    for intervals in ([], [[i * 64, 64] for i in range(65)]):
+        response = send(client, service, forged(genuine(enrolled), intervals, b""))
+        assert response.status_code == 400
+        assert json.loads(response.body)["error"] == "malformed_request"
 
 
 def test_a_captured_request_replayed_is_401(service: AutoIdService, enrolled: Enrollment, client: Client) -> None:

@@ -70,6 +70,15 @@ def test_valid_policies(secrets: tuple[str, ...], roles: tuple[str, ...]) -> Non
         ((), ("arn:aws:iam::*:role/app-*",)),  # an account wildcard would never match anything
         ((), ("arn:aws:iam::123456789012:role/",)),  # nor would an empty role name
         ((), ("arn:aws:iam::123456789012:role/a*b",)),
+        # Shapes that name no role: a trailing '/', an empty, '.' or '..' segment (a rule reading the name off the
+        # last segment would see an empty or a made-up name).
+        ((), ("arn:aws:iam::123456789012:role/credport-dev-api_handler/",)),
+        ((), ("arn:aws:iam::123456789012:role/credport-dev-autoid-x/../credport-dev-link-signer/",)),
+        ((), ("arn:aws:iam::123456789012:role/credport-dev-autoid-x/../credport-dev-link-signer",)),
+        ((), ("arn:aws:iam::123456789012:role/a//credport-dev-autoid-x",)),
+        ((), ("arn:aws:iam::123456789012:role/./credport-dev-autoid-x",)),
+        ((), ("arn:aws:iam::123456789012:role/app/..",)),
+        ((), ("arn:aws:iam::123456789012:role/" + "n" * 65,)),  # IAM role names are 1-64 characters
         ((), (ROLE + "\n",)),
         ((), ("arn:aws:sts::123456789012:assumed-role/x/y",)),
     ],
