@@ -24,6 +24,7 @@ Every refusal is 400 ``link_refused``; its ``reason`` (for logs and tests) names
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -119,7 +120,9 @@ def parse_link(url: object, endpoint: Endpoint, bucket: str) -> LinkTarget:
     segments = _path_segments(parts.path)
     if host in endpoint.hosts:  # path-style: /<bucket>/<key>
         named, key_segments = segments[0], segments[1:]
-    elif any(host == f"{bucket}.{base}" for base in endpoint.hosts):  # virtual-hosted: <bucket>.<endpoint>/<key>
+    # virtual-hosted: <bucket>.<endpoint>/<key>, only on a named endpoint (no DNS name is "<bucket>.<IP address>":
+    # such a link can never be fetched, and answering it as a retryable 503 would mislead the caller).
+    elif any(host == f"{bucket}.{base}" and not _is_ip_address(base) for base in endpoint.hosts):
         named, key_segments = bucket, segments
     else:
         raise LinkRefused("origin")
@@ -181,3 +184,11 @@ def fetch_presigned(url: object, s3: ObjectStore, bucket: str) -> bytes:
     if len(body) > MAX_ENVELOPE_BYTES:
         raise PayloadTooLarge("The linked file is too large.")
     return bytes(body)
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

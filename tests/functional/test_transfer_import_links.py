@@ -184,6 +184,8 @@ def test_post_import_refuses_and_never_fetches(importer: transfer.Importer, fetc
         (link("127.0.0.1:4566", "/moto-api/reset", scheme="http"), "bucket"),  # the local AWS serves more than S3
         (link("127.0.0.1:4566", f"/{BUCKET}/../moto-api/reset", scheme="http"), "path"),
         (link("localhost:4566", f"/{BUCKET}/inbox/db.jwe", scheme="http"), "origin"),
+        # "<bucket>.<IP address>" is no DNS name: never fetchable, so refused as a link, not tried as a 503.
+        (link(f"{BUCKET}.127.0.0.1:4566", "/inbox/db.jwe", scheme="http"), "origin"),
     ],
 )
 def test_the_local_endpoint_form(url: str, reason: str | None) -> None:
