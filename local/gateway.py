@@ -49,6 +49,7 @@ from chalice.local import (
 
 from local.apidef import API_ID, STAGE, GatewayResponse, ProxyRoute
 from local.gateway_auth import GatewayAuthorizer, GatewaySettings, IncomingRequest
+from local.gateway_http import StrictHttp, unrouted
 from local.headers import HeaderRefused, combined, content_length
 from local.sigv4 import CredentialLookup
 
@@ -162,7 +163,11 @@ class _Gateway(LocalGateway):
         return any(part.strip().lower() in self._app_object.api.binary_types for part in re.split("[,;]", content_type))
 
     def _generate_lambda_event(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
-        return self._api_gateway_context(super()._generate_lambda_event(method, path, headers, body))
+        try:
+            event = super()._generate_lambda_event(method, path, headers, body)
+        except ValueError:  # no route matches the path
+            raise unrouted(self._request.request_id, headers) from None
+        return self._api_gateway_context(event)
 
     def _api_gateway_context(self, event: Any) -> Any:
         """What API Gateway puts in ``requestContext`` that chalice's local gateway leaves out."""
@@ -191,7 +196,7 @@ class _Gateway(LocalGateway):
         return event
 
 
-class _Handler(ChaliceRequestHandler):
+class _Handler(StrictHttp, ChaliceRequestHandler):  # StrictHttp: http.server's own answers
     settings: GatewaySettings
     control: ControlHandler | None
 
@@ -203,7 +208,7 @@ class _Handler(ChaliceRequestHandler):
     def handle_one_request(self) -> None:
         """One request; a failure of the gateway itself is logged and answered as API Gateway answers its own
         internal errors (500 ``{"message": "Internal server error"}``), never a silently dropped connection."""
-        self._answered = False
+        self._answered, self.path = False, ""  # nothing of the previous request on the connection
         try:
             super().handle_one_request()
         except Exception:
@@ -268,18 +273,12 @@ class _Handler(ChaliceRequestHandler):
         An HTTP/1.0 request without Host is for the server's own address."""
         values = self.headers.get_all("host") or []
         if not values and self.request_version != "HTTP/1.1":
-            return "{}:{}".format(*self.server.server_address[:2])
+            address: Any = self.server.server_address
+            return "{}:{}".format(*address[:2])
         if len(values) != 1:
             return None
         host = values[0].strip(" \t")
         return host if valid_host(host) else None
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Never the query string: presigned requests carry signatures and session tokens there.
-        return
-
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        print(f"api  {self.command} {urlsplit(self.path).path} -> {code}", flush=True)
 
 
 class ApiServer:

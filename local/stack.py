@@ -115,7 +115,7 @@ class LocalStack:
 
     def start(self) -> StackInfo:
         o = self.options
-        from moto.server import ThreadedMotoServer
+        from local.aws_server import EmbeddedAwsServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
         install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
@@ -124,7 +124,7 @@ class LocalStack:
         # moto's server binds in a thread of its own and, when the port is taken, reports it there and never gets
         # ready: find out here, so the caller gets an OSError (and its hint) instead of a stack waiting forever.
         _check_port_free(o.host, o.aws_port)
-        self._moto = ThreadedMotoServer(ip_address=o.host, port=o.aws_port, verbose=False)
+        self._moto = EmbeddedAwsServer(ip_address=o.host, port=o.aws_port, verbose=False)
         self._moto.start()
         endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
         _isolate_environment(endpoint, o.region, o.prefix, root)

@@ -30,12 +30,14 @@ from .presigned import PresignRejected, verify_presigned
 __all__ = [
     "MAX_CLOCK_SKEW",
     "UNSUPPORTED",
+    "check_authorization_shape",
     "check_freshness",
     "check_signing_fields",
     "is_public_operation",
     "presigned_request",
     "refuse_signature_version_2",
     "refuse_unsupported",
+    "service_error",
     "session_expiry",
 ]
 
@@ -62,7 +64,7 @@ MAX_CLOCK_SKEW = dt.timedelta(minutes=15)  # SigV4: requests signed further from
 UNSUPPORTED = "EmbeddedIamUnsupported"
 
 
-def _error(self: Any, code: str, message: str, status: int) -> Exception:
+def service_error(self: Any, code: str, message: str, status: int) -> Exception:
     """An error in the protocol of the service asked: S3's XML, the JSON services' (X-Amz-Target), else the query
     services' XML."""
     from moto.s3.exceptions import S3ClientError
@@ -85,7 +87,7 @@ def refuse_unsupported(self: Any, query: str) -> None:
     elif self.service_name == "s3" and self.method == "POST" and "delete" in names:
         what = "S3 DeleteObjects (AWS authorises each key of its body)"
     if what:
-        raise _error(self, UNSUPPORTED, f"The embedded AWS does not emulate IAM for {what}; refused.", 400)
+        raise service_error(self, UNSUPPORTED, f"The embedded AWS does not emulate IAM for {what}; refused.", 400)
 
 
 # A SigV4 Authorization header as AWS's SDKs write it: the scope is ``key/date/region/service/aws4_request``, the
@@ -104,7 +106,27 @@ _ISO_BASIC = (
 def _incomplete(self: Any, message: str) -> Exception:
     """The JSON and query services' answer to a signature they cannot read: 400 IncompleteSignature(Exception)."""
     code = "IncompleteSignatureException" if self.headers.get("X-Amz-Target") else "IncompleteSignature"
-    return _error(self, code, message, 400)
+    return service_error(self, code, message, 400)
+
+
+def check_authorization_shape(self: Any, authorization: str) -> re.Match[str]:
+    """A SigV4 Authorization header's parts, or the service's own refusal of a malformed one (S3's XML
+    AuthorizationHeaderMalformed, the others' IncompleteSignature); ``self`` needs ``service_name`` and ``headers``.
+    Also read by the embedded AWS's front door (:mod:`local.aws_server`) before moto routes on the header."""
+    s3 = self.service_name == "s3"
+    shape = _AUTHORIZATION.fullmatch(authorization)
+    if shape is None or not _CREDENTIAL.fullmatch(shape["credential"]):
+        if s3:
+            malformed = 'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+            raise service_error(
+                self, "AuthorizationHeaderMalformed", f"The authorization header is malformed; {malformed}", 400
+            )
+        raise _incomplete(
+            self,
+            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters, each once and "
+            "well formed.",
+        )
+    return shape
 
 
 def check_signing_fields(self: Any, authorization: str) -> None:
@@ -113,32 +135,25 @@ def check_signing_fields(self: Any, authorization: str) -> None:
     S3's wording is S3's ("AuthorizationHeaderMalformed", "AccessDenied"); the others' IncompleteSignature message
     for a bad date is the one AWS's SigV4 services send (its wording for a malformed header is inferred)."""
     s3 = self.service_name == "s3"
-    shape = _AUTHORIZATION.fullmatch(authorization)
-    if shape is None or not _CREDENTIAL.fullmatch(shape["credential"]):
-        if s3:
-            malformed = 'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
-            raise _error(
-                self, "AuthorizationHeaderMalformed", f"The authorization header is malformed; {malformed}", 400
-            )
-        raise _incomplete(
-            self,
-            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters, each once and "
-            "well formed.",
-        )
+    shape = check_authorization_shape(self, authorization)
     spellings = [name for name in self.headers.keys() if name.lower() == "x-amz-date"]  # noqa: SIM118 (a Message-like)
     stamp = self.headers.get("X-Amz-Date")
     if not spellings and self.headers.get("Date"):
-        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400)
+        raise service_error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400)
     if stamp is None or amz_date(stamp) is None:
         if s3:
-            raise _error(self, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", 403)
+            raise service_error(
+                self, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", 403
+            )
         raise _incomplete(self, _ISO_BASIC.format(str(stamp or "")[:64]))
     if "x-amz-date" not in shape["signed"].split(";"):
         if s3:
-            raise _error(self, "AccessDenied", "There were headers present in the request which were not signed", 403)
-        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date signed; refused.", 400)
+            raise service_error(
+                self, "AccessDenied", "There were headers present in the request which were not signed", 403
+            )
+        raise service_error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date signed; refused.", 400)
     if spellings != ["X-Amz-Date"]:  # moto looks the signed header up by this exact spelling, once
-        raise _error(self, UNSUPPORTED, "The embedded AWS needs one header spelled X-Amz-Date; refused.", 400)
+        raise service_error(self, UNSUPPORTED, "The embedded AWS needs one header spelled X-Amz-Date; refused.", 400)
 
 
 def check_freshness(self: Any, authorization: str) -> None:
@@ -148,14 +163,14 @@ def check_freshness(self: Any, authorization: str) -> None:
 
     signed_at = amz_date(self.headers.get("X-Amz-Date") or "")  # read by check_signing_fields first
     if signed_at is None:
-        raise _error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400)
+        raise service_error(self, UNSUPPORTED, "The embedded AWS needs X-Amz-Date on a SigV4 request; refused.", 400)
     now = dt.datetime.now(dt.UTC)
     if abs(now - signed_at) > MAX_CLOCK_SKEW:
         if self.service_name == "s3":
             skewed = "The difference between the request time and the current time is too large."
-            raise _error(self, "RequestTimeTooSkewed", skewed, 403)
+            raise service_error(self, "RequestTimeTooSkewed", skewed, 403)
         stale = "Signature expired: the request was signed more than 15 minutes from the current time."
-        raise _error(self, "InvalidSignatureException", stale, 403)
+        raise service_error(self, "InvalidSignatureException", stale, 403)
     access_key_id = authorization.split("Credential=", 1)[1].split("/", 1)[0]
     expiry = session_expiry(access_key_id)
     if expiry is not None and now >= expiry:
@@ -164,7 +179,7 @@ def check_freshness(self: Any, authorization: str) -> None:
             if self.service_name == "s3" or not self.headers.get("X-Amz-Target")
             else "ExpiredTokenException"
         )
-        raise _error(
+        raise service_error(
             self,
             code,
             "The security token included in the request is expired",
@@ -174,7 +189,7 @@ def check_freshness(self: Any, authorization: str) -> None:
     hashed = self.service_name == "s3" and re.fullmatch(r"[0-9a-f]{64}", declared)
     if hashed and hashlib.sha256(self.raw_body or b"").hexdigest() != declared:
         message = "The provided 'x-amz-content-sha256' header does not match what was computed."
-        raise _error(self, "XAmzContentSHA256Mismatch", message, 400)
+        raise service_error(self, "XAmzContentSHA256Mismatch", message, 400)
 
 
 def _names(query: str) -> set[str]:

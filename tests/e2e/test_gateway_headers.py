@@ -208,3 +208,76 @@ def test_a_good_content_length_reaches_the_app(stack: RunningStack) -> None:
     fields = [("Content-Type", b"application/json"), ("Content-Length", b" 2\t")]
     answer = send(stack, "GET", "/health", fields, b"{}")
     assert answer.status == 200, answer.body
+
+
+# --- what http.server and moto's dispatcher answered themselves -----------------------------------------------------
+
+
+def raw_exchange(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """``data`` written as is; the whole answer, read until the server closes (a dropped connection fails here)."""
+    parts = urlsplit(url)
+    with socket.create_connection((str(parts.hostname), int(parts.port or 80)), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer, "the connection was dropped without an answer"
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    fields = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), fields, body
+
+
+@pytest.mark.parametrize(
+    ("request_line", "fields", "status", "message"),
+    [
+        pytest.param(b"GET /health HTTP/9.9", b"", 505, "HTTP Version Not Supported", id="http-9.9"),
+        pytest.param(b"GET /" + b"a" * 70000 + b" HTTP/1.1", b"", 414, "Request-URI Too Long", id="path-over-64KiB"),
+        pytest.param(b"FOO\x01 /health HTTP/1.1", b"", 400, "Bad Request", id="control-character-in-method"),
+        pytest.param(b"TRACE /health HTTP/1.1", b"", 403, "Missing Authentication Token", id="trace"),
+        pytest.param(b"GET /health HTTP/1.1", b"Bogus\r\n", 400, "Bad Request", id="header-line-without-colon"),
+        pytest.param(
+            b"GET /health HTTP/1.1",
+            b"X: " + b"a" * 70000 + b"\r\n",
+            431,
+            "Request Header Fields Too Large",
+            id="field-over-64KiB",
+        ),
+    ],
+)
+def test_what_http_server_refuses_is_api_gateways_json(
+    stack: RunningStack, request_line: bytes, fields: bytes, status: int, message: str
+) -> None:
+    host = f"Host: {urlsplit(stack.api).netloc}\r\n".encode()
+    data = request_line + b"\r\n" + host + fields + b"Connection: close\r\n\r\n"
+    code, headers, body = raw_exchange(stack.api, data)
+    assert (code, headers["content-type"], json.loads(body)) == (status, "application/json", {"message": message})
+    assert headers["x-amzn-requestid"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        pytest.param(b"AWS4-HMAC-SHA256 ,,,", b"<Code>IncompleteSignature</Code>", id="commas"),
+        pytest.param(b"AWS4-HMAC-SHA256 Credential=\xff/\xfe", b"<Code>IncompleteSignature</Code>", id="latin-1"),
+        pytest.param(b"Bearer", b"<Code>IncompleteSignature</Code>", id="one-word"),
+    ],
+)
+def test_a_malformed_authorization_to_the_embedded_aws_is_a_400_not_a_500(
+    stack: RunningStack, authorization: bytes, code: bytes
+) -> None:
+    aws = str(stack.info["aws_endpoint"])
+    host = f"Host: {urlsplit(aws).netloc}\r\n".encode()
+    data = b"GET /?Action=GetCallerIdentity HTTP/1.1\r\n" + host + b"Authorization: " + authorization + b"\r\n"
+    status, headers, body = raw_exchange(aws, data + b"Connection: close\r\n\r\n")
+    assert status == 400, body
+    assert "html" not in headers.get("content-type", "")
+    assert code in body
+
+
+def test_a_malformed_authorization_to_the_embedded_s3_is_s3s_xml(stack: RunningStack) -> None:
+    aws = str(stack.info["aws_endpoint"])
+    host = f"Host: {urlsplit(aws).netloc}\r\n".encode()
+    data = b"GET /some-bucket/key HTTP/1.1\r\n" + host + b"Authorization: AWS4-HMAC-SHA256 ,,,\r\n"
+    status, _, body = raw_exchange(aws, data + b"Connection: close\r\n\r\n")
+    assert (status, b"<Code>AuthorizationHeaderMalformed</Code>" in body) == (400, True), body
