@@ -19,6 +19,7 @@ from typing import Any
 from chalicelib.aws import sign_with
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
+from local import s3_notifications
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
 from local.execution import (
@@ -119,6 +120,7 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
         install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
+        s3_notifications.install()  # notifications name the object's version, as S3's do for a versioned bucket
         root = root_keys()
         self._enforce_iam(root)
         # moto's server binds in a thread of its own and, when the port is taken, reports it there and never gets

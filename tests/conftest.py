@@ -11,6 +11,7 @@ from moto import mock_aws
 from chalicelib.aws import AwsServices, reset_aws
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
+from local import s3_notifications
 from local.iam.sts import install as install_sts
 from local.provision import Provisioned, Provisioner, app_functions
 from local.template import Template, load_template
@@ -43,6 +44,7 @@ def isolated_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def moto() -> Iterator[None]:
     install_sts()  # STS checks roles, trust policies, durations and web identity tokens as AWS does
+    s3_notifications.install()  # S3 notifications name the version of a versioned bucket's object, as S3's do
     with mock_aws():
         yield
 
@@ -81,3 +83,10 @@ def provisioned(factory: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> Prov
     reset_settings()
     reset_aws()
     return result
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Bytes are named by their argument, not their content: test vectors drawn at import (keys, random bytes) must
+    give the same test ids in every xdist worker, or the workers refuse to run."""
+    del config
+    return argname if isinstance(val, bytes | bytearray) else None

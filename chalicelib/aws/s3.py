@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.aws.errors import AwsNotFound, aws_call
 from chalicelib.errors import PayloadTooLarge
 
-__all__ = ["ObjectInfo", "ObjectStore", "PresignedLink", "StoredObject"]
+__all__ = ["ListedVersion", "ObjectInfo", "ObjectStore", "PresignedLink", "StoredObject"]
 
 # A link that would die within a minute (signing credentials at their very end) is not worth sending.
 
@@ -22,6 +22,13 @@ class ObjectInfo:
     version_id: str | None
     content_type: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListedVersion:
+    version_id: str
+    size: int
+    delete_marker: bool
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,14 @@ class ObjectStore:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def get(self, bucket: str, key: str, *, max_bytes: int | None = None) -> StoredObject:
-        """The object's bytes; :class:`PayloadTooLarge` before reading more than ``max_bytes``."""
+    def get(
+        self, bucket: str, key: str, *, max_bytes: int | None = None, version_id: str | None = None
+    ) -> StoredObject:
+        """The object's bytes (exactly ``version_id``'s when given: s3:GetObjectVersion, else the latest);
+        :class:`PayloadTooLarge` before reading more than ``max_bytes``."""
+        args = {"Bucket": bucket, "Key": key} | ({"VersionId": version_id} if version_id else {})
         with aws_call("s3", "GetObject"):
-            response = self._client.get_object(Bucket=bucket, Key=key)
+            response = self._client.get_object(**args)
         info = _info(key, response)
         if max_bytes is not None and info.size > max_bytes:
             response["Body"].close()
@@ -103,21 +114,28 @@ class ObjectStore:
         with aws_call("s3", "DeleteObject"):
             self._client.delete_object(Bucket=bucket, Key=key)
 
-    def purge(self, bucket: str, key: str) -> int:
+    def purge(
+        self, bucket: str, key: str, *, before_delete: Callable[[list[ListedVersion]], None] | None = None
+    ) -> int:
         """Delete every version (and delete marker) of exactly ``key``: on a versioned bucket a plain delete
-        only hides an object. Returns how many versions were removed."""
+        only hides an object. ``before_delete`` is given every version found, before any is deleted (so a
+        caller can record what it is about to remove). Returns how many versions were removed."""
         paginator = self._client.get_paginator("list_object_versions")
-        removed = 0
         with aws_call("s3", "ListObjectVersions"):
             pages = list(paginator.paginate(Bucket=bucket, Prefix=key))
-        for page in pages:
-            for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                if entry["Key"] != key:
-                    continue
-                with aws_call("s3", "DeleteObject"):
-                    self._client.delete_object(Bucket=bucket, Key=key, VersionId=entry["VersionId"])
-                removed += 1
-        return removed
+        found = [
+            ListedVersion(str(entry["VersionId"]), int(entry.get("Size", 0)), marker)
+            for page in pages
+            for marker, entries in ((False, page.get("Versions", [])), (True, page.get("DeleteMarkers", [])))
+            for entry in entries
+            if entry["Key"] == key
+        ]
+        if before_delete is not None and found:
+            before_delete(found)
+        for version in found:
+            with aws_call("s3", "DeleteObject"):
+                self._client.delete_object(Bucket=bucket, Key=key, VersionId=version.version_id)
+        return len(found)
 
     def move(self, bucket: str, source_key: str, target_key: str, *, kms_key_id: str | None = None) -> None:
         """Copy then delete: a crash in between leaves both copies, never neither."""

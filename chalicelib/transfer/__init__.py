@@ -128,7 +128,9 @@ def _on_inbox_object(event: S3ObjectEvent) -> None:
 
 def _on_client_object(event: S3ObjectEvent) -> None:
     version = object_version(event.version_id, event.etag)
-    get_sender().on_client_object(event.key, event.version_id or event.etag, version=version, size=event.size)
+    get_sender().on_client_object(
+        event.key, event.version_id or event.etag, version=version, size=event.size, version_id=event.version_id
+    )
 
 
 router.register(INBOX, _on_inbox_object)

@@ -7,12 +7,13 @@ GetObject, "Permissions"). credport's role has no such grant on the transfer buc
 let it list every prefix; one limited by ``s3:prefix`` does not count, since a GetObject request carries no
 prefix), so a 403 means "gone" or "denied", and only credport's own record can tell which.
 
-So each handler records the fate of the version it handled, in the state table, *before* it moves or purges
-the object (a crash in between leaves the object in place, and the next delivery handles it again). An event
-whose object cannot be read is done when its version has a fate; a 403 without one is raised, so a genuine
-permission failure still fails loudly (retried, then dead-lettered). A 404 is unambiguous: the object is gone,
-there is nothing to do (the behaviour before fates were recorded). DynamoDB, not S3, holds the record because a
-missing S3 receipt would read 403 just the same.
+So each handler records the fate of the version it handled (and a purge, of every version it removes), in the
+state table, *before* it moves or purges the object (a crash in between leaves the object in place, and the next
+delivery handles it again). An event whose object cannot be read is done when its version has a fate; a 403
+without one is raised, so a genuine permission failure still fails loudly (retried, then dead-lettered). A 404 (the
+latest object's NoSuchKey, or NoSuchVersion for the event's own version) is unambiguous: it is gone, there is
+nothing to do (the behaviour before fates were recorded). DynamoDB, not S3, holds the
+record because a missing S3 receipt would read 403 just the same.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class ObjectFates:
 def settle_unreadable(
     fates: ObjectFates | None, key: str, version: str | None, error: AwsNotFound | AwsRejected
 ) -> str:
-    """An event's object could not be read: why the event is done, or ``error`` raised again."""
+    """An event's object (or its very version, read by version id) could not be read: why the event is done, or
+    ``error`` raised again. A 404 (NoSuchKey, NoSuchVersion) is unambiguous; a 403 settles only on a fate
+    recorded by credport (each purge records one for every version it removes, before removing it)."""
     if isinstance(error, AwsNotFound):
         logger.info("s3 object already gone", extra={"key": key})
         return "gone"

@@ -2,7 +2,9 @@
 
 A client registers by uploading ``clients/<client_id>/public.pem`` (RSA >= 2048, SubjectPublicKeyInfo or
 PKCS#1). Every object under ``clients/``, whatever its name, is first judged by its structure
-(:mod:`chalicelib.transfer.key_material`), and only provably public bytes are ever kept or copied:
+(:mod:`chalicelib.transfer.key_material`), exactly the version its S3 event names (never the latest: a later
+upload, delete or copy over it cannot hide it). Nothing under ``clients/`` is ever copied; only a valid public key at
+exactly ``clients/<client_id>/public.pem`` is kept:
 
 - a private key, in any form, is purged at once (every version: the bucket is versioned), copied nowhere, and
   an alarm goes out (the ``transfer-private-key-uploaded`` key event, metric ``TransferPrivateKeysPurged``);
@@ -11,8 +13,11 @@ PKCS#1). Every object under ``clients/``, whatever its name, is first judged by 
   it cannot be proven harmless: every version is purged too, and only a record stays, ``quarantine/<key>.error.json``
   with the reason (``too_large``) and size, no content (metric ``TransferFilesTooLarge``). Never dead-lettered:
   a retry could never read it either. The same holds for inspected files that are not provably public
-  (``not_a_public_key``, ``unexpected_key``): a raw key can look like random bytes;
-- public keys of the wrong kind, size or name are quarantined with their reason, as harmless copies.
+  (``not_a_public_key``, ``unexpected_key``): a raw key can look like random bytes. Any other file is purged the
+  same way, whatever it looks like: a file under another name (``unexpected_key``: a certificate can carry a private
+  key in an extension no check knows), a public key of the wrong kind or size (its reason);
+- every purge records each version it removes as purged (ObjectFates) before removing it, so the events of the
+  other versions settle instead of failing on a version that is gone.
 
 A good key is recorded and starts the send pipeline: a new version of the client's secret, sealed to the client's key
 as ``outbox/<client_id>/<version_id>.jwe``, a presigned link, and a notification (never the secret) with
@@ -34,7 +39,7 @@ from typing import Any
 
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
-from chalicelib.aws.s3 import ObjectStore
+from chalicelib.aws.s3 import ListedVersion, ObjectStore
 from chalicelib.aws.secrets import CURRENT, PENDING, SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_from_pem, seal
@@ -43,8 +48,8 @@ from chalicelib.events import key_event
 from chalicelib.internal_secrets import TRANSFER_CLIENT
 from chalicelib.observability import MetricUnit, logger, metrics
 from chalicelib.transfer import key_material
-from chalicelib.transfer.fates import PURGED, QUARANTINED, TOO_LARGE, ObjectFates, object_version, settle_unreadable
-from chalicelib.transfer.importer import QUARANTINE, quarantine
+from chalicelib.transfer.fates import PURGED, TOO_LARGE, ObjectFates, object_version, settle_unreadable
+from chalicelib.transfer.importer import QUARANTINE
 from chalicelib.transfer.key_material import INSPECTION_LIMIT
 from chalicelib.transfer.links import LinkSigner
 
@@ -98,43 +103,56 @@ class Sender:
         return TRANSFER_CLIENT.member(self._prefix, client_id)
 
     def on_client_object(
-        self, key: str, etag: str, *, version: str | None = None, size: int | None = None
+        self,
+        key: str,
+        etag: str,
+        *,
+        version: str | None = None,
+        size: int | None = None,
+        version_id: str | None = None,
     ) -> SendReport | None:
-        """An object under clients/: a registration (then a first send), or something to refuse. ``etag`` (the
+        """An object under clients/: a registration (then a first send), or something to purge. ``etag`` (the
         event's version id, else its ETag) makes the send's token; ``version`` (the event's
         :func:`~chalicelib.transfer.fates.object_version`) recognises a redelivery once the object is gone;
-        ``size`` is the event's, so a file too large to inspect is never read at all."""
+        ``size`` is the event's, so a file too large to inspect is never read at all.
+
+        ``version_id`` is the S3 version the event names (a versioned bucket's events always name one): exactly
+        that version is read and judged, never the latest, so a later upload over it (a public key over a
+        private one, a delete, a copy) can neither hide it nor be registered in its place; and a registration
+        is made from the very bytes read. Without one (an unversioned bucket) the latest is read."""
         if size is not None and size > INSPECTION_LIMIT:
-            self._purge_unproven(key, TOO_LARGE, (version,), size)
+            self._purge_unproven(key, TOO_LARGE, (version,), size, version=version_id)
             return None
         try:
-            stored = self._s3.get(self._bucket, key, max_bytes=INSPECTION_LIMIT)
+            stored = self._s3.get(self._bucket, key, max_bytes=INSPECTION_LIMIT, version_id=version_id)
         except (AwsNotFound, AwsRejected) as error:
-            settle_unreadable(self._fates, key, version, error)  # quarantined or purged by an earlier delivery
+            # Purged by an earlier delivery, or by another event's purge of every version (each recorded first).
+            settle_unreadable(self._fates, key, version, error)
             return None
-        except PayloadTooLarge:  # a newer, larger upload than the event's: never read, so never proven harmless
-            self._purge_unproven(key, TOO_LARGE, (version,), size)
+        except PayloadTooLarge:  # larger than the event said (a newer upload, unversioned): never read, never proven
+            self._purge_unproven(key, TOO_LARGE, (version,), size, version=version_id)
             return None
         handled = (version, object_version(stored.info.version_id, stored.info.etag))
-        # By structure, whatever the key's name: only provably public bytes are ever kept or copied.
+        # By structure, whatever the key's name: a private key anywhere is purged with the alarm.
         verdict = key_material.classify(stored.body)
         if verdict == key_material.PRIVATE:
             self._purge_private_key(key, handled, len(stored.body))
             return None
+        # Nothing under clients/ is ever copied: only a valid public key at exactly clients/<id>/public.pem is
+        # kept (registered); anything else (another name, a certificate, a weak key, ...) is purged, with a
+        # content-free record. A structure no check knows can hide a private key; a copy would keep it.
         match = CLIENT_KEY.fullmatch(key)
-        if verdict != key_material.PUBLIC:
+        if match is None or verdict != key_material.PUBLIC:
             reason = "unexpected_key" if match is None else "not_a_public_key"
-            self._purge_unproven(key, reason, handled, len(stored.body))
+            self._purge_unproven(key, reason, handled, len(stored.body), version=stored.info.version_id)
             return None
         try:
-            if match is None:
-                raise EnvelopeError("unexpected_key")
             recipient = public_key_from_pem(stored.body)
         except PrivateKeyMaterial:  # never with a PUBLIC verdict; should the two checks ever disagree, purge
             self._purge_private_key(key, handled, len(stored.body))
             return None
-        except EnvelopeError as error:  # public keys of the wrong kind, size or name: harmless to keep aside
-            self._quarantine(key, error.reason, handled)
+        except EnvelopeError as error:  # a public key of the wrong kind or size: purged too, never copied
+            self._purge_unproven(key, error.reason, handled, len(stored.body), version=stored.info.version_id)
             return None
         client_id = match.group(1)
         self._table.put(
@@ -249,32 +267,36 @@ class Sender:
         """A private key: the alarm, then every version purged; no copy and no marker (its name alone is logged).
 
         The alarm goes out first: a failure before the purge is retried with the key still there, so the alarm
-        may repeat but is never lost (after the purge, a redelivery finds the fate recorded here)."""
-        self._sns.publish(
-            self._alarms,
-            key_event("transfer-private-key-uploaded", key=key),
-            attributes={"type": "transfer-private-key-uploaded"},
-        )
-        if self._fates is not None:
-            self._fates.record(key, handled, PURGED)
-        removed = self._s3.purge(self._bucket, key)
+        may repeat but is never lost (after the purge, a redelivery finds the fate recorded here). Every version
+        goes, a later good public key too; a client registered from such a version (its event handled first)
+        stays registered: that public key was judged on its own bytes and is harmless, and the alarm names the
+        key for an operator to decide (README, "Secret transfer")."""
+        self._alarm(key)
+        removed = self._purge(key, handled)
         logger.error(
             "private key uploaded to the transfer bucket: purged",
             extra={"key": key, "size": size, "versions_removed": removed},
         )
         metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
 
-    def _purge_unproven(self, key: str, reason: str, handled: tuple[str | None, ...], size: int | None) -> None:
-        """A file that cannot be proven harmless (too large to inspect, or not provably public): it may hold a
-        private key in a form no check knows, so no readable copy is kept. Every version is purged; what stays
-        is a record of it in quarantine/, with the reason and size and no content (written first: a crash in
-        between leaves the record, never a silent purge)."""
-        if self._fates is not None:
-            self._fates.record(key, handled, PURGED)
+    def _purge_unproven(
+        self,
+        key: str,
+        reason: str,
+        handled: tuple[str | None, ...],
+        size: int | None,
+        *,
+        version: str | None = None,
+    ) -> None:
+        """A file that is not a client's public key at its one name, or cannot be proven harmless (too large to
+        inspect, not provably public): it may hold a private key in a form no check knows, so no readable copy
+        is kept. Every version is purged; what stays is a record of it in quarantine/, with the reason, size and
+        version and no content (written first: a crash in between leaves the record, never a silent purge)."""
         record = {
             "reason": reason,
             "source": key,
             "size": size,
+            "version_id": version,
             "content": "purged",
             "quarantined_at": int(self._clock()),
         }
@@ -285,7 +307,7 @@ class Sender:
             content_type="application/json",
             kms_key_id=self._kms_key_id,
         )
-        removed = self._s3.purge(self._bucket, key)
+        removed = self._purge(key, handled, judged=version or "")
         logger.warning(
             "client file purged unproven",
             extra={"key": key, "reason": reason, "size": size, "versions_removed": removed},
@@ -296,13 +318,46 @@ class Sender:
             value=1,
         )
 
-    def _quarantine(self, key: str, reason: str, handled: tuple[str | None, ...]) -> None:
+    def _purge(self, key: str, handled: tuple[str | None, ...], *, judged: str | None = None) -> int:
+        """Every version of ``key`` deleted, each one's fate recorded as purged first: the event of any of them
+        (queued behind this one, or redelivered) then finds its version gone and settles, never dead-letters.
+
+        ``judged``: the version this event inspected, when it was not a private key. The others go unjudged by
+        their own events (gone by then), so each is inspected here first and a private key among them still
+        raises the alarm."""
         if self._fates is not None:
-            self._fates.record(key, handled, QUARANTINED)
-        quarantine(
-            self._s3, self._bucket, key, f"{QUARANTINE}{key}", reason, now=self._clock(), kms_key_id=self._kms_key_id
+            self._fates.record(key, handled, PURGED)
+
+        def before_delete(found: list[ListedVersion]) -> None:
+            if self._fates is not None:  # each version not recorded just above
+                others = [object_version(v.version_id, None) for v in found]
+                self._fates.record(key, [v for v in others if v not in handled], PURGED)
+            if judged is not None:
+                self._alarm_if_private(key, [v for v in found if v.version_id != judged])
+
+        return self._s3.purge(self._bucket, key, before_delete=before_delete)
+
+    def _alarm_if_private(self, key: str, others: list[ListedVersion]) -> None:
+        """The alarm, if one of ``others`` (versions about to be purged, unjudged) holds a private key."""
+        for other in others:
+            if other.delete_marker or other.size > INSPECTION_LIMIT:
+                continue  # nothing to read; too large to inspect (no key is that large)
+            try:
+                stored = self._s3.get(self._bucket, key, max_bytes=INSPECTION_LIMIT, version_id=other.version_id)
+            except (AwsNotFound, AwsRejected, PayloadTooLarge):
+                continue  # gone meanwhile (another event's purge, which judged it), or larger than listed
+            if key_material.classify(stored.body) == key_material.PRIVATE:
+                self._alarm(key)
+                logger.error("private key found in an earlier version: purged", extra={"key": key})
+                metrics.add_metric(name="TransferPrivateKeysPurged", unit=MetricUnit.Count, value=1)
+                return
+
+    def _alarm(self, key: str) -> None:
+        self._sns.publish(
+            self._alarms,
+            key_event("transfer-private-key-uploaded", key=key),
+            attributes={"type": "transfer-private-key-uploaded"},
         )
-        logger.warning("client file quarantined", extra={"source": key, "reason": reason})
 
     @staticmethod
     def describe(report: SendReport) -> dict[str, Any]:

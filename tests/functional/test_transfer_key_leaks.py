@@ -10,6 +10,7 @@ file too large to import is quarantined unread.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import logging
 import os
@@ -19,7 +20,8 @@ from typing import Any
 import boto3
 import pytest
 from chalice.test import Client
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from hypothesis import HealthCheck, given, settings
@@ -29,14 +31,18 @@ from joserfc.jwk import OKPKey
 import app as credport_app
 from chalicelib import transfer
 from chalicelib.aws import AwsServices, get_aws
+from chalicelib.aws.errors import AwsRejected
 from chalicelib.config import get_settings
-from chalicelib.envelope import MAX_ENVELOPE_BYTES
+from chalicelib.envelope import MAX_ENVELOPE_BYTES, public_key_from_pem
 from chalicelib.observability import logger
+from chalicelib.transfer.fates import ObjectFates
 from chalicelib.transfer.key_material import INSPECTION_LIMIT
 from local.provision import Provisioned
+from tests.functional.s3_notifications import unversioned_notifications, versioned_notifications
 
 QUEUE = "credport-dev-s3-events"
 E, F = serialization.Encoding, serialization.PrivateFormat
+SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 NONE, PASSWORD = serialization.NoEncryption(), serialization.BestAvailableEncryption(b"pw")
 RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC = ec.generate_private_key(ec.SECP384R1())
@@ -219,12 +225,14 @@ def test_a_client_file_too_large_to_inspect_is_purged_unread_with_a_record(
 
 
 def test_a_newer_version_larger_than_its_event_says_is_purged_too(client: Client, services: AwsServices) -> None:
-    """The event names a small version; by the time it is handled a large one is current: the read is bounded."""
+    """An event naming no version (S3 sends none for an unversioned bucket) says the object was small; by the time it
+    is handled a large one is current: the read of the current object is bounded."""
     key = "clients/acme/notes/big.bin"
-    services.s3.put(bucket(), key, PUBLIC_PEM)
-    (small,) = notifications()
-    services.s3.put(bucket(), key, os.urandom(INSPECTION_LIMIT + 10))
-    notifications()
+    with unversioned_notifications():
+        services.s3.put(bucket(), key, PUBLIC_PEM)
+        (small,) = notifications()
+        services.s3.put(bucket(), key, os.urandom(INSPECTION_LIMIT + 10))
+        notifications()
     client.lambda_.invoke("s3_object_events", client.events.generate_sqs_event([small], queue_name=QUEUE))
     assert versions(services, key) == []
     assert _record(services, key)["reason"] == "too_large"
@@ -248,12 +256,12 @@ def test_a_client_file_not_provably_public_is_purged_with_a_record(
     assert alarms() == []  # not a recognised key: a record and a metric, not the leak alarm
 
 
-def test_a_public_key_under_another_name_is_quarantined_as_a_harmless_copy(
-    client: Client, services: AwsServices
-) -> None:
+def test_a_public_key_under_another_name_is_purged_never_copied(client: Client, services: AwsServices) -> None:
+    """Nothing under clients/ is ever copied: a public key under another name is purged, with a record only."""
     key = "clients/acme/PUBLIC.PEM"
     upload_and_deliver(client, services, key, PUBLIC_PEM)
-    assert services.s3.get(bucket(), f"quarantine/{key}").body == PUBLIC_PEM
+    assert versions(services, key) == []
+    assert everything(services) == [f"quarantine/{key}.error.json"]
     assert _record(services, key)["reason"] == "unexpected_key"
 
 
@@ -290,3 +298,223 @@ def test_an_inbox_file_too_large_to_copy_leaves_inbox_with_a_record_only(
     record = _record(services, "enormous.jwe")
     assert (record["reason"], record["content"]) == ("too_large", "not_copied")
     assert list(services.s3.list_keys(bucket(), "inbox/")) == []
+
+
+# --- 3. nothing under clients/ is ever copied: a certificate can hide a private key ----------------------------------
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    length = bytes([len(body)]) if len(body) < 128 else b"\x82" + len(body).to_bytes(2, "big")
+    return bytes([tag]) + length + body
+
+
+def _certificate_hiding(extension_value: bytes) -> bytes:
+    """A self-signed certificate with ``extension_value`` (DER) in an extension no parser knows."""
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "acme")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(RSA.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), extension_value), False)
+        .sign(RSA, hashes.SHA256())
+    )
+    return certificate.public_bytes(E.PEM)
+
+
+WEAK_PUBLIC_PEM = rsa.generate_private_key(65537, 1024).public_key().public_bytes(E.PEM, SPKI)  # noqa: S505
+_HIDDEN = RSA.private_bytes(E.DER, F.PKCS8, NONE)
+CRAFTED = {
+    "base64 PKCS#8 in a UTF8String": _certificate_hiding(_der(0x0C, base64.b64encode(_HIDDEN))),
+    "PKCS#8 DER and a trailing byte in an OCTET STRING": _certificate_hiding(_der(0x04, _HIDDEN + b"\x00")),
+}
+
+
+@pytest.mark.parametrize("crafted", sorted(CRAFTED))
+@pytest.mark.parametrize("key", ["clients/acme/cert.pem", "clients/acme/public.pem"])
+def test_a_certificate_hiding_a_private_key_is_purged_never_copied(
+    client: Client, services: AwsServices, key: str, crafted: str
+) -> None:
+    upload_and_deliver(client, services, key, CRAFTED[crafted])
+    assert versions(services, key) == []
+    assert everything(services) == [f"quarantine/{key}.error.json"]  # a record: reason, size, version; no bytes
+    record = _record(services, key)
+    assert (record["content"], record["size"]) == ("purged", len(CRAFTED[crafted]))
+    assert record["version_id"]
+    assert _HIDDEN[40:64].hex() not in json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [
+        ("clients/acme/public.pem", WEAK_PUBLIC_PEM),
+        ("clients/acme/public.pem", EC.public_key().public_bytes(E.PEM, SPKI)),
+        ("clients/acme/other.pem", PUBLIC_PEM),
+        ("clients/acme/public.pem.bak", PUBLIC_PEM),
+    ],
+)
+def test_anything_but_a_good_public_key_at_its_one_name_is_purged_never_copied(
+    client: Client, services: AwsServices, key: str, body: bytes
+) -> None:
+    upload_and_deliver(client, services, key, body)
+    assert versions(services, key) == []
+    assert everything(services) == [f"quarantine/{key}.error.json"]  # nothing sent, nothing copied
+
+
+# --- 4. each event judges exactly the version it names ---------------------------------------------------------------
+
+
+@pytest.fixture
+def versioned(client: Client) -> Iterator[None]:
+    """S3's notifications for the versioned transfer bucket: each names its version (moto's leave it out)."""
+    with versioned_notifications():
+        yield
+
+
+@pytest.fixture(params=["404", "403 as on AWS"])
+def world(request: pytest.FixtureRequest, client: Client) -> Iterator[str]:
+    """How S3 answers a read of a version that is gone: the embedded AWS's NoSuchVersion, or AWS's 403 to a caller
+    without s3:ListBucket (credport's role has none)."""
+    s3 = get_aws().factory.client("s3")
+
+    def hook(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}:
+            http_response.status_code = 403
+            parsed.clear()
+            parsed.update(Error={"Code": "AccessDenied", "Message": "Access Denied"})
+            parsed.update(ResponseMetadata={"HTTPStatusCode": 403})
+
+    if request.param != "404":
+        s3.meta.events.register("after-call.s3.GetObject", hook)
+    yield str(request.param)
+    s3.meta.events.unregister("after-call.s3.GetObject", hook)
+
+
+def deliver(client: Client, messages: list[str]) -> None:
+    for message in messages:
+        client.lambda_.invoke("s3_object_events", client.events.generate_sqs_event([message], queue_name=QUEUE))
+
+
+def registered(services: AwsServices, client_id: str) -> dict[str, Any] | None:
+    return services.table(get_settings().resources.state_table).get(
+        {"pk": f"transfer-client#{client_id}", "sk": "profile"}
+    )
+
+
+def _kid_of(pem: bytes) -> str:
+    return public_key_from_pem(pem).kid
+
+
+@pytest.mark.parametrize("order", ["as uploaded", "the public key's event first"])
+def test_a_public_key_uploaded_over_a_private_one_leaves_no_private_version(
+    client: Client, services: AwsServices, alarms: Any, versioned: None, world: str, order: str
+) -> None:
+    key = "clients/acme/public.pem"
+    services.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
+    services.s3.put(bucket(), key, PUBLIC_PEM)  # at once, before the first event is handled
+    messages = notifications()
+    assert all("versionId" in json.loads(m)["Records"][0]["s3"]["object"] for m in messages)
+    deliver(client, messages if order == "as uploaded" else messages[::-1])  # no event raises: no dead letter
+    assert versions(services, key) == []  # every version: the private one, and the public one with it
+    assert not [k for k in everything(services) if k.startswith(("quarantine/", "clients/"))]  # copied nowhere
+    assert "transfer-private-key-uploaded" in [a["type"] for a in alarms()]
+    profile = registered(services, "acme")
+    if order == "as uploaded":
+        assert profile is None  # the public version's event found it purged
+    else:  # registered from the public version's own bytes (harmless): kept, the alarm tells the operator
+        assert profile is not None
+        assert profile["kid"] == _kid_of(PUBLIC_PEM)
+
+
+def test_a_private_key_deleted_before_its_event_is_still_purged_and_alarmed(
+    client: Client, services: AwsServices, alarms: Any, versioned: None
+) -> None:
+    key = "clients/acme/id_rsa"
+    services.s3.put(bucket(), key, LEAKS["DER PKCS#1 (RSA)"])
+    services.factory.client("s3").delete_object(Bucket=bucket(), Key=key)  # a delete marker over it
+    deliver(client, notifications())
+    assert versions(services, key) == []  # the private version under the marker, and the marker
+    assert [a["type"] for a in alarms()] == ["transfer-private-key-uploaded"]
+
+
+def test_a_private_key_copied_over_before_its_event_is_still_purged_and_alarmed(
+    client: Client, services: AwsServices, alarms: Any, versioned: None
+) -> None:
+    key = "clients/acme/public.pem"
+    services.s3.put(bucket(), "staging/public.pem", PUBLIC_PEM)  # outside every notified prefix
+    services.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
+    services.factory.client("s3").copy_object(
+        Bucket=bucket(), Key=key, CopySource={"Bucket": bucket(), "Key": "staging/public.pem"}
+    )
+    deliver(client, notifications())
+    assert versions(services, key) == []
+    assert "transfer-private-key-uploaded" in [a["type"] for a in alarms()]
+    assert registered(services, "acme") is None
+
+
+def test_a_registration_is_made_from_the_version_its_event_names(
+    client: Client, services: AwsServices, versioned: None
+) -> None:
+    """No time-of-check to time-of-use: a newer version cannot be registered under an older version's event."""
+    key, other = "clients/acme/public.pem", rsa.generate_private_key(65537, 2048).public_key()
+    services.s3.put(bucket(), key, PUBLIC_PEM)
+    first, *_ = notifications()
+    services.s3.put(bucket(), key, other.public_bytes(E.PEM, SPKI))
+    notifications()  # its event is not delivered here
+    deliver(client, [first])
+    profile = registered(services, "acme")
+    assert profile is not None
+    assert profile["kid"] == _kid_of(PUBLIC_PEM)
+
+
+@pytest.mark.parametrize("order", ["as uploaded", "the later event first"])
+def test_a_private_key_then_anything_over_it_never_dead_letters(
+    client: Client, services: AwsServices, alarms: Any, versioned: None, world: str, order: str
+) -> None:
+    """One event purges every version; the other finds its version gone, and its fate recorded: done."""
+    key = "clients/acme/id_rsa"
+    services.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
+    services.s3.put(bucket(), key, b"oops")
+    messages = notifications()
+    deliver(client, messages if order == "as uploaded" else messages[::-1])  # raises nothing
+    assert versions(services, key) == []
+    assert not [k for k in everything(services) if not k.startswith("quarantine/")]
+    # Whichever event purged it, the private version raised the alarm (once).
+    assert [a["type"] for a in alarms()] == ["transfer-private-key-uploaded"]
+    deliver(client, messages)  # redelivered, both: still nothing raised
+    assert versions(services, key) == []
+
+
+def test_a_version_gone_without_a_recorded_fate_still_fails_loudly(
+    client: Client, services: AwsServices, versioned: None, world: str
+) -> None:
+    """Someone else removed the version: a 404 says so (nothing to do); a 403 may be a denial, and credport never
+    handled this version, so it is raised (retried, then dead-lettered), never settled silently."""
+    key = "clients/acme/public.pem"
+    services.s3.put(bucket(), key, PUBLIC_PEM)
+    (message,) = notifications()
+    (version,) = versions(services, key)
+    services.factory.client("s3").delete_object(Bucket=bucket(), Key=key, VersionId=version["VersionId"])
+    if world == "404":
+        deliver(client, [message])
+    else:
+        with pytest.raises(AwsRejected):
+            deliver(client, [message])
+    assert registered(services, "acme") is None
+
+
+def test_a_purge_records_every_version_it_removes_before_removing_it(
+    client: Client, services: AwsServices, versioned: None
+) -> None:
+    key = "clients/acme/id_rsa"
+    services.s3.put(bucket(), key, b"first")
+    services.s3.put(bucket(), key, LEAKS["DER SEC1"])
+    ids = [v["VersionId"] for v in versions(services, key)]
+    *_, last = notifications()
+    deliver(client, [last])
+    fates = ObjectFates(services.table(get_settings().resources.state_table))
+    assert [fates.fate(key, f"v:{i}") for i in ids] == ["purged", "purged"]

@@ -172,12 +172,8 @@ ENTRIES = (
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.copy",
         callers=("chalicelib.transfer.importer.quarantine", "chalicelib.aws.s3.ObjectStore.move"),
-        why="then the file itself moves to quarantine/ (an inbox file, or a bad clients/ upload)",
-        access=(
-            *_copy(INBOX_FILE, QUARANTINE + "<file>"),
-            *_copy(CLIENT_KEY, QUARANTINE + CLIENTS + "<client>/public.pem"),
-            *_copy(obj("transfer_bucket", CLIENTS + "<client>/<file>"), QUARANTINE + CLIENTS + "<client>/<file>"),
-        ),
+        why="then the file itself moves to quarantine/ (an inbox file: nothing under clients/ is ever copied)",
+        access=_copy(INBOX_FILE, QUARANTINE + "<file>"),
     ),
     Entry(
         id="transfer.quarantine.delete",
@@ -186,8 +182,8 @@ ENTRIES = (
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.delete",
         callers=("chalicelib.transfer.importer.quarantine", "chalicelib.aws.s3.ObjectStore.move"),
-        why="the quarantined file leaves inbox/ or clients/",
-        access=(Access("s3:DeleteObject", INBOX_FILE), Access("s3:DeleteObject", CLIENT_KEY)),
+        why="the quarantined file leaves inbox/",
+        access=(Access("s3:DeleteObject", INBOX_FILE),),
     ),
     Entry(
         id="transfer.fates.record",

@@ -41,7 +41,18 @@ _SENDER = "chalicelib.transfer.sending.Sender"
 CLIENT_SECRET = secret("{prefix}/transfer/<client>")
 OUTBOX_FILE = obj("transfer_bucket", OUTBOX + "<client>/<version>.jwe")
 CLIENT_FILE = obj("transfer_bucket", CLIENTS + "<client>/<file>")  # any other name under clients/
-_PURGERS = (f"{_SENDER}.on_client_object", f"{_SENDER}._purge_private_key", f"{_SENDER}._purge_unproven")
+_PURGERS = (
+    f"{_SENDER}.on_client_object",
+    f"{_SENDER}._purge_private_key",
+    f"{_SENDER}._purge_unproven",
+    f"{_SENDER}._purge",
+)
+_INSPECTORS = (
+    f"{_SENDER}.on_client_object",
+    f"{_SENDER}._purge_unproven",
+    f"{_SENDER}._purge",
+    f"{_SENDER}._alarm_if_private",
+)
 
 ENTRIES = (
     # --- registrations --------------------------------------------------------------------------------------------
@@ -51,10 +62,19 @@ ENTRIES = (
         operation="GetObject",
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.get",
-        callers=(f"{_SENDER}.on_client_object",),
-        why="a client's uploaded public key (clients/<id>/public.pem), or any other file under clients/, as an S3 "
-        "event names it, read up to the inspection limit to judge what it holds",
-        access=(Access("s3:GetObject", CLIENT_KEY), Access("s3:GetObject", CLIENT_FILE), through_s3("Decrypt")),
+        callers=_INSPECTORS,
+        why="a client's uploaded public key (clients/<id>/public.pem), or any other file under clients/: exactly "
+        "the version its S3 event names (GetObject with VersionId: s3:GetObjectVersion; the latest, s3:GetObject, "
+        "only for an event without one), read up to the inspection limit to judge what it holds; and before a "
+        "purge of a file that held no private key, each other version it removes, so a private key among them "
+        "still raises the alarm",
+        access=(
+            Access("s3:GetObjectVersion", CLIENT_KEY),
+            Access("s3:GetObjectVersion", CLIENT_FILE),
+            Access("s3:GetObject", CLIENT_KEY),
+            Access("s3:GetObject", CLIENT_FILE),
+            through_s3("Decrypt"),
+        ),
     ),
     Entry(
         id="transfer.clients.alarm",
@@ -62,8 +82,9 @@ ENTRIES = (
         operation="Publish",
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.sns.Publisher.publish",
-        callers=(f"{_SENDER}.on_client_object", f"{_SENDER}._purge_private_key"),
-        why="a private key uploaded by mistake: the alarm on the key-events topic, before the purge",
+        callers=(*_INSPECTORS, f"{_SENDER}._purge_private_key", f"{_SENDER}._alarm"),
+        why="a private key uploaded by mistake (in the version an event names, or in another version a purge "
+        "removes): the alarm on the key-events topic, before the purge",
         access=(Access("sns:Publish", KEY_EVENTS),),
     ),
     Entry(
@@ -97,7 +118,8 @@ ENTRIES = (
         functions=functions(S3_EVENTS),
         site="chalicelib.aws.s3.ObjectStore.put",
         callers=(f"{_SENDER}.on_client_object", f"{_SENDER}._purge_unproven"),
-        why="a file purged unproven leaves a record (reason and size, no content) before its purge",
+        why="a file purged unproven (anything but a valid public key at clients/<id>/public.pem: nothing under "
+        "clients/ is ever copied) leaves a record (reason, size and version, no content) before its purge",
         access=put_object(QUARANTINE + CLIENTS + "<client>/<file>.error.json"),
     ),
     Entry(
