@@ -26,8 +26,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy app.py chalicelib client local bench
 
+# Unit and functional tests on every core (each xdist worker has its own in-process moto); the end-to-end tests
+# share one local stack per session, so they run in one process after them.
+PYTEST_JOBS ?= auto
 pytest: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS) tests/unit tests/functional $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 run: install
 	$(BIN)/python -m local $(ARGS)
