@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from email import errors
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -30,6 +31,9 @@ from typing import Any
 from chalice.local import LocalGatewayException
 
 __all__ = ["StrictHttp", "malformed_header_block", "request_line_status", "unrouted"]
+
+# The email parser's defects that mean a header line was not a field (email.errors).
+_STRUCTURAL_DEFECTS = (errors.MissingHeaderBodySeparatorDefect, errors.FirstHeaderLineIsContinuationDefect)
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105 (RFC 9110's token, not a password)
 _REQUEST_LINE = re.compile(rf"{_TOKEN} [^\x00-\x20\x7f]+ HTTP/(?P<major>[0-9])\.[0-9]")
@@ -57,8 +61,11 @@ def request_line_status(line: str) -> int | None:
 
 def malformed_header_block(headers: Any) -> bool:
     """Whether the parsed header block (an :class:`http.client.HTTPMessage`) had a line that is not a field: the
-    email parser records a defect, keeps an mbox ``From `` line aside, or ends the block early (the rest a payload)."""
-    return bool(headers.defects or headers.get_unixfrom() or headers.get_payload())
+    email parser records a defect of the block's structure, keeps an mbox ``From `` line aside, or ends the block
+    early (the rest a payload). Defects about a MIME body (a multipart Content-Type without a boundary, say) say
+    nothing about the header block: a request carrying one is the app's to answer."""
+    structural = any(isinstance(defect, _STRUCTURAL_DEFECTS) for defect in headers.defects)
+    return bool(structural or headers.get_unixfrom() or headers.get_payload())
 
 
 def unrouted(request_id: str, headers: Any) -> LocalGatewayException:

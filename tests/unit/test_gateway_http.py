@@ -164,4 +164,6 @@ def test_malformed_header_block_reads_the_parsers_defects() -> None:
         return http.client.parse_headers(io.BytesIO(block + b"\r\n"))
 
     assert not malformed_header_block(parsed(b"Host: x\r\nA: b\r\n"))
+    # A MIME defect of the body's type (no boundary) is not a defect of the header block: the app answers it.
+    assert not malformed_header_block(parsed(b"Host: x\r\nContent-Type: multipart/form-data\r\n"))
     assert malformed_header_block(parsed(b"Host: x\r\nnocolon\r\nA: b\r\n"))
