@@ -112,7 +112,7 @@ def verify_presigned(
     if credentials_expire is not None and now >= credentials_expire:
         raise PresignRejected("ExpiredToken", "The provided token has expired.")
     if not re.fullmatch(r"[0-9a-f]{64}", signature) or not hmac.compare_digest(
-        signature, _expected(method, host, path, params, headers, signed, secret, token)
+        signature, _signature(method, host, path, params, headers, signed, secret, token)
     ):
         raise PresignRejected(
             "SignatureDoesNotMatch",
@@ -120,22 +120,6 @@ def verify_presigned(
             "signing method.",
         )
     return access_key, token
-
-
-def _expected(
-    method: str,
-    host: str,
-    path: str,
-    params: Mapping[str, str],
-    headers: Mapping[str, str],
-    signed: str,
-    secret: str,
-    token: str | None,
-) -> str:
-    try:
-        return _signature(method, host, path, params, headers, signed, secret, token)
-    except UnicodeEncodeError:  # a lone surrogate (never from a wire query, decoded with replacement) matches nothing
-        return ""
 
 
 def _signature(
@@ -148,17 +132,22 @@ def _signature(
     secret: str,
     token: str | None,
 ) -> str:
-    """The signature botocore's own presigner computes for this request (the same canonical request S3 builds)."""
-    scope = params["X-Amz-Credential"].split("/")
-    operation = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
-    url = f"http://{host}{path}" + (f"?{urlencode(operation)}" if operation else "")
-    lowered = {k.lower(): v for k, v in headers.items()}
-    request = AWSRequest(method=method, url=url, headers={h: lowered.get(h, "") for h in signed.split(";")})
-    request.context["timestamp"] = params["X-Amz-Date"]
-    auth: Any = S3SigV4QueryAuth(
-        Credentials(scope[0], secret, token), "s3", scope[2], expires=int(params["X-Amz-Expires"])
-    )
-    # add_auth without its first step, which would stamp the request with the current time instead of X-Amz-Date.
-    auth._modify_request_before_signing(request)
-    canonical = auth.canonical_request(request)
-    return str(auth.signature(auth.string_to_sign(request, canonical), request))
+    """The signature botocore's own presigner computes for this request (the same canonical request S3 builds), or
+    ``""`` (matching nothing) for a request holding a lone surrogate, which no canonical request can encode (never
+    from a wire query, decoded with replacement)."""
+    try:
+        scope = params["X-Amz-Credential"].split("/")
+        operation = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
+        url = f"http://{host}{path}" + (f"?{urlencode(operation)}" if operation else "")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        request = AWSRequest(method=method, url=url, headers={h: lowered.get(h, "") for h in signed.split(";")})
+        request.context["timestamp"] = params["X-Amz-Date"]
+        auth: Any = S3SigV4QueryAuth(
+            Credentials(scope[0], secret, token), "s3", scope[2], expires=int(params["X-Amz-Expires"])
+        )
+        # add_auth without its first step, which would stamp the request with the current time instead of X-Amz-Date.
+        auth._modify_request_before_signing(request)
+        canonical = auth.canonical_request(request)
+        return str(auth.signature(auth.string_to_sign(request, canonical), request))
+    except UnicodeEncodeError:
+        return ""
