@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import boto3
+
 from local import s3_notifications
 
-__all__ = ["unversioned_notifications", "versioned_notifications"]
+__all__ = ["queued_notifications", "unversioned_notifications", "versioned_notifications"]
 
 
 @contextmanager
@@ -25,3 +28,16 @@ def unversioned_notifications() -> Iterator[None]:
         yield
     finally:
         s3_notifications.install()
+
+
+def queued_notifications(queue: str = "credport-dev-s3-events") -> list[str]:
+    """The S3 notifications waiting in ``queue`` (moto delivers them as S3 does), taken off it."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if "Records" in json.loads(message["Body"]):  # not the s3:TestEvent
+                bodies.append(message["Body"])
+    return bodies

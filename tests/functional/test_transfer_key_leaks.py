@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from chalice.test import Client
 from cryptography import x509
@@ -38,7 +37,7 @@ from chalicelib.observability import logger
 from chalicelib.transfer.fates import ObjectFates
 from chalicelib.transfer.key_material import INSPECTION_LIMIT
 from local.provision import Provisioned
-from tests.functional.s3_notifications import unversioned_notifications, versioned_notifications
+from tests.functional.s3_notifications import queued_notifications, unversioned_notifications, versioned_notifications
 
 QUEUE = "credport-dev-s3-events"
 E, F = serialization.Encoding, serialization.PrivateFormat
@@ -128,16 +127,7 @@ def bucket() -> str:
 
 
 def notifications() -> list[str]:
-    """The S3 notifications waiting in the queue (moto delivers them as S3 does), taken off it."""
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            if "Records" in json.loads(message["Body"]):  # not the s3:TestEvent
-                bodies.append(message["Body"])
-    return bodies
+    return queued_notifications(QUEUE)
 
 
 def upload_and_deliver(client: Client, services: AwsServices, key: str, *bodies: bytes) -> None:

@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +26,7 @@ from chalicelib.aws import AwsRejected, AwsServices, get_aws
 from chalicelib.config import get_settings
 from chalicelib.envelope import public_key_from_pem, seal
 from local.provision import Provisioned
+from tests.functional.s3_notifications import queued_notifications
 
 QUEUE = "credport-dev-s3-events"
 MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
@@ -77,19 +77,6 @@ def world(request: pytest.FixtureRequest, client: Client) -> Iterator[str]:
     remove()
 
 
-def queued_notifications() -> list[str]:
-    """The S3 notifications waiting in the queue (moto delivers them as S3 does), taken off it."""
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            if "Records" in json.loads(message["Body"]):  # not the s3:TestEvent
-                bodies.append(message["Body"])
-    return bodies
-
-
 def deliver(client: Client, body: str) -> None:
     """One SQS message to the function, as the event source mapping hands it over."""
     client.lambda_.invoke("s3_object_events", client.events.generate_sqs_event([body], queue_name=QUEUE))
@@ -106,7 +93,7 @@ def keys(services: AwsServices, prefix: str) -> list[str]:
 def drop_sealed(services: AwsServices, name: str, document: dict[str, str]) -> str:
     recipient = public_key_from_pem(transfer.get_import_keys().current().public_pem())
     services.s3.put(bucket(), f"inbox/{name}", seal(recipient, json.dumps(document).encode()).encode())
-    (body,) = queued_notifications()
+    (body,) = queued_notifications(QUEUE)
     return body
 
 
@@ -138,7 +125,7 @@ def test_a_purged_private_key_redelivered_is_done(world: str, client: Client, se
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     services.s3.put(bucket(), "clients/oops/public.pem", pem)
-    (body,) = queued_notifications()
+    (body,) = queued_notifications(QUEUE)
     deliver(client, body)
     listed = services.factory.client("s3").list_object_versions(Bucket=bucket(), Prefix="clients/oops/")
     assert not listed.get("Versions")  # purged, every version
