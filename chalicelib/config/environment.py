@@ -1,0 +1,70 @@
+"""The one module that reads the process environment (``os.environ``): the process-wide :class:`Settings`, parsed
+once on first use, and the few values event-source decorators need at import time, before any Settings exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+
+from .names import Env
+from .parsers import integer, parse_prefix
+from .settings import DEFAULT_PREFIX, Settings
+
+__all__ = [
+    "autoid_rotation_days",
+    "deployment_prefix",
+    "get_settings",
+    "key_events_topic_name",
+    "reset_settings",
+    "s3_events_queue_name",
+    "signing_key_rotation_days",
+    "transfer_rotation_days",
+]
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use (never at import time)."""
+    return Settings.from_env(os.environ)
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests, and the local stack after it provisions)."""
+    get_settings.cache_clear()
+
+
+def deployment_prefix(environ: Mapping[str, str] | None = None) -> str:
+    """The name prefix, needed at import time by event-source decorators (queue and topic names)."""
+    raw = (environ if environ is not None else os.environ).get(Env.PREFIX, "").strip() or DEFAULT_PREFIX
+    return parse_prefix(raw)
+
+
+def _import_time_integer(environ: Mapping[str, str] | None, name: str, default: str, low: int, high: int) -> int:
+    # Read before Settings exist (decorators run at import), with the same default and bounds Settings uses.
+    raw = (environ if environ is not None else os.environ).get(name, "").strip() or default
+    return integer(low, high)(raw)
+
+
+def signing_key_rotation_days(environ: Mapping[str, str] | None = None) -> int:
+    """The signing-key rotation period, needed at import time by the schedule decorator."""
+    return _import_time_integer(environ, Env.SIGNING_KEY_ROTATION_DAYS, "90", 1, 365)
+
+
+def transfer_rotation_days(environ: Mapping[str, str] | None = None) -> int:
+    """Days between scheduled rotations of every transfer client's secret (0: off), at import time."""
+    return _import_time_integer(environ, Env.TRANSFER_ROTATION_DAYS, "0", 0, 365)
+
+
+def autoid_rotation_days(environ: Mapping[str, str] | None = None) -> int:
+    """Days between scheduled auto-id rotations (server key and entropy), needed at import time."""
+    return _import_time_integer(environ, Env.AUTOID_ROTATION_DAYS, "1", 1, 365)
+
+
+def s3_events_queue_name(prefix: str) -> str:
+    return f"{prefix}-s3-events"
+
+
+def key_events_topic_name(prefix: str) -> str:
+    return f"{prefix}-key-events"

@@ -1,0 +1,221 @@
+"""Value parsers for configuration: each takes the raw text of one variable and returns its value or raises
+``ValueError`` with a message that says what the value must be (and shows, bounded, what it was).
+
+Audiences live here too: :func:`is_valid_audience` and :func:`audience_matches` apply to audiences a caller requests
+the same rules the allow-list is parsed with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+__all__ = [
+    "TOKEN_SIGNERS",
+    "audience_matches",
+    "because",
+    "integer",
+    "is_valid_audience",
+    "parse_algorithm",
+    "parse_arn",
+    "parse_audience",
+    "parse_audiences",
+    "parse_issuer",
+    "parse_name",
+    "parse_organization",
+    "parse_prefix",
+    "parse_role_arn",
+    "parse_secret_prefix",
+    "parse_serving_prefixes",
+    "parse_signer",
+    "parse_stage",
+    "positive_float",
+    "seconds",
+    "show",
+]
+
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_AUDIENCE_RE = re.compile(r"^[\x21-\x7e]{1,256}$")  # printable ASCII, no spaces
+T = TypeVar("T")
+
+# Where token signing keys live: "kms" (private keys never leave KMS; one KMS Sign per token) or "envelope"
+# (private keys in Secrets Manager under the data key, signing in memory; for rates beyond KMS quotas).
+TOKEN_SIGNERS = ("kms", "envelope")
+
+
+def is_valid_audience(value: str) -> bool:
+    """Printable ASCII without spaces: what an audience may contain (configured or requested)."""
+    return bool(_AUDIENCE_RE.fullmatch(value))
+
+
+def audience_matches(pattern: str, audience: str) -> bool:
+    """An allow-list entry matches exactly, or as a prefix when it ends in a single ``*``."""
+    if pattern.endswith("*"):
+        return audience.startswith(pattern[:-1]) and len(audience) > len(pattern) - 1
+    return audience == pattern
+
+
+def show(raw: str) -> str:
+    # Configuration values are not secrets, but keep error lines bounded.
+    return repr(raw if len(raw) <= 80 else raw[:77] + "...")
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,9}", raw):
+            raise ValueError(f"must be a whole number from {low} to {high}, got {show(raw)}")
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def seconds(low: int, high: int) -> Callable[[str], int]:
+    parse_int = integer(low, high)
+
+    def parse(raw: str) -> int:
+        try:
+            return parse_int(raw)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (seconds)") from None
+
+    return parse
+
+
+def because(parse: Callable[[str], T], reason: str) -> Callable[[str], T]:
+    """The same parser, its refusal followed by why the bound is what it is (an AWS limit, not a taste)."""
+
+    def parse_with_reason(raw: str) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{exc}: {reason}") from None
+
+    return parse_with_reason
+
+
+def positive_float(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number from {low} to {high}, got {show(raw)}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {show(raw)}")
+        return value
+
+    return parse
+
+
+def _listed(raw: str, what: str, check: Callable[[str], object]) -> tuple[str, ...]:
+    """A comma-separated list: its non-blank items, stripped, at least one, each passed through ``check`` (which
+    raises ``ValueError`` for a bad one) in the order given."""
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    if not items:
+        raise ValueError(f"must list at least one {what}")
+    for item in items:
+        check(item)
+    return items
+
+
+def parse_prefix(raw: str) -> str:
+    if not _PREFIX_RE.fullmatch(raw):
+        raise ValueError(f"must be 3-32 characters of a-z, 0-9 and '-', starting with a letter, got {show(raw)}")
+    return raw
+
+
+def parse_stage(raw: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", raw):
+        raise ValueError(f"must be a short lower-case word, got {show(raw)}")
+    return raw
+
+
+def parse_issuer(raw: str) -> str:
+    parts = urlsplit(raw)
+    local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        raise ValueError(f"must be an https URL (http only for localhost), got {show(raw)}")
+    if not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"must be a plain URL with a host and no query, fragment or credentials, got {show(raw)}")
+    if raw.endswith("/"):
+        raise ValueError(f"must not end with '/' (the issuer is compared exactly), got {show(raw)}")
+    return raw
+
+
+def parse_secret_prefix(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,128}", raw):
+        raise ValueError(f"must be a Secrets Manager name prefix, got {show(raw)}")
+    return raw
+
+
+def _serving_prefix(item: str) -> None:
+    # A prefix, not a pattern: it must end with '/', so 'app' can never also reach 'application/...'.
+    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,256}/", item):
+        raise ValueError(f"each must be a Secrets Manager name prefix ending with '/', got {show(item)}")
+
+
+def parse_serving_prefixes(raw: str) -> tuple[str, ...]:
+    return _listed(raw, "secret name prefix", _serving_prefix)
+
+
+def parse_algorithm(raw: str) -> str:
+    if raw not in ("RS256", "ES256"):
+        raise ValueError(f"must be RS256 or ES256, got {show(raw)}")
+    return raw
+
+
+def parse_signer(raw: str) -> str:
+    if raw not in TOKEN_SIGNERS:
+        raise ValueError(f"must be one of {', '.join(TOKEN_SIGNERS)}, got {show(raw)}")
+    return raw
+
+
+def parse_organization(raw: str) -> str:
+    if raw == "-":
+        return ""
+    if not re.fullmatch(r"o-[a-z0-9]{10,32}", raw):
+        raise ValueError(f"must be an AWS Organizations id (o-…), got {show(raw)}")
+    return raw
+
+
+def parse_audience(raw: str) -> str:
+    if not _AUDIENCE_RE.fullmatch(raw) or raw.count("*") > (1 if raw.endswith("*") else 0):
+        raise ValueError(f"must be printable ASCII without spaces ('*' only as a final wildcard), got {show(raw)}")
+    return raw
+
+
+def _listed_audience(item: str) -> None:
+    parse_audience(item)
+    if item == "*":
+        raise ValueError("a bare '*' would allow every audience; list them, or use 'prefix*'")
+
+
+def parse_audiences(raw: str) -> tuple[str, ...]:
+    return _listed(raw, "audience", _listed_audience)
+
+
+def parse_name(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{3,255}", raw):
+        raise ValueError(f"must be a resource name, got {show(raw)}")
+    return raw
+
+
+def parse_arn(service: str) -> Callable[[str], str]:
+    pattern = re.compile(rf"arn:aws[a-z-]*:{service}:[a-z0-9-]+:[0-9]{{12}}:\S+")
+
+    def parse(raw: str) -> str:
+        if not pattern.fullmatch(raw):
+            raise ValueError(f"must be an {service.upper()} ARN, got {show(raw)}")
+        return raw
+
+    return parse
+
+
+def parse_role_arn(raw: str) -> str:
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,576}", raw):
+        raise ValueError(f"must be an IAM role ARN, got {show(raw)}")
+    return raw
