@@ -5,31 +5,32 @@ Verifiers accept AWSCURRENT, and AWSPREVIOUS only for a bounded window after the
 over (see :mod:`chalicelib.sessions.tokens`), so a retired key stops working on schedule. An unknown
 ``kid`` triggers one re-read (at most one such forced re-read per ``min_refresh_interval``; routine reloads
 do not count), so a container that has not yet seen a rotation accepts the new key's tokens at once, while a
-flood of made-up kids cannot hammer Secrets Manager.
+flood of made-up kids cannot hammer Secrets Manager (the shared :class:`~chalicelib.keys.source.CachedKeySource`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from joserfc.jwk import OctKey
+
 from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.secrets import CURRENT, PREVIOUS, SecretStore, SecretVersion
+from chalicelib.keys.keyset import KeySet
+from chalicelib.keys.source import CachedKeySource
+from chalicelib.sessions.exceptions import InvalidKeyMaterial
 
 __all__ = ["CACHE_TTL", "MIN_KEY_BYTES", "KeySource", "SessionKey", "SessionKeyStore", "decode_key", "encode_key"]
 
 MIN_KEY_BYTES = 32
 CACHE_TTL = 300.0  # default cache life: how long a container may keep signing with a key after a rotation
-
-
-class InvalidKeyMaterial(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,17 @@ class SessionKey:
     stage: str
     created_at: float  # for AWSCURRENT: when it took over (the later of creation and the last rotation)
     secret: bytes = field(repr=False)
+
+    @property
+    def kid(self) -> str:
+        """The token's ``kid``: the Secrets Manager version id."""
+        return self.version_id
+
+    @functools.cached_property
+    def jose_key(self) -> OctKey:
+        """The key as joserfc signs and verifies with it: a key is immutable (one per secret version), so it is
+        imported once, kept with the key (and dropped with it), not on every token."""
+        return OctKey.import_key(self.secret)
 
 
 class KeySource(Protocol):
@@ -71,7 +83,9 @@ def decode_key(value: str | bytes) -> bytes:
     return secret
 
 
-class SessionKeyStore:
+class SessionKeyStore(CachedKeySource[KeySet[SessionKey]]):
+    """AWSCURRENT (the first key of the set: it signs) and AWSPREVIOUS, cached for ``ttl`` seconds of ``clock``."""
+
     def __init__(
         self,
         secrets: SecretStore,
@@ -81,49 +95,31 @@ class SessionKeyStore:
         min_refresh_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(ttl=ttl, min_forced_interval=min_refresh_interval, clock=clock)
         self._secrets = secrets
         self._secret_id = secret_id
-        self._ttl = ttl
-        self._min_refresh_interval = min_refresh_interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._keys: dict[str, SessionKey] = {}
-        self._loaded_at: float | None = None
-        self._forced_at: float | None = None
-        self.refreshes = 0
 
     @property
     def signing_lag(self) -> float:
-        return self._ttl
+        return self.ttl
+
+    @property
+    def refreshes(self) -> int:
+        """Reads of the secret, routine or forced."""
+        return self.loads
 
     def current(self) -> SessionKey:
-        keys = self._cached()
-        return next(k for k in keys.values() if k.stage == CURRENT)
+        return self.get().current
 
     def find(self, kid: str, *, reload: bool = True) -> SessionKey | None:
         """The key with this version id, refreshing once (rate-limited) when it is unknown and ``reload``."""
-        key = self._cached().get(kid)
+        key = self.get().find(kid)
         if key is not None or not reload:
             return key
-        with self._lock:
-            if self._forced_at is not None and self._clock() - self._forced_at < self._min_refresh_interval:
-                return None
-            self._forced_at = self._clock()
-            self._reload()
-            return self._keys.get(kid)
+        return self.reload().find(kid)
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._loaded_at = None
-
-    def _cached(self) -> dict[str, SessionKey]:
-        with self._lock:
-            if self._loaded_at is None or self._clock() - self._loaded_at > self._ttl:
-                self._reload()
-            return self._keys
-
-    def _reload(self) -> None:
-        keys = {}
+    def _load(self) -> KeySet[SessionKey]:
+        keys: list[SessionKey] = []
         # The version's creation can precede its promotion by a long resumed rotation: take the later.
         rotated = self._secrets.describe(self._secret_id).last_rotated_at
         promoted = rotated.timestamp() if rotated is not None else 0.0
@@ -137,10 +133,9 @@ class SessionKeyStore:
             key = self._key(version, stage)
             if stage == CURRENT and promoted > key.created_at:
                 key = SessionKey(key.version_id, stage, promoted, key.secret)
-            keys[version.version_id] = key
-        self._keys = keys
-        self._loaded_at = self._clock()
-        self.refreshes += 1
+            if all(k.kid != key.kid for k in keys):
+                keys.append(key)
+        return KeySet(keys)
 
     @staticmethod
     def _key(version: SecretVersion, stage: str) -> SessionKey:

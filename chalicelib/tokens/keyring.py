@@ -3,7 +3,8 @@
 A :class:`KeyStore` knows where the keys live and which key holds each role (previous, current, pending):
 KMS keys behind aliases (:mod:`chalicelib.tokens.kms_keys`) or private keys kept in Secrets Manager
 (:mod:`chalicelib.tokens.envelope_keys`). The :class:`KeyRing` asks the store for the roles at most once per
-``ttl`` seconds (and again when a rotation is announced) and opens each key once: a key's public half, and
+``ttl`` seconds (and again when a rotation is announced), through the shared expiring cache
+(:class:`~chalicelib.keys.source.CachedKeySource`), and opens each key once: a key's public half, and
 an envelope key's private half, never change. So a warm container signs with no lookup at all: one KMS Sign
 per token with the KMS signer, no AWS call with the envelope signer.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,15 +20,13 @@ from typing import Any, Protocol
 
 from joserfc.util import urlsafe_b64encode
 
+from chalicelib.keys.source import CachedKeySource
 from chalicelib.tokens.algorithms import SigningAlgorithm
+from chalicelib.tokens.exceptions import NoSigningKey
 
 __all__ = ["ROLES", "KeyRing", "KeyStore", "NoSigningKey", "SigningKey", "alias_name", "signing_key"]
 
 ROLES = ("previous", "current", "pending")
-
-
-class NoSigningKey(Exception):
-    """No usable current key yet: a fresh deployment that must bootstrap."""
 
 
 def alias_name(prefix: str, role: str) -> str:
@@ -102,52 +100,38 @@ class KeyStore(Protocol):
         ...
 
 
-class KeyRing:
+class KeyRing(CachedKeySource[dict[str, SigningKey]]):
+    """The usable keys by role, cached for ``ttl`` seconds (the store's refresh interval unless given)."""
+
     def __init__(
         self, store: KeyStore, *, ttl: float | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        super().__init__(ttl=store.refresh_interval if ttl is None else ttl, clock=clock)
         self._store = store
-        self._ttl = store.refresh_interval if ttl is None else ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._keys: dict[str, SigningKey] = {}
-        self._loaded_at: float | None = None
         self._opened: dict[str, SigningKey | None] = {}
 
     @property
     def store(self) -> KeyStore:
         return self._store
 
-    def invalidate(self) -> None:
-        """Forget the roles (a rotation was announced, or a key stopped working)."""
-        with self._lock:
-            self._loaded_at = None
-
     def current(self) -> SigningKey:
-        # The hot path: no copy, no lookup while the roles are fresh.
-        loaded_at = self._loaded_at
-        if loaded_at is not None and self._clock() - loaded_at <= self._ttl:
-            key = self._keys.get("current")
-        else:
-            key = self.keys().get("current")
+        # The hot path: the cache's lock-free read while the roles are fresh, no copy, no lookup.
+        key = self.get().get("current")
         if key is None:
             raise NoSigningKey()
         return key
 
     def keys(self) -> dict[str, SigningKey]:
         """The usable keys by role, from cache when fresh."""
-        with self._lock:
-            if self._loaded_at is None or self._clock() - self._loaded_at > self._ttl:
-                self._keys = self._load()
-                self._loaded_at = self._clock()
-            return dict(self._keys)
+        return dict(self.get())
 
     def published(self) -> list[SigningKey]:
         """What the JWKS holds: previous, current and pending (a key is published before it signs and
         stays published after), each once."""
         seen: dict[str, SigningKey] = {}
+        keys = self.get()
         for role in ROLES:
-            key = self.keys().get(role)
+            key = keys.get(role)
             if key is not None and key.kid not in seen:
                 seen[key.kid] = key
         return list(seen.values())
