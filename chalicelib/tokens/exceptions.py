@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from chalicelib.errors import BadRequest, CredportError, Forbidden, ServiceUnavailable
+from chalicelib.errors import BadRequest, CredportError, Forbidden, ServiceUnavailable, UnsupportedPrincipal
+from chalicelib.jose import TokenRefusal
 
 __all__ = [
     "InvalidAudience",
+    "InvalidSigningKey",
     "InvalidTtl",
     "KeysNotReady",
+    "NoSigningKey",
     "OutsideOrganization",
     "RotationRefused",
     "TokenRejected",
@@ -24,11 +27,6 @@ class InvalidTtl(BadRequest):
     code = "invalid_ttl"
 
 
-class UnsupportedPrincipal(Forbidden):
-    code = "unsupported_principal"
-    default_message = "Tokens are issued to IAM roles, IAM users and federated users only."
-
-
 class OutsideOrganization(Forbidden):
     code = "outside_organization"
     default_message = "The caller is not in the organization this service serves."
@@ -43,10 +41,18 @@ class RotationRefused(CredportError):
     status = 409
 
 
-class TokenRejected(Exception):
-    """A token failed verification. Deliberately not a CredportError: the reason is for logs and tests,
-    and callers that answer HTTP requests must map it to one opaque error."""
+class TokenRejected(TokenRefusal):
+    """Raised by :class:`~chalicelib.tokens.verify.TokenVerifier` for a token that fails a check; ``check`` names
+    which. Deliberately not a CredportError: check and reason are for logs and tests, and callers that answer
+    HTTP requests must map it to one opaque error."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+
+class NoSigningKey(Exception):
+    """No usable current key yet: a fresh deployment that must bootstrap."""
+
+
+class InvalidSigningKey(ValueError):
+    """A signing-key secret that does not hold a private key of an allowed algorithm (never says more)."""
+
+    def __init__(self) -> None:
+        super().__init__("the signing-key secret does not hold an RS256 or ES256 private key")

@@ -1,8 +1,9 @@
-"""Verify credport JWTs. Verification raises :class:`TokenRejected`; it never returns a bool.
+"""Verify credport JWTs. Verification raises :class:`TokenRejected`, naming the check that refused; it never
+returns a bool.
 
 Decoding and claim validation are separate steps. Before joserfc sees the token, the header must pass
-our policy: an allowed ``alg`` (never ``none`` or HMAC), ``typ: JWT``, none of the headers that let a token
-choose its own key (``jku``, ``x5u``, ``jwk``, ``x5c``) or extend the rules (``crit``), and a ``kid`` that is
+our policy: ``typ: JWT``, no member but ``alg``, ``typ`` and ``kid`` (:mod:`chalicelib.jose`: so no header that lets
+a token choose its own key or extend the rules), an allowed ``alg`` (never ``none`` or HMAC), and a ``kid`` that is
 a well-formed thumbprint present in the JWKS, whose key type and ``alg`` match.
 """
 
@@ -14,12 +15,12 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ClaimError, JoseError
 from joserfc.jwk import ECKey, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 
 from chalicelib.config import audience_matches
-from chalicelib.jose import MalformedToken, protected_header
+from chalicelib.jose import MalformedToken, TokenCheck, decode_check, protected_header
 from chalicelib.tokens.algorithms import ALGORITHMS
 from chalicelib.tokens.exceptions import TokenRejected
 
@@ -28,6 +29,10 @@ __all__ = ["MAX_TOKEN_BYTES", "TokenVerifier"]
 MAX_TOKEN_BYTES = 8192
 _KID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # an RFC 7638 SHA-256 thumbprint, base64url
 _REQUIRED = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti")
+_DATES: tuple[TokenCheck, ...] = ("iat", "nbf", "exp")
+# The claims joserfc's registry validates, each its own check (joserfc names the claim it refused).
+_CLAIM_CHECKS: dict[str, TokenCheck] = {"iss": "iss", "sub": "sub", "aud": "aud", "jti": "jti"}
+_CLAIM_CHECKS.update({name: name for name in _DATES})
 
 
 class TokenVerifier:
@@ -58,7 +63,7 @@ class TokenVerifier:
         try:
             decoded = jwt.decode(token, key, algorithms=[header["alg"]])
         except (JoseError, ValueError) as error:
-            raise TokenRejected(f"signature: {type(error).__name__}") from None
+            raise TokenRejected(decode_check(error), f"signature: {type(error).__name__}") from None
         self._validate(dict(decoded.claims), audience)
         return dict(decoded.claims)
 
@@ -66,7 +71,7 @@ class TokenVerifier:
         try:
             header = protected_header(token, max_bytes=MAX_TOKEN_BYTES)
         except MalformedToken as malformed:
-            raise TokenRejected(malformed.reason) from None
+            raise TokenRejected(malformed.check, malformed.reason) from None
         if header.get("alg") not in self._algorithms:
             raise TokenRejected("alg")
         return header
@@ -78,26 +83,26 @@ class TokenVerifier:
         jwk = self._keys[kid]
         alg = ALGORITHMS[header["alg"]]
         if jwk.get("kty") != alg.key_type or jwk.get("alg", alg.jose) != alg.jose or jwk.get("use", "sig") != "sig":
-            raise TokenRejected("key does not match alg")
+            raise TokenRejected("key", "key does not match alg")
         try:
             key = RSAKey.import_key(dict(jwk)) if alg.key_type == "RSA" else ECKey.import_key(dict(jwk))
         except (JoseError, ValueError, TypeError, KeyError):  # KeyError: joserfc looks "crv" up unchecked
-            raise TokenRejected("jwk") from None
+            raise TokenRejected("key", "jwk") from None
         if key.is_private or key.thumbprint() != kid:
-            raise TokenRejected("kid does not match key")
+            raise TokenRejected("key", "kid does not match key")
         return key
 
     def _validate(self, claims: dict[str, Any], audience: str | None) -> None:
         missing = [name for name in _REQUIRED if name not in claims]
         if missing:
-            raise TokenRejected(f"missing claims {missing}")
+            raise TokenRejected("claims", f"missing claims {missing}")
         aud = claims["aud"]
         if not isinstance(aud, str):
-            raise TokenRejected("aud must be a single string")
+            raise TokenRejected("aud", "aud must be a single string")
         if audience is not None and aud != audience:
             raise TokenRejected("aud")
         if self._audiences is not None and not any(audience_matches(p, aud) for p in self._audiences):
-            raise TokenRejected("aud not allowed")
+            raise TokenRejected("aud", "aud not allowed")
         registry = JWTClaimsRegistry(
             now=lambda: int(self._now()),
             leeway=self._leeway,
@@ -108,9 +113,15 @@ class TokenVerifier:
         try:
             registry.validate(claims)
         except JoseError as error:
-            raise TokenRejected(f"claims: {type(error).__name__}") from None
+            raise TokenRejected(_claim_check(error), f"claims: {type(error).__name__}") from None
         # NumericDate may be fractional by RFC 7519, but credport issues whole seconds: anything else is not ours.
-        if any(type(claims[name]) is not int for name in ("iat", "nbf", "exp")):
-            raise TokenRejected("dates must be whole seconds")
+        fractional = next((name for name in _DATES if type(claims[name]) is not int), None)
+        if fractional is not None:
+            raise TokenRejected(fractional, "dates must be whole seconds")
         if claims["iat"] > self._now() + self._leeway:
-            raise TokenRejected("iat in the future")
+            raise TokenRejected("iat", "iat in the future")
+
+
+def _claim_check(error: JoseError) -> TokenCheck:
+    """The claim joserfc's registry refused, as a check; several at once (all missing) is ``claims``."""
+    return _CLAIM_CHECKS.get(error.claim, "claims") if isinstance(error, ClaimError) else "claims"

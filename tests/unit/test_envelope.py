@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc import jwe
 from joserfc.jwk import RSAKey
 from jwcrypto import jwe as jwcrypto_jwe
@@ -30,6 +32,7 @@ from chalicelib.envelope import (
     seal,
     seal_direct,
 )
+from chalicelib.jose import JWE_HEADERS
 
 KEY = generate_recipient_key(2048)
 OTHER = generate_recipient_key(2048)
@@ -110,6 +113,40 @@ def test_headers_that_choose_keys_or_extend_rules_are_refused(extra: dict[str, A
     forged = segment({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": KEY.kid, **extra})
     assert reason_of(f"{forged}.{rest}") == "forbidden_header"
     assert header
+
+
+# Registered members credport never writes in an envelope: refused by name before any key or decryption.
+NOT_OURS = ["typ", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c", "x5t", "x5t#S256", "b64", "url", "nonce", ""]
+
+
+@pytest.mark.parametrize("name", NOT_OURS)
+def test_a_registered_header_credport_never_writes_is_refused(name: str) -> None:
+    rest = seal(KEY, b"x").split(".", 1)[1]
+    forged = segment({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": KEY.kid, name: "x"})
+    assert reason_of(f"{forged}.{rest}") == "forbidden_header"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.text(max_size=24).filter(lambda name: name not in JWE_HEADERS),
+    value=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=16), st.lists(st.integers(), max_size=3)),
+)
+def test_any_header_member_outside_the_allow_list_is_refused(name: str, value: Any) -> None:
+    """Deny by structure: a member nobody has invented yet is refused like ``jku``, before any key is looked up."""
+    forged = segment({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": KEY.kid, name: value})
+    assert reason_of(f"{forged}.e.i.c.t") == "forbidden_header"
+    assert reason_of(f"{forged}.e.i.c.t", {}) == "forbidden_header"  # whether or not the kid names a key we hold
+
+
+def test_every_allowed_header_member_still_opens() -> None:
+    """The allow-list is what seal writes, cty included; a dir envelope has alg and enc only."""
+    envelope = seal(KEY, b"typed", content_type="application/json")
+    assert set(json.loads(base64.urlsafe_b64decode(envelope.split(".")[0] + "=="))) == JWE_HEADERS
+    assert open_envelope(envelope, KEYS).plaintext == b"typed"
+    key = os.urandom(32)
+    direct = seal_direct(key, b"direct")
+    assert set(json.loads(base64.urlsafe_b64decode(direct.split(".")[0] + "=="))) == {"alg", "enc"}
+    assert decrypt_direct(direct, key) == b"direct"
 
 
 @pytest.mark.parametrize("part", [1, 2, 3, 4])
