@@ -50,19 +50,17 @@ from bench.load_stack import (
     Jwks,
     Prepared,
     Signer,
-    Stack,
     kid_of,
     prepare,
     run_command,
     start_session,
-    start_stack,
-    stop_stack,
 )
 from chalicelib.autoid.protocol import Want
 from client.autoid import fetch
 from client.aws_call import CallError
+from local.launcher import RunningStack, launch
 
-__all__ = ["OPERATIONS", "LoadOptions", "Stack", "format_table", "main", "run", "start_stack", "stop_stack"]
+__all__ = ["OPERATIONS", "LoadOptions", "format_table", "main", "run"]
 
 RESULTS = Path(__file__).parent / "results" / "load.json"
 # Each worker walks this cycle (from its own offset): auto-id costs the server an RSA-4096 decrypt, so it
@@ -84,7 +82,7 @@ class Worker:
     def __init__(
         self,
         index: int,
-        stack: Stack,
+        stack: RunningStack,
         prepared: Prepared,
         signer: Signer,
         jwks: Jwks,
@@ -206,7 +204,7 @@ class Worker:
 class Rotator:
     """Fires the three rotations in turn, every ``every`` seconds, until told to stop."""
 
-    def __init__(self, stack: Stack, session_secret: str, *, first: float, every: float, t0: float) -> None:
+    def __init__(self, stack: RunningStack, session_secret: str, *, first: float, every: float, t0: float) -> None:
         self._stack = stack
         self._first, self._every, self._t0 = first, every, t0
         self._stop = threading.Event()
@@ -275,17 +273,15 @@ def run(options: LoadOptions) -> dict[str, Any]:
         raise ValueError("duration, workers and rotate-every must be positive")
     workdir = Path(tempfile.mkdtemp(prefix="credport-load-"))
     try:
-        stack_started = time.monotonic()
-        stack = start_stack(workdir / "stack")
+        stack = launch(workdir / "stack", "--quiet")
         try:
-            startup = time.monotonic() - stack_started
             summary = _measure(stack, workdir, options)
-            summary["stack_startup_s"] = round(startup, 1)
+            summary["stack_startup_s"] = round(stack.started_in, 1)
         except BaseException:
-            stop_stack(stack)
+            stack.stop()
             print("the load run failed; the stack's complaints:", *complaints(stack.log), sep="\n", file=sys.stderr)
             raise
-        code = stop_stack(stack)
+        code = stack.stop()
         summary["stack_exit"] = code
         summary["stack_complaints"] = complaints(stack.log)
         summary["passed"] = summary["passed"] and code == 0
@@ -300,7 +296,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
     return summary
 
 
-def _measure(stack: Stack, workdir: Path, options: LoadOptions) -> dict[str, Any]:
+def _measure(stack: RunningStack, workdir: Path, options: LoadOptions) -> dict[str, Any]:
     signer = Signer(stack.credentials(), stack.region)
     prepared = prepare(stack, workdir, options.workers, signer)
     jwks = Jwks(stack.api)

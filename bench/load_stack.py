@@ -1,14 +1,11 @@
-"""The load run's stack and its calls: a local stack of its own, SigV4 signing, the JWKS as a relying party
-holds it, sessions, and the auto-id client it enrols (see :mod:`bench.load`)."""
+"""The load run's calls on its own local stack (started by :mod:`local.launcher`): SigV4 signing, the JWKS as
+a relying party holds it, sessions, and the auto-id client it enrols (see :mod:`bench.load`)."""
 
 from __future__ import annotations
 
 import base64
-import configparser
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +24,7 @@ from chalicelib.autoid.protocol import Want
 from chalicelib.tokens.exceptions import TokenRejected
 from chalicelib.tokens.verify import TokenVerifier
 from client.autoid import fetch
+from local.launcher import REPO_ROOT, RunningStack
 
 __all__ = [
     "BIN",
@@ -35,89 +33,12 @@ __all__ = [
     "Jwks",
     "Prepared",
     "Signer",
-    "Stack",
     "prepare",
     "start_session",
-    "start_stack",
-    "stop_stack",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TIMEOUT = 30.0
-
-
-# The stack ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    """A ``python -m local up`` subprocess and what it wrote to its ready file."""
-
-    process: subprocess.Popen[bytes]
-    info: dict[str, Any]
-    state_dir: Path
-    log: Path
-
-    @property
-    def api(self) -> str:
-        return str(self.info["api_url"])
-
-    @property
-    def region(self) -> str:
-        return str(self.info["region"])
-
-    def env(self) -> dict[str, str]:
-        """A child environment with the stack's developer profile, pointed at this stack's state."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        return {**env, **self.info["aws_exports"], "CREDPORT_LOCAL_STATE_DIR": str(self.state_dir)}
-
-    def credentials(self) -> Credentials:
-        parser = configparser.ConfigParser()
-        parser.read(self.info["aws_exports"]["AWS_SHARED_CREDENTIALS_FILE"])
-        section = parser[self.info["aws_exports"].get("AWS_PROFILE", "credport-local")]
-        return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"])
-
-    def aws_client(self, service: str) -> Any:
-        import boto3.session
-
-        creds = self.credentials()
-        return boto3.session.Session(
-            aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key, region_name=self.region
-        ).client(service, endpoint_url=self.info["aws_endpoint"])
-
-
-def start_stack(state_dir: Path, *, timeout: float = 120) -> Stack:
-    """The local stack on free loopback ports, as ``tests/e2e/conftest.py`` starts it (without test plugins)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    ready, log = state_dir / "ready.json", state_dir / "stack.log"
-    command = [sys.executable, "-m", "local", "up", "--aws-port", "0", "--api-port", "0"]
-    command += ["--state-dir", str(state_dir), "--ready-file", str(ready), "--quiet"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        )
-    deadline = time.monotonic() + timeout
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"the local stack did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
-    return Stack(process, json.loads(ready.read_text()), state_dir, log)
-
-
-def stop_stack(stack: Stack) -> int:
-    stack.process.send_signal(signal.SIGINT)
-    try:
-        return stack.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        stack.process.kill()
-        return stack.process.wait()
 
 
 # Calls ----------------------------------------------------------------------------------------------------
@@ -216,19 +137,19 @@ class Prepared:
     session_secret: str
 
 
-def run_command(stack: Stack, args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_command(stack: RunningStack, args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, cwd=REPO_ROOT, env=stack.env(), capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
-def prepare(stack: Stack, workdir: Path, workers: int, signer: Signer) -> Prepared:
+def prepare(stack: RunningStack, workdir: Path, workers: int, signer: Signer) -> Prepared:
     """A secret, an auto-id client allowed to read it (a bundle per worker), a session per worker; one warm-up
     call of each kind (a container's first call loads its keys: not what a load run measures)."""
     prefix = str(stack.info["prefix"])
     secret_id = f"{prefix}/autoid/load-{uuid.uuid4().hex[:8]}"
     secret_value = f"load-{uuid.uuid4().hex}"
-    stack.aws_client("secretsmanager").create_secret(Name=secret_id, SecretString=secret_value)
+    stack.client("secretsmanager").create_secret(Name=secret_id, SecretString=secret_value)
     client_id = f"load-{uuid.uuid4().hex[:10]}"
     enrolled_dir = workdir / "enrolled"
     enrolled_dir.mkdir(mode=0o700)

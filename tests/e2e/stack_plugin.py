@@ -1,6 +1,7 @@
 """Test hooks loaded into the local stack with ``--plugin`` (never part of the deployed app).
 
-They register handlers on the app's real event router and key-event bus, and one IAM route that echoes
+They register handlers on the app's real event router and key-event bus (through ``app.services.on_serve``: on the
+composition root the local stack builds), and one IAM route that echoes
 ``requestContext.identity``, so end-to-end tests can observe deliveries and identities from outside.
 Each delivery is recorded in the state table, where the test reads it back over the embedded AWS.
 """
@@ -19,6 +20,7 @@ from chalicelib import events
 from chalicelib.aws import AwsUnavailable, ItemTable
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.config import get_settings
+from chalicelib.services import Services
 from chalicelib.sessions.service import SessionService
 
 app = credport_app.app
@@ -66,17 +68,22 @@ OUTAGE_TOKEN = "e2e-authorizer-outage"
 _original_authorize = SessionService.authorize
 
 
-def _authorize_with_outage(self: SessionService, request: Any) -> Any:
-    if request.token == f"Bearer {OUTAGE_TOKEN}":
+def _authorize_with_outage(self: SessionService, method_arn: str, authorization: str | None) -> Any:
+    if authorization == f"Bearer {OUTAGE_TOKEN}":
         raise AwsUnavailable("secretsmanager", "GetSecretValue", "ThrottlingException")
-    return _original_authorize(self, request)
+    return _original_authorize(self, method_arn, authorization)
 
 
 SessionService.authorize = _authorize_with_outage  # type: ignore[method-assign]
 
-events.router.register("inbox/e2e/ok/", _ok)
-events.router.register("inbox/e2e/fail/", _fail)
-events.bus.subscribe("e2e-ping", _ping)
+
+def _wire(services: Services) -> None:
+    services.s3_routes.register("inbox/e2e/ok/", _ok)
+    services.s3_routes.register("inbox/e2e/fail/", _fail)
+    services.key_events.subscribe("e2e-ping", _ping)
+
+
+credport_app.services.on_serve(_wire)
 
 
 @app.route("/e2e/identity", authorizer=IAMAuthorizer())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.internal_secrets import TOKEN_SIGNING, internal_kind
-from tests.e2e.conftest import RunningStack, start_stack, stop_stack
+from tests.e2e.conftest import RunningStack, launch_e2e
 from tests.e2e.test_autoid import admin, get
 from tests.e2e.test_token_service import BIN, get_token, run
 
@@ -23,9 +23,9 @@ PREFIX = "credport-dev"
 
 @pytest.fixture(scope="module")
 def envelope_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("canary-stack"), "--quiet", "--token-signer", "envelope")
+    running = launch_e2e(tmp_path_factory.mktemp("canary-stack"), "--quiet", "--token-signer", "envelope")
     yield running
-    assert stop_stack(running) == 0, running.log.read_text()
+    assert running.stop() == 0, running.log_text()
 
 
 def test_the_broadest_client_gets_403_for_every_internal_secret(envelope_stack: RunningStack, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
 from chalicelib.events import parse_notification
-from tests.e2e.conftest import RunningStack, start_stack, stop_stack
+from tests.e2e.conftest import RunningStack, launch_e2e
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
@@ -292,10 +292,10 @@ def _port_is_free(url: str) -> bool:
 
 
 def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path: Path) -> None:
-    running = start_stack(tmp_path)
+    running = launch_e2e(tmp_path)
     api, aws = running.api, running.info["aws_endpoint"]
     assert requests.get(api + "/health", timeout=5).status_code == 200
-    assert stop_stack(running) == 0
+    assert running.stop() == 0
     log = running.log.read_text()
     assert "credport local stack is up" in log
     assert "stopped." in log

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from local.launcher import REPO_ROOT, child_env, up_command
 
 
 def _held_port() -> socket.socket:
@@ -25,9 +24,12 @@ def test_a_port_in_use_is_a_one_line_error_and_exit_1(flag: str, tmp_path: Path)
         port = str(holder.getsockname()[1])
         other = "--api-port" if flag == "--aws-port" else "--aws-port"
         # The timeout only guards the test run: before the fix the stack waited forever for moto to get ready.
+        # The launcher's command line, run to its end: its stderr alone must carry the hint (the launcher's log
+        # mixes both streams). The options given here come last, so they override the launcher's free ports.
         result = subprocess.run(
-            [sys.executable, "-m", "local", "up", flag, port, other, "0", "--state-dir", str(tmp_path)],
-            cwd=ROOT,
+            up_command(tmp_path, flag, port, other, "0"),
+            cwd=REPO_ROOT,
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=120,

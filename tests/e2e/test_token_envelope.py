@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from tests.e2e.conftest import RunningStack, start_stack, stop_stack
+from tests.e2e.conftest import RunningStack, launch_e2e
 from tests.e2e.test_token_service import BIN, _eventually, _kid, _kids, credport_verify, get_token, run
 
 pytestmark = pytest.mark.e2e
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def envelope_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("envelope-stack"), "--quiet", "--token-signer", "envelope")
+    running = launch_e2e(tmp_path_factory.mktemp("envelope-stack"), "--quiet", "--token-signer", "envelope")
     yield running
-    assert stop_stack(running) == 0, running.log.read_text()
+    assert running.stop() == 0, running.log_text()
 
 
 def _signing_secrets(stack: RunningStack) -> dict[str, str]:

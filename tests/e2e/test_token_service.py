@@ -58,10 +58,12 @@ def test_credport_verify_refuses_a_tampered_token_and_a_wrong_audience(stack: Ru
     token = get_token(stack)["token"]
     header, payload, signature = token.split(".")
     tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
-    assert credport_verify(stack, tampered).returncode == 1
+    refused = credport_verify(stack, tampered)
+    assert refused.returncode == 1
+    assert "invalid token (refused by the signature check" in refused.stderr
     wrong_aud = credport_verify(stack, token, "--aud", "api://someone-else")
     assert wrong_aud.returncode == 1
-    assert "invalid token" in wrong_aud.stderr
+    assert "invalid token (refused by the aud check" in wrong_aud.stderr
 
 
 def test_credport_token_signs_with_the_developer_profile(stack: RunningStack) -> None:

@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (plain functions and classes, no fixtures)."""
+"""API Gateway as the app meets it: proxy events with an IAM identity, and the function each one reaches."""
 
 from __future__ import annotations
 
@@ -6,20 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Clock", "api_gateway", "existing_role", "gateway_event", "proxy_post", "proxy_routes"]
-
-
-class Clock:
-    """A clock to inject where the code takes ``clock``/``now``: tests move time instead of sleeping."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["api_gateway", "gateway_event", "proxy_post", "proxy_routes"]
 
 
 def gateway_event(
@@ -103,25 +90,3 @@ def proxy_post(
     event = gateway_event(path, {"sourceIp": source_ip}, method="POST", headers=sent)
     event["body"] = body
     return HTTPResponse.create_from_dict(api_gateway(event))
-
-
-def existing_role(name: str, role_id: str, *, path: str = "/", account_id: str = "123456789012") -> str:
-    """Create role ``name`` in moto with the unique id a test's caller identity carries (``AROA…`` before
-    ``:session``), and return its ARN. credport reads a same-account caller's role with iam:GetRole and checks
-    the id (chalicelib/tokens/role_arns.py); AWS picks role ids, moto a random one, so the test sets it."""
-    import json
-
-    import boto3
-    from moto.iam.models import iam_backends
-
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*"}]}
-    arn = str(
-        boto3.client("iam").create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-            "Arn"
-        ]
-    )
-    backend = iam_backends[account_id]["global"]
-    role = backend.get_role(name)
-    backend.roles[role_id] = backend.roles.pop(role.id)
-    role.id = role_id
-    return arn

@@ -1,0 +1,14 @@
+"""Helpers and rigs shared by several test modules (plain functions and classes, no fixtures).
+
+The names most tests import are re-exported here; the rigs (:mod:`tests.support.faults`,
+:mod:`tests.support.hygiene` and :mod:`tests.support.hygiene_stack`, :mod:`tests.support.s3_notifications`) are
+imported from their own modules, so a test pays only for the rig it uses.
+"""
+
+from __future__ import annotations
+
+from tests.support.clock import Clock
+from tests.support.gateway import api_gateway, gateway_event, proxy_post, proxy_routes
+from tests.support.iam import existing_role
+
+__all__ = ["Clock", "api_gateway", "existing_role", "gateway_event", "proxy_post", "proxy_routes"]
