@@ -1,4 +1,5 @@
-"""credport's Chalice app: wiring only. Each handler reads its input, calls one chalicelib function, returns."""
+"""credport's Chalice app: wiring only. Each handler reads its input, calls one chalicelib function or one method of
+the composition root's capabilities (``services()``, :mod:`chalicelib.services`), returns."""
 
 from __future__ import annotations
 
@@ -17,13 +18,24 @@ from chalice.app import (
     SQSEvent,
 )
 
-from chalicelib import autoid, config, events, health, proxy, sessions, tokens, transfer
-from chalicelib.api import api_view, chalice_errors_middleware, json_body
+from chalicelib import autoid, config, health, sessions
+from chalicelib.api import (
+    api_view,
+    authorizer_response,
+    chalice_errors_middleware,
+    json_body,
+    json_route,
+    public_document,
+)
 from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
+from chalicelib.services import LazyServices, Services
 
 app = Chalice(app_name="credport")
+# The process's capabilities, built on the first call (importing the app creates no AWS client); tests and the
+# local stack install their own with services.use(...).
+services = LazyServices(Services.from_environment)
 iam = IAMAuthorizer()
 api = api_view(lambda: app.current_request)
 
@@ -55,107 +67,118 @@ def whoami() -> dict[str, str]:
 @app.route("/token", methods=["GET"], authorizer=iam)
 @api
 def token() -> dict[str, Any]:
-    return tokens.token_response(request())
+    identity = RequestIdentity.from_context(request().context)
+    return services().tokens.token_for(identity, request().query_params)
 
 
 @app.route("/.well-known/openid-configuration", methods=["GET"])
 @api
 def openid_configuration() -> Response:
-    return tokens.public_document(tokens.get_token_service().discovery())
+    root = services()
+    return public_document(root.tokens.discovery(), max_age=root.settings.jwks_max_age)
 
 
 @app.route("/.well-known/jwks.json", methods=["GET"])
 @api
 def jwks() -> Response:
-    return tokens.public_document(tokens.get_token_service().jwks())
+    root = services()
+    return public_document(root.tokens.jwks(), max_age=root.settings.jwks_max_age)
 
 
 @app.schedule(Rate(config.signing_key_rotation_days(), unit=Rate.DAYS), name="rotate_signing_keys")
 def rotate_signing_keys(event: CloudWatchEvent) -> Any:
-    report = tokens.get_token_service().rotate()
+    report = services().tokens.rotate()
     return {"kind": report.kind, "rotation_id": report.rotation_id}
 
 
 # Verification is cheap and must follow each token's expiry and route exactly: no authorizer caching.
 @app.authorizer(ttl_seconds=0)
 def bearer(auth_request: AuthRequest) -> AuthResponse:
-    return sessions.get_session_service().authorize(auth_request)
+    return authorizer_response(auth_request, services().sessions.authorize)
 
 
 @app.route("/session", methods=["POST"], authorizer=iam)
 @api
 def start_session() -> dict[str, Any]:
-    return sessions.get_session_service().start_for(RequestIdentity.from_context(request().context))
+    identity = RequestIdentity.from_context(request().context)
+    return services().sessions.start_for(identity)
 
 
 @app.route("/session/refresh", methods=["POST"], authorizer=bearer)
 @api
 def refresh_session() -> dict[str, Any]:
-    return sessions.get_session_service().refresh(sessions.bearer_token(request()))
+    token = sessions.bearer_token(request().headers.get("authorization"))
+    return services().sessions.refresh(token)
 
 
 @app.route("/session", methods=["GET"], authorizer=bearer)
 @api
 def show_session() -> dict[str, Any]:
-    return sessions.get_session_service().show(sessions.bearer_token(request()))
+    token = sessions.bearer_token(request().headers.get("authorization"))
+    return services().sessions.show(token)
 
 
 @app.route("/transfer/import-key", methods=["GET"])
 @api
 def transfer_import_key() -> Response:
-    return tokens.public_document(transfer.import_key_documents())
+    root = services()
+    return public_document(root.import_keys.public_documents(), max_age=root.settings.jwks_max_age)
 
 
 @app.route("/transfer/import", methods=["POST"], authorizer=iam)
 @api
 def transfer_import() -> dict[str, Any]:
     identity = RequestIdentity.from_context(request().context)
-    return transfer.import_request(json_body(request(), max_bytes=MAX_ENVELOPE_BYTES + 1024), identity.user_arn)
+    body = json_body(request(), max_bytes=MAX_ENVELOPE_BYTES + 1024)
+    return services().transfer.import_request(body, identity.user_arn)
 
 
 @app.route("/transfer/clients/{client_id}/send", methods=["POST"], authorizer=iam)
 @api
 def transfer_send(client_id: str) -> dict[str, Any]:
     RequestIdentity.from_context(request().context)
-    return transfer.send_request(client_id)
+    return services().transfer.send(client_id)
 
 
 @app.schedule(Rate(config.transfer_rotation_days() or 1, unit=Rate.DAYS), name="rotate_transfer_secrets")
 def rotate_transfer_secrets(event: CloudWatchEvent) -> Any:
-    return {"rotated": transfer.rotate_on_schedule()}
+    return {"rotated": services().transfer.rotate_on_schedule()}
 
 
 @app.route("/auto-id/keys", methods=["GET"])
 @api
 def autoid_keys() -> Response:
-    return tokens.public_document(autoid.server_key_documents())
+    root = services()
+    return public_document(root.autoid.server_keys.public_documents(), max_age=root.settings.jwks_max_age)
 
 
 # No AWS credentials here by design: the caller proves it holds its entropy file inside the request. Its own
 # function, so its own role (which cannot read credport's internal secrets): template.yaml's RestAPI definition
-# integrates POST /auto-id with it (proxy), and chalicelib.proxy answers exactly as a chalice view would.
+# integrates POST /auto-id with it (proxy), and chalicelib.api.json_route answers exactly as a chalice view would.
 @app.lambda_function(name="auto_id")
 def auto_id(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return proxy.json_route(event, autoid.identify_request, max_bytes=autoid.MAX_BODY_BYTES)
+    # Not services().autoid.identify: the service is built only for a request that passed the route's checks.
+    identify = lambda body: services().autoid.identify(body)  # noqa: E731, PLW0108
+    return json_route(event, identify, max_bytes=autoid.MAX_BODY_BYTES)
 
 
 @app.schedule(Rate(config.autoid_rotation_days(), unit=Rate.DAYS), name="rotate_autoid_keys")
 def rotate_autoid_keys(event: CloudWatchEvent) -> Any:
     # The event id stays the same when EventBridge or Lambda retries a delivery: the rotation runs once.
-    report = autoid.rotate(event.to_dict().get("id"))
+    report = services().autoid_rotation.rotate(event.to_dict().get("id"))
     return {"rotation_id": report.rotation_id, "clients_rotated": len(report.clients_rotated)}
 
 
 @app.lambda_function(name="rotate_session_key")
 def rotate_session_key(event: dict[str, Any], context: Any) -> None:
-    sessions.get_session_service().rotation.handle(event)
+    services().sessions.rotation.handle(event)
 
 
 @app.on_sqs_message(queue=config.s3_events_queue_name(_prefix), batch_size=1)
 def s3_object_events(event: SQSEvent) -> Any:
-    events.router.handle_sqs_records(event)
+    services().s3_routes.handle_sqs_records(event)
 
 
 @app.on_sns_message(topic=config.key_events_topic_name(_prefix))
 def key_events(event: SNSEvent) -> Any:
-    events.bus.handle_sns_records([event.message])
+    services().key_events.handle_sns_records([event.message])

@@ -1,10 +1,11 @@
 """template.yaml provisioned into moto in-process, with the app's environment set from its outputs (as
-Lambda gets it): for benchmarks that measure the app's warm paths, which make no AWS call at all, or count
-the calls they make."""
+Lambda gets it) and a composition root built from it installed as the app's: for benchmarks that measure the app's
+warm paths, which make no AWS call at all, or count the calls they make."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,12 +28,13 @@ _ISOLATED = {
 
 @contextmanager
 def moto_stack(**environment: str) -> Iterator[Any]:
-    """Yields the app's :class:`~chalicelib.aws.AwsServices` (its ``factory`` creates every client)."""
+    """Yields the app's :class:`~chalicelib.services.Services` (``app.services()``; ``.aws.factory`` creates every
+    client the app makes)."""
     from moto import mock_aws
 
-    from chalicelib.aws import get_aws, reset_aws
     from chalicelib.aws.clients import ClientFactory, ClientOptions
     from chalicelib.config import reset_settings
+    from chalicelib.services import Services
     from local.provision import Provisioner, app_functions
     from local.template import Template, load_template
 
@@ -43,7 +45,6 @@ def moto_stack(**environment: str) -> Iterator[Any]:
     try:
         with mock_aws():
             reset_settings()
-            reset_aws()
             template = Template(
                 load_template(Path(__file__).resolve().parents[1] / "template.yaml"),
                 parameters={"Prefix": "credport-dev", "Issuer": "http://127.0.0.1:8000"},
@@ -58,10 +59,12 @@ def moto_stack(**environment: str) -> Iterator[Any]:
             os.environ.update(provisioned.app_environment())
             os.environ.update(environment)
             reset_settings()
-            reset_aws()
-            yield get_aws()
+            services = Services.from_environment()
+            app.services.use(services)
+            yield services
     finally:
         os.environ.clear()
         os.environ.update(saved)
         reset_settings()
-        reset_aws()
+        if "app" in sys.modules:
+            sys.modules["app"].services.use(None)

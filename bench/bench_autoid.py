@@ -21,7 +21,6 @@ from chalicelib.autoid import (
     AutoIdService,
     ClientPolicy,
     ClientRegistry,
-    ServerKeys,
     ServingScope,
     Want,
     build_request,
@@ -31,6 +30,7 @@ from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.aws.sts import Sts
 from chalicelib.envelope import seal
+from chalicelib.keys.recipient import SERVER_KEYS, RecipientKeyStore
 from chalicelib.sessions.keys import SessionKey
 from chalicelib.sessions.tokens import SessionTokens, autoid_subject
 
@@ -68,7 +68,7 @@ def make_service() -> tuple[AutoIdService, bytes]:
     objects = cast(ObjectStore, MemoryObjects())
     scope = ServingScope("credport-bench", ("credport-bench/autoid/",))
     service = AutoIdService(
-        server_keys=ServerKeys(cast(SecretStore, MemorySecrets()), "arn:bench", grace_period=86400),
+        server_keys=RecipientKeyStore(cast(SecretStore, MemorySecrets()), "arn:bench", SERVER_KEYS, grace_period=86400),
         registry=ClientRegistry(table, objects, bucket="bench", kms_key_id="k", grace_period=86400, scope=scope),
         nonces=table,
         secrets=cast(SecretStore, secrets_store),

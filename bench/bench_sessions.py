@@ -1,6 +1,7 @@
 """Sessions: bearer-token verifications per second through the authorizer, against joserfc alone.
 
-The authorizer is the real one (``SessionService.authorize``: bearer parsing, route, header policy, the
+The authorizer is the real one (``chalicelib.api.authorizer_response`` over ``SessionService.authorize``: bearer
+parsing, route, header policy, the
 key lookup by kid in the cached key store, HS256 verification, claims, the policy document), warm, on moto
 provisioned from template.yaml; the baseline is joserfc's HS256 ``jwt.decode`` plus claims validation with
 the same key and token.
@@ -15,6 +16,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from bench.aws import moto_stack
 from bench.harness import Figure, per_op_seconds
+from chalicelib.api import authorizer_response
 
 TARGET = 0.7
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/GET/session"
@@ -22,15 +24,14 @@ METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/GET/session"
 
 def run(quick: bool = False) -> list[Figure]:
     number, repeat = (20, 1) if quick else (3000, 7)
-    with moto_stack():
-        from chalicelib.sessions import get_session_service, reset_session_service
-
-        reset_session_service()
-        service = get_session_service()
+    with moto_stack() as services:
+        service = services.sessions
         token = service.start("arn:aws:iam::123456789012:user/bench")["token"]
         request = AuthRequest("TOKEN", f"Bearer {token}", METHOD_ARN)
-        service.authorize(request)  # warm: the key store has loaded the keys
-        authorizer = per_op_seconds(lambda: service.authorize(request), number=number, repeat=repeat)
+        authorizer_response(request, service.authorize)  # warm: the key store has loaded the keys
+        authorizer = per_op_seconds(
+            lambda: authorizer_response(request, service.authorize), number=number, repeat=repeat
+        )
         key = OctKey.import_key(service.keys.current().secret)
         issuer = service.settings.issuer
         registry = JWTClaimsRegistry(iss={"essential": True, "value": issuer}, exp={"essential": True})
@@ -40,7 +41,6 @@ def run(quick: bool = False) -> list[Figure]:
             registry.validate(claims)
 
         baseline = per_op_seconds(joserfc_alone, number=number, repeat=repeat)
-        reset_session_service()
     ratio = baseline / authorizer  # throughput ratio: ours / joserfc's
     return [
         Figure(

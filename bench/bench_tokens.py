@@ -57,9 +57,9 @@ class CallCounter:
 def counting_aws_calls() -> Iterator[CallCounter]:
     """Hooks every client the warm container has; a client created meanwhile (a call to another service) is
     reported in ``created_since``, so no call goes uncounted."""
-    from chalicelib.aws import get_aws
+    import app
 
-    factory = get_aws().factory
+    factory = app.services().aws.factory
     counter = CallCounter(calls=[], clients_before=factory.created)
     hooked = [(factory.client(name), name) for name in counter.clients_before]
     for client, name in hooked:
@@ -77,7 +77,6 @@ def deployment(signer: str, alg: str) -> Iterator[None]:
     """A fresh moto account with template.yaml provisioned and the app configured as Lambda would be (EMF
     metrics on, as deployed); everything is restored afterwards."""
     from chalicelib.config import Env
-    from chalicelib.tokens import reset_token_service
 
     environment = {Env.TOKEN_SIGNER: signer, Env.TOKEN_ALGORITHM: alg, "POWERTOOLS_METRICS_DISABLED": "false"}
     with moto_stack(**environment):
@@ -86,12 +85,8 @@ def deployment(signer: str, alg: str) -> Iterator[None]:
         # IDENTITY's role exists, with the id the identity carries: credport reads a caller's role once per
         # container (iam:GetRole), so the warm requests measured below make no IAM call.
         existing_role("bench-workload", "AROABENCHEXAMPLE")
-        reset_token_service()
-        try:
-            with _logs_to_the_void():
-                yield
-        finally:
-            reset_token_service()
+        with _logs_to_the_void():
+            yield
 
 
 @contextlib.contextmanager
@@ -146,14 +141,14 @@ def envelope_figure(alg: str, *, number: int, repeat: int) -> Figure:
     from joserfc.jwk import ECKey, RSAKey
     from joserfc.util import urlsafe_b64decode
 
-    from chalicelib.aws import get_aws
-    from chalicelib.tokens import get_token_service
+    import app
 
     with deployment("envelope", alg):
         request = _quiet(token_request())
         token = json.loads(str(request()))["token"]  # the first request bootstraps the keys
-        key_id = get_token_service().keyring.current().key_id
-        pem = get_aws().secrets.get_value(key_id).value
+        services = app.services()
+        key_id = services.tokens.keyring.current().key_id
+        pem = services.aws.secrets.get_value(key_id).value
         key = RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
         header_segment, claims_segment, _ = token.split(".")
         header = json.loads(urlsafe_b64decode(header_segment.encode()))

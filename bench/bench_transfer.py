@@ -19,7 +19,7 @@ from bench.memory import MemoryObjects, MemorySecrets
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.envelope import seal
-from chalicelib.transfer.import_keys import ImportKeys
+from chalicelib.keys.recipient import IMPORT_KEY, RecipientKeyStore
 from chalicelib.transfer.importer import Importer
 
 TARGET = 0.6
@@ -28,7 +28,7 @@ TARGET = 0.6
 def run(quick: bool = False) -> list[Figure]:
     number, repeat = (5, 1) if quick else (200, 7)
     store = cast(SecretStore, MemorySecrets())
-    keys = ImportKeys(store, "arn:bench-import-key")
+    keys = RecipientKeyStore(store, "arn:bench-import-key", IMPORT_KEY)
     importer = Importer(
         cast(ObjectStore, MemoryObjects()),
         store,

@@ -1,13 +1,17 @@
-"""HTTP plumbing shared by every route: error mapping, request ids and bounded JSON bodies."""
+"""HTTP plumbing shared by every route: error mapping, request ids and bounded JSON bodies; and the adapters
+between chalice's types and the capabilities' plain values (public documents, the bearer authorizer, and the
+proxy route of ``POST /auto-id``). The one chalicelib module that imports chalice, besides ``app.py``.
+"""
 
 from __future__ import annotations
 
+import binascii
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from chalice.app import Request, Response
+from chalice.app import AuthRequest, AuthResponse, AuthRoute, Request, Response
 
 from chalicelib.errors import (
     BadRequest,
@@ -19,20 +23,28 @@ from chalicelib.errors import (
     UnsupportedMediaType,
 )
 from chalicelib.observability import log_unexpected, logger
+from chalicelib.sessions.service import BearerGrant, BearerRefused
 from chalicelib.untrusted import NOT_JSON, UntrustedInput, first_unencodable, loads
 
 __all__ = [
     "API_VIEW_MARK",
+    "JSON_TYPES",
+    "UNAUTHORIZED",
     "api_view",
+    "authorizer_response",
     "chalice_errors_middleware",
     "check_request_text",
     "error_response",
     "json_body",
+    "json_route",
+    "public_document",
     "request_id_of",
 ]
 
 API_VIEW_MARK = "__credport_api_view__"
 DEFAULT_MAX_BODY = 64 * 1024
+JSON_TYPES = ("application/json",)  # what a chalice route accepts unless told otherwise (content_types)
+UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway turns into its 401 response
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -151,3 +163,84 @@ def json_body(request: Request, *, max_bytes: int = DEFAULT_MAX_BODY) -> dict[st
     if not isinstance(value, dict):
         raise BadRequest("The request body must be a JSON object.")
     return value
+
+
+def public_document(document: dict[str, Any], *, max_age: int) -> Response:
+    """Discovery, JWKS and the other public key documents: cacheable for the configured max-age (never no-cache:
+    STS fails more often against uncached JWKS)."""
+    return Response(
+        body=document,
+        status_code=200,
+        headers={"Content-Type": "application/json", "Cache-Control": f"public, max-age={max_age}"},
+    )
+
+
+def authorizer_response(request: AuthRequest, authorize: Callable[[str, str | None], BearerGrant]) -> AuthResponse:
+    """The bearer authorizer: ``authorize(methodArn, token)`` decides; a refusal is API Gateway's 401, no detail."""
+    try:
+        grant = authorize(request.method_arn, request.token)
+    except BearerRefused:
+        raise Exception(UNAUTHORIZED) from None
+    return AuthResponse(
+        routes=[AuthRoute(grant.path, [grant.method])], principal_id=grant.principal_id, context=grant.context
+    )
+
+
+# ``POST /auto-id`` is not one of chalice's routes: it runs as the ``auto_id`` function, with a role that cannot
+# read credport's internal secrets (template.yaml's RestAPI definition integrates the method with it). Its caller
+# must not see the difference, so the request is checked and answered exactly as a chalice view's is: the same
+# Content-Type rule (no header is taken as JSON), body limit, error shape and status codes, and a response in the
+# proxy format chalice returns (``chalice.app.Response.to_dict``).
+
+
+def json_route(event: object, handle: Callable[[dict[str, Any]], Any], *, max_bytes: int) -> dict[str, Any]:
+    """One API Gateway REST proxy event to ``handle(body)``, its JSON object body bounded by ``max_bytes``; the
+    proxy response. Every failure answers in the error shape; nothing escapes (API Gateway would answer 502)."""
+    request = _proxy_request(event)
+
+    @api_view(lambda: request)
+    def view() -> Any:
+        if request is None:
+            raise BadRequest("The request is not an API Gateway proxy request.")
+        _check_content_type(request)
+        try:
+            body = json_body(request, max_bytes=max_bytes)
+        except (binascii.Error, ValueError):  # isBase64Encoded with a body that is not base64
+            raise BadRequest("The request body is not valid JSON.") from None
+        return handle(body)
+
+    response = view()
+    if not isinstance(response, Response):
+        response = Response(body=response)
+    answer: dict[str, Any] = response.to_dict()
+    return answer
+
+
+def _proxy_request(event: object) -> Request | None:
+    """The event as chalice's Request, or None when it is not a REST proxy event. API Gateway sends ``null`` for
+    absent headers and query strings; chalice's Request wants mappings."""
+    if not isinstance(event, Mapping) or not isinstance(event.get("requestContext"), Mapping):
+        return None
+    context = dict(event["requestContext"])
+    headers = event.get("headers")
+    query = event.get("multiValueQueryStringParameters")
+    body = event.get("body")
+    shaped = {
+        "requestContext": {**context, "httpMethod": str(context.get("httpMethod") or event.get("httpMethod") or "")},
+        "headers": dict(headers) if isinstance(headers, Mapping) else {},
+        "multiValueQueryStringParameters": dict(query) if isinstance(query, Mapping) else None,
+        "pathParameters": event.get("pathParameters") if isinstance(event.get("pathParameters"), Mapping) else None,
+        "stageVariables": event.get("stageVariables") if isinstance(event.get("stageVariables"), Mapping) else None,
+        "body": body if isinstance(body, str | bytes) else None,
+        "isBase64Encoded": event.get("isBase64Encoded") is True,
+    }
+    return Request(shaped)
+
+
+def _check_content_type(request: Request) -> None:
+    """chalice's own check (RestAPIEventHandler): a request without Content-Type is taken as JSON; one with another
+    type is a 415, whose fixed message never quotes the header (:func:`chalice_errors_middleware`)."""
+    content_type = str(request.headers.get("content-type", JSON_TYPES[0])).lower()
+    parts = {p.strip() for p in content_type.replace(",", ";").split(";")}
+    if "*/*" not in content_type and not parts & set(JSON_TYPES):
+        raise UnsupportedMediaType()

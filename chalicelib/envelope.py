@@ -3,15 +3,15 @@
 Two kinds, and only these (the allow-lists below are the policy):
 - to an RSA public key: ``alg`` RSA-OAEP-256, ``enc`` A256GCM, ``kid`` = RFC 7638 thumbprint of the key;
 - with a shared 256-bit key: ``alg`` dir, ``enc`` A256GCM.
-Decryption picks the private key by ``kid`` (never by trying keys) and refuses any other algorithm,
-compression, or a header that names its own key. Public keys are read from PEM strictly: RSA only,
+Decryption picks the private key by ``kid`` (never by trying keys) and refuses any other algorithm and any
+header member but ``alg``, ``enc``, ``kid`` and ``cty`` (:mod:`chalicelib.jose`: no compression, no header
+that names its own key). Public keys are read from PEM strictly: RSA only,
 at least 2048 bits; a *private* key handed over where a public one belongs is recognised as such, so callers
 can destroy it and raise the alarm instead of merely rejecting it.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,11 +53,11 @@ MAX_ENVELOPE_BYTES = 256 * 1024
 _PRIVATE_MARKERS = (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK")
 
 
-@functools.lru_cache(maxsize=8)
 def _registry(algorithms: tuple[str, str], max_bytes: int = MAX_ENVELOPE_BYTES) -> JWERegistry:
     """The allow-list as a joserfc registry, sized for our envelopes (joserfc's default stops at 64 KB of
-    ciphertext; a 64 KiB secret inside its JSON document is more). Built on first use: joserfc's JWE module
-    costs ~70 ms to import, which a cold start serving tokens or sessions should not pay."""
+    ciphertext; a 64 KiB secret inside its JSON document is more). Built per call, inside the function: it costs
+    under a microsecond (nothing to cache), and joserfc's JWE module costs ~70 ms to import, which a cold start
+    serving tokens or sessions should not pay."""
     from joserfc.jwe import JWERegistry
 
     registry = JWERegistry(algorithms=list(algorithms))
@@ -159,7 +159,7 @@ def open_envelope(envelope: object, keys: Mapping[str, RecipientKey], *, max_byt
     try:
         header = jwe_header(envelope, max_bytes=max_bytes)
     except MalformedToken as malformed:
-        raise EnvelopeError("not_jwe" if malformed.reason != "forbidden header" else "forbidden_header") from None
+        raise EnvelopeError("forbidden_header" if malformed.check == "header" else "not_jwe") from None
     if (header.get("alg"), header.get("enc")) != RSA_ALGORITHMS:
         raise EnvelopeError("algorithm")
     kid = header.get("kid")

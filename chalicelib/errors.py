@@ -25,6 +25,7 @@ __all__ = [
     "PayloadTooLarge",
     "ServiceUnavailable",
     "UnsupportedMediaType",
+    "UnsupportedPrincipal",
 ]
 
 
@@ -84,6 +85,14 @@ class Forbidden(CredportError):
     code = "forbidden"
     status = 403
     default_message = "The caller is not allowed to do this."
+
+
+class UnsupportedPrincipal(Forbidden):
+    """A caller no token or session is made for (the root user, an unrecognised ARN): shared, since both the
+    token service and sessions map callers through :mod:`chalicelib.principal`."""
+
+    code = "unsupported_principal"
+    default_message = "Tokens are issued to IAM roles, IAM users and federated users only."
 
 
 class NotFound(CredportError):

@@ -26,10 +26,13 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import STACK_OUTPUTS, Env
 from client.arguments import parse_checked
+
+if TYPE_CHECKING:
+    from chalicelib.services import Services
 
 __all__ = ["main", "stage_environment", "write_stage_environment"]
 
@@ -208,18 +211,22 @@ def _logs_to_stderr() -> None:
     """A command's standard output is its result; the library's log lines go to standard error."""
     import logging
 
+    import chalicelib.observability  # noqa: F401 (creates the library's logger and its handler, to be redirected)
+
     for handler in logging.getLogger("credport").handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
 
 
-def _use_stack(args: argparse.Namespace) -> None:
-    """Point this process at a deployed stack (its outputs) or at the running local stack."""
+def _use_stack(args: argparse.Namespace) -> Services:
+    """Point this process at a deployed stack (its outputs) or at the running local stack; the capabilities wired to
+    it (a command is a process of its own: it builds its own composition root, once)."""
     import os
 
     import boto3
 
     from chalicelib.config import reset_settings
+    from chalicelib.services import Services
 
     if args.local:
         from local.stack import read_state
@@ -230,11 +237,10 @@ def _use_stack(args: argparse.Namespace) -> None:
         cloudformation = boto3.session.Session(region_name=args.region).client("cloudformation")
         os.environ.update(stage_environment(stack_outputs(cloudformation, args.stack)))
     reset_settings()
+    return Services.from_environment()
 
 
 def _transfer_register(args: argparse.Namespace) -> int:
-    from chalicelib.aws import get_aws
-    from chalicelib.config import get_settings
     from chalicelib.envelope import EnvelopeError, public_key_from_pem
     from chalicelib.errors import CredportError
     from chalicelib.transfer.sending import CLIENT_KEY
@@ -246,8 +252,8 @@ def _transfer_register(args: argparse.Namespace) -> int:
     try:
         pem = args.key_file.read_bytes()
         recipient = public_key_from_pem(pem)  # checked here first: a private key never leaves this machine
-        _use_stack(args)
-        settings, aws = get_settings(), get_aws()
+        services = _use_stack(args)
+        settings, aws = services.settings, services.aws
         aws.s3.put(settings.resources.transfer_bucket, key, pem, content_type="application/x-pem-file")
         if args.email:
             aws.sns.subscribe(
@@ -273,12 +279,10 @@ def _transfer_register(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     from chalicelib.errors import CredportError
-    from chalicelib.tokens import get_token_service
 
     _logs_to_stderr()
     try:
-        _use_stack(args)
-        service = get_token_service()
+        service = _use_stack(args).tokens
         if args.action == "publish":
             service.rotation.publish()
             print("published the JWKS and discovery documents")

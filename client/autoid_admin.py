@@ -8,7 +8,10 @@ import json
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.services import Services
 
 __all__ = ["run"]
 
@@ -16,17 +19,15 @@ __all__ = ["run"]
 def run(
     args: argparse.Namespace,
     *,
-    use_stack: Callable[[argparse.Namespace], None],
+    use_stack: Callable[[argparse.Namespace], Services],
     logs_to_stderr: Callable[[], None],
 ) -> int:
-    from chalicelib import autoid
     from chalicelib.errors import CredportError
 
     logs_to_stderr()
     try:
-        use_stack(args)
-        autoid.reset_autoid_service()
-        service = autoid.get_autoid_service()
+        services = use_stack(args)
+        service = services.autoid
         registry = service.registry
         command = args.autoid_command
         result: dict[str, Any]
@@ -42,7 +43,7 @@ def run(
             rotation_id = str(uuid.uuid4())
             result = registry.rotate(args.client_id, rotation_id, end_grace=args.end_grace).public_view()
         else:
-            result = _report(autoid.rotate())
+            result = _report(services.autoid_rotation.rotate())
     except (CredportError, OSError, KeyError, ValueError) as error:
         print(f"credport-admin: {error}", file=sys.stderr)
         return 2

@@ -204,7 +204,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         claims = discover_verifier(args.issuer).verify(token, audience=args.aud)
     except TokenRejected as rejected:
-        print(f"credport: invalid token ({rejected.reason})", file=sys.stderr)
+        print(f"credport: invalid token (refused by the {rejected.check} check: {rejected.reason})", file=sys.stderr)
         return 1
     except (DiscoveryError, OSError, ValueError) as error:
         print(f"credport: cannot verify: {error}", file=sys.stderr)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.aws import sign_with
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
+from chalicelib.services import Services
 from local import s3_notifications
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
@@ -190,7 +190,8 @@ class LocalStack:
             )
             for name in functions.values()
         }
-        sign_with(FunctionCredentials(sessions))
+        credentials = FunctionCredentials(sessions)
+        module.services.build_with(lambda: Services.from_environment(credentials=credentials))
 
         self._pump = EventPump(
             app,

@@ -1,16 +1,24 @@
-"""Shared fixtures: an isolated fake AWS environment, moto, and template.yaml provisioned into moto."""
+"""Shared fixtures: an isolated fake AWS environment, moto, template.yaml provisioned into moto, and the app's
+composition root (``services``: a :class:`~chalicelib.services.Services` installed as ``app.services``).
+
+A test that changes settings (environment variables) calls ``reset_settings()`` and then ``install_services()``:
+the app serves a composition root built from the changed environment, with fresh capabilities (a new container).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from moto import mock_aws
 
-from chalicelib.aws import AwsServices, reset_aws
+from chalicelib.aws import AwsServices
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
+from chalicelib.services import Services
 from local import s3_notifications
 from local.iam.sts import install as install_sts
 from local.provision import Provisioned, Provisioner, app_functions
@@ -35,10 +43,34 @@ def isolated_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     reset_settings()
-    reset_aws()
+    uninstall_services()
     yield
     reset_settings()
-    reset_aws()
+    uninstall_services()
+
+
+def install_services(*, clock: Callable[[], float] = time.time, credentials: object = None) -> Services:
+    """A composition root built from the environment as it is now (call ``reset_settings()`` first after changing
+    it), installed as the app's: every handler the test invokes, in-process, uses it. Uninstalled after the test."""
+    import app
+
+    services = Services.from_environment(clock=clock, credentials=credentials)
+    app.services.use(services)
+    return services
+
+
+def app_services() -> Services:
+    """The composition root the app serves now (the one ``install_services`` or a fixture installed)."""
+    import app
+
+    return app.services()
+
+
+def uninstall_services() -> None:
+    """The app builds its composition root anew on its next call (a test that never imported the app has none)."""
+    app = sys.modules.get("app")
+    if app is not None:
+        app.services.use(None)
 
 
 @pytest.fixture
@@ -55,7 +87,8 @@ def factory(moto: None) -> ClientFactory:
 
 
 @pytest.fixture
-def services(factory: ClientFactory) -> AwsServices:
+def aws(factory: ClientFactory) -> AwsServices:
+    """Adapters of the test's own (not the app's: ``services.aws`` is the app's)."""
     return AwsServices(factory)
 
 
@@ -81,8 +114,14 @@ def provisioned(factory: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> Prov
     for name, value in result.app_environment().items():
         monkeypatch.setenv(name, value)
     reset_settings()
-    reset_aws()
+    uninstall_services()
     return result
+
+
+@pytest.fixture
+def services(provisioned: Provisioned) -> Services:
+    """The app's composition root on the provisioned stack, installed as ``app.services`` for the test."""
+    return install_services()
 
 
 def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:

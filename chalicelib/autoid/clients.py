@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib.autoid.exceptions import InvalidPolicy
 from chalicelib.autoid.protocol import ENTROPY_BYTES, MAX_ROLE_ARN, ROLE_HEAD, ROLE_SEGMENT
 from chalicelib.autoid.scope import ServingScope
 from chalicelib.aws.dynamodb import ItemTable
@@ -52,10 +53,6 @@ _ROLE_PATTERN = re.compile(
     rf"{ROLE_HEAD}(?:{ROLE_SEGMENT})*(?:(?!\.{{1,2}}$)[\w+=,.@-]{{1,64}}|[\w+=,.@-]{{0,64}}\*)", re.ASCII
 )
 ACTIVE, REVOKED = "active", "revoked"
-
-
-class InvalidPolicy(BadRequest):
-    code = "invalid_policy"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.errors import AuthenticationFailed, BadRequest
+from chalicelib.autoid.exceptions import MalformedRequest
+from chalicelib.errors import AuthenticationFailed
 from chalicelib.untrusted import UntrustedInput, loads
 
 __all__ = [
@@ -63,11 +64,6 @@ ROLE_HEAD = r"arn:aws[a-z-]*:iam::\d{12}:role/"
 _ROLE_ARN = re.compile(rf"{ROLE_HEAD}(?:{ROLE_SEGMENT})*(?!\.{{1,2}}$)[\w+=,.@-]{{1,64}}", re.ASCII)
 MAX_ROLE_ARN = 2048
 _KEYS = frozenset({"v", "client_id", "gen", "iat", "nonce", "intervals", "proof", "rk", "want"})
-
-
-class MalformedRequest(BadRequest):
-    code = "malformed_request"
-    default_message = "The request is not a valid auto-id request."
 
 
 @dataclass(frozen=True)

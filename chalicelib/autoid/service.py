@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from chalicelib.autoid.clients import ACTIVE, ClientRecord, ClientRegistry
+from chalicelib.autoid.exceptions import AuthenticationRefused
 from chalicelib.autoid.protocol import (
     MAX_SKEW_SECONDS,
     AutoIdRequest,
@@ -32,7 +33,6 @@ from chalicelib.autoid.protocol import (
     verify_proof,
 )
 from chalicelib.autoid.scope import ServingScope
-from chalicelib.autoid.server_keys import KeyRotation, ServerKeys
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected
 from chalicelib.aws.secrets import SecretStore, SecretVersion
@@ -40,6 +40,7 @@ from chalicelib.aws.sts import Sts
 from chalicelib.config import ROLE_CHAINING_MAX_SECONDS
 from chalicelib.envelope import EnvelopeError, open_envelope, seal_direct
 from chalicelib.errors import AuthenticationFailed, CredportError, Forbidden, NotFound, ServiceUnavailable
+from chalicelib.keys.recipient import RecipientKeyStore, RecipientRotation
 from chalicelib.observability import MetricUnit, logger, metrics
 
 __all__ = ["MAX_BODY_BYTES", "AutoIdService", "RotationReport"]
@@ -50,18 +51,10 @@ NONCE_TTL = 2 * MAX_SKEW_SECONDS + 300
 _ENVELOPE_MALFORMED = frozenset({"not_jwe", "forbidden_header", "algorithm", "too_large"})
 
 
-class _Refused(Exception):
-    """An authentication failure with its reason, for the log; the caller only ever sees the 401."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class RotationReport:
     rotation_id: str
-    server_key: KeyRotation
+    server_key: RecipientRotation
     clients_rotated: tuple[str, ...]
     clients_failed: tuple[str, ...] = ()  # rotating the same id again catches them up
 
@@ -70,7 +63,7 @@ class AutoIdService:
     def __init__(
         self,
         *,
-        server_keys: ServerKeys,
+        server_keys: RecipientKeyStore,
         registry: ClientRegistry,
         nonces: ItemTable,
         secrets: SecretStore,
@@ -102,7 +95,7 @@ class AutoIdService:
             raise MalformedRequest('The body must be {"jwe": "<compact JWE>"}.')
         try:
             request, record, kid = self._authenticate(body["jwe"])
-        except _Refused as refused:
+        except AuthenticationRefused as refused:
             metrics.add_metric(name="AutoIdRefused", unit=MetricUnit.Count, value=1)
             logger.info("auto-id request refused", extra={"reason": refused.reason})
             raise AuthenticationFailed() from None
@@ -144,27 +137,27 @@ class AutoIdService:
         except EnvelopeError as error:
             if error.reason in _ENVELOPE_MALFORMED:
                 raise MalformedRequest("The body's 'jwe' is not an RSA-OAEP-256/A256GCM compact JWE.") from None
-            raise _Refused(error.reason) from None
+            raise AuthenticationRefused(error.reason) from None
         request = parse_request(opened.plaintext)
         now = self._clock()
         try:
             check_freshness(request, now)
         except AuthenticationFailed:
-            raise _Refused("stale") from None
+            raise AuthenticationRefused("stale") from None
         record = self.registry.get(request.client_id)
         if record is None or record.status != ACTIVE:
-            raise _Refused("unknown_or_revoked_client")
+            raise AuthenticationRefused("unknown_or_revoked_client")
         if not record.accepts_generation(request.generation, now):
-            raise _Refused("generation")
+            raise AuthenticationRefused("generation")
         entropy = self.registry.entropy(record, request.generation)
         try:
             verify_proof(request, entropy)
         except AuthenticationFailed:
-            raise _Refused("proof") from None
+            raise AuthenticationRefused("proof") from None
         try:
             self._nonces.put({**_nonce_key(request), "expires_at": request.issued_at + NONCE_TTL}, if_absent="pk")
         except AwsConflict:
-            raise _Refused("replay") from None
+            raise AuthenticationRefused("replay") from None
         return request, record, opened.kid
 
     def _credential(self, record: ClientRecord, want: Want) -> dict[str, Any]:
@@ -247,7 +240,7 @@ class AutoIdService:
 class _LazyKeys(Mapping[str, Any]):
     """The server keys as ``open_envelope`` asks for them: only the requested kid is ever parsed."""
 
-    def __init__(self, keys: ServerKeys) -> None:
+    def __init__(self, keys: RecipientKeyStore) -> None:
         self._keys = keys
 
     def get(self, kid: str, default: Any = None) -> Any:

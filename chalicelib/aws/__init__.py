@@ -1,7 +1,7 @@
 """AWS adapters: small classes that take a boto3 client, translate its errors and return plain values.
 
 :class:`AwsServices` hands out one adapter per service, each built on first use from a shared
-:class:`ClientFactory`; :func:`get_aws` is the process-wide instance the handlers use.
+:class:`ClientFactory`; the process's instance belongs to the composition root (:mod:`chalicelib.services`).
 """
 
 from __future__ import annotations
@@ -38,11 +38,8 @@ __all__ = [
     "Sts",
     "TaggedResources",
     "aws_call",
-    "get_aws",
-    "reset_aws",
     "running_as",
     "running_function",
-    "sign_with",
     "translate",
 ]
 
@@ -87,29 +84,3 @@ class AwsServices:
 
     def table(self, name: str) -> ItemTable:
         return ItemTable(self.factory.client("dynamodb"), name)
-
-
-_signing: list[object] = [None]  # the credentials object sign_with gave, or None (botocore's chain: AWS)
-
-
-@functools.lru_cache(maxsize=1)
-def get_aws() -> AwsServices:
-    """The process-wide adapters, configured from the settings on first use."""
-    from chalicelib.config import get_settings
-
-    settings = get_settings()
-    options = ClientOptions(settings.aws_max_attempts, settings.aws_timeout)
-    return AwsServices(ClientFactory(options, credentials=_signing[0]))
-
-
-def sign_with(credentials: object) -> None:
-    """Sign the app's AWS requests with this botocore credentials object from now on (None: botocore's chain).
-    Only a process running several functions uses it (the local stack: each invocation signs as its function's
-    role, see chalicelib.aws.clients). Never called on AWS."""
-    _signing[0] = credentials
-    reset_aws()
-
-
-def reset_aws() -> None:
-    """Drop every client (tests, after switching endpoints)."""
-    get_aws.cache_clear()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from chalicelib.events.key_events import KeyEventBus, MalformedKeyEvent, bus, key_event
+from chalicelib.events.key_events import KeyEventBus, MalformedKeyEvent, key_event
 from chalicelib.events.s3_objects import (
     MalformedNotification,
     S3ObjectEvent,
     S3ObjectRouter,
     parse_notification,
-    router,
 )
 
 __all__ = [
@@ -17,8 +16,6 @@ __all__ = [
     "MalformedNotification",
     "S3ObjectEvent",
     "S3ObjectRouter",
-    "bus",
     "key_event",
     "parse_notification",
-    "router",
 ]

@@ -1,7 +1,8 @@
 """Key events (rotations, revocations), published on the key-events SNS topic.
 
-Every container subscribes through one ``@app.on_sns_message`` handler; capabilities register a listener
-per event ``type`` (a session-key rotation drops that container's cached keys, for instance).
+Every container subscribes through one ``@app.on_sns_message`` handler; the composition root
+(:mod:`chalicelib.services`) subscribes a listener per event ``type`` (a session-key rotation drops that
+container's cached keys, for instance).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from chalicelib.observability import logger
 from chalicelib.untrusted import UntrustedInput, loads
 
-__all__ = ["KeyEventBus", "MalformedKeyEvent", "bus", "key_event"]
+__all__ = ["KeyEventBus", "MalformedKeyEvent", "key_event"]
 
 KeyEventListener = Callable[[Mapping[str, Any]], None]
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -59,6 +60,3 @@ class KeyEventBus:
 
     def handle_sns_records(self, messages: Iterable[str]) -> int:
         return sum(self.deliver(message) for message in messages)
-
-
-bus = KeyEventBus()

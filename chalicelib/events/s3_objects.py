@@ -1,7 +1,8 @@
 """S3 object-created notifications, delivered through SQS, routed to handlers by key prefix.
 
 ``chalice package`` cannot express ``@app.on_s3_event``, and SQS gives retries and a dead-letter queue,
-so the bucket notifies a queue and one ``@app.on_sqs_message`` handler feeds this router. A handler that
+so the bucket notifies a queue and one ``@app.on_sqs_message`` handler feeds this router (its routes are
+registered in one place, the composition root :mod:`chalicelib.services`). A handler that
 raises fails the SQS batch (of one): Lambda leaves the message for retry and, after the queue's
 ``maxReceiveCount``, SQS moves it to the dead-letter queue. Nothing is dropped silently.
 """
@@ -17,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from chalicelib.observability import MetricUnit, logger, metrics
 
-__all__ = ["MalformedNotification", "S3ObjectEvent", "S3ObjectRouter", "parse_notification", "router"]
+__all__ = ["MalformedNotification", "S3ObjectEvent", "S3ObjectRouter", "parse_notification"]
 
 MAX_KEY_LENGTH = 1024
 
@@ -146,6 +147,3 @@ class S3ObjectRouter:
     def handle_sqs_records(self, records: Iterable[Any]) -> int:
         """Entry point for the SQS handler: every record's body is one S3 notification."""
         return sum(self.dispatch(parse_notification(record.body)) for record in records)
-
-
-router = S3ObjectRouter()

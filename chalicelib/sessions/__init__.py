@@ -6,19 +6,15 @@ from chalicelib.sessions.issuing import AutoIdSessions
 from chalicelib.sessions.keys import SessionKey, SessionKeyStore
 from chalicelib.sessions.revocation import CachedClientStanding
 from chalicelib.sessions.rotation import SessionKeyRotation
-from chalicelib.sessions.service import (
-    SessionService,
-    bearer_token,
-    build_session_service,
-    get_session_service,
-    reset_session_service,
-)
+from chalicelib.sessions.service import BearerGrant, BearerRefused, SessionService, bearer_token, key_rotation_seen
 from chalicelib.sessions.tokens import SESSION_AUDIENCE, AutoIdClients, SessionClaims, SessionTokens
 
 __all__ = [
     "SESSION_AUDIENCE",
     "AutoIdClients",
     "AutoIdSessions",
+    "BearerGrant",
+    "BearerRefused",
     "CachedClientStanding",
     "SessionClaims",
     "SessionKey",
@@ -27,7 +23,5 @@ __all__ = [
     "SessionService",
     "SessionTokens",
     "bearer_token",
-    "build_session_service",
-    "get_session_service",
-    "reset_session_service",
+    "key_rotation_seen",
 ]

@@ -19,19 +19,15 @@ from typing import Any
 from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from chalicelib.aws.sns import Publisher
-from chalicelib.errors import BadRequest
 from chalicelib.events import key_event
 from chalicelib.observability import logger
+from chalicelib.sessions.exceptions import RotationRequestRefused
 from chalicelib.sessions.keys import MIN_KEY_BYTES, SessionKey, decode_key, encode_key
 from chalicelib.sessions.tokens import SESSION_AUDIENCE, SessionTokens, sign
 
 __all__ = ["STEPS", "RotationRequestRefused", "SessionKeyRotation"]
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-
-
-class RotationRequestRefused(BadRequest):
-    code = "rotation_request_refused"
 
 
 class SessionKeyRotation:

@@ -6,44 +6,44 @@ auto-id function holds only the auto-id key (:class:`~chalicelib.sessions.issuin
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from chalice.app import AuthRequest, AuthResponse, AuthRoute, Request
-
-from chalicelib.aws import AwsServices, get_aws
-from chalicelib.config import Settings, get_settings
+from chalicelib.aws import AwsServices
+from chalicelib.config import Settings
 from chalicelib.errors import InvalidToken
-from chalicelib.events import bus
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.principal import principal_of
+from chalicelib.role_arns import RoleArns, role_arns_for
+from chalicelib.sessions.exceptions import BearerRefused
 from chalicelib.sessions.issuing import SessionIssuer
 from chalicelib.sessions.keys import SessionKeyStore
-from chalicelib.sessions.revocation import CachedClientStanding
 from chalicelib.sessions.rotation import SessionKeyRotation
 from chalicelib.sessions.tokens import AutoIdClients, SessionClaims, SessionTokens
-from chalicelib.tokens.principal import principal_of
-from chalicelib.tokens.role_arns import role_arns_for
 
-__all__ = [
-    "REFRESH_ROUTE",
-    "SessionService",
-    "bearer_token",
-    "build_session_service",
-    "get_session_service",
-    "reset_session_service",
-]
+__all__ = ["REFRESH_ROUTE", "BearerGrant", "BearerRefused", "SessionService", "bearer_token", "key_rotation_seen"]
 
 REFRESH_ROUTE = ("POST", "/session/refresh")
 _BEARER = "bearer "
-UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway turns into its 401 response
+
+
+@dataclass(frozen=True)
+class BearerGrant:
+    """The bearer check's decision: the token's subject may call this one route (API Gateway's policy)."""
+
+    method: str
+    path: str
+    principal_id: str
+    context: dict[str, str]  # API Gateway passes authorizer context values as strings
 
 
 class SessionService:
     """``autoid_clients`` decides whether an auto-id session may go on; without it every auto-id session is
-    refused (:func:`build_session_service` gives it the auto-id registry)."""
+    refused (the composition root, :mod:`chalicelib.services`, gives it the auto-id registry's standing).
+    ``roles`` is the deployment's role resolver, shared with the token service where the root builds both."""
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class SessionService:
         aws: AwsServices,
         *,
         autoid_clients: AutoIdClients | None = None,
+        roles: RoleArns | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -67,7 +68,7 @@ class SessionService:
             clock=clock,
         )
         self._issuer = SessionIssuer(self.tokens, max_age=settings.session_max_age, clock=clock)
-        self.roles = role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
+        self.roles = roles or role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
         self.rotation = SessionKeyRotation(
             aws.secrets,
             aws.sns,
@@ -100,23 +101,35 @@ class SessionService:
             **claims.extra,
         }
 
-    def authorize(self, request: AuthRequest) -> AuthResponse:
-        """The bearer check of every bearer route. Any failure is API Gateway's 401, with no detail."""
-        method, path = _route_of(request.method_arn)
-        token = _parse_bearer(request.token)
+    def authorize(self, method_arn: str, authorization: str | None) -> BearerGrant:
+        """The bearer check of every bearer route, for API Gateway's ``methodArn`` and the request's
+        Authorization header; any failure raises :class:`BearerRefused`."""
+        method, path = _route_of(method_arn)
+        token = _parse_bearer(authorization)
         if token is None:
-            raise Exception(UNAUTHORIZED)
+            raise BearerRefused()
         grace = self.settings.session_refresh_window if (method, path) == REFRESH_ROUTE else 0
         try:
             claims = self.tokens.verify(token, expired_grace=grace)
         except InvalidToken:
-            raise Exception(UNAUTHORIZED) from None
-        return AuthResponse(routes=[AuthRoute(path, [method])], principal_id=claims.subject, context=_context(claims))
+            raise BearerRefused() from None
+        return BearerGrant(method, path, claims.subject, _context(claims))
 
 
-def bearer_token(request: Request) -> str:
-    """The bearer token of a request the authorizer let through (views verify it again for its claims)."""
-    token = _parse_bearer(request.headers.get("authorization"))
+def key_rotation_seen(service: SessionService | None) -> None:
+    """Every container hears a session-key rotation: a built ``service`` drops its cached keys so it picks up the
+    new one now (None: this container has not built one, so there is nothing to drop)."""
+    if service is not None:
+        service.keys.invalidate()
+        service.autoid_keys.invalidate()
+    metrics.add_metric(name="SessionKeyRotationsSeen", unit=MetricUnit.Count, value=1)
+    logger.info("session key rotation seen; cached keys dropped")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The bearer token of a request the authorizer let through, from its Authorization header (views verify it
+    again for its claims)."""
+    token = _parse_bearer(authorization)
     if token is None:
         raise InvalidToken()
     return token
@@ -132,7 +145,7 @@ def _route_of(method_arn: str) -> tuple[str, str]:
     # arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/path/parts
     parts = method_arn.split(":", 5)[-1].split("/", 3)
     if len(parts) < 3:
-        raise Exception(UNAUTHORIZED)
+        raise BearerRefused()
     return parts[2], "/" + (parts[3] if len(parts) > 3 else "")
 
 
@@ -144,48 +157,3 @@ def _context(claims: SessionClaims) -> dict[str, str]:
         "exp": str(claims.expires_at),
         "sess_exp": str(claims.session_ends_at),
     }
-
-
-def build_session_service(
-    settings: Settings, aws: AwsServices, *, clock: Callable[[], float] = time.time
-) -> SessionService:
-    """The service wired as a container runs it (tests inject ``clock``): auto-id sessions are checked against
-    the auto-id registry's client records, cached no longer than the session keys."""
-    # The one place sessions meet auto-id: the registry is handed in behind the small AutoIdClients interface.
-    from chalicelib.autoid.clients import ACTIVE, ClientRegistry
-    from chalicelib.autoid.scope import ServingScope
-
-    r = settings.resources
-    registry = ClientRegistry(
-        aws.table(r.state_table),
-        aws.s3,
-        bucket=r.transfer_bucket,
-        kms_key_id=r.data_key_arn,
-        grace_period=settings.autoid_grace_period,
-        scope=ServingScope(settings.prefix, settings.autoid_serving_prefixes),
-        clock=clock,
-    )
-    clients = CachedClientStanding(registry, active_status=ACTIVE, clock=clock)
-    return SessionService(settings, aws, autoid_clients=clients, clock=clock)
-
-
-@functools.lru_cache(maxsize=1)
-def get_session_service() -> SessionService:
-    return build_session_service(get_settings(), get_aws())
-
-
-def reset_session_service() -> None:
-    get_session_service.cache_clear()
-
-
-def _on_session_key_rotated(_event: Mapping[str, Any]) -> None:
-    """Every container hears the rotation: drop its cached keys so it picks up the new one now."""
-    if get_session_service.cache_info().currsize:
-        service = get_session_service()
-        service.keys.invalidate()
-        service.autoid_keys.invalidate()
-    metrics.add_metric(name="SessionKeyRotationsSeen", unit=MetricUnit.Count, value=1)
-    logger.info("session key rotation seen; cached keys dropped")
-
-
-bus.subscribe("session-key-rotated", _on_session_key_rotated)

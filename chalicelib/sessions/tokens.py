@@ -1,8 +1,9 @@
 """Session bearer tokens: JWS HS256, ``kid`` = the Secrets Manager version id of the signing key.
 
-Verification raises :class:`~chalicelib.errors.InvalidToken` for every failure, one opaque answer; the
-reason goes to the log. The key is chosen by ``kid`` (never by trying keys), ``alg`` must be exactly HS256
-(an RS/ES token or ``none`` is refused before any key is touched), and claims are validated separately.
+Verification raises :class:`~chalicelib.errors.InvalidToken` for every failure, one opaque answer; the check
+that refused (:data:`~chalicelib.jose.TokenCheck`) and the reason go to the log. The key is chosen by ``kid``
+(never by trying keys), ``alg`` must be exactly HS256 (an RS/ES token or ``none`` is refused before any key is
+touched), and claims are validated separately.
 
 Two key sets, each bound to its subjects by structure: the auto-id session key signs only ``autoid:<client>``
 sessions, carrying ``autoid_client`` and ``autoid_gen``; the main session key signs only other subjects. So the
@@ -13,7 +14,6 @@ grace ending), asked of an injected :class:`AutoIdClients`. Every token carries 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
@@ -24,13 +24,13 @@ from typing import Any, NamedTuple, Protocol
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
 from joserfc.jws import JWSRegistry
 
 from chalicelib.aws.secrets import CURRENT
 from chalicelib.errors import InvalidToken
-from chalicelib.jose import MalformedToken, protected_header
+from chalicelib.jose import MalformedToken, TokenCheck, decode_check, protected_header
 from chalicelib.observability import logger
+from chalicelib.sessions.exceptions import SessionTokenRejected
 from chalicelib.sessions.keys import KeySource, SessionKey
 
 __all__ = [
@@ -53,6 +53,8 @@ AUTOID_CLAIMS = ("autoid_client", "autoid_gen")
 _RESERVED = frozenset({"iss", "sub", "aud", "iat", "exp", "sid", "sess_exp", "jti"})
 _KID = re.compile(r"[A-Za-z0-9-]{32,64}")  # Secrets Manager version ids (ClientRequestTokens): UUIDs
 _JTI = re.compile(r"[A-Za-z0-9_-]{22,64}")  # ours are 128 CSPRNG bits, base64url (22 characters)
+_DATES: tuple[TokenCheck, ...] = ("iat", "exp", "sess_exp")
+_IDS: tuple[TokenCheck, ...] = ("sub", "sid")
 # The allow-list, built once: it is the same for every token (building it per call cost ~10% of a verify).
 _REGISTRY = JWSRegistry(algorithms=[ALGORITHM])
 
@@ -141,37 +143,22 @@ class SessionTokens:
         """Claims of a valid token; ``expired_grace`` seconds past ``exp`` are tolerated (refresh only)."""
         try:
             return self._verify(token, expired_grace)
-        except _Rejected as rejected:
-            logger.info("session token rejected", extra={"reason": rejected.reason})
+        except SessionTokenRejected as rejected:
+            # The check that refused, for log queries and tests; the caller only ever sees the one 401.
+            logger.info("session token rejected", extra={"check": rejected.check, "reason": rejected.reason})
             raise InvalidToken() from None
 
     def _verify(self, token: str, expired_grace: int) -> SessionClaims:
         key, autoid_key = self._key_for(_header(token))
         try:
-            claims = dict(jwt.decode(token, _oct_key(key), registry=_REGISTRY).claims)
-        except (JoseError, ValueError, TypeError):
-            raise _Rejected("signature") from None
-        now = self._clock()
-        for name in ("iat", "exp", "sess_exp"):
-            if type(claims.get(name)) is not int:
-                raise _Rejected(f"{name} missing or not whole seconds")
-        if claims.get("iss") != self._issuer or claims.get("aud") != SESSION_AUDIENCE:
-            raise _Rejected("iss or aud")
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str):
-            raise _Rejected("sub or sid")
-        if not claims["sub"] or not claims["sid"]:
-            raise _Rejected("empty sub or sid")
-        if not isinstance(claims.get("jti"), str) or not _JTI.fullmatch(claims["jti"]):
-            raise _Rejected("jti missing or malformed")
-        if claims["iat"] > now + LEEWAY:
-            raise _Rejected("issued in the future")
-        if now > claims["exp"] + LEEWAY + expired_grace:
-            raise _Rejected("expired")
-        if now >= claims["sess_exp"]:
-            raise _Rejected("session over")
+            claims = dict(jwt.decode(token, key.jose_key, registry=_REGISTRY).claims)
+        except (JoseError, ValueError, TypeError) as error:
+            check = decode_check(error)
+            raise SessionTokenRejected(check, "signature" if check == "signature" else "payload encoding") from None
+        _check_claims(claims, issuer=self._issuer, now=self._clock(), expired_grace=expired_grace)
         problem = _binding_problem(claims, autoid_key=autoid_key)
         if problem is not None:
-            raise _Rejected(problem)
+            raise SessionTokenRejected("binding", problem)
         if autoid_key:
             self._check_client(claims["autoid_client"], claims["autoid_gen"])
         return SessionClaims(
@@ -187,16 +174,16 @@ class SessionTokens:
     def _check_client(self, client_id: str, generation: int) -> None:
         # After the signature and every claim: only a genuine auto-id session costs a registry lookup.
         if self._autoid_clients is None:
-            raise _Rejected("auto-id session but no auto-id client check here")
+            raise SessionTokenRejected("client", "auto-id session but no auto-id client check here")
         refusal = self._autoid_clients.refusal(client_id, generation)
         if refusal is not None:
-            raise _Rejected(refusal)
+            raise SessionTokenRejected("client", refusal)
 
     def _key_for(self, header: dict[str, Any]) -> tuple[SessionKey, bool]:
         """The key named by ``kid`` and whether it is the auto-id set's."""
         kid = header.get("kid")
         if not isinstance(kid, str) or not _KID.fullmatch(kid):
-            raise _Rejected("kid")
+            raise SessionTokenRejected("kid")
         source, autoid, key = self._locate(kid)
         if key.stage != CURRENT:
             # The previous key is honoured only while tokens it signed can still be valid or refreshed: a
@@ -205,7 +192,7 @@ class SessionTokens:
             current = source.current()
             retired_at = current.created_at + source.signing_lag + self._ttl + self._refresh_window + LEEWAY
             if self._clock() > retired_at:
-                raise _Rejected("previous key retired")
+                raise SessionTokenRejected("key", "previous key retired")
         return key, autoid
 
     def _locate(self, kid: str) -> tuple[KeySource, bool, SessionKey]:
@@ -218,13 +205,32 @@ class SessionTokens:
                 key = source.find(kid) if reload else source.find(kid, reload=False)
                 if key is not None:
                     return source, autoid, key
-        raise _Rejected("unknown kid")
+        raise SessionTokenRejected("kid", "unknown kid")
 
 
-class _Rejected(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+def _check_claims(claims: Mapping[str, Any], *, issuer: str, now: float, expired_grace: int) -> None:
+    """Every registered claim, each refused by its own check: types first, then values, then time."""
+    for name in _DATES:
+        if type(claims.get(name)) is not int:
+            raise SessionTokenRejected(name, f"{name} missing or not whole seconds")
+    if claims.get("iss") != issuer:
+        raise SessionTokenRejected("iss")
+    if claims.get("aud") != SESSION_AUDIENCE:
+        raise SessionTokenRejected("aud")
+    for name in _IDS:
+        if not isinstance(claims.get(name), str):
+            raise SessionTokenRejected(name, "sub or sid")
+    for name in _IDS:
+        if not claims[name]:
+            raise SessionTokenRejected(name, "empty sub or sid")
+    if not isinstance(claims.get("jti"), str) or not _JTI.fullmatch(claims["jti"]):
+        raise SessionTokenRejected("jti", "jti missing or malformed")
+    if claims["iat"] > now + LEEWAY:
+        raise SessionTokenRejected("iat", "issued in the future")
+    if now > claims["exp"] + LEEWAY + expired_grace:
+        raise SessionTokenRejected("exp", "expired")
+    if now >= claims["sess_exp"]:
+        raise SessionTokenRejected("sess_exp", "session over")
 
 
 def _binding_problem(claims: Mapping[str, Any], *, autoid_key: bool) -> str | None:
@@ -247,9 +253,9 @@ def _header(token: str) -> dict[str, Any]:
     try:
         header = protected_header(token, max_bytes=MAX_TOKEN_BYTES)
     except MalformedToken as malformed:
-        raise _Rejected(malformed.reason) from None
+        raise SessionTokenRejected(malformed.check, malformed.reason) from None
     if header.get("alg") != ALGORITHM:
-        raise _Rejected("alg")
+        raise SessionTokenRejected("alg")
     return header
 
 
@@ -257,10 +263,4 @@ def sign(key: SessionKey, claims: dict[str, Any]) -> str:
     """Sign ``claims`` with ``key`` (the rotation function's testSecret uses this with the pending key)."""
     header = {"alg": ALGORITHM, "typ": "JWT", "kid": key.version_id}
     payload = json.dumps(claims, separators=(",", ":"), sort_keys=True)
-    return str(jws.serialize_compact(header, payload, _oct_key(key), registry=_REGISTRY))
-
-
-@functools.lru_cache(maxsize=8)
-def _oct_key(key: SessionKey) -> OctKey:
-    # A key is immutable (one per secret version): import it once, not on every token.
-    return OctKey.import_key(key.secret)
+    return str(jws.serialize_compact(header, payload, key.jose_key, registry=_REGISTRY))

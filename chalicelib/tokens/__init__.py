@@ -11,13 +11,7 @@ from chalicelib.tokens.exceptions import (
     TokenRejected,
     UnsupportedPrincipal,
 )
-from chalicelib.tokens.service import (
-    TokenService,
-    get_token_service,
-    public_document,
-    reset_token_service,
-    token_response,
-)
+from chalicelib.tokens.service import TokenService
 from chalicelib.tokens.verify import TokenVerifier
 
 __all__ = [
@@ -30,8 +24,4 @@ __all__ = [
     "TokenService",
     "TokenVerifier",
     "UnsupportedPrincipal",
-    "get_token_service",
-    "public_document",
-    "reset_token_service",
-    "token_response",
 ]

@@ -26,6 +26,7 @@ from chalicelib.aws.secrets import CURRENT, SecretStore
 from chalicelib.internal_secrets import TOKEN_SIGNING
 from chalicelib.observability import logger
 from chalicelib.tokens.algorithms import SigningAlgorithm, algorithm, public_jwk
+from chalicelib.tokens.exceptions import InvalidSigningKey
 from chalicelib.tokens.keyring import ROLES, SigningKey, signing_key
 
 __all__ = [
@@ -47,13 +48,6 @@ RSA_BITS = 2048
 _DELETED_CODES = frozenset({"InvalidRequestException"})
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-class InvalidSigningKey(ValueError):
-    """A signing-key secret that does not hold a private key of an allowed algorithm (never says more)."""
-
-    def __init__(self) -> None:
-        super().__init__("the signing-key secret does not hold an RS256 or ES256 private key")
 
 
 def secret_namespace(prefix: str) -> str:

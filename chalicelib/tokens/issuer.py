@@ -18,8 +18,8 @@ from typing import Any
 from joserfc.util import urlsafe_b64encode
 
 from chalicelib.aws.errors import AwsNotFound, AwsRejected
+from chalicelib.principal import Principal
 from chalicelib.tokens.keyring import KeyRing
-from chalicelib.tokens.principal import Principal
 
 __all__ = ["IssuedToken", "TokenIssuer", "claims_for"]
 

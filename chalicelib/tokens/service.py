@@ -1,4 +1,5 @@
-"""The token service as the app sees it: one object per container, built on first use."""
+"""The token service as the app sees it: one object per container, built on first use by the composition root
+(:mod:`chalicelib.services`)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,21 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalice.app import Request, Response
-
-from chalicelib.aws import AwsServices, get_aws, running_function
-from chalicelib.config import Settings, audience_matches, get_settings, is_valid_audience
-from chalicelib.events import bus
+from chalicelib.aws import AwsServices, running_function
+from chalicelib.config import Settings, audience_matches, is_valid_audience
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.principal import principal_of
+from chalicelib.role_arns import RoleArns, role_arns_for
 from chalicelib.tokens.discovery import jwks_document, openid_configuration
 from chalicelib.tokens.envelope_keys import EnvelopeKeyStore
 from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl, OutsideOrganization
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
 from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey
 from chalicelib.tokens.kms_keys import KmsKeyStore
-from chalicelib.tokens.principal import principal_of
-from chalicelib.tokens.role_arns import role_arns_for
 from chalicelib.tokens.rotation import KeyRotation, RotationReport
 
-__all__ = ["TokenService", "get_token_service", "key_store", "reset_token_service"]
+__all__ = ["TokenService", "key_store"]
 
 MAX_AUDIENCE_LENGTH = 256
 _DIGITS = re.compile(r"[0-9]{1,6}")
@@ -64,11 +62,13 @@ def _caller_arn(aws: AwsServices) -> Callable[[], str]:
 
 
 class TokenService:
-    def __init__(self, settings: Settings, aws: AwsServices) -> None:
+    """``roles`` is the deployment's role resolver, shared with sessions where the composition root builds both."""
+
+    def __init__(self, settings: Settings, aws: AwsServices, *, roles: RoleArns | None = None) -> None:
         self.settings = settings
         self.keyring = KeyRing(key_store(settings, aws))
         self.issuer = TokenIssuer(self.keyring, settings.issuer)
-        self.roles = role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
+        self.roles = roles or role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
         self._aws = aws
 
     @functools.cached_property
@@ -97,6 +97,11 @@ class TokenService:
             extra={"sub": principal.subject, "aud": audience, "jti": issued.jti, "kid": issued.kid, "ttl": ttl},
         )
         return issued
+
+    def token_for(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> dict[str, Any]:
+        """``GET /token``: the answer for the caller API Gateway verified and its query parameters."""
+        issued = self.issue(identity, query)
+        return {"token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in}
 
     def audience(self, requested: str | None) -> str:
         if requested is None or requested == "":
@@ -129,38 +134,3 @@ class TokenService:
         report = self.rotation.rotate(force=force)
         self.keyring.invalidate()
         return report
-
-
-@functools.lru_cache(maxsize=1)
-def get_token_service() -> TokenService:
-    return TokenService(get_settings(), get_aws())
-
-
-def reset_token_service() -> None:
-    get_token_service.cache_clear()
-
-
-def _on_key_event(_event: Mapping[str, Any]) -> None:
-    if get_token_service.cache_info().currsize:
-        get_token_service().keyring.invalidate()
-
-
-for _event_type in ("signing-key-rotated", "signing-key-revoked"):
-    bus.subscribe(_event_type, _on_key_event)
-
-
-def token_response(request: Request) -> dict[str, Any]:
-    identity = RequestIdentity.from_context(request.context)
-    issued = get_token_service().issue(identity, request.query_params)
-    return {"token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in}
-
-
-def public_document(document: dict[str, Any]) -> Response:
-    """Discovery and JWKS: cacheable for the configured max-age (never no-cache: STS fails more often
-    against uncached JWKS)."""
-    max_age = get_settings().jwks_max_age
-    return Response(
-        body=document,
-        status_code=200,
-        headers={"Content-Type": "application/json", "Cache-Control": f"public, max-age={max_age}"},
-    )

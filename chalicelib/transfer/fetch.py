@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.envelope import MAX_ENVELOPE_BYTES
-from chalicelib.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from chalicelib.errors import PayloadTooLarge, ServiceUnavailable
+from chalicelib.transfer.exceptions import LinkRefused
 
 __all__ = ["LINK_PREFIXES", "Endpoint", "LinkRefused", "LinkTarget", "endpoint_of", "fetch_presigned", "parse_link"]
 
@@ -54,15 +55,6 @@ _PRESIGN_VALUES = {
     "X-Amz-Signature": re.compile(r"[0-9a-f]{64}"),
     "x-id": re.compile(r"GetObject"),
 }
-
-
-class LinkRefused(BadRequest):
-    code = "link_refused"
-    default_message = "The link must be a presigned S3 link to an object under inbox/ or links/ of the transfer bucket."
-
-    def __init__(self, reason: str = "refused", message: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.secrets import SecretStore
 from chalicelib.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, open_envelope
 from chalicelib.errors import PayloadTooLarge
+from chalicelib.keys.recipient import RecipientKeyStore
 from chalicelib.observability import MetricUnit, logger, metrics
+from chalicelib.transfer.exceptions import ImportRefused
 from chalicelib.transfer.fates import IMPORTED, QUARANTINED, TOO_LARGE, ObjectFates, object_version, settle_unreadable
-from chalicelib.transfer.import_keys import ImportKeys
 from chalicelib.untrusted import NOT_TEXT, TOO_LONG, TextKind, UntrustedInput, check_text, loads
 
 __all__ = ["INBOX", "PROCESSED", "QUARANTINE", "ImportRefused", "Importer", "Receipt", "quarantine"]
@@ -36,12 +37,6 @@ MAX_VALUE_BYTES = 64 * 1024  # Secrets Manager's limit for a secret value
 MAX_COPY_BYTES = 5 * 1024**3  # CopyObject copies at most 5 GiB in one request (S3 API Reference, CopyObject)
 MAX_DESCRIPTION_CHARS = 2048  # Secrets Manager's limit for a description
 _NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
-
-
-class ImportRefused(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -67,7 +62,7 @@ class Importer:
         self,
         s3: ObjectStore,
         secrets: SecretStore,
-        keys: ImportKeys,
+        keys: RecipientKeyStore,
         *,
         bucket: str,
         name_prefix: str,
@@ -126,7 +121,7 @@ class Importer:
     def import_envelope(self, envelope: str, *, token: str, source: str) -> Receipt:
         """Decrypt, validate and store; :class:`ImportRefused` for anything that can never import."""
         try:
-            opened = open_envelope(envelope, self._keys.by_kid())
+            opened = open_envelope(envelope, self._keys.accepted())
         except EnvelopeError as error:
             raise ImportRefused(error.reason) from None
         name, value, description = self._payload(opened.plaintext)

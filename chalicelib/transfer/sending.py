@@ -43,11 +43,12 @@ from chalicelib.aws.s3 import ListedVersion, ObjectStore
 from chalicelib.aws.secrets import CURRENT, PENDING, SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.envelope import EnvelopeError, PrivateKeyMaterial, public_key_from_pem, seal
-from chalicelib.errors import NotFound, PayloadTooLarge
+from chalicelib.errors import PayloadTooLarge
 from chalicelib.events import key_event
 from chalicelib.internal_secrets import TRANSFER_CLIENT
 from chalicelib.observability import MetricUnit, logger, metrics
 from chalicelib.transfer import key_material
+from chalicelib.transfer.exceptions import UnknownClient
 from chalicelib.transfer.fates import PURGED, TOO_LARGE, ObjectFates, object_version, settle_unreadable
 from chalicelib.transfer.importer import QUARANTINE
 from chalicelib.transfer.key_material import INSPECTION_LIMIT
@@ -59,11 +60,6 @@ CLIENTS, OUTBOX = "clients/", "outbox/"
 CLIENT_INDEX = "transfer-clients"  # one item per registered client, so a schedule can list them
 CLIENT_KEY = re.compile(r"clients/([a-z0-9][a-z0-9-]{0,62})/public\.pem")
 DESCRIPTION = "credport transfer secret"
-
-
-class UnknownClient(NotFound):
-    code = "unknown_client"
-    default_message = "No client is registered under that id."
 
 
 @dataclass(frozen=True)

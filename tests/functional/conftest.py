@@ -1,4 +1,5 @@
-"""Fixtures for functional tests: the token service's settings, and the app under chalice's test client."""
+"""Fixtures for functional tests: the app's settings (a composition root built from them), and the app under
+chalice's test client."""
 
 from __future__ import annotations
 
@@ -7,26 +8,26 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 from chalice.test import Client
 
-from chalicelib import tokens
 from chalicelib.config import reset_settings
 from local.provision import Provisioned
+from tests.conftest import install_services
 
 Configure = Callable[..., None]
 
 
 @pytest.fixture
-def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
-    """A fresh token service on the provisioned stack; ``configure({ENV: value})`` applies extra settings."""
-    tokens.reset_token_service()
+def configure(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Configure:
+    """A fresh composition root on the provisioned stack; ``configure({ENV: value})`` applies extra settings (the
+    app then serves a root built from them: ``app.services()``)."""
+    install_services()
 
     def apply(env: Mapping[str, str] | None = None) -> None:
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
         reset_settings()
-        tokens.reset_token_service()
+        install_services()
 
-    yield apply
-    tokens.reset_token_service()
+    return apply
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def client() -> Iterator[Client]:
 @pytest.fixture
 def callers_role(configure: Configure) -> None:
     """The role of the token tests' caller identity, with the unique id it carries: credport reads a same-account
-    caller's role with iam:GetRole (chalicelib/tokens/role_arns.py) and refuses a token it cannot confirm."""
+    caller's role with iam:GetRole (chalicelib/role_arns.py) and refuses a token it cannot confirm."""
     from tests.functional.test_tokens import ROLE_CALLER, ROLE_NAME
     from tests.support import existing_role
 

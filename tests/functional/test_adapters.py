@@ -50,11 +50,11 @@ def make_table(factory: ClientFactory, name: str = "credport-test") -> str:
     return name
 
 
-def topic_to_queue(services: AwsServices, name: str, **subscription: Any) -> tuple[str, str]:
+def topic_to_queue(aws: AwsServices, name: str, **subscription: Any) -> tuple[str, str]:
     """A topic with one SQS subscriber; returns ``(topic_arn, queue_url)``."""
-    topic = str(services.factory.client("sns").create_topic(Name=name)["TopicArn"])
-    url = make_queue(services.factory, name)
-    services.sns.subscribe(topic, protocol="sqs", endpoint=services.sqs.arn_of(url), **subscription)
+    topic = str(aws.factory.client("sns").create_topic(Name=name)["TopicArn"])
+    url = make_queue(aws.factory, name)
+    aws.sns.subscribe(topic, protocol="sqs", endpoint=aws.sqs.arn_of(url), **subscription)
     return topic, url
 
 
@@ -65,179 +65,179 @@ def token() -> str:
 # --- S3 -----------------------------------------------------------------------------------------------------------
 
 
-def test_s3_put_get_round_trip(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
+def test_s3_put_get_round_trip(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
     body = bytes(range(256))
-    assert services.s3.put(bucket, "a/b.bin", body, content_type="application/x-test", metadata={"owner": "me"}) is None
-    stored = services.s3.get(bucket, "a/b.bin")
+    assert aws.s3.put(bucket, "a/b.bin", body, content_type="application/x-test", metadata={"owner": "me"}) is None
+    stored = aws.s3.get(bucket, "a/b.bin")
     assert stored.body == body
     assert stored.info.size == 256
     assert stored.info.content_type == "application/x-test"
     assert stored.info.metadata == {"owner": "me"}
     assert stored.info.etag == hashlib.md5(body).hexdigest()  # noqa: S324 - S3's ETag of a single-part put
-    assert services.s3.head(bucket, "a/b.bin") == stored.info
+    assert aws.s3.head(bucket, "a/b.bin") == stored.info
     assert "\\x00" not in repr(stored)
 
 
-def test_s3_versioned_bucket_returns_version_ids(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory, versioned=True)
-    first = services.s3.put(bucket, "k", b"one")
-    second = services.s3.put(bucket, "k", b"two")
+def test_s3_versioned_bucket_returns_version_ids(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory, versioned=True)
+    first = aws.s3.put(bucket, "k", b"one")
+    second = aws.s3.put(bucket, "k", b"two")
     assert first
     assert second
     assert first != second
-    stored = services.s3.get(bucket, "k")
+    stored = aws.s3.get(bucket, "k")
     assert (stored.body, stored.info.version_id) == (b"two", second)
-    info = services.s3.head(bucket, "k")
+    info = aws.s3.head(bucket, "k")
     assert info is not None
     assert info.version_id == second
 
 
-def test_s3_get_refuses_objects_larger_than_max_bytes(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
-    services.s3.put(bucket, "big", b"x" * 101)
-    assert services.s3.get(bucket, "big", max_bytes=101).body == b"x" * 101
+def test_s3_get_refuses_objects_larger_than_max_bytes(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
+    aws.s3.put(bucket, "big", b"x" * 101)
+    assert aws.s3.get(bucket, "big", max_bytes=101).body == b"x" * 101
     with pytest.raises(PayloadTooLarge) as caught:
-        services.s3.get(bucket, "big", max_bytes=100)
+        aws.s3.get(bucket, "big", max_bytes=100)
     assert caught.value.status == 413
 
 
-def test_s3_missing_objects(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
-    assert services.s3.head(bucket, "missing") is None
+def test_s3_missing_objects(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
+    assert aws.s3.head(bucket, "missing") is None
     with pytest.raises(AwsNotFound) as caught:
-        services.s3.get(bucket, "missing")
+        aws.s3.get(bucket, "missing")
     assert (caught.value.status, caught.value.code, caught.value.aws_code) == (404, "not_found", "NoSuchKey")
     assert (caught.value.service, caught.value.operation) == ("s3", "GetObject")
     assert isinstance(caught.value.__cause__, ClientError)
 
 
-def test_s3_copy_move_and_delete(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
-    services.s3.put(bucket, "src", b"payload", content_type="text/plain")
-    services.s3.copy(bucket, "src", "copy")
-    assert services.s3.get(bucket, "copy").body == b"payload"
-    services.s3.move(bucket, "src", "moved")
-    assert services.s3.head(bucket, "src") is None
-    assert services.s3.get(bucket, "moved").body == b"payload"
-    services.s3.delete(bucket, "moved")
-    services.s3.delete(bucket, "moved")  # deleting a missing key is not an error, as in S3
-    assert services.s3.head(bucket, "moved") is None
-    assert sorted(services.s3.list_keys(bucket, "")) == ["copy"]
+def test_s3_copy_move_and_delete(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
+    aws.s3.put(bucket, "src", b"payload", content_type="text/plain")
+    aws.s3.copy(bucket, "src", "copy")
+    assert aws.s3.get(bucket, "copy").body == b"payload"
+    aws.s3.move(bucket, "src", "moved")
+    assert aws.s3.head(bucket, "src") is None
+    assert aws.s3.get(bucket, "moved").body == b"payload"
+    aws.s3.delete(bucket, "moved")
+    aws.s3.delete(bucket, "moved")  # deleting a missing key is not an error, as in S3
+    assert aws.s3.head(bucket, "moved") is None
+    assert sorted(aws.s3.list_keys(bucket, "")) == ["copy"]
 
 
-def test_s3_list_keys_filters_by_prefix(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
+def test_s3_list_keys_filters_by_prefix(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
     wanted = {f"in/{i:02d}" for i in range(12)}
     for key in [*wanted, "out/1", "inside"]:
-        services.s3.put(bucket, key, b"")
-    assert set(services.s3.list_keys(bucket, "in/")) == wanted
-    assert list(services.s3.list_keys(bucket, "none/")) == []
+        aws.s3.put(bucket, key, b"")
+    assert set(aws.s3.list_keys(bucket, "in/")) == wanted
+    assert list(aws.s3.list_keys(bucket, "none/")) == []
     with pytest.raises(AwsNotFound):
-        list(services.s3.list_keys("credport-no-such-bucket", ""))
+        list(aws.s3.list_keys("credport-no-such-bucket", ""))
 
 
-def test_s3_presign_get_names_the_key_and_expiry(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
-    url = services.s3.presign_get(bucket, "dir/object.json", expires_in=321)
+def test_s3_presign_get_names_the_key_and_expiry(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
+    url = aws.s3.presign_get(bucket, "dir/object.json", expires_in=321)
     assert "dir/object.json" in url
     assert bucket in url
     assert "Expires=" in url
 
 
-def test_s3_presign_get_uses_sigv4(services: AwsServices) -> None:
-    url = services.s3.presign_get(make_bucket(services.factory), "k", expires_in=321)
+def test_s3_presign_get_uses_sigv4(aws: AwsServices) -> None:
+    url = aws.s3.presign_get(make_bucket(aws.factory), "k", expires_in=321)
     assert "X-Amz-Expires=321" in url
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
 
 
-def test_s3_sse_kms_put_and_copy(services: AwsServices) -> None:
-    bucket = make_bucket(services.factory)
-    key = services.kms.create_key(description="s3", key_spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
-    services.s3.put(bucket, "enc", b"secret bytes", kms_key_id=key.arn)
-    services.s3.copy(bucket, "enc", "enc-copy", kms_key_id=key.arn)
-    raw = services.factory.client("s3")
+def test_s3_sse_kms_put_and_copy(aws: AwsServices) -> None:
+    bucket = make_bucket(aws.factory)
+    key = aws.kms.create_key(description="s3", key_spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
+    aws.s3.put(bucket, "enc", b"secret bytes", kms_key_id=key.arn)
+    aws.s3.copy(bucket, "enc", "enc-copy", kms_key_id=key.arn)
+    raw = aws.factory.client("s3")
     for name in ("enc", "enc-copy"):
         head = raw.head_object(Bucket=bucket, Key=name)
         assert head["ServerSideEncryption"] == "aws:kms"
         assert key.key_id in head["SSEKMSKeyId"]
-        assert services.s3.get(bucket, name).body == b"secret bytes"
+        assert aws.s3.get(bucket, name).body == b"secret bytes"
 
 
 # --- Secrets Manager ----------------------------------------------------------------------------------------------
 
 
-def test_secret_create_and_get_string_and_binary(services: AwsServices) -> None:
-    key = services.kms.create_key(description="secrets", key_spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
+def test_secret_create_and_get_string_and_binary(aws: AwsServices) -> None:
+    key = aws.kms.create_key(description="secrets", key_spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
     request = token()
-    arn, version = services.secrets.create(
+    arn, version = aws.secrets.create(
         "credport/text", "s3cr3t-value", client_request_token=request, description="d", kms_key_id=key.arn
     )
     assert version == request
-    got = services.secrets.get_value("credport/text")
+    got = aws.secrets.get_value("credport/text")
     assert (got.arn, got.name, got.version_id, got.stages) == (arn, "credport/text", version, (CURRENT,))
     assert got.value == "s3cr3t-value"
-    services.secrets.create("credport/binary", b"\x00\xffbin", tags={"k": "v"})
-    assert services.secrets.get_value("credport/binary").value == b"\x00\xffbin"
-    info = services.secrets.describe("credport/text")
+    aws.secrets.create("credport/binary", b"\x00\xffbin", tags={"k": "v"})
+    assert aws.secrets.get_value("credport/binary").value == b"\x00\xffbin"
+    info = aws.secrets.describe("credport/text")
     assert (info.arn, info.description, info.rotation_enabled, info.rotation_lambda_arn) == (arn, "d", False, None)
 
 
-def test_secret_version_repr_hides_the_value(services: AwsServices) -> None:
-    services.secrets.create("credport/hygiene", "CANARY-VALUE-42")
-    version = services.secrets.get_value("credport/hygiene")
+def test_secret_version_repr_hides_the_value(aws: AwsServices) -> None:
+    aws.secrets.create("credport/hygiene", "CANARY-VALUE-42")
+    version = aws.secrets.get_value("credport/hygiene")
     assert "CANARY-VALUE-42" not in repr(version)
     assert "CANARY-VALUE-42" not in str(version)
 
 
-def test_secret_put_value_is_idempotent_per_token(services: AwsServices) -> None:
-    services.secrets.create("credport/idem", "v1")
+def test_secret_put_value_is_idempotent_per_token(aws: AwsServices) -> None:
+    aws.secrets.create("credport/idem", "v1")
     request = token()
-    assert services.secrets.put_value("credport/idem", "v2", client_request_token=request) == request
-    assert services.secrets.put_value("credport/idem", "v2", client_request_token=request) == request
-    assert len(services.secrets.describe("credport/idem").versions) == 2
+    assert aws.secrets.put_value("credport/idem", "v2", client_request_token=request) == request
+    assert aws.secrets.put_value("credport/idem", "v2", client_request_token=request) == request
+    assert len(aws.secrets.describe("credport/idem").versions) == 2
     with pytest.raises(AwsConflict):
-        services.secrets.put_value("credport/idem", "other", client_request_token=request)
+        aws.secrets.put_value("credport/idem", "other", client_request_token=request)
 
 
-def test_secret_stages_follow_put_value(services: AwsServices) -> None:
-    _, v1 = services.secrets.create("credport/stages", "one")
-    v2 = services.secrets.put_value("credport/stages", "two", client_request_token=token())
-    info = services.secrets.describe("credport/stages")
+def test_secret_stages_follow_put_value(aws: AwsServices) -> None:
+    _, v1 = aws.secrets.create("credport/stages", "one")
+    v2 = aws.secrets.put_value("credport/stages", "two", client_request_token=token())
+    info = aws.secrets.describe("credport/stages")
     assert (info.version_in_stage(CURRENT), info.version_in_stage(PREVIOUS)) == (v2, v1)
     assert info.versions[v1] == (PREVIOUS,)
     assert info.versions[v2] == (CURRENT,)
-    assert services.secrets.get_value("credport/stages").value == "two"
-    assert services.secrets.get_value("credport/stages", stage=PREVIOUS).value == "one"
-    assert services.secrets.get_value("credport/stages", version_id=v1).value == "one"
+    assert aws.secrets.get_value("credport/stages").value == "two"
+    assert aws.secrets.get_value("credport/stages", stage=PREVIOUS).value == "one"
+    assert aws.secrets.get_value("credport/stages", version_id=v1).value == "one"
 
 
-def test_secret_move_and_remove_stage(services: AwsServices) -> None:
+def test_secret_move_and_remove_stage(aws: AwsServices) -> None:
     name = "credport/rotate"
-    _, v1 = services.secrets.create(name, "old")
-    v2 = services.secrets.put_value(name, "new", client_request_token=token(), stages=(PENDING,))
-    info = services.secrets.describe(name)
+    _, v1 = aws.secrets.create(name, "old")
+    v2 = aws.secrets.put_value(name, "new", client_request_token=token(), stages=(PENDING,))
+    info = aws.secrets.describe(name)
     assert (info.version_in_stage(CURRENT), info.version_in_stage(PENDING)) == (v1, v2)
-    assert services.secrets.get_value(name, stage=PENDING).value == "new"
+    assert aws.secrets.get_value(name, stage=PENDING).value == "new"
 
-    services.secrets.move_stage(name, CURRENT, to_version=v2, from_version=v1)
-    services.secrets.remove_stage(name, PENDING, from_version=v2)
-    info = services.secrets.describe(name)
+    aws.secrets.move_stage(name, CURRENT, to_version=v2, from_version=v1)
+    aws.secrets.remove_stage(name, PENDING, from_version=v2)
+    info = aws.secrets.describe(name)
     assert info.version_in_stage(CURRENT) == v2
     assert info.version_in_stage(PREVIOUS) == v1  # moving AWSCURRENT labels the old version AWSPREVIOUS
     assert info.version_in_stage(PENDING) is None
     assert info.versions[v2] == (CURRENT,)
-    assert services.secrets.get_value(name).value == "new"
-    assert services.secrets.get_value(name, stage=PREVIOUS).value == "old"
+    assert aws.secrets.get_value(name).value == "new"
+    assert aws.secrets.get_value(name, stage=PREVIOUS).value == "old"
 
 
-def test_secret_errors(services: AwsServices) -> None:
+def test_secret_errors(aws: AwsServices) -> None:
     with pytest.raises(AwsNotFound) as missing:
-        services.secrets.get_value("credport/missing")
+        aws.secrets.get_value("credport/missing")
     assert missing.value.aws_code == "ResourceNotFoundException"
-    services.secrets.create("credport/twice", "v")
+    aws.secrets.create("credport/twice", "v")
     with pytest.raises(AwsConflict) as exists:
-        services.secrets.create("credport/twice", "v")
+        aws.secrets.create("credport/twice", "v")
     assert (exists.value.status, exists.value.code) == (409, "conflict")
 
 
@@ -257,54 +257,54 @@ def verify(der: bytes, signature: bytes, message: bytes) -> None:
 @pytest.mark.parametrize(
     ("spec", "algorithm"), [("RSA_2048", "RSASSA_PKCS1_V1_5_SHA_256"), ("ECC_NIST_P256", "ECDSA_SHA_256")]
 )
-def test_kms_signatures_verify_with_the_public_key(services: AwsServices, spec: str, algorithm: str) -> None:
-    key = services.kms.create_key(description="signing", key_spec=spec, usage="SIGN_VERIFY", tags={"app": "cp"})
+def test_kms_signatures_verify_with_the_public_key(aws: AwsServices, spec: str, algorithm: str) -> None:
+    key = aws.kms.create_key(description="signing", key_spec=spec, usage="SIGN_VERIFY", tags={"app": "cp"})
     assert (key.key_spec, key.usage, key.state) == (spec, "SIGN_VERIFY", "Enabled")
-    public = services.kms.public_key(key.key_id)
+    public = aws.kms.public_key(key.key_id)
     # AWS answers GetPublicKey with the key ARN; moto with the bare key id.
     assert public.arn in (key.arn, key.key_id)
     assert public.key_spec == spec
     assert algorithm in public.signing_algorithms
 
     message = b"header.payload"
-    signature = services.kms.sign(key.key_id, message, algorithm)
+    signature = aws.kms.sign(key.key_id, message, algorithm)
     verify(public.der, signature, message)
     with pytest.raises(InvalidSignature):
         verify(public.der, signature, message + b"!")
 
 
-def test_kms_aliases(services: AwsServices) -> None:
-    first = services.kms.create_key(description="a", key_spec="ECC_NIST_P256", usage="SIGN_VERIFY")
-    second = services.kms.create_key(description="b", key_spec="ECC_NIST_P256", usage="SIGN_VERIFY")
+def test_kms_aliases(aws: AwsServices) -> None:
+    first = aws.kms.create_key(description="a", key_spec="ECC_NIST_P256", usage="SIGN_VERIFY")
+    second = aws.kms.create_key(description="b", key_spec="ECC_NIST_P256", usage="SIGN_VERIFY")
     alias = "alias/credport-test"
-    assert services.kms.alias_target(alias) is None
-    services.kms.set_alias(alias, first.key_id)
-    assert services.kms.alias_target(alias) == first
-    services.kms.set_alias(alias, second.key_id)
-    target = services.kms.alias_target(alias)
+    assert aws.kms.alias_target(alias) is None
+    aws.kms.set_alias(alias, first.key_id)
+    assert aws.kms.alias_target(alias) == first
+    aws.kms.set_alias(alias, second.key_id)
+    target = aws.kms.alias_target(alias)
     assert target is not None
     assert target.key_id == second.key_id
-    assert services.kms.public_key(alias).arn.endswith(second.key_id)
-    services.kms.delete_alias(alias)
-    services.kms.delete_alias(alias)
-    assert services.kms.alias_target(alias) is None
+    assert aws.kms.public_key(alias).arn.endswith(second.key_id)
+    aws.kms.delete_alias(alias)
+    aws.kms.delete_alias(alias)
+    assert aws.kms.alias_target(alias) is None
 
 
-def test_kms_schedule_deletion(services: AwsServices) -> None:
-    key = services.kms.create_key(description="doomed", key_spec="RSA_2048", usage="SIGN_VERIFY")
-    services.kms.schedule_deletion(key.key_id, days=7)
-    assert services.kms.describe(key.key_id).state == "PendingDeletion"
-    assert services.kms.describe(key.arn).key_id == key.key_id
+def test_kms_schedule_deletion(aws: AwsServices) -> None:
+    key = aws.kms.create_key(description="doomed", key_spec="RSA_2048", usage="SIGN_VERIFY")
+    aws.kms.schedule_deletion(key.key_id, days=7)
+    assert aws.kms.describe(key.key_id).state == "PendingDeletion"
+    assert aws.kms.describe(key.arn).key_id == key.key_id
 
 
-def test_kms_encrypt_decrypt_binds_the_context(services: AwsServices) -> None:
-    key = services.kms.create_key(description="data", key_spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
+def test_kms_encrypt_decrypt_binds_the_context(aws: AwsServices) -> None:
+    key = aws.kms.create_key(description="data", key_spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
     context = {"purpose": "test", "tenant": "t1"}
-    ciphertext = services.kms.encrypt(key.key_id, b"plain bytes", context=context)
+    ciphertext = aws.kms.encrypt(key.key_id, b"plain bytes", context=context)
     assert b"plain bytes" not in ciphertext
-    assert services.kms.decrypt(ciphertext, key_id=key.key_id, context=context) == b"plain bytes"
+    assert aws.kms.decrypt(ciphertext, key_id=key.key_id, context=context) == b"plain bytes"
     with pytest.raises(CredportError) as caught:
-        services.kms.decrypt(ciphertext, key_id=key.key_id, context={**context, "tenant": "t2"})
+        aws.kms.decrypt(ciphertext, key_id=key.key_id, context={**context, "tenant": "t2"})
     assert not isinstance(caught.value, ClientError)
     assert isinstance(caught.value, AwsRejected)  # moto: InvalidCiphertextException
     assert caught.value.status == 500
@@ -313,10 +313,10 @@ def test_kms_encrypt_decrypt_binds_the_context(services: AwsServices) -> None:
 # --- SNS ----------------------------------------------------------------------------------------------------------
 
 
-def test_sns_publish_reaches_a_subscribed_queue(services: AwsServices) -> None:
-    topic, url = topic_to_queue(services, "credport-events")
-    message_id = services.sns.publish(topic, {"b": 2, "a": [1]}, subject="x" * 150, attributes={"kind": "rotated"})
-    (received,) = services.sqs.receive(url)
+def test_sns_publish_reaches_a_subscribed_queue(aws: AwsServices) -> None:
+    topic, url = topic_to_queue(aws, "credport-events")
+    message_id = aws.sns.publish(topic, {"b": 2, "a": [1]}, subject="x" * 150, attributes={"kind": "rotated"})
+    (received,) = aws.sqs.receive(url)
     envelope = json.loads(received.body)
     assert (envelope["Type"], envelope["TopicArn"], envelope["MessageId"]) == ("Notification", topic, message_id)
     assert envelope["Message"] == '{"a":[1],"b":2}'
@@ -324,77 +324,77 @@ def test_sns_publish_reaches_a_subscribed_queue(services: AwsServices) -> None:
     assert envelope["MessageAttributes"]["kind"] == {"Type": "String", "Value": "rotated"}
 
 
-def test_sns_raw_delivery_carries_attributes(services: AwsServices) -> None:
-    topic, url = topic_to_queue(services, "credport-raw", raw_delivery=True)
-    services.sns.publish(topic, {"event": "x"}, attributes={"kind": "k1"})
-    (received,) = services.sqs.receive(url)
+def test_sns_raw_delivery_carries_attributes(aws: AwsServices) -> None:
+    topic, url = topic_to_queue(aws, "credport-raw", raw_delivery=True)
+    aws.sns.publish(topic, {"event": "x"}, attributes={"kind": "k1"})
+    (received,) = aws.sqs.receive(url)
     assert json.loads(received.body) == {"event": "x"}
     assert received.message_attributes["kind"]["StringValue"] == "k1"
 
 
-def test_sns_filter_policy_drops_non_matching_messages(services: AwsServices) -> None:
-    topic, url = topic_to_queue(services, "credport-filtered", filter_policy={"kind": ["wanted"]})
-    services.sns.publish(topic, {"n": 1}, attributes={"kind": "unwanted"})
-    services.sns.publish(topic, {"n": 2}, attributes={"kind": "wanted"})
-    services.sns.publish(topic, {"n": 3})
-    received = services.sqs.receive(url)
+def test_sns_filter_policy_drops_non_matching_messages(aws: AwsServices) -> None:
+    topic, url = topic_to_queue(aws, "credport-filtered", filter_policy={"kind": ["wanted"]})
+    aws.sns.publish(topic, {"n": 1}, attributes={"kind": "unwanted"})
+    aws.sns.publish(topic, {"n": 2}, attributes={"kind": "wanted"})
+    aws.sns.publish(topic, {"n": 3})
+    received = aws.sqs.receive(url)
     assert [json.loads(m.body)["Message"] for m in received] == ['{"n":2}']
 
 
-def test_sns_publish_to_a_missing_topic(services: AwsServices) -> None:
+def test_sns_publish_to_a_missing_topic(aws: AwsServices) -> None:
     with pytest.raises(AwsNotFound) as caught:
-        services.sns.publish(f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:credport-missing", {"a": 1})
+        aws.sns.publish(f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:credport-missing", {"a": 1})
     assert (caught.value.service, caught.value.operation) == ("sns", "Publish")
 
 
 # --- SQS ----------------------------------------------------------------------------------------------------------
 
 
-def test_sqs_send_receive_delete(services: AwsServices) -> None:
-    url = make_queue(services.factory)
-    message_id = services.sqs.send(url, "hello", attributes={"kind": "greeting"})
-    (message,) = services.sqs.receive(url, visibility_timeout=0)
+def test_sqs_send_receive_delete(aws: AwsServices) -> None:
+    url = make_queue(aws.factory)
+    message_id = aws.sqs.send(url, "hello", attributes={"kind": "greeting"})
+    (message,) = aws.sqs.receive(url, visibility_timeout=0)
     assert (message.message_id, message.body, message.receive_count) == (message_id, "hello", 1)
     assert message.md5_of_body == hashlib.md5(b"hello").hexdigest()  # noqa: S324 - SQS's own checksum
     assert message.message_attributes["kind"] == {"StringValue": "greeting", "DataType": "String"}
-    services.sqs.delete(url, message.receipt_handle)
-    assert services.sqs.receive(url, visibility_timeout=0) == []
-    counts = services.sqs.attributes(url, ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"))
+    aws.sqs.delete(url, message.receipt_handle)
+    assert aws.sqs.receive(url, visibility_timeout=0) == []
+    counts = aws.sqs.attributes(url, ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"))
     assert counts == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
-def test_sqs_change_visibility_returns_a_message(services: AwsServices) -> None:
-    url = make_queue(services.factory)
-    services.sqs.send(url, "retry me")
-    (first,) = services.sqs.receive(url, visibility_timeout=60)
-    assert services.sqs.receive(url) == []
-    services.sqs.change_visibility(url, first.receipt_handle, 0)
-    (again,) = services.sqs.receive(url)
+def test_sqs_change_visibility_returns_a_message(aws: AwsServices) -> None:
+    url = make_queue(aws.factory)
+    aws.sqs.send(url, "retry me")
+    (first,) = aws.sqs.receive(url, visibility_timeout=60)
+    assert aws.sqs.receive(url) == []
+    aws.sqs.change_visibility(url, first.receipt_handle, 0)
+    (again,) = aws.sqs.receive(url)
     assert again.message_id == first.message_id
     assert again.receive_count == 2
 
 
-def test_sqs_message_repr_hides_the_body(services: AwsServices) -> None:
-    url = make_queue(services.factory)
-    services.sqs.send(url, "BODY-CANARY-7")
-    (message,) = services.sqs.receive(url)
+def test_sqs_message_repr_hides_the_body(aws: AwsServices) -> None:
+    url = make_queue(aws.factory)
+    aws.sqs.send(url, "BODY-CANARY-7")
+    (message,) = aws.sqs.receive(url)
     assert "BODY-CANARY-7" not in repr(message)
 
 
-def test_sqs_urls_and_arns(services: AwsServices) -> None:
-    url = make_queue(services.factory, "credport-named")
-    assert services.sqs.url_for("credport-named") == url
-    assert services.sqs.arn_of(url) == f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:credport-named"
+def test_sqs_urls_and_arns(aws: AwsServices) -> None:
+    url = make_queue(aws.factory, "credport-named")
+    assert aws.sqs.url_for("credport-named") == url
+    assert aws.sqs.arn_of(url) == f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:credport-named"
     with pytest.raises(AwsNotFound) as caught:
-        services.sqs.url_for("credport-missing")
+        aws.sqs.url_for("credport-missing")
     assert (caught.value.status, caught.value.code) == (404, "not_found")
 
 
 # --- DynamoDB -----------------------------------------------------------------------------------------------------
 
 
-def test_dynamodb_round_trip(services: AwsServices) -> None:
-    table = services.table(make_table(services.factory))
+def test_dynamodb_round_trip(aws: AwsServices) -> None:
+    table = aws.table(make_table(aws.factory))
     item = {"pk": "p", "sk": "1", "count": 42, "name": "n", "blob": b"\x00\x01", "nested": {"a": {"b": [1, "x"]}}}
     table.put({**item, "ratio": Decimal("0.25"), "tags": {"a", "b"}})
     got = table.get({"pk": "p", "sk": "1"})
@@ -409,8 +409,8 @@ def test_dynamodb_round_trip(services: AwsServices) -> None:
     assert table.get({"pk": "p", "sk": "1"}) is None
 
 
-def test_dynamodb_put_if_absent(services: AwsServices) -> None:
-    table = services.table(make_table(services.factory))
+def test_dynamodb_put_if_absent(aws: AwsServices) -> None:
+    table = aws.table(make_table(aws.factory))
     table.put({"pk": "jti", "sk": "-", "seen": 1}, if_absent="pk")
     with pytest.raises(AwsConflict) as caught:
         table.put({"pk": "jti", "sk": "-", "seen": 2}, if_absent="pk")
@@ -420,27 +420,25 @@ def test_dynamodb_put_if_absent(services: AwsServices) -> None:
     assert table.get({"pk": "jti", "sk": "-"}) == {"pk": "jti", "sk": "-", "seen": 3}
 
 
-def test_dynamodb_query_returns_one_partition(services: AwsServices) -> None:
-    table = services.table(make_table(services.factory))
+def test_dynamodb_query_returns_one_partition(aws: AwsServices) -> None:
+    table = aws.table(make_table(aws.factory))
     for sk in ("c", "a", "b"):
         table.put({"pk": "mine", "sk": sk})
     table.put({"pk": "other", "sk": "a"})
     assert [i["sk"] for i in table.query("pk", "mine")] == ["a", "b", "c"]
     assert list(table.query("pk", "nobody")) == []
     with pytest.raises(AwsNotFound) as caught:
-        list(services.table("credport-missing").query("pk", "mine"))
+        list(aws.table("credport-missing").query("pk", "mine"))
     assert caught.value.aws_code == "ResourceNotFoundException"
 
 
 # --- STS ----------------------------------------------------------------------------------------------------------
 
 
-def test_sts_assume_role(services: AwsServices) -> None:
+def test_sts_assume_role(aws: AwsServices) -> None:
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*"}]}
-    role = services.factory.client("iam").create_role(
-        RoleName="credport-test", AssumeRolePolicyDocument=json.dumps(trust)
-    )
-    creds = services.sts.assume_role(
+    role = aws.factory.client("iam").create_role(RoleName="credport-test", AssumeRolePolicyDocument=json.dumps(trust))
+    creds = aws.sts.assume_role(
         role["Role"]["Arn"], "session-1", duration_seconds=900, external_id="ext", tags={"k": "v"}
     )
     assert creds.assumed_role_arn == f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/credport-test/session-1"
@@ -453,16 +451,16 @@ def test_sts_assume_role(services: AwsServices) -> None:
     assert creds.access_key_id in repr(creds)
 
 
-def test_sts_caller_identity(services: AwsServices) -> None:
-    identity = services.sts.caller_identity()
+def test_sts_caller_identity(aws: AwsServices) -> None:
+    identity = aws.sts.caller_identity()
     assert identity.account == ACCOUNT_ID
     assert identity.arn.startswith("arn:aws:")
     assert ACCOUNT_ID in identity.arn
     assert identity.user_id
 
 
-def test_secrets_create_or_add_version_is_idempotent_per_token(services: AwsServices) -> None:
-    store = services.secrets
+def test_secrets_create_or_add_version_is_idempotent_per_token(aws: AwsServices) -> None:
+    store = aws.secrets
     arn, first = store.create_or_add_version("made/here", "v1", client_request_token=str(uuid.uuid4()))
     assert store.get_value(arn).value == "v1"
     token = str(uuid.uuid4())

@@ -16,13 +16,13 @@ import app as credport_app
 from chalicelib import __version__, events
 from chalicelib.api import API_VIEW_MARK
 from chalicelib.events import S3ObjectEvent
-from local.provision import Provisioned
+from chalicelib.services import Services
 from tests.conftest import EVENTS_DIR, REPO_ROOT
 from tests.support import gateway_event
 
 
 @pytest.fixture
-def client(provisioned: Provisioned) -> Iterator[Client]:
+def client(services: Services) -> Iterator[Client]:
     with Client(credport_app.app, stage_name="dev") as test_client:
         yield test_client
 
@@ -94,11 +94,10 @@ FIXTURE_FOLDER = "inbox/team a/"
 
 
 @pytest.fixture
-def s3_route() -> Iterator[list[S3ObjectEvent]]:
+def s3_route(services: Services) -> list[S3ObjectEvent]:
     seen: list[S3ObjectEvent] = []
-    events.router.register(FIXTURE_FOLDER, seen.append)
-    yield seen
-    events.router.unregister(FIXTURE_FOLDER)
+    services.s3_routes.register(FIXTURE_FOLDER, seen.append)  # on the test's own root: gone with it
+    return seen
 
 
 def test_s3_notification_via_sqs_reaches_the_routed_handler(client: Client, s3_route: list[S3ObjectEvent]) -> None:
@@ -108,19 +107,16 @@ def test_s3_notification_via_sqs_reaches_the_routed_handler(client: Client, s3_r
     assert [e.key for e in s3_route] == ["inbox/team a/secret@one.jwe"]
 
 
-def test_a_failing_s3_handler_fails_the_invocation(client: Client) -> None:
+def test_a_failing_s3_handler_fails_the_invocation(client: Client, services: Services) -> None:
     def fail(_: S3ObjectEvent) -> None:
         raise RuntimeError("downstream failed")
 
-    events.router.register(FIXTURE_FOLDER, fail)
-    try:
-        body = (EVENTS_DIR / "s3_object_created.json").read_text()
-        event = client.events.generate_sqs_event(message_bodies=[body], queue_name="credport-dev-s3-events")
-        # Lambda must see the failure so SQS keeps the message for retry and, at last, the DLQ.
-        with pytest.raises(RuntimeError, match="downstream failed"):
-            client.lambda_.invoke("s3_object_events", event)
-    finally:
-        events.router.unregister(FIXTURE_FOLDER)
+    services.s3_routes.register(FIXTURE_FOLDER, fail)
+    body = (EVENTS_DIR / "s3_object_created.json").read_text()
+    event = client.events.generate_sqs_event(message_bodies=[body], queue_name="credport-dev-s3-events")
+    # Lambda must see the failure so SQS keeps the message for retry and, at last, the DLQ.
+    with pytest.raises(RuntimeError, match="downstream failed"):
+        client.lambda_.invoke("s3_object_events", event)
 
 
 def test_malformed_s3_message_fails_so_it_reaches_the_dead_letter_queue(client: Client) -> None:
@@ -129,18 +125,15 @@ def test_malformed_s3_message_fails_so_it_reaches_the_dead_letter_queue(client: 
         client.lambda_.invoke("s3_object_events", event)
 
 
-def test_key_events_via_sns_reach_subscribed_listeners(client: Client) -> None:
+def test_key_events_via_sns_reach_subscribed_listeners(client: Client, services: Services) -> None:
     seen: list[dict[str, Any]] = []
 
     def listener(event: Any) -> None:
         seen.append(dict(event))
 
-    events.bus.subscribe("session-key-rotated", listener)
-    try:
-        message = json.loads((EVENTS_DIR / "sns_key_event.json").read_text())["Records"][0]["Sns"]["Message"]
-        client.lambda_.invoke("key_events", client.events.generate_sns_event(message=message))
-    finally:
-        events.bus.unsubscribe("session-key-rotated", listener)
+    services.key_events.subscribe("session-key-rotated", listener)
+    message = json.loads((EVENTS_DIR / "sns_key_event.json").read_text())["Records"][0]["Sns"]["Message"]
+    client.lambda_.invoke("key_events", client.events.generate_sns_event(message=message))
     assert seen == [json.loads(message)]
 
 

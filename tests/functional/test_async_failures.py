@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from chalice.app import ScheduledEventConfig, SNSEventConfig
 
-from chalicelib import events, tokens
 from chalicelib.aws.clients import ClientFactory
+from chalicelib.services import Services
 from local.provision import AsyncInvokeConfig, Provisioned
 from local.pump import EventPump, PumpSettings
 from tests.conftest import ACCOUNT_ID, REGION
@@ -63,10 +63,14 @@ def test_the_template_gives_every_sns_and_schedule_function_its_retries_and_queu
 
 
 def test_a_schedule_failing_every_attempt_leaves_its_invocation_record(
-    pump: EventPump, provisioned: Provisioned, factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+    pump: EventPump,
+    provisioned: Provisioned,
+    services: Services,
+    factory: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broken = Broken()
-    monkeypatch.setattr(tokens, "get_token_service", broken)
+    monkeypatch.setattr(services.tokens, "rotate", broken)
     assert pump.fire("rotate_signing_keys") is False
     assert broken.calls == 3  # MaximumRetryAttempts: 2, after the first attempt
     (record,) = _records(factory, provisioned)
@@ -82,10 +86,14 @@ def test_a_schedule_failing_every_attempt_leaves_its_invocation_record(
 
 
 def test_an_sns_event_failing_every_attempt_leaves_its_invocation_record(
-    pump: EventPump, provisioned: Provisioned, factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+    pump: EventPump,
+    provisioned: Provisioned,
+    services: Services,
+    factory: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broken = Broken()
-    monkeypatch.setattr(events.bus, "handle_sns_records", broken)
+    monkeypatch.setattr(services.key_events, "handle_sns_records", broken)
     message = json.dumps({"type": "signing-key-rotated", "rotation_id": "r1"})
     factory.client("sns").publish(TopicArn=provisioned.outputs["KeyEventsTopicArn"], Message=message)
     pump.start()

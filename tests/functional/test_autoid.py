@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import functools
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -15,11 +13,12 @@ from joserfc.jwk import RSAKey
 
 from chalicelib import autoid
 from chalicelib.autoid import AutoIdService, ClientPolicy, Want, build_request
-from chalicelib.aws import AwsServices, get_aws
+from chalicelib.aws import AwsServices
 from chalicelib.config import get_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
-from chalicelib.sessions import reset_session_service
+from chalicelib.services import Services
 from local.provision import Provisioned
+from tests.conftest import install_services
 from tests.support import Clock, proxy_post
 
 SECRET = "credport-dev/autoid/db-password"
@@ -30,12 +29,8 @@ ANSWER_BYTES = 4 * 1024 * 1024  # an answer may carry a whole 1 MiB generation
 
 
 @pytest.fixture
-def service(provisioned: Provisioned) -> Iterator[autoid.AutoIdService]:
-    autoid.reset_autoid_service()
-    reset_session_service()
-    yield autoid.get_autoid_service()
-    autoid.reset_autoid_service()
-    reset_session_service()
+def service(services: Services) -> autoid.AutoIdService:
+    return services.autoid
 
 
 def seal_to(jwk: dict[str, Any], document: dict[str, Any]) -> str:
@@ -62,9 +57,9 @@ def unb64(value: str) -> bytes:
 
 
 def test_an_enrolled_client_gets_its_secret_and_a_session(
-    service: autoid.AutoIdService, services: AwsServices, client: Client
+    service: autoid.AutoIdService, aws: AwsServices, client: Client
 ) -> None:
-    services.secrets.create(SECRET, "hunter2-canary")
+    aws.secrets.create(SECRET, "hunter2-canary")
     enrollment = service.registry.enroll("worker-1", ClientPolicy(secrets=("credport-dev/autoid/db-*",)))
     document, response_key = build_request("worker-1", 1, enrollment.entropy, Want(secret_id=SECRET))
     response = post(client, {"jwe": sealed_request(service, document)})
@@ -128,17 +123,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def clocked(provisioned: Provisioned, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[AutoIdService]:
-    """The service as ``get_autoid_service`` builds it, on the moto stack, with every clock injected."""
-    reset_session_service()
-    built = autoid.build_autoid_service(get_settings(), get_aws(), clock=clock)
-    monkeypatch.setattr(autoid, "get_autoid_service", functools.lru_cache(maxsize=1)(lambda: built))
-    yield built
-    reset_session_service()
+def clocked(provisioned: Provisioned, clock: Clock) -> AutoIdService:
+    """The service as the app builds it, on the moto stack, with every clock injected."""
+    return install_services(clock=clock).autoid
 
 
-def entropy_keys(services: AwsServices, client_id: str) -> set[str]:
-    return set(services.s3.list_keys(get_settings().resources.transfer_bucket, f"autoid/{client_id}/"))
+def entropy_keys(aws: AwsServices, client_id: str) -> set[str]:
+    return set(aws.s3.list_keys(get_settings().resources.transfer_bucket, f"autoid/{client_id}/"))
 
 
 def ask(client: Client, gen: int, entropy: bytes, jwk: dict[str, Any], now: float) -> Any:
@@ -150,8 +141,8 @@ def ask(client: Client, gen: int, entropy: bytes, jwk: dict[str, Any], now: floa
     return json.loads(decrypt_direct(json.loads(response.body)["jwe"], response_key, max_bytes=ANSWER_BYTES))
 
 
-def test_rotation_grace_and_expiry(clocked: AutoIdService, clock: Clock, services: AwsServices, client: Client) -> None:
-    services.secrets.create(SECRET, "hunter2-canary")
+def test_rotation_grace_and_expiry(clocked: AutoIdService, clock: Clock, aws: AwsServices, client: Client) -> None:
+    aws.secrets.create(SECRET, "hunter2-canary")
     grace = get_settings().autoid_grace_period
     assert grace == 7 * 86400  # CREDPORT_AUTOID_GRACE_PERIOD's default
     gen1 = clocked.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
@@ -164,13 +155,13 @@ def test_rotation_grace_and_expiry(clocked: AutoIdService, clock: Clock, service
     assert report.server_key.current_kid == new["kid"] != old["kid"]
     record = clocked.registry.require("worker-1")
     assert record.generation == 2
-    assert len(entropy_keys(services, "worker-1")) == 2
+    assert len(entropy_keys(aws, "worker-1")) == 2
 
     # Nearly a week later the old file and the old key still work, and the answer brings both up to date.
     clock.advance(grace - 60)
     answer = ask(client, 1, gen1, old, clock.now)
     assert answer["secret"]["value"] == "hunter2-canary"
-    gen2 = services.s3.get(get_settings().resources.transfer_bucket, record.object_key(2)).body
+    gen2 = aws.s3.get(get_settings().resources.transfer_bucket, record.object_key(2)).body
     assert answer["entropy"]["gen"] == 2
     assert unb64(answer["entropy"]["data"]) == gen2
     assert answer["server_keys"]["current_kid"] == new["kid"]
@@ -194,7 +185,7 @@ def test_rotation_grace_and_expiry(clocked: AutoIdService, clock: Clock, service
     assert again.clients_rotated == ()
     assert clocked.registry.require("worker-1") == record
     assert current_jwk(clocked) == new
-    assert len(entropy_keys(services, "worker-1")) == 2
+    assert len(entropy_keys(aws, "worker-1")) == 2
 
     # Past the grace period the old generation and the old key are refused; the current pair still works.
     clock.advance(120)
@@ -207,13 +198,13 @@ def test_rotation_grace_and_expiry(clocked: AutoIdService, clock: Clock, service
     latest = clocked.registry.require("worker-1")
     assert latest.generation == 3
     assert set(latest.previous) == {2}
-    assert entropy_keys(services, "worker-1") == {latest.object_key(2), latest.object_key(3)}
+    assert entropy_keys(aws, "worker-1") == {latest.object_key(2), latest.object_key(3)}
 
 
 def test_end_grace_refuses_the_old_generation_at_once(
-    clocked: AutoIdService, clock: Clock, services: AwsServices, client: Client
+    clocked: AutoIdService, clock: Clock, aws: AwsServices, client: Client
 ) -> None:
-    services.secrets.create(SECRET, "hunter2-canary")
+    aws.secrets.create(SECRET, "hunter2-canary")
     gen1 = clocked.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
     clocked.rotate("r1")
     jwk = current_jwk(clocked)
@@ -222,14 +213,14 @@ def test_end_grace_refuses_the_old_generation_at_once(
     record = clocked.registry.end_grace("worker-1")
     assert ask(client, 1, gen1, jwk, clock.now) == 401
     assert "entropy" not in ask(client, 2, gen2, jwk, clock.now)
-    assert entropy_keys(services, "worker-1") == {record.object_key(2)}
+    assert entropy_keys(aws, "worker-1") == {record.object_key(2)}
     head = boto3.client("s3").head_object(Bucket=get_settings().resources.transfer_bucket, Key=record.object_key(2))
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["ContentLength"] == 1024 * 1024
 
 
 def test_the_schedule_rotates_publishes_and_ignores_a_redelivery(
-    service: AutoIdService, client: Client, services: AwsServices
+    service: AutoIdService, client: Client, aws: AwsServices
 ) -> None:
     r = get_settings().resources
     sqs = boto3.client("sqs")
@@ -247,7 +238,7 @@ def test_the_schedule_rotates_publishes_and_ignores_a_redelivery(
     new_kid = service.server_keys.current_kid()
     assert new_kid != old_kid
     assert service.registry.require("worker-1").generation == 2
-    published = json.loads(services.s3.get(r.public_bucket, "autoid/keys.json").body)
+    published = json.loads(aws.s3.get(r.public_bucket, "autoid/keys.json").body)
     assert published == json.loads(client.http.get("/auto-id/keys").body)
     assert published["current_kid"] == new_kid
     assert {k["kid"] for k in published["keys"]} == {old_kid, new_kid}
@@ -261,8 +252,8 @@ def test_the_schedule_rotates_publishes_and_ignores_a_redelivery(
     assert second == {"rotation_id": event["id"], "clients_rotated": 0}
     assert service.server_keys.current_kid() == new_kid
     assert service.registry.require("worker-1").generation == 2
-    assert len(entropy_keys(services, "worker-1")) == 2
-    assert json.loads(services.s3.get(r.public_bucket, "autoid/keys.json").body) == published
+    assert len(entropy_keys(aws, "worker-1")) == 2
+    assert json.loads(aws.s3.get(r.public_bucket, "autoid/keys.json").body) == published
 
     # A new delivery (another event id) is another rotation.
     third = client.lambda_.invoke("rotate_autoid_keys", {**event, "id": "another-day"}).payload
@@ -270,18 +261,17 @@ def test_the_schedule_rotates_publishes_and_ignores_a_redelivery(
     assert service.server_keys.current_kid() not in {old_kid, new_kid}
 
 
-def test_opening_a_request_never_makes_the_first_server_key(provisioned: Provisioned, services: AwsServices) -> None:
+def test_opening_a_request_never_makes_the_first_server_key(provisioned: Provisioned, aws: AwsServices) -> None:
     """The auto_id function's role may only read the server keys: before any key exists (a fresh deployment, no
     GET /auto-id/keys yet), a request, which cannot be sealed to a key that does not exist, is refused as any
     undecryptable one, and the secret is left for the API handler or the schedule to fill."""
     from chalicelib.envelope import generate_recipient_key
 
-    autoid.reset_autoid_service()
+    services = install_services()  # a fresh container: no server key read yet
     arn = get_settings().resources.autoid_key_secret_arn
-    before = services.secrets.get_value(arn).version_id
+    before = aws.secrets.get_value(arn).version_id
     response = post(None, {"jwe": seal(generate_recipient_key(2048), b'{"v": 2}')})  # type: ignore[arg-type]
     assert (response.status_code, json.loads(response.body)["error"]) == (401, "authentication_failed")
-    assert services.secrets.get_value(arn).version_id == before  # nothing written
-    assert autoid.server_key_documents()["keys"]  # the first GET /auto-id/keys makes it
-    assert services.secrets.get_value(arn).version_id != before
-    autoid.reset_autoid_service()
+    assert aws.secrets.get_value(arn).version_id == before  # nothing written
+    assert services.autoid.server_keys.public_documents()["keys"]  # the first GET /auto-id/keys makes it
+    assert aws.secrets.get_value(arn).version_id != before

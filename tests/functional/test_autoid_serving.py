@@ -12,7 +12,6 @@ policy enrolment allows, and be refused by enrolment, named exactly or reached b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +21,6 @@ from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib import autoid, sessions, tokens, transfer
 from chalicelib.autoid import AutoIdService, ClientPolicy, Enrollment, InvalidPolicy, Want, build_request
 from chalicelib.aws import AwsServices
 from chalicelib.aws.secrets import SecretVersion
@@ -31,7 +29,7 @@ from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
 from chalicelib.internal_secrets import KINDS, TOKEN_SIGNING, internal_kind
 from local.provision import Provisioned
 from local.rotation import RotationDriver
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import ACCOUNT_ID, REGION, app_services
 from tests.functional.conftest import Configure
 from tests.functional.test_autoid import post, sealed_request
 
@@ -47,12 +45,8 @@ TRUST = json.dumps(
 
 
 @pytest.fixture
-def service(configure: Configure) -> Iterator[AutoIdService]:
-    autoid.reset_autoid_service()
-    sessions.reset_session_service()
-    yield autoid.get_autoid_service()
-    autoid.reset_autoid_service()
-    sessions.reset_session_service()
+def service(configure: Configure) -> AutoIdService:
+    return app_services().autoid
 
 
 class Refusals:
@@ -126,7 +120,7 @@ def assert_enrolment_refused(service: AutoIdService, secrets: tuple[str, ...], c
     ids=["prefix-star", "auto-star", "one-bad-of-two", "own-roles", "auto-id-role"],
 )
 def test_enrolment_refuses_a_policy_reaching_beyond_the_serving_prefixes(
-    service: AutoIdService, services: AwsServices, policy: ClientPolicy
+    service: AutoIdService, aws: AwsServices, policy: ClientPolicy
 ) -> None:
     with pytest.raises(InvalidPolicy) as refused:
         service.registry.enroll("wide-client", policy)
@@ -135,7 +129,7 @@ def test_enrolment_refuses_a_policy_reaching_beyond_the_serving_prefixes(
         assert f"{PREFIX}/autoid/, {PREFIX}/imported/" in refused.value.message  # it names the serving prefixes
     # Refused before anything was written: no record, no entropy.
     assert service.registry.get("wide-client") is None
-    assert not list(services.s3.list_keys(get_settings().resources.transfer_bucket, "autoid/wide-client/"))
+    assert not list(aws.s3.list_keys(get_settings().resources.transfer_bucket, "autoid/wide-client/"))
 
 
 def test_enrolment_accepts_the_broadest_policy_and_auto_id_roles(service: AutoIdService) -> None:
@@ -147,10 +141,10 @@ def test_enrolment_accepts_the_broadest_policy_and_auto_id_roles(service: AutoId
 
 
 def test_a_record_enrolled_before_the_rules_is_still_refused_outside_the_prefixes(
-    service: AutoIdService, services: AwsServices, refusals: Refusals, client: Client
+    service: AutoIdService, aws: AwsServices, refusals: Refusals, client: Client
 ) -> None:
-    services.secrets.create(SERVED, "served-value")
-    services.secrets.create(f"{PREFIX}/billing/api-key", "not-served")
+    aws.secrets.create(SERVED, "served-value")
+    aws.secrets.create(f"{PREFIX}/billing/api-key", "not-served")
     legacy = legacy_client(service, "legacy-1", (f"{PREFIX}/*", "credport*"))
     status, body = ask(client, service, legacy, Want(secret_id=SERVED))
     assert (status, body["secret"]["value"]) == (200, "served-value")
@@ -207,7 +201,7 @@ def test_a_secret_that_resolves_outside_the_scope_is_refused(
 # Every internal secret the code creates, in both signer modes ------------------------------------------------
 
 
-def run_every_secret_creating_flow(provisioned: Provisioned, services: AwsServices, signer: str) -> None:
+def run_every_secret_creating_flow(provisioned: Provisioned, aws: AwsServices, signer: str) -> None:
     import app
 
     handlers = {f.name: getattr(app, f.handler_string.rsplit(".", 1)[1]) for f in app.app.pure_lambda_functions}
@@ -215,34 +209,32 @@ def run_every_secret_creating_flow(provisioned: Provisioned, services: AwsServic
     assert provisioned.rotations, "template.yaml schedules rotations"
     for spec in provisioned.rotations:  # every secret rotation the template schedules, as Secrets Manager runs it
         driver.rotate(spec.secret_id, handlers[spec.function_arn.rsplit(":", 1)[1]], function_arn=spec.function_arn)
-    sessions.get_session_service().start("arn:aws:iam::123456789012:role/worker")
-    token_service = tokens.get_token_service()
+    services = app_services()
+    services.sessions.start("arn:aws:iam::123456789012:role/worker")
+    token_service = services.tokens
     token_service.jwks()  # a fresh deployment's first keys
     token_service.rotate(force=True)
     token_service.rotation.revoke_current()  # envelope: the revoked key's secret is scheduled for deletion
     # A transfer client registers (its secret is made and sent) and is sent a new version on demand.
-    transfer.get_sender.cache_clear()
-    transfer.get_import_keys.cache_clear()
-    transfer.get_importer.cache_clear()
     pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     key = "clients/client-one/public.pem"
     bucket = get_settings().resources.transfer_bucket
-    services.s3.put(
+    aws.s3.put(
         bucket, key, pem.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    transfer.get_sender().on_client_object(key, services.s3.head(bucket, key).etag)  # type: ignore[union-attr]
-    transfer.send_request("client-one")
+    services.sender.on_client_object(key, aws.s3.head(bucket, key).etag)  # type: ignore[union-attr]
+    services.transfer.send("client-one")
     # The import key (made on first use), and a secret imported with it (a served one).
-    recipient = public_key_from_pem(transfer.get_import_keys().current().public_pem())
+    recipient = public_key_from_pem(services.import_keys.current().public_pem())
     document = {"secret_name": f"{PREFIX}/imported/partner-token", "value": "imported-value"}
-    transfer.import_request({"jwe": seal(recipient, json.dumps(document).encode())}, f"{ROLE}operator")
-    autoid.rotate()  # a new server key and entropy generation
-    services.secrets.create(SERVED, "served-value")  # what an operator puts under a serving prefix
+    services.transfer.import_request({"jwe": seal(recipient, json.dumps(document).encode())}, f"{ROLE}operator")
+    services.autoid_rotation.rotate()  # a new server key and entropy generation
+    aws.secrets.create(SERVED, "served-value")  # what an operator puts under a serving prefix
 
 
-def listed_secrets(services: AwsServices) -> list[str]:
+def listed_secrets(aws: AwsServices) -> list[str]:
     """Every secret's name in the account, those scheduled for deletion included."""
-    pages = services.factory.client("secretsmanager").get_paginator("list_secrets")
+    pages = aws.factory.client("secretsmanager").get_paginator("list_secrets")
     return [s["Name"] for page in pages.paginate(IncludePlannedDeletion=True) for s in page["SecretList"]]
 
 
@@ -250,7 +242,7 @@ def listed_secrets(services: AwsServices) -> list[str]:
 def test_every_internal_secret_the_code_creates_is_refused(
     provisioned: Provisioned,
     configure: Configure,
-    services: AwsServices,
+    aws: AwsServices,
     refusals: Refusals,
     client: Client,
     signer: str,
@@ -258,10 +250,8 @@ def test_every_internal_secret_the_code_creates_is_refused(
     """The canary (with ``envelope``): the broadest client enrolment allows gets 403 for every internal secret
     (the token-signing private keys among them), and enrolment refuses ``<prefix>/*``."""
     configure({"CREDPORT_TOKEN_SIGNER": signer})
-    autoid.reset_autoid_service()
-    sessions.reset_session_service()
-    run_every_secret_creating_flow(provisioned, services, signer)
-    service = autoid.get_autoid_service()
+    run_every_secret_creating_flow(provisioned, aws, signer)
+    service = app_services().autoid
     serving = get_settings().autoid_serving_prefixes
     broadest = service.registry.enroll("broadest", broadest_policy())
     for name in (SERVED, f"{PREFIX}/imported/partner-token"):  # the client does get what it may
@@ -269,7 +259,7 @@ def test_every_internal_secret_the_code_creates_is_refused(
         assert status == 200, body
         assert body["secret"]["secret_id"] == name
 
-    internal = sorted({name for name in listed_secrets(services) if not name.startswith(serving)})
+    internal = sorted({name for name in listed_secrets(aws) if not name.startswith(serving)})
     kinds = {internal_kind(PREFIX, name) for name in internal}
     unregistered = [name for name in internal if internal_kind(PREFIX, name) is None]
     assert not unregistered, f"secrets created by code but not in chalicelib/internal_secrets.py: {unregistered}"

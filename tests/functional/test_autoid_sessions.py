@@ -6,7 +6,6 @@ in the audit log. Time is an injected clock, moved, never slept.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import logging
 import time
@@ -17,18 +16,18 @@ import pytest
 from chalice.test import Client
 
 import app as credport_app
-from chalicelib import autoid, sessions
+from chalicelib import sessions
 from chalicelib.autoid import AutoIdService, ClientPolicy, Want, build_request
-from chalicelib.aws import AwsServices, get_aws
+from chalicelib.aws import AwsServices
 from chalicelib.aws.secrets import CURRENT
 from chalicelib.config import get_settings
 from chalicelib.envelope import decrypt_direct
 from chalicelib.errors import InvalidToken
-from chalicelib.sessions import SessionService, build_session_service
+from chalicelib.sessions import SessionService
 from chalicelib.sessions.keys import CACHE_TTL
 from local.provision import Provisioned
 from local.rotation import RotationDriver
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import ACCOUNT_ID, REGION, install_services
 from tests.functional.test_autoid import ANSWER_BYTES, current_jwk, seal_to
 from tests.functional.test_autoid_attacks import server_key
 from tests.support import Clock, proxy_post
@@ -59,16 +58,13 @@ class Rig:
 
 
 @pytest.fixture
-def rig(provisioned: Provisioned, services: AwsServices, monkeypatch: pytest.MonkeyPatch) -> Rig:
+def rig(provisioned: Provisioned, aws: AwsServices, monkeypatch: pytest.MonkeyPatch) -> Rig:
     """Both services as a container builds them, on one injected clock (near real time: moto dates versions)."""
-    monkeypatch.setattr("chalicelib.autoid.server_keys.generate_recipient_key", server_key)
+    monkeypatch.setattr("chalicelib.keys.recipient.generate_recipient_key", server_key)
     clock = Clock(float(int(time.time())))
-    services.secrets.create(SECRET, "hunter2-canary")
-    built_autoid = autoid.build_autoid_service(get_settings(), get_aws(), clock=clock)
-    built_sessions = build_session_service(get_settings(), get_aws(), clock=clock)
-    monkeypatch.setattr(autoid, "get_autoid_service", functools.lru_cache(maxsize=1)(lambda: built_autoid))
-    monkeypatch.setattr(sessions, "get_session_service", functools.lru_cache(maxsize=1)(lambda: built_sessions))
-    return Rig(built_autoid, built_sessions, clock)
+    aws.secrets.create(SECRET, "hunter2-canary")
+    services = install_services(clock=clock)
+    return Rig(services.autoid, services.sessions, clock)
 
 
 def part(token: str, index: int) -> dict[str, Any]:
@@ -105,16 +101,21 @@ def rejections(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [str(getattr(r, "reason", "")) for r in caplog.records if r.getMessage() == "session token rejected"]
 
 
+def refusing_checks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The check each refusal's log line names: the 401 itself says nothing, the log says which check refused."""
+    return [str(getattr(r, "check", "")) for r in caplog.records if r.getMessage() == "session token rejected"]
+
+
 def test_a_client_gets_a_session_signed_with_the_autoid_key_and_refreshes_are_audited(
-    rig: Rig, client: Client, services: AwsServices, caplog: pytest.LogCaptureFixture
+    rig: Rig, client: Client, aws: AwsServices, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     entropy = rig.autoid.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
     token = rig.session(client, entropy)
     r = get_settings().resources
-    autoid_kid = services.secrets.get_value(r.autoid_session_key_secret_arn, stage=CURRENT).version_id
+    autoid_kid = aws.secrets.get_value(r.autoid_session_key_secret_arn, stage=CURRENT).version_id
     assert part(token, 0)["kid"] == autoid_kid
-    assert autoid_kid != services.secrets.get_value(r.session_key_secret_arn, stage=CURRENT).version_id
+    assert autoid_kid != aws.secrets.get_value(r.session_key_secret_arn, stage=CURRENT).version_id
     claims = part(token, 1)
     assert (claims["sub"], claims["autoid_client"], claims["autoid_gen"]) == ("autoid:worker-1", "worker-1", 1)
 
@@ -144,7 +145,7 @@ def test_the_autoid_path_never_reads_the_main_session_key(
     rig: Rig, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entropy = rig.autoid.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
-    store, read = get_aws().secrets, []
+    store, read = credport_app.services().aws.secrets, []
     for method in ("get_value", "describe"):
         original = getattr(store, method)
 
@@ -177,15 +178,16 @@ def test_revoking_a_client_ends_its_sessions_within_the_cache_interval(
         with pytest.raises(InvalidToken):
             view(token)
     assert rejections(caplog) == ["auto-id client revoked"] * 4
+    assert refusing_checks(caplog) == ["client"] * 4
 
 
 def test_end_grace_ends_sessions_of_older_generations_only(
-    rig: Rig, client: Client, services: AwsServices, caplog: pytest.LogCaptureFixture
+    rig: Rig, client: Client, aws: AwsServices, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     gen1 = rig.autoid.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
     record = rig.autoid.registry.rotate("worker-1", "r1")
-    gen2 = services.s3.get(get_settings().resources.transfer_bucket, record.object_key(2)).body
+    gen2 = aws.s3.get(get_settings().resources.transfer_bucket, record.object_key(2)).body
     old, current = rig.session(client, gen1, 1), rig.session(client, gen2, 2)
     assert (part(old, 1)["autoid_gen"], part(current, 1)["autoid_gen"]) == (1, 2)
     assert show(client, old) == show(client, current) == 200
@@ -195,11 +197,15 @@ def test_end_grace_ends_sessions_of_older_generations_only(
     caplog.clear()
     assert (refresh(client, old), show(client, old)) == (401, 401)
     assert rejections(caplog) == ["auto-id generation no longer accepted"] * 2
+    assert refusing_checks(caplog) == ["client"] * 2
     assert show(client, current) == 200
     assert refresh(client, current) == 200
 
 
-def test_a_rotations_grace_end_ends_older_generation_sessions_on_time(rig: Rig, client: Client) -> None:
+def test_a_rotations_grace_end_ends_older_generation_sessions_on_time(
+    rig: Rig, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     gen1 = rig.autoid.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
     rig.autoid.registry.rotate("worker-1", "r1")
     rig.clock.advance(get_settings().autoid_grace_period - 60)
@@ -207,7 +213,9 @@ def test_a_rotations_grace_end_ends_older_generation_sessions_on_time(rig: Rig, 
     assert show(client, old) == 200  # its record is cached from here on...
     rig.clock.advance(61)
     # ...but the generation's grace is judged at each check: past it, the session is over at once.
+    caplog.clear()
     assert (refresh(client, old), show(client, old)) == (401, 401)
+    assert refusing_checks(caplog) == ["client"] * 2
 
 
 def test_a_main_key_session_never_reads_a_client_record(rig: Rig, client: Client) -> None:
@@ -218,18 +226,16 @@ def test_a_main_key_session_never_reads_a_client_record(rig: Rig, client: Client
     assert clients.reads == 0
 
 
-def test_the_rotation_function_rotates_the_autoid_session_key_too(
-    rig: Rig, client: Client, services: AwsServices
-) -> None:
+def test_the_rotation_function_rotates_the_autoid_session_key_too(rig: Rig, client: Client, aws: AwsServices) -> None:
     entropy = rig.autoid.registry.enroll("worker-1", ClientPolicy(secrets=(SECRET,))).entropy
     before = rig.session(client, entropy)
     r = get_settings().resources
-    main_before = services.secrets.get_value(r.session_key_secret_arn, stage=CURRENT).version_id
-    name = services.secrets.describe(r.autoid_session_key_secret_arn).name
+    main_before = aws.secrets.get_value(r.session_key_secret_arn, stage=CURRENT).version_id
+    name = aws.secrets.describe(r.autoid_session_key_secret_arn).name
     handler = credport_app.app.handler_map["rotate_session_key"]
     token = RotationDriver(ACCOUNT_ID, REGION).rotate(name, handler).token
-    assert services.secrets.get_value(r.autoid_session_key_secret_arn, stage=CURRENT).version_id == token
-    assert services.secrets.get_value(r.session_key_secret_arn, stage=CURRENT).version_id == main_before
+    assert aws.secrets.get_value(r.autoid_session_key_secret_arn, stage=CURRENT).version_id == token
+    assert aws.secrets.get_value(r.session_key_secret_arn, stage=CURRENT).version_id == main_before
     rig.clock.advance(CACHE_TTL + 1)  # the starter's key cache expires like any container's
     after = rig.session(client, entropy)
     assert part(after, 0)["kid"] == token

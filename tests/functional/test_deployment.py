@@ -194,7 +194,7 @@ STAR_RESOURCE_ACTIONS = {"kms:CreateKey", "kms:TagResource", "tag:GetResources"}
 # Reads of any resource of one kind in the account, each for a reason no stage prefix can express.
 ACCOUNT_WIDE_READS = {
     # A token's sub is the caller's role ARN with its path, and callers' roles have any name
-    # (chalicelib/tokens/role_arns.py). GetRole reads the function's own account only, whatever the ARN says.
+    # (chalicelib/role_arns.py). GetRole reads the function's own account only, whatever the ARN says.
     ("iam:GetRole", "arn:aws:iam::*:role/*"),
 }
 
@@ -229,13 +229,9 @@ def test_policies_are_least_privilege(stage: str) -> None:
 def test_token_signing_keys_carry_the_tag_the_policy_scopes_by(
     provisioned: Provisioned, factory: ClientFactory
 ) -> None:
-    from chalicelib.tokens import get_token_service, reset_token_service
+    from tests.conftest import install_services
 
-    reset_token_service()
-    try:
-        get_token_service().rotation.ensure_keys()
-    finally:
-        reset_token_service()
+    install_services().tokens.rotation.ensure_keys()
     kms = factory.client("kms")
     for role in ("current", "pending"):
         key = kms.describe_key(KeyId=f"alias/credport-dev/signing/{role}")["KeyMetadata"]["KeyId"]
@@ -252,29 +248,26 @@ def test_envelope_signing_keys_stay_where_the_policy_reaches_them(
     Manager only, as DataKeyThroughSecretsManager allows)."""
     from fnmatch import fnmatchcase
 
-    from chalicelib.aws import get_aws
     from chalicelib.config import get_settings, reset_settings
-    from chalicelib.tokens import get_token_service, reset_token_service
+    from chalicelib.services import Services
+    from tests.conftest import install_services
 
     monkeypatch.setenv("CREDPORT_TOKEN_SIGNER", "envelope")
     reset_settings()
-    reset_token_service()
+    services = install_services()
     calls: list[tuple[str, dict[str, Any]]] = []
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
         calls.append((model.name, dict(params)))
 
-    factory = get_aws().factory
+    factory = services.aws.factory
     factory.client("secretsmanager").meta.events.register("before-parameter-build.secretsmanager", record)
-    try:
-        service = get_token_service()
-        service.rotation.ensure_keys()
-        service.rotate(force=True)
-        service.rotation.revoke_current()
-        reset_token_service()
-        assert len(get_token_service().jwks()["keys"]) == 3  # previous, current (the old pending), a new pending
-    finally:
-        reset_token_service()
+    service = services.tokens
+    service.rotation.ensure_keys()
+    service.rotate(force=True)
+    service.rotation.revoke_current()
+    cold = Services(get_settings(), services.aws)  # another container, on the same clients (their calls recorded)
+    assert len(cold.tokens.jwks()["keys"]) == 3  # previous, current (the old pending), a new pending
     assert "kms" not in factory.created
 
     from chalicelib.tokens.kms_keys import SIGNING_KEY_FUNCTIONS

@@ -8,12 +8,12 @@ topic, queue, bucket or object), with its Condition blocks evaluated on a contex
 policies (bucket, queue and KMS key policies, role trust policies). KMS tags and aliases take effect for authorisation
 only 300 s after they are set, as "it might take up to five minutes" on AWS: no flow may depend on a tag it just set.
 
-Each invocation signs with its function's role session (chalicelib.aws.sign_with a local.execution.FunctionCredentials,
-as the local stack does): routes as the API handler, POST /auto-id as auto_id, the bearer authorizer as bearer, each
-event handler as itself. A missing permission fails a flow (AccessDenied becomes our 500); an excess one is a
-(function, Sid, action) of a policy that no request of that function in any flow was allowed by (condition included),
-and that NOT_EXERCISED does not list with its reason. Every request a function made is one the catalog says that very
-function makes (tests.permissions.entries_for).
+Each invocation signs with its function's role session (the app's composition root built with a
+local.execution.FunctionCredentials, as the local stack does): routes as the API handler, POST /auto-id as auto_id,
+the bearer authorizer as bearer, each event handler as itself. A missing permission fails a flow (AccessDenied becomes
+our 500); an excess one is a (function, Sid, action) of a policy that no request of that function in any flow was
+allowed by (condition included), and that NOT_EXERCISED does not list with its reason. Every request a function
+made is one the catalog says that very function makes (tests.permissions.entries_for).
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from joserfc.jwk import RSAKey
 from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authentication
 
 import app as credport_app
-from chalicelib import autoid, internal_secrets, sessions, tokens, transfer
+from chalicelib import internal_secrets
 from chalicelib.autoid import ClientPolicy, Want, build_request
-from chalicelib.aws import running_as, sign_with
+from chalicelib.aws import running_as
 from chalicelib.config import get_settings, reset_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
+from chalicelib.services import Services
 from chalicelib.tokens.envelope_keys import ENVELOPE_JOURNAL_KEY
 from chalicelib.tokens.kms_keys import KMS_JOURNAL_KEY
 from local.execution import FunctionCredentials, Keys, lambda_session
@@ -49,11 +50,11 @@ from local.iam.policy import Decision, Request, evaluate_policy
 from local.provision import Provisioned, app_functions
 from local.rotation import RotationDriver
 from tests.conftest import ACCOUNT_ID, REGION
-from tests.functional.s3_notifications import versioned_notifications
 from tests.permissions import entries_for
 from tests.permissions.check import policy_of
 from tests.permissions.model import deployment
 from tests.support import api_gateway, gateway_event
+from tests.support.s3_notifications import versioned_notifications
 
 FUNCTIONS = tuple(sorted(app_functions(credport_app.app).values()))
 POLICIES = {function: policy_of(deployment("dev"), function) for function in FUNCTIONS}
@@ -173,7 +174,9 @@ def _role_session(role: str, function: str) -> Keys:
 def _sign_as(sessions: dict[str, Keys]) -> None:
     _sessions.clear()
     _sessions.update(sessions)
-    sign_with(FunctionCredentials(sessions))
+    credentials = FunctionCredentials(sessions)
+    # Every container from now on signs as these roles (the capabilities built so far are dropped with their clients).
+    credport_app.services.build_with(lambda: Services.from_environment(credentials=credentials))
 
 
 @pytest.fixture
@@ -201,15 +204,9 @@ def stack(provisioned: Provisioned, seen: Seen, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(LocalGatewayAuthorizer, "authorize", as_authorizer)
     reset_settings()
-    resets = (tokens.reset_token_service, sessions.reset_session_service, autoid.reset_autoid_service)
-    caches = (transfer.get_import_keys, transfer.get_importer, transfer.get_sender)
-    for reset in (*resets, *(c.cache_clear for c in caches)):
-        reset()
     with Client(credport_app.app, stage_name="dev") as client:
         yield client
-    for reset in (*resets, *(c.cache_clear for c in caches)):
-        reset()
-    sign_with(None)
+    credport_app.services.build_with(Services.from_environment)  # as the app builds it: botocore's credentials
     _sessions.clear()
 
 
@@ -220,10 +217,7 @@ def _observe(request: Request, decision: Decision) -> None:
 def cold() -> None:
     """A cold container: nothing cached from another function's invocation (each function runs in its own on AWS,
     so what one loaded never spares another a request its own role must be allowed)."""
-    for reset in (tokens.reset_token_service, sessions.reset_session_service, autoid.reset_autoid_service):
-        reset()
-    for cache in (transfer.get_import_keys, transfer.get_importer, transfer.get_sender):
-        cache.cache_clear()
+    credport_app.services.use(Services(get_settings(), credport_app.services().aws))  # the same clients
 
 
 def enforced() -> AbstractContextManager[None]:
@@ -296,14 +290,12 @@ def flow_tokens_after_role_replacement(client: Client) -> None:
     try:
         # The API handler's role replaced: Sign, GetPublicKey, DescribeKey on keys whose key policy does not name it.
         _sign_as({**original, "api_handler": _role_session(REPLACED["api_handler"], "api_handler")})
-        tokens.reset_token_service()
         assert call("/token")["token"]
         # The rotation's role replaced: it moves aliases and retires the first key (made by the original roles); the
         # key it makes names the API handler's role, which signs with it at once.
         _sign_as(
             {**original, "rotate_signing_keys": _role_session(REPLACED["rotate_signing_keys"], "rotate_signing_keys")}
         )
-        tokens.reset_token_service()
         state = boto3.resource("dynamodb").Table(get_settings().resources.state_table)
         state.update_item(
             Key=KMS_JOURNAL_KEY, UpdateExpression="SET completed_at = :t", ExpressionAttributeValues={":t": 0}
@@ -312,17 +304,16 @@ def flow_tokens_after_role_replacement(client: Client) -> None:
         assert call("/token")["token"]
     finally:
         _sign_as(original)
-        tokens.reset_token_service()
 
 
 def flow_envelope_tokens(client: Client) -> None:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CREDPORT_TOKEN_SIGNER", "envelope")
         reset_settings()
-        tokens.reset_token_service()
+        cold()
         flow_tokens(client, ENVELOPE_JOURNAL_KEY)
     reset_settings()
-    tokens.reset_token_service()
+    cold()
 
 
 def flow_sessions(client: Client) -> None:
@@ -347,7 +338,7 @@ def flow_transfer(client: Client) -> None:
 def _flow_transfer(client: Client) -> None:
     r, s3 = get_settings().resources, boto3.client("s3")
     get(client, "/transfer/import-key")
-    recipient = public_key_from_pem(transfer.get_import_keys().current().public_pem())
+    recipient = public_key_from_pem(credport_app.services().import_keys.current().public_pem())
 
     def sealed(name: str, value: str = "v1") -> str:
         return seal(recipient, json.dumps({"secret_name": f"credport-dev/imported/{name}", "value": value}).encode())
@@ -392,7 +383,7 @@ def flow_autoid(client: Client) -> None:
     )
     policy = ClientPolicy(secrets=(secret,), roles=(role["Role"]["Arn"],))
     with running_as("api_handler"):  # the operator (unenforced: any credentials the embedded AWS knows)
-        entropy = autoid.get_autoid_service().registry.enroll("worker-1", policy).entropy
+        entropy = credport_app.services().autoid.registry.enroll("worker-1", policy).entropy
     for want in (Want(secret_id=secret), Want(role_arn=role["Role"]["Arn"])):
         keys = get(client, "/auto-id/keys")
         jwk = next(k for k in keys["keys"] if k["kid"] == keys["current_kid"])

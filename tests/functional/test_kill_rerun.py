@@ -1,6 +1,6 @@
 """Kill and rerun every event handler and multi-step operation at each of its AWS calls.
 
-A kill is an AWS failure injected at one call (see ``test_faults.py``): everything before it happened, nothing after.
+A kill is an AWS failure injected at one call (``tests/support/faults``): everything before it happened, nothing after.
 The handler must raise (so Lambda, or SQS with its batch of one, retries it), lose nothing (the inbox file or the
 uploaded key is still there for the retry), leave nothing half-written without a way forward, and its rerun must
 end as a clean run does. Every call is a kill point (for the signing keys, the first call to each operation: their
@@ -23,7 +23,6 @@ import pytest
 from chalice.local import LambdaContext
 
 import app as credport_app
-from chalicelib import autoid, transfer
 from chalicelib.autoid import ClientPolicy, ClientRecord, Want, build_request
 from chalicelib.aws import AwsServices
 from chalicelib.aws.secrets import CURRENT, PENDING
@@ -34,8 +33,8 @@ from chalicelib.transfer import sending
 from local.provision import Provisioned
 from local.rotation import STEPS, RotationDriver, RotationFailed
 from tests.conftest import ACCOUNT_ID, EVENTS_DIR, REGION
-from tests.functional.test_faults import KINDS, SEND, Call, Stack, api, calls, current_key, open_stack, positions
 from tests.functional.test_transfer_send import PRIVATE_PEM, PUBLIC_PEM
+from tests.support.faults import KINDS, SEND, Call, Stack, api, calls, current_key, open_stack, positions
 
 SECRET = "credport-dev/autoid/kill"
 SCHEDULE = {"version": "0", "id": "schedule-1", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
@@ -43,8 +42,8 @@ SCHEDULE.update(account=ACCOUNT_ID, region=REGION, time="2026-11-24T12:00:00Z", 
 
 
 @pytest.fixture
-def stack(provisioned: Provisioned, services: AwsServices, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    yield open_stack(services, monkeypatch)
+def stack(provisioned: Provisioned, aws: AwsServices, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    yield open_stack(aws, monkeypatch)
     Stack.cold()
 
 
@@ -88,7 +87,7 @@ def stages(versions: dict[str, set[str]]) -> list[list[str]]:
 
 def inbox(body: Callable[[str], bytes]) -> Prepare:
     def prepare(stack: Stack) -> Callable[[int], Case]:
-        transfer.get_import_keys().current()  # a deployed stack has its import key
+        credport_app.services().import_keys.current()  # a deployed stack has its import key
 
         def make(i: int) -> Case:
             secret, key = f"credport-dev/imported/kill-{i}", f"inbox/kill-{i}.jwe"
@@ -113,7 +112,7 @@ def inbox(body: Callable[[str], bytes]) -> Prepare:
 
 
 def sealed(secret: str) -> bytes:
-    recipient = public_key_from_pem(transfer.import_key_documents()["pem"].encode())
+    recipient = public_key_from_pem(credport_app.services().import_keys.public_documents()["pem"].encode())
     return seal(recipient, json.dumps({"secret_name": secret, "value": f"value of {secret}"}).encode()).encode()
 
 
@@ -146,7 +145,7 @@ def transfer_schedule(stack: Stack) -> Callable[[int], Case]:
     secrets = {c: f"credport-dev/transfer/{c}" for c in ("sched-a", "sched-b")}
     for client in secrets:
         stack.services.s3.put(stack.bucket, f"clients/{client}/public.pem", PUBLIC_PEM)
-        transfer.get_sender().on_client_object(f"clients/{client}/public.pem", "etag-1")
+        credport_app.services().sender.on_client_object(f"clients/{client}/public.pem", "etag-1")
     day = [0]
     later = SimpleNamespace(gmtime=lambda t: time.gmtime(t + 86400 * day[0]), strftime=time.strftime)
     stack.patch.setattr(sending, "time", later)
@@ -218,7 +217,7 @@ def autoid_rotation(stack: Stack) -> Callable[[int], Case]:
     clients = ("rot-a", "rot-b")
     stack.services.secrets.create(SECRET, "autoid canary")
     for client in clients:
-        autoid.get_autoid_service().registry.enroll(client, ClientPolicy(secrets=(SECRET,)))
+        credport_app.services().autoid.registry.enroll(client, ClientPolicy(secrets=(SECRET,)))
     invoke("rotate_autoid_keys", {**SCHEDULE, "id": "warm-up"})  # every client now has an older generation
     table = stack.services.table(stack.settings.resources.state_table)
     item = lambda client: table.get({"pk": "autoid-clients", "sk": client}) or {}  # noqa: E731
@@ -270,7 +269,7 @@ def enroll(stack: Stack) -> Callable[[int], Case]:
         record = lambda: ClientRecord.from_item(table.get({"pk": "autoid-clients", "sk": client}) or {})  # noqa: E731
 
         def run() -> None:
-            got.append(autoid.get_autoid_service().registry.enroll(client, ClientPolicy(secrets=(SECRET,))))
+            got.append(credport_app.services().autoid.registry.enroll(client, ClientPolicy(secrets=(SECRET,))))
 
         def check(where: str) -> None:  # no record yet, or one whose object exists
             objects = table.get({"pk": "autoid-clients", "sk": client}) and record().objects
@@ -426,9 +425,10 @@ def test_a_late_redelivery_never_puts_an_older_version_back_in_force(stack: Stac
     """A registration event redelivered after a newer send resumes nothing: the newer version stays current."""
     key = "clients/late/public.pem"
     stack.services.s3.put(stack.bucket, key, PUBLIC_PEM)
-    first = transfer.get_sender().on_client_object(key, "etag-1")
-    newer = transfer.get_sender().send("late")
-    again = transfer.get_sender().on_client_object(key, "etag-1")
+    sender = credport_app.services().sender
+    first = sender.on_client_object(key, "etag-1")
+    newer = sender.send("late")
+    again = sender.on_client_object(key, "etag-1")
     assert first is not None
     assert again is not None
     assert again.version_id == first.version_id != newer.version_id

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -229,7 +229,7 @@ NOT_BEARER = sorted(key for key, entry in app_routes().items() if not isinstance
 def test_chalices_own_415_leaves_in_the_error_shape(spec: dict[str, Any], method: str, path: str) -> None:
     # Chalice refuses the Content-Type before any view (or AWS) is reached; its own shape was {"Code", "Message"}.
     hostile = "text/plain; q=<script>alert(1)</script>"
-    if (method, path) in proxy_routes():  # its own function answers as chalice would (chalicelib/proxy.py)
+    if (method, path) in proxy_routes():  # its own function answers as chalice would (chalicelib/api.py, json_route)
         response = proxy_post(path, "{}", headers={"Content-Type": hostile})
     else:
         with Client(credport_app.app, stage_name="dev") as client:
@@ -260,7 +260,7 @@ def test_chalices_own_405_leaves_in_the_error_shape(spec: dict[str, Any]) -> Non
 
 @pytest.mark.parametrize("client_id", ["c1", "a" * 63, "a" * 64, "a" * 3000, "-x", "Upper", "a/b", "a.b", "é", "c1\n"])
 def test_send_refuses_ids_outside_the_documented_pattern_before_any_aws_call(
-    spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch, client_id: str
+    spec: dict[str, Any], client_id: str
 ) -> None:
     # A path parameter goes to DynamoDB as part of a key, which AWS (not moto) refuses over 2048 bytes: a 500.
     pattern = spec["paths"]["/transfer/clients/{client_id}/send"]["post"]["parameters"][0]["schema"]["pattern"]
@@ -273,6 +273,11 @@ def test_send_refuses_ids_outside_the_documented_pattern_before_any_aws_call(
         def send(self, client_id: str) -> Any:
             raise Reached(client_id)
 
-    monkeypatch.setattr(transfer, "get_sender", Sender)
+    def unreachable() -> Any:
+        raise AssertionError("only the sender may be asked for")
+
+    requests = transfer.TransferRequests(
+        importer=unreachable, sender=lambda: cast(Any, Sender()), links=unreachable, bucket="b", rotation_days=0
+    )
     with pytest.raises(Reached if documented else transfer.UnknownClient):
-        transfer.send_request(client_id)
+        requests.send(client_id)

@@ -82,15 +82,15 @@ def test_resources_are_configured_as_declared(provisioned: Provisioned, factory:
     assert ttl == {"AttributeName": "expires_at", "TimeToLiveStatus": "ENABLED"}
 
 
-def test_watched_prefixes_notify_the_events_queue(provisioned: Provisioned, services: AwsServices) -> None:
+def test_watched_prefixes_notify_the_events_queue(provisioned: Provisioned, aws: AwsServices) -> None:
     bucket = provisioned.outputs["TransferBucketName"]
     url = provisioned.attributes["S3EventsQueue"]["QueueUrl"]
-    services.s3.put(bucket, "inbox/a.jwe", b"x")
-    services.s3.put(bucket, "clients/c1/public.pem", b"y")
-    services.s3.put(bucket, "outbox/ignored.jwe", b"z")
+    aws.s3.put(bucket, "inbox/a.jwe", b"x")
+    aws.s3.put(bucket, "clients/c1/public.pem", b"y")
+    aws.s3.put(bucket, "outbox/ignored.jwe", b"z")
     keys = []
     for _ in range(5):
-        for message in services.sqs.receive(url, max_messages=10):
+        for message in aws.sqs.receive(url, max_messages=10):
             keys += [e.key for e in parse_notification(message.body)]
     assert sorted(keys) == ["clients/c1/public.pem", "inbox/a.jwe"]
 
@@ -119,8 +119,8 @@ def test_unknown_resource_types_and_properties_are_refused(factory: ClientFactor
 class RecordingRotation:
     """A minimal, correct rotation function (the app's real ones arrive with their capabilities)."""
 
-    def __init__(self, services: AwsServices, fail_at: str | None = None) -> None:
-        self.services, self.fail_at, self.steps = services, fail_at, []
+    def __init__(self, aws: AwsServices, fail_at: str | None = None) -> None:
+        self.services, self.fail_at, self.steps = aws, fail_at, []
 
     def __call__(self, event: dict[str, Any], _context: Any) -> None:
         step, token = event["Step"], event["ClientRequestToken"]
@@ -137,29 +137,29 @@ class RecordingRotation:
             secrets.move_stage(event["SecretId"], "AWSCURRENT", to_version=token, from_version=current)
 
 
-def test_rotation_driver_runs_the_four_steps(services: AwsServices) -> None:
-    services.secrets.create("rotated", "v0")
-    function = RecordingRotation(services)
+def test_rotation_driver_runs_the_four_steps(aws: AwsServices) -> None:
+    aws.secrets.create("rotated", "v0")
+    function = RecordingRotation(aws)
     result = RotationDriver(ACCOUNT_ID, REGION).rotate("rotated", function)
     assert function.steps == ["createSecret", "setSecret", "testSecret", "finishSecret"]
-    current = services.secrets.get_value("rotated")
+    current = aws.secrets.get_value("rotated")
     assert current.version_id == result.token
     assert current.value == f"value-{result.token}"
-    assert services.secrets.get_value("rotated", stage="AWSPREVIOUS").value == "v0"
+    assert aws.secrets.get_value("rotated", stage="AWSPREVIOUS").value == "v0"
     assert not result.resumed
 
 
-def test_failed_rotation_keeps_current_and_resumes_with_the_same_token(services: AwsServices) -> None:
-    services.secrets.create("rotated", "v0")
+def test_failed_rotation_keeps_current_and_resumes_with_the_same_token(aws: AwsServices) -> None:
+    aws.secrets.create("rotated", "v0")
     driver = RotationDriver(ACCOUNT_ID, REGION)
     with pytest.raises(RotationFailed) as failed:
-        driver.rotate("rotated", RecordingRotation(services, fail_at="testSecret"))
+        driver.rotate("rotated", RecordingRotation(aws, fail_at="testSecret"))
     assert failed.value.step == "testSecret"
-    assert services.secrets.get_value("rotated").value == "v0"
-    result = driver.rotate("rotated", RecordingRotation(services))
+    assert aws.secrets.get_value("rotated").value == "v0"
+    result = driver.rotate("rotated", RecordingRotation(aws))
     assert result.resumed
     assert result.token == failed.value.token
-    assert services.secrets.get_value("rotated").version_id == failed.value.token
+    assert aws.secrets.get_value("rotated").version_id == failed.value.token
 
 
 def test_secrets_and_rotation_schedules_resolve_the_apps_functions(factory: ClientFactory) -> None:

@@ -12,390 +12,59 @@ three byte alignments inside a longer encoded value), in:
 
 And no log line is a whole event or response: none carries their keys (``requestContext``, ``Records``, ...)
 and none is longer than ``MAX_LOG_LINE``. ``test_the_checker_catches_leaks`` proves the capture works at DEBUG.
+The checker is :mod:`tests.support.hygiene`; the stack the flows go through, :mod:`tests.support.hygiene_stack`.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
-import logging
-import re
 import secrets
 import time
-import traceback
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
 from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-import app as credport_app
-from chalicelib import autoid, sessions, tokens, transfer
 from chalicelib.autoid import ClientPolicy, Want, build_request
 from chalicelib.aws import AwsServices, AwsUnavailable
 from chalicelib.aws.secrets import CURRENT
-from chalicelib.config import get_settings, reset_settings
+from chalicelib.config import reset_settings
 from chalicelib.envelope import decrypt_direct, public_key_from_pem, seal
 from chalicelib.observability import logger
 from chalicelib.sessions.keys import decode_key
 from local.provision import Provisioned
 from local.rotation import RotationDriver
-from tests.conftest import ACCOUNT_ID, EVENTS_DIR, REGION
-from tests.support import api_gateway, existing_role, gateway_event
+from tests.conftest import ACCOUNT_ID, EVENTS_DIR, REGION, app_services, install_services
+from tests.support.hygiene import CANARY, Hygiene, capturing, encodings
+from tests.support.hygiene_stack import ANONYMOUS, ROLE_IDENTITY, S3_QUEUE, Stack, open_stack, watch_secret_pems
 
-CANARY = "canary-" + secrets.token_hex(16)
-MAX_LOG_LINE = 4096
-WHOLE_EVENT_MARKERS = (
-    "requestContext",
-    "multiValueHeaders",
-    "isBase64Encoded",
-    "Records",
-    "receiptHandle",
-    "eventSourceARN",
-    "TopicArn",
-    "statusCode",
-    "authorizationToken",
-    "methodArn",
-)
-WINDOW, STRIDE = 24, 12  # a leaked run of WINDOW + STRIDE - 1 base64 characters of a large secret is found
-ROLE_IDENTITY = {
-    "userArn": "arn:aws:sts::123456789012:assumed-role/app-role/session-1",
-    "accountId": "123456789012",
-    "caller": "AROAEXAMPLEID:session-1",
-    "user": "AROAEXAMPLEID:session-1",
-    "accessKey": "ASIAEXAMPLEKEY000001",
-    "sourceIp": "203.0.113.7",
-}
-ANONYMOUS = {"sourceIp": "203.0.113.7"}
-S3_QUEUE = "credport-dev-s3-events"
-PRIVATE_PEM = re.compile(r"-----BEGIN ([A-Z ]*PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL)
 CLIENT_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-# --- what a leak looks like ------------------------------------------------------------------------------------
-
-
-def encodings(secret: bytes) -> set[str]:
-    """The secret as text, hex, and base64/base64url (padded, unpadded, and the characters that encode only its
-    bytes when it sits at byte offset 0, 1 or 2 of a longer encoded value)."""
-    forms = {secret.hex()}
-    with contextlib.suppress(UnicodeDecodeError):
-        forms.add(secret.decode("utf-8"))
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        whole = encode(secret).decode("ascii")
-        forms |= {whole, whole.rstrip("=")}
-        for offset in range(3):
-            text = encode(b"\0" * offset + secret).decode("ascii")
-            end = offset + len(secret)
-            # Skip the characters that mix in the bytes before; stop before those that mix in the bytes after.
-            forms.add(text[(0, 2, 3)[offset] : 4 * (end // 3) + (0, 1, 2)[end % 3]])
-    return {form for form in forms if len(form) >= 12}
-
-
-def windows(secret: bytes) -> set[str]:
-    """For large secrets (entropy, private keys): every STRIDE-th WINDOW-character run of its base64 at each of
-    the three alignments (a haystack is searched with base64url turned into base64)."""
-    found: set[str] = set()
-    for offset in range(3):
-        text = base64.b64encode(secret[offset:]).decode("ascii")
-        found.update(text[i : i + WINDOW] for i in range(0, len(text) - WINDOW + 1, STRIDE))
-    return found
-
-
-_URL_TO_STD = str.maketrans("-_", "+/")
-
-
-class Hygiene:
-    """Captures every log record and output stream, collects what flows produce, and finds the watched secrets."""
-
-    def __init__(self) -> None:
-        self.records: list[logging.LogRecord] = []
-        self.stream = io.StringIO()
-        self.exact: dict[str, str] = {}  # needle -> label
-        self.windows: dict[str, str] = {}  # window -> label
-        self.collected: list[tuple[str, str, frozenset[str]]] = []  # (where, text, labels allowed there)
-        self.flows: set[str] = set()
-        self.watch("canary", CANARY)
-
-    # Watching -------------------------------------------------------------------------------------------------
-
-    def watch(self, label: str, secret: str | bytes) -> None:
-        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
-        if len(raw) > 256:
-            self.windows.update(dict.fromkeys(windows(raw), label))
-        else:
-            self.exact.update(dict.fromkeys(encodings(raw), label))
-
-    def watch_token(self, label: str, token: str) -> None:
-        """A bearer credential: the whole token and its signature (header and claims are not secret)."""
-        self.exact[token] = label
-        self.exact[token.rsplit(".", 1)[-1]] = label
-
-    def watch_pem(self, label: str, pem: str | bytes) -> None:
-        """A private key: its private numbers only (the public ones are published, and rightly found)."""
-        key = serialization.load_pem_private_key(pem.encode("ascii") if isinstance(pem, str) else pem, None)
-        if isinstance(key, rsa.RSAPrivateKey):
-            numbers = key.private_numbers()
-            private = (numbers.d, numbers.p, numbers.q, numbers.dmp1, numbers.dmq1, numbers.iqmp)
-        elif isinstance(key, ec.EllipticCurvePrivateKey):
-            private = (key.private_numbers().private_value,)
-        else:
-            raise AssertionError(f"a {type(key).__name__} to watch")
-        for number in private:
-            self.watch(label, number.to_bytes((number.bit_length() + 7) // 8, "big"))
-
-    # Collecting -----------------------------------------------------------------------------------------------
-
-    def collect(self, where: str, value: Any, *, allow: Iterable[str] = ()) -> None:
-        text = value if isinstance(value, str) else json.dumps(value, default=repr)
-        self.collected.append((where, text, frozenset(allow)))
-
-    def exception(self, where: str, exc: BaseException) -> None:
-        """What Lambda logs for an error a handler lets out: message, type and stack, with every cause."""
-        self.collect(f"exception from {where}", "".join(traceback.format_exception(exc)) + repr(exc))
-
-    # Finding --------------------------------------------------------------------------------------------------
-
-    def log_lines(self) -> list[str]:
-        formatter = logger.registered_formatter
-        return [formatter.format(record) for record in self.records]
-
-    def leaks(self) -> list[str]:
-        sources: list[tuple[str, str, frozenset[str]]] = [
-            *((f"log line {line}", line, frozenset()) for line in self.log_lines()),
-            *((f"log record {vars(r)!r}", repr(vars(r)), frozenset()) for r in self.records),
-            ("stdout (logger stream)", self.stream.getvalue(), frozenset()),
-            *self.collected,
-        ]
-        found = []
-        for where, text, allowed in sources:
-            labels = self._find(text) - allowed
-            if labels:
-                found.append(f"{sorted(labels)} in {where[:300]}")
-        return found
-
-    def _find(self, text: str) -> set[str]:
-        labels = {label for needle, label in self.exact.items() if needle in text}
-        if self.windows:
-            haystack = text.translate(_URL_TO_STD)
-            labels |= {
-                self.windows[haystack[i : i + WINDOW]]
-                for i in range(len(haystack) - WINDOW + 1)
-                if haystack[i : i + WINDOW] in self.windows
-            }
-        return labels
-
-    def whole_events_logged(self) -> list[str]:
-        problems = []
-        for line in self.log_lines():
-            if len(line) > MAX_LOG_LINE:
-                problems.append(f"a {len(line)}-character log line: {line[:200]}")
-            problems += [f"{marker!r} in log line {line[:300]}" for marker in WHOLE_EVENT_MARKERS if marker in line]
-        return problems
-
-    def assert_clean(self, capfd: pytest.CaptureFixture[str]) -> None:
-        out, err = capfd.readouterr()
-        self.collect("stdout", out)
-        self.collect("stderr", err)
-        assert self.records, "no log record was captured: the capture is broken"
-        assert not self.leaks(), "\n".join(self.leaks())
-        assert not self.whole_events_logged(), "\n".join(self.whole_events_logged())
-
-
-class _Capture(logging.Handler):
-    def __init__(self, records: list[logging.LogRecord]) -> None:
-        super().__init__(logging.DEBUG)
-        self._records = records
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if all(record is not seen for seen in self._records):
-            self._records.append(record)
 
 
 @pytest.fixture
 def hygiene() -> Iterator[Hygiene]:
-    """credport's logger at DEBUG, every record captured (on it and on the root logger), and the logger's own
-    stdout stream (Powertools writes JSON lines there) redirected into a buffer for the duration."""
-    result = Hygiene()
-    capture = _Capture(result.records)
-    credport_logger, root = logging.getLogger("credport"), logging.getLogger()
-    level = credport_logger.level
-    streams = [h for h in credport_logger.handlers if isinstance(h, logging.StreamHandler)]
-    previous = [h.setStream(result.stream) for h in streams]
-    credport_logger.setLevel(logging.DEBUG)
-    credport_logger.addHandler(capture)
-    root.addHandler(capture)
-    try:
-        yield result
-    finally:
-        root.removeHandler(capture)
-        credport_logger.removeHandler(capture)
-        credport_logger.setLevel(level)
-        for handler, stream in zip(streams, previous, strict=True):
-            if stream is not None:
-                handler.setStream(stream)
-
-
-# --- the stack and how flows reach it --------------------------------------------------------------------------
-
-
-class Stack:
-    """The provisioned app, called the way AWS calls it; every answer and every escaping exception collected."""
-
-    def __init__(self, services: AwsServices, hygiene: Hygiene, client: Client) -> None:
-        self.services, self.hygiene, self.client = services, hygiene, client
-        self.settings = get_settings()
-        self.bucket = self.settings.resources.transfer_bucket
-        self.taps = {name: self._tap(arn) for name, arn in self._topics().items()}
-
-    def _topics(self) -> dict[str, str]:
-        r = self.settings.resources
-        return {"notify": r.notify_topic_arn, "key-events": r.key_events_topic_arn}
-
-    def _tap(self, topic_arn: str) -> str:
-        url = self.services.factory.client("sqs").create_queue(QueueName=f"tap-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-        self.services.sns.subscribe(topic_arn, protocol="sqs", endpoint=self.services.sqs.arn_of(url))
-        return url
-
-    def http(
-        self,
-        flow: str,
-        path: str,
-        *,
-        method: str = "GET",
-        identity: Mapping[str, Any] = ANONYMOUS,
-        body: Any = None,
-        raw: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        query: Mapping[str, str] | None = None,
-        resource: str | None = None,
-        path_parameters: Mapping[str, str] | None = None,
-        allow: Iterable[str] = (),
-    ) -> tuple[int, dict[str, Any]]:
-        """One API Gateway proxy event through the app; the answer is collected (``allow``: secrets it may carry)."""
-        self.hygiene.flows.add(flow)
-        event = gateway_event(
-            path, identity, method=method, query=query, headers={"Content-Type": "application/json", **(headers or {})}
-        )
-        if resource is not None:
-            event["resource"] = event["requestContext"]["resourcePath"] = resource
-            event["pathParameters"] = dict(path_parameters or {})
-        event["body"] = raw if raw is not None else (None if body is None else json.dumps(body))
-        response = api_gateway(event)  # POST /auto-id goes to the auto_id function, as API Gateway sends it
-        self.hygiene.collect(f"{flow}: {method} {path} -> {response['statusCode']}", response, allow=allow)
-        return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
-
-    def invoke(self, flow: str, function: str, payload: Any, *, allow: Iterable[str] = ()) -> Any:
-        """One Lambda invocation of an event handler; an exception it lets out is collected, then re-raised."""
-        self.hygiene.flows.add(flow)
-        try:
-            result = self.client.lambda_.invoke(function, payload).payload
-        except Exception as exc:
-            self.hygiene.exception(f"{flow}: {function}", exc)
-            raise
-        self.hygiene.collect(f"{flow}: {function} result", result, allow=allow)
-        return result
-
-    def authorize(self, flow: str, header: str, route: str = "GET/session") -> Any:
-        """The bearer authorizer, as API Gateway invokes it; its answer (a policy) must not carry the token."""
-        self.hygiene.flows.add(flow)
-        event = {
-            "type": "TOKEN",
-            "authorizationToken": header,
-            "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:abc123/api/{route}",
-        }
-        try:
-            result = credport_app.bearer(event, None)
-        except Exception as exc:
-            self.hygiene.exception(f"{flow}: authorizer", exc)
-            return None
-        self.hygiene.collect(f"{flow}: authorizer answer", result)
-        return result
-
-    def s3_event(self, flow: str, key: str, *, expect: type[BaseException] | None = None) -> None:
-        """The S3 notification for ``key`` (as S3 sends it through SQS) to the app's SQS handler."""
-        document = json.loads((EVENTS_DIR / "s3_object_created.json").read_text())
-        record = document["Records"][0]
-        head = self.services.s3.head(self.bucket, key)
-        record["s3"]["bucket"] = {"name": self.bucket, "arn": f"arn:aws:s3:::{self.bucket}"}
-        record["s3"]["object"].update(
-            key=quote_plus(key), eTag=head.etag if head else "0", versionId=head.version_id if head else None
-        )
-        event = self.client.events.generate_sqs_event(message_bodies=[json.dumps(document)], queue_name=S3_QUEUE)
-        if expect is None:
-            self.invoke(flow, "s3_object_events", event)
-        else:
-            with pytest.raises(expect):
-                self.invoke(flow, "s3_object_events", event)
-
-    def put(self, key: str, body: bytes) -> None:
-        self.services.s3.put(self.bucket, key, body)
-
-    def sweep(self) -> None:
-        """Everything a flow left where operators and clients look: notifications, S3 metadata, table items."""
-        for name, url in self.taps.items():
-            for _ in range(3):
-                for message in self.services.sqs.receive(url, max_messages=10):
-                    self.hygiene.collect(f"sns message on {name}", message.body)
-                    self.services.sqs.delete(url, message.receipt_handle)
-        buckets = {self.bucket, self.settings.resources.public_bucket}
-        for bucket in buckets:
-            for key in self.services.s3.list_keys(bucket, ""):
-                if key.endswith(".json") or key.startswith("outbox/"):  # metadata, and what clients download
-                    self.hygiene.collect(f"s3://{bucket}/{key}", self.services.s3.get(bucket, key).body.decode())
-        table = self.services.factory.client("dynamodb")
-        for page in table.get_paginator("scan").paginate(TableName=self.settings.resources.state_table):
-            for item in page["Items"]:
-                self.hygiene.collect("state table item", item)
+    with capturing() as captured:
+        yield captured
 
 
 @pytest.fixture
 def stack(
-    provisioned: Provisioned, services: AwsServices, hygiene: Hygiene, monkeypatch: pytest.MonkeyPatch
+    provisioned: Provisioned, aws: AwsServices, hygiene: Hygiene, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Stack]:
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
-    existing_role("app-role", "AROAEXAMPLEID")  # ROLE_IDENTITY's role: credport reads it (iam:GetRole)
-
-    def reset() -> None:
-        reset_settings()
-        tokens.reset_token_service()
-        sessions.reset_session_service()
-        autoid.reset_autoid_service()
-        for cached in (transfer.get_import_keys, transfer.get_importer, transfer.get_sender):
-            cached.cache_clear()
-
-    reset()
-    with Client(credport_app.app, stage_name="dev") as client:
-        yield Stack(services, hygiene, client)
-    reset()
+    with open_stack(aws, hygiene, monkeypatch) as opened:
+        yield opened
 
 
 def sealed_import(document: Mapping[str, Any] | bytes) -> str:
-    recipient = public_key_from_pem(transfer.get_import_keys().current().public_pem())
+    recipient = public_key_from_pem(app_services().import_keys.current().public_pem())
     plaintext = document if isinstance(document, bytes) else json.dumps(document).encode()
     return seal(recipient, plaintext)
-
-
-def watch_secret_pems(stack: Stack, hygiene: Hygiene) -> None:
-    """The private keys credport keeps in Secrets Manager (import key, auto-id server keys, envelope signers)."""
-    client = stack.services.factory.client("secretsmanager")
-    for page in client.get_paginator("list_secrets").paginate():
-        for entry in page["SecretList"]:
-            try:
-                value = stack.services.secrets.get_value(entry["ARN"]).value
-            except Exception:  # noqa: S112 (a secret with no value yet)
-                continue
-            text = value if isinstance(value, str) else value.decode("latin-1")
-            for match in PRIVATE_PEM.finditer(text.replace("\\n", "\n")):
-                hygiene.watch_pem(f"private key in {entry['Name']}", match.group(0))
 
 
 # --- the checker itself ----------------------------------------------------------------------------------------
@@ -548,7 +217,7 @@ def test_transfer_send(
     # The optional schedule.
     monkeypatch.setenv("CREDPORT_TRANSFER_ROTATION_DAYS", "1")
     reset_settings()
-    transfer.get_sender.cache_clear()
+    install_services()  # a container that reads the changed settings
     assert stack.invoke(flow, "rotate_transfer_secrets", scheduled_event(stack.client)) == {"rotated": 1}
 
     # A private key uploaded by mistake: purged, alarm raised, and its material nowhere.
@@ -641,7 +310,7 @@ def test_token_issuance(
     monkeypatch.setenv("CREDPORT_TOKEN_SIGNER", signer)
     try:
         reset_settings()
-        tokens.reset_token_service()
+        install_services()
         status, issued = stack.http(flow, "/token", identity=ROLE_IDENTITY, allow={"issued token"})
         assert status == 200, issued
         hygiene.watch_token("issued token", issued["token"])
@@ -661,14 +330,14 @@ def test_token_issuance(
     finally:
         monkeypatch.delenv("CREDPORT_TOKEN_SIGNER")
         reset_settings()
-        tokens.reset_token_service()
+        install_services()
     stack.sweep()
     hygiene.assert_clean(capfd)
 
 
 def test_autoid(stack: Stack, hygiene: Hygiene, capfd: pytest.CaptureFixture[str]) -> None:
     flow = "auto-id"
-    service = autoid.get_autoid_service()
+    service = app_services().autoid
     stack.services.secrets.create("credport-dev/autoid/canary", CANARY)
     # As on AWS, the role must trust credport's account (README: its trust policy must trust the app's role).
     trust = json.dumps(

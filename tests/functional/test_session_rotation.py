@@ -7,6 +7,7 @@ measured from the current version's creation, is exercised in simulated time.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -23,8 +24,9 @@ from chalicelib.aws import AwsNotFound, AwsServices, Publisher
 from chalicelib.aws.secrets import CURRENT, PENDING, PREVIOUS
 from chalicelib.config import get_settings, reset_settings
 from chalicelib.errors import BadRequest, InvalidToken
+from chalicelib.sessions.exceptions import RotationRequestRefused
 from chalicelib.sessions.keys import SessionKey, decode_key, encode_key
-from chalicelib.sessions.rotation import RotationRequestRefused, SessionKeyRotation
+from chalicelib.sessions.rotation import SessionKeyRotation
 from chalicelib.sessions.service import SessionService
 from chalicelib.sessions.tokens import SESSION_AUDIENCE, sign
 from local.provision import Provisioned
@@ -63,15 +65,15 @@ def failing_once(rotation: SessionKeyRotation, step: str) -> Callable[[Event, An
 
 
 class Rig:
-    def __init__(self, services: AwsServices, clock: Clock) -> None:
-        self.services, self.clock, self.settings = services, clock, get_settings()
+    def __init__(self, aws: AwsServices, clock: Clock) -> None:
+        self.services, self.clock, self.settings = aws, clock, get_settings()
         self.arn = self.settings.resources.session_key_secret_arn
-        self.name = services.secrets.describe(self.arn).name
+        self.name = aws.secrets.describe(self.arn).name
         self.driver = RotationDriver(ACCOUNT_ID, REGION)
-        self.rotation = self.rotation_with(services.sns)
-        self.queue = services.factory.client("sqs").create_queue(QueueName="session-key-events-tap")["QueueUrl"]
+        self.rotation = self.rotation_with(aws.sns)
+        self.queue = aws.factory.client("sqs").create_queue(QueueName="session-key-events-tap")["QueueUrl"]
         topic = self.settings.resources.key_events_topic_arn
-        services.sns.subscribe(topic, protocol="sqs", endpoint=services.sqs.arn_of(self.queue))
+        aws.sns.subscribe(topic, protocol="sqs", endpoint=aws.sqs.arn_of(self.queue))
 
     def rotation_with(self, publisher: Publisher) -> SessionKeyRotation:
         topic = self.settings.resources.key_events_topic_arn
@@ -120,8 +122,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def rig(provisioned: Provisioned, services: AwsServices, clock: Clock) -> Rig:
-    return Rig(services, clock)
+def rig(provisioned: Provisioned, aws: AwsServices, clock: Clock) -> Rig:
+    return Rig(aws, clock)
+
+
+def refusing_checks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The check each session-token refusal's log line names (the caller only sees the one 401)."""
+    return [str(getattr(r, "check", "")) for r in caplog.records if r.getMessage() == "session token rejected"]
 
 
 def kid_of(token: str) -> str:
@@ -293,7 +300,9 @@ def test_a_retried_finish_publishes_the_lost_announcement(rig: Rig) -> None:
 # 5. Two containers under continuous traffic while the key rotates three times.
 
 
-def test_two_containers_accept_every_valid_token_across_three_rotations(rig: Rig, clock: Clock) -> None:
+def test_two_containers_accept_every_valid_token_across_three_rotations(
+    rig: Rig, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
     a, b = rig.container(), rig.container()
     a.keys.current()  # a has been up for a while: its key cache expires at other times than b's
     clock.advance(150)
@@ -326,6 +335,8 @@ def test_two_containers_accept_every_valid_token_across_three_rotations(rig: Rig
     now = int(clock.now)
     claims = {"iss": rig.settings.issuer, "sub": "mallory", "aud": SESSION_AUDIENCE, "iat": now, "exp": now + 400}
     claims |= {"sid": "s", "sess_exp": now + 3600, "jti": secrets.token_urlsafe(16)}
+    caplog.set_level(logging.INFO)
+    caplog.clear()
     for version, accepted in ((versions[-3], False), (versions[-1], True)):
         secret = decode_key(rig.services.secrets.get_value(rig.arn, version_id=version).value)
         token = sign(SessionKey(version_id=version, stage=CURRENT, created_at=0, secret=secret), claims)
@@ -335,6 +346,7 @@ def test_two_containers_accept_every_valid_token_across_three_rotations(rig: Rig
             else:
                 with pytest.raises(InvalidToken):
                     container.show(token)
+    assert refusing_checks(caplog) == ["kid", "kid"]  # no longer AWSCURRENT nor AWSPREVIOUS: an unknown kid
 
 
 def test_a_container_that_just_reloaded_accepts_the_new_key_at_once(rig: Rig, clock: Clock) -> None:
@@ -352,8 +364,9 @@ def test_a_container_that_just_reloaded_accepts_the_new_key_at_once(rig: Rig, cl
 
 
 def test_refresh_across_a_rotation_never_outlives_the_session(
-    rig: Rig, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     monkeypatch.setenv("CREDPORT_SESSION_MAX_AGE", "600")
     monkeypatch.setenv("CREDPORT_SESSION_TOKEN_TTL", "420")
     reset_settings()
@@ -373,12 +386,17 @@ def test_refresh_across_a_rotation_never_outlives_the_session(
     assert capped["expires_in"] == 200
     assert server.show(capped["token"])["token_expires_at"] == t0 + 600
     clock.now = t0 + 600
+    caplog.clear()
     with pytest.raises(InvalidToken):
         server.refresh(capped["token"])
+    assert refusing_checks(caplog) == ["sess_exp"]
 
 
 @pytest.mark.parametrize("rotate", [False, True], ids=["same-key", "rotated"])
-def test_refresh_of_an_expired_token_is_bounded_by_the_refresh_window(rig: Rig, clock: Clock, rotate: bool) -> None:
+def test_refresh_of_an_expired_token_is_bounded_by_the_refresh_window(
+    rig: Rig, clock: Clock, rotate: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     settings = get_settings()
     issuer = rig.container()
     early, late = issuer.start("alice"), issuer.start("bob")
@@ -390,8 +408,10 @@ def test_refresh_of_an_expired_token_is_bounded_by_the_refresh_window(rig: Rig, 
     clock.now = exp + settings.session_refresh_window - 1
     assert kid_of(server.refresh(early["token"])["token"]) == rig.current()
     clock.now = exp + settings.session_refresh_window + 6  # past the window and its leeway
+    caplog.clear()
     with pytest.raises(InvalidToken):
         server.refresh(late["token"])
+    assert refusing_checks(caplog) == ["exp"]
 
 
 def test_a_token_from_a_container_yet_to_see_the_rotation_can_be_refreshed(rig: Rig, clock: Clock) -> None:

@@ -19,21 +19,21 @@ TAGS = {"credport:prefix": PREFIX, "credport:purpose": "token-signing"}
 
 
 @pytest.fixture
-def store(provisioned: Provisioned, services: AwsServices) -> KmsKeyStore:
-    return KmsKeyStore(services.kms, PREFIX, "RS256", tagged=services.tagging, caller_arn=lambda: API)
+def store(provisioned: Provisioned, aws: AwsServices) -> KmsKeyStore:
+    return KmsKeyStore(aws.kms, PREFIX, "RS256", tagged=aws.tagging, caller_arn=lambda: API)
 
 
-def _orphan(services: AwsServices, label: str, *, policy: dict[str, object] | None, spec: str = "RSA_2048") -> str:
+def _orphan(aws: AwsServices, label: str, *, policy: dict[str, object] | None, spec: str = "RSA_2048") -> str:
     """A key as a crashed run (or someone else) left it: credport's tags for ``label``, and ``policy``."""
-    kms = services.factory.client("kms")
+    kms = aws.factory.client("kms")
     args = {"Policy": json.dumps(policy)} if policy is not None else {}
     tags = [{"TagKey": k, "TagValue": v} for k, v in {**TAGS, "credport:label": label}.items()]
     made = kms.create_key(KeySpec=spec, KeyUsage="SIGN_VERIFY", Tags=tags, **args)
     return str(made["KeyMetadata"]["Arn"])
 
 
-def test_a_key_another_function_of_the_deployment_made_is_adopted(store: KmsKeyStore, services: AwsServices) -> None:
-    orphan = _orphan(services, "run-1/pending", policy=signing_key_policy(SCHEDULE, PREFIX))
+def test_a_key_another_function_of_the_deployment_made_is_adopted(store: KmsKeyStore, aws: AwsServices) -> None:
+    orphan = _orphan(aws, "run-1/pending", policy=signing_key_policy(SCHEDULE, PREFIX))
     assert store.create("run-1/pending") == orphan
 
 
@@ -46,16 +46,16 @@ def test_a_key_another_function_of_the_deployment_made_is_adopted(store: KmsKeyS
     ],
 )
 def test_a_key_that_only_carries_the_tags_is_not_adopted(
-    store: KmsKeyStore, services: AwsServices, planted: dict[str, object]
+    store: KmsKeyStore, aws: AwsServices, planted: dict[str, object]
 ) -> None:
-    fake = _orphan(services, "run-2/pending", **planted)  # type: ignore[arg-type]
+    fake = _orphan(aws, "run-2/pending", **planted)  # type: ignore[arg-type]
     made = store.create("run-2/pending")
     assert made != fake
-    policy = json.loads(services.factory.client("kms").get_key_policy(KeyId=made, PolicyName="default")["Policy"])
+    policy = json.loads(aws.factory.client("kms").get_key_policy(KeyId=made, PolicyName="default")["Policy"])
     assert policy == signing_key_policy(API, PREFIX)
 
 
-def test_a_disabled_key_is_not_adopted(store: KmsKeyStore, services: AwsServices) -> None:
-    orphan = _orphan(services, "run-3/current", policy=signing_key_policy(API, PREFIX))
-    services.factory.client("kms").disable_key(KeyId=orphan.rsplit("/", 1)[1])
+def test_a_disabled_key_is_not_adopted(store: KmsKeyStore, aws: AwsServices) -> None:
+    orphan = _orphan(aws, "run-3/current", policy=signing_key_policy(API, PREFIX))
+    aws.factory.client("kms").disable_key(KeyId=orphan.rsplit("/", 1)[1])
     assert store.create("run-3/current") != orphan

@@ -66,14 +66,17 @@ def test_tokens_verify_with_the_published_jwks(configure: Configure, signer: str
     assert independent == claims
 
     # The checks above can fail: another issuer, another audience or a tampered token is refused by both.
-    with pytest.raises(TokenRejected):
+    with pytest.raises(TokenRejected) as rejected:
         TokenVerifier(jwks, issuer="https://other.example.com").verify(token)
-    with pytest.raises(TokenRejected):
+    assert rejected.value.check == "iss"
+    with pytest.raises(TokenRejected) as rejected:
         verifier.verify(token, audience="api://one")
+    assert rejected.value.check == "aud"
     header, payload, signature = token.split(".")
     tampered = f"{header}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}"
-    with pytest.raises(TokenRejected):
+    with pytest.raises(TokenRejected) as rejected:
         verifier.verify(tampered)
+    assert rejected.value.check == "signature"
     with pytest.raises(jwt.InvalidTokenError):
         pyjwt_decode(token, jwks, alg="RS256", audience="api://one")
     with pytest.raises(jwt.InvalidTokenError):
@@ -162,8 +165,9 @@ def test_es256_tokens_on_a_fresh_deployment(configure: Configure, factory: Clien
 
     assert TokenVerifier(jwks, issuer=ISSUER).verify(token, audience="sts.amazonaws.com") == claims
     assert pyjwt_decode(token, jwks, alg="ES256", audience="sts.amazonaws.com") == claims
-    with pytest.raises(TokenRejected):
+    with pytest.raises(TokenRejected) as rejected:
         TokenVerifier(jwks, issuer=ISSUER, algorithms=["RS256"]).verify(token)
+    assert rejected.value.check == "alg"
 
 
 # 10. Bootstrap on first use --------------------------------------------------------------------------

@@ -16,17 +16,16 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from chalicelib import tokens
-from chalicelib.aws import AwsUnavailable, get_aws
+from chalicelib.aws import AwsUnavailable
 from chalicelib.aws.clients import ClientFactory
 from chalicelib.aws.dynamodb import ItemTable
 from chalicelib.config import get_settings
-from chalicelib.events import bus
 from chalicelib.tokens import TokenRejected, TokenVerifier
 from chalicelib.tokens.envelope_keys import ROLES_KEY, EnvelopeKeyStore, InvalidSigningKey
 from chalicelib.tokens.issuer import TokenIssuer
 from chalicelib.tokens.keyring import KeyRing
 from chalicelib.tokens.service import TokenService, key_store
+from tests.conftest import app_services, install_services
 from tests.functional.conftest import Configure
 from tests.functional.test_token_documents import ISSUER, PRIVATE_MEMBERS, documents, issue, pyjwt_decode
 from tests.functional.test_token_rotation import PRINCIPAL
@@ -74,7 +73,7 @@ def secret_state(factory: ClientFactory, key_id: str) -> str:
 
 
 def roles() -> dict[str, str | None]:
-    return key_store(get_settings(), get_aws()).roles()
+    return key_store(get_settings(), app_services().aws).roles()
 
 
 @pytest.fixture
@@ -124,8 +123,9 @@ def test_envelope_tokens_verify_through_the_published_jwks(
     assert verify(token, keys) == claims
     assert pyjwt_decode(token, keys, alg=alg, audience=AUD) == claims
     assert published_jwks(factory) == keys  # what CloudFront serves at the issuer is the same document
-    with pytest.raises(TokenRejected):
+    with pytest.raises(TokenRejected) as rejected:
         verify(token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"), keys)
+    assert rejected.value.check == "signature"
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
@@ -151,9 +151,9 @@ def test_a_relying_party_cannot_tell_the_signers_apart(configure: Configure, alg
 def test_the_signer_is_chosen_by_configuration(configure: Configure) -> None:
     configure(ENVELOPE)
     assert get_settings().token_signer == "envelope"
-    assert isinstance(tokens.get_token_service().keyring.store, EnvelopeKeyStore)
+    assert isinstance(app_services().tokens.keyring.store, EnvelopeKeyStore)
     configure({"CREDPORT_TOKEN_SIGNER": "kms"})
-    assert tokens.get_token_service().keyring.store.signer == "kms"
+    assert app_services().tokens.keyring.store.signer == "kms"
 
 
 # Rotation and revocation -----------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_rotation_keeps_previous_key_tokens_verifiable(
     configure(ENVELOPE)
     first = issue(AUD)
     first_roles = roles()
-    service = tokens.get_token_service()
+    service = app_services().tokens
 
     report = service.rotate(force=True)
     assert (report.previous, report.current) == (first_roles["current"], first_roles["pending"])
@@ -184,7 +184,7 @@ def test_rotation_keeps_previous_key_tokens_verifiable(
     assert kid_of(first) not in {k["kid"] for k in jwks()["keys"]}
     with pytest.raises(TokenRejected) as rejected:
         verify(first)
-    assert rejected.value.reason == "kid"
+    assert (rejected.value.check, rejected.value.reason) == ("kid", "kid")
     assert secret_state(factory, str(first_roles["current"])) == "PendingDeletion"
     assert verify(second)
     announced = [e for e in drain(factory, key_events) if e["kind"] == "rotate"]
@@ -199,17 +199,17 @@ def test_revoke_current_drops_the_key_everywhere_and_warm_containers_follow(
     compromised = issue(AUD)
     before = roles()
     clock = Clock(1_000.0)  # another API container, warm too, that will not hear the key event
-    other_warm = TokenIssuer(KeyRing(key_store(get_settings(), get_aws()), clock=clock), ISSUER)
+    other_warm = TokenIssuer(KeyRing(key_store(get_settings(), app_services().aws), clock=clock), ISSUER)
     assert other_warm.issue(PRINCIPAL, audience=AUD, ttl=600).kid == kid_of(compromised)
 
     # The operator revokes from elsewhere (credport-admin token revoke-current).
-    report = TokenService(get_settings(), get_aws()).rotation.revoke_current()
+    report = TokenService(get_settings(), app_services().aws).rotation.revoke_current()
     after = roles()
     assert (report.kind, report.retired) == ("revoke", before["current"])
     assert (after["previous"], after["current"]) == (before["previous"], before["pending"])
     assert after["pending"] not in {*before.values(), None}
     assert secret_state(factory, str(before["current"])) == "PendingDeletion"
-    assert key_store(get_settings(), get_aws()).open(str(before["current"])) is None  # nobody can load it now
+    assert key_store(get_settings(), app_services().aws).open(str(before["current"])) is None  # nobody can load it now
     (revoked,) = [e for e in drain(factory, key_events) if e["type"] == "signing-key-revoked"]
     assert kid_of(compromised) not in revoked["kids"].values()
 
@@ -218,8 +218,8 @@ def test_revoke_current_drops_the_key_everywhere_and_warm_containers_follow(
     assert kid_of(compromised) not in {k["kid"] for k in published_jwks(factory)["keys"]}
     with pytest.raises(TokenRejected) as rejected:
         verify(compromised, published_jwks(factory))
-    assert rejected.value.reason == "kid"
-    cold = TokenService(get_settings(), get_aws())
+    assert (rejected.value.check, rejected.value.reason) == ("kid", "kid")
+    cold = TokenService(get_settings(), app_services().aws)
     fresh = cold.issuer.issue(PRINCIPAL, audience=AUD, ttl=600)
     assert fresh.kid == key_thumbprint(factory, "current", signer="envelope")
     assert verify(fresh.token, published_jwks(factory))
@@ -227,7 +227,7 @@ def test_revoke_current_drops_the_key_everywhere_and_warm_containers_follow(
 
     # The app's warm container drops the key as soon as it hears the key event...
     assert kid_of(issue(AUD)) == kid_of(compromised)
-    assert bus.deliver(json.dumps(revoked)) >= 1
+    assert app_services().key_events.deliver(json.dumps(revoked)) >= 1
     assert kid_of(issue(AUD)) == fresh.kid
     assert kid_of(compromised) not in {k["kid"] for k in jwks()["keys"]}
     # ...and one that does not hear it stops within its refresh interval: there is no per-token KMS call to
@@ -248,7 +248,7 @@ def test_a_failed_rotation_step_leaves_the_current_key_in_force(
     configure(ENVELOPE)
     token = issue(AUD)
     before = roles()
-    service = tokens.get_token_service()
+    service = app_services().tokens
     put = ItemTable.put
 
     def unavailable(*_: Any, **__: Any) -> Any:
@@ -261,7 +261,7 @@ def test_a_failed_rotation_step_leaves_the_current_key_in_force(
 
     with monkeypatch.context() as patch:
         if failing == "create the pending key":
-            patch.setattr(get_aws().secrets, "create", unavailable)
+            patch.setattr(app_services().aws.secrets, "create", unavailable)
         else:
             patch.setattr(ItemTable, "put", roles_write_fails)
         with pytest.raises(AwsUnavailable):
@@ -317,7 +317,7 @@ def test_the_private_key_never_appears_in_logs_errors_documents_or_events(
 ) -> None:
     configure({**ENVELOPE, "CREDPORT_TOKEN_ALGORITHM": alg})
     haystack: list[str] = []
-    service = tokens.get_token_service()
+    service = app_services().tokens
     issue(AUD)
     markers = private_markers(factory, alg)
     service.rotate(force=True)
@@ -334,16 +334,16 @@ def test_the_private_key_never_appears_in_logs_errors_documents_or_events(
     markers |= pem_lines(broken)
     secrets.put_secret_value(SecretId=current, SecretString=broken)
     with pytest.raises(InvalidSigningKey) as caught:
-        key_store(get_settings(), get_aws()).open(current)
+        key_store(get_settings(), app_services().aws).open(current)
     haystack += [str(caught.value), repr(caught.value), "".join(traceback.format_exception(caught.value))]
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
-    tokens.reset_token_service()  # a cold container meets the broken secret
+    install_services()  # a cold container meets the broken secret
     reply = request_token()
     assert (reply.status, reply.body["error"]) == (500, "internal_error")
     haystack.append(json.dumps(reply.body))
     secrets.put_secret_value(SecretId=current, SecretString=pem)
-    tokens.reset_token_service()
+    install_services()
 
     # A rotation step fails with an error whose message quotes the key (as a parser's might): it is logged and
     # announced by type and location only. Then the run is finished, and the current key revoked.
@@ -353,9 +353,9 @@ def test_the_private_key_never_appears_in_logs_errors_documents_or_events(
     with monkeypatch.context() as patch:
         patch.setattr(EnvelopeKeyStore, "point", failing_point)
         with pytest.raises(RuntimeError):
-            tokens.get_token_service().rotate(force=True)
-    tokens.get_token_service().rotate()
-    tokens.get_token_service().rotation.revoke_current()
+            app_services().tokens.rotate(force=True)
+    app_services().tokens.rotate()
+    app_services().tokens.rotation.revoke_current()
 
     state = factory.client("dynamodb").scan(TableName=os.environ["CREDPORT_STATE_TABLE"])["Items"]
     haystack += [json.dumps(state, default=str), json.dumps(drain(factory, key_events))]

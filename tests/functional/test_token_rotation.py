@@ -23,13 +23,13 @@ from joserfc.util import urlsafe_b64decode
 from chalicelib.aws import AwsConflict, AwsServices, AwsUnavailable, KeyService
 from chalicelib.aws.kms import KeyInfo
 from chalicelib.config import Settings, get_settings, reset_settings
+from chalicelib.principal import Principal
 from chalicelib.tokens.algorithms import algorithm, public_jwk
 from chalicelib.tokens.envelope_keys import secret_namespace
 from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused, TokenRejected
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
 from chalicelib.tokens.keyring import ROLES, KeyRing, KeyStore, NoSigningKey
 from chalicelib.tokens.kms_keys import KmsKeyStore
-from chalicelib.tokens.principal import Principal
 from chalicelib.tokens.rotation import JOURNAL_KEY, OIDC_PREFIX, PLANS, KeyRotation
 from chalicelib.tokens.service import key_store
 from chalicelib.tokens.verify import TokenVerifier
@@ -94,19 +94,19 @@ class Rig:
     Secrets Manager with their roles in the state table. Key ids are KMS key ARNs or secret ARNs.
     """
 
-    def __init__(self, services: AwsServices, settings: Settings, signer: str = "kms") -> None:
-        self.services, self.clock = services, Clock(START)
+    def __init__(self, aws: AwsServices, settings: Settings, signer: str = "kms") -> None:
+        self.services, self.clock = aws, Clock(START)
         self.settings = dataclasses.replace(settings, token_signer=signer)
         self.signer = signer
         self._kids: dict[str, str] = {}
-        self.kms = services.kms
-        self.table = services.table(settings.resources.state_table)
-        self.signing_client = AwsLikeSigning(services.factory.client("kms"))
+        self.kms = aws.kms
+        self.table = aws.table(settings.resources.state_table)
+        self.signing_client = AwsLikeSigning(aws.factory.client("kms"))
         self.signer_kms = KeyService(self.signing_client)
-        sqs = services.factory.client("sqs")
+        sqs = aws.factory.client("sqs")
         self.queue_url = sqs.create_queue(QueueName="key-events-tap")["QueueUrl"]
-        services.sns.subscribe(
-            settings.resources.key_events_topic_arn, protocol="sqs", endpoint=services.sqs.arn_of(self.queue_url)
+        aws.sns.subscribe(
+            settings.resources.key_events_topic_arn, protocol="sqs", endpoint=aws.sqs.arn_of(self.queue_url)
         )
 
     @property
@@ -234,14 +234,14 @@ def _claims(token: IssuedToken) -> dict[str, Any]:
 
 
 @pytest.fixture(params=SIGNERS)
-def rig(provisioned: Provisioned, services: AwsServices, request: pytest.FixtureRequest) -> Rig:
+def rig(provisioned: Provisioned, aws: AwsServices, request: pytest.FixtureRequest) -> Rig:
     """A deployment with each signer: the rotation semantics are the same."""
-    return Rig(services, get_settings(), request.param)
+    return Rig(aws, get_settings(), request.param)
 
 
 @pytest.fixture
-def kms_rig(provisioned: Provisioned, services: AwsServices) -> Rig:
-    return Rig(services, get_settings(), "kms")
+def kms_rig(provisioned: Provisioned, aws: AwsServices) -> Rig:
+    return Rig(aws, get_settings(), "kms")
 
 
 def test_bootstrap_creates_current_and_pending_once(rig: Rig) -> None:
@@ -289,12 +289,14 @@ def test_three_rotations_keep_every_unexpired_token_valid(rig: Rig) -> None:
         assert all(rig.state(after[role]) == "Enabled" for role in ROLES)
         assert kids(rig.jwks()) == sorted(rig.kid(after[role]) for role in ROLES)
 
+        published = kids(rig.jwks())
         for token in issued:
             if _claims(token)["exp"] >= rig.clock():
                 assert rig.verify(token.token)["jti"] == token.jti
             else:
-                with pytest.raises(TokenRejected):
+                with pytest.raises(TokenRejected) as rejected:
                     rig.verify(token.token)
+                assert rejected.value.check == ("exp" if token.kid in published else "kid")
         # The new current key was already pending, so a JWKS cached before the rotation trusts its tokens.
         fresh = rig.issue()
         assert fresh.kid == rig.kid(after["current"])
@@ -305,21 +307,24 @@ def test_three_rotations_keep_every_unexpired_token_valid(rig: Rig) -> None:
         for token in issued[-2:]:
             rig.verify(token.token)
         rig.clock.advance(LEEWAY + 2)
+        published = kids(rig.jwks())
         for token in issued:
             with pytest.raises(TokenRejected) as rejected:
                 rig.verify(token.token)
+            assert rejected.value.check == ("exp" if token.kid in published else "kid")
             if token in issued[-2:]:  # still published: rejected for expiry, not for its key
                 assert rejected.value.reason == "claims: ExpiredTokenError"
+                assert rejected.value.check == "exp"
     assert len({token.kid for token in issued}) == 4
 
 
 @pytest.mark.parametrize("signer", SIGNERS)
 def test_no_token_fails_against_the_jwks_published_when_it_is_checked(
-    provisioned: Provisioned, services: AwsServices, monkeypatch: pytest.MonkeyPatch, signer: str
+    provisioned: Provisioned, aws: AwsServices, monkeypatch: pytest.MonkeyPatch, signer: str
 ) -> None:
     monkeypatch.setenv("CREDPORT_SIGNING_KEY_ROTATION_DAYS", "2")  # 6-hour points: 8 per period
     reset_settings()
-    rig = Rig(services, get_settings(), signer)
+    rig = Rig(aws, get_settings(), signer)
     rig.rotation().ensure_keys()
     step = 6 * 3600
     per_period = rig.period // step
@@ -462,13 +467,13 @@ def test_a_rotation_too_soon_after_the_last_is_refused_unless_forced(rig: Rig) -
 
 
 def test_a_configuration_where_tokens_outlive_their_key_is_refused(
-    provisioned: Provisioned, services: AwsServices, monkeypatch: pytest.MonkeyPatch
+    provisioned: Provisioned, aws: AwsServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CREDPORT_SIGNING_KEY_ROTATION_DAYS", "1")
     monkeypatch.setenv("CREDPORT_TOKEN_MAX_TTL", "43200")
     monkeypatch.setenv("CREDPORT_JWKS_MAX_AGE", "86400")
     reset_settings()
-    rig = Rig(services, get_settings())
+    rig = Rig(aws, get_settings())
     keys_before = rig.key_arns()
     with pytest.raises(RotationRefused) as refused:
         rig.rotation().rotate(force=True)
@@ -543,7 +548,7 @@ def test_revoke_current_drops_the_key_and_a_warm_issuer_recovers(kms_rig: Rig) -
     assert kids(rig.jwks()) == sorted(rig.kid(after[role]) for role in ("current", "pending"))
     with pytest.raises(TokenRejected) as rejected:
         rig.verify(token.token)
-    assert rejected.value.reason == "kid"
+    assert (rejected.value.check, rejected.value.reason) == ("kid", "kid")
     meta = rig.services.factory.client("kms").describe_key(KeyId=before["current"])["KeyMetadata"]
     assert (meta["Enabled"], meta["KeyState"]) == (False, "PendingDeletion")
 
@@ -598,6 +603,7 @@ def test_revoking_during_an_unfinished_rotation_revokes_the_key_that_was_current
     assert after["current"] == before["pending"]  # the finished rotation's keys stay in force
     assert rig.state(before["current"]) == "PendingDeletion"
     assert rig.kid(before["current"]) not in kids(rig.jwks())
-    with pytest.raises(TokenRejected):
+    with pytest.raises(TokenRejected) as rejected:
         rig.verify(compromised.token)
+    assert rejected.value.check == "kid"  # its key is out of the JWKS
     rig.verify(rig.issue().token)

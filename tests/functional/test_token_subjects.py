@@ -8,7 +8,7 @@ fills in (chalice's test client fills none), against moto with the role created 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -17,9 +17,7 @@ from chalice.test import Client
 from joserfc.util import urlsafe_b64decode
 
 import app as credport_app
-from chalicelib import sessions, tokens
-from chalicelib.aws import get_aws
-from local.provision import Provisioned
+from chalicelib.services import Services
 from tests.support import existing_role, gateway_event
 
 ACCOUNT = "123456789012"
@@ -28,12 +26,8 @@ PATH_ARN = f"arn:aws:iam::{ACCOUNT}:role/team/data/reader"
 
 
 @pytest.fixture
-def app(provisioned: Provisioned) -> Iterator[None]:
-    tokens.reset_token_service()
-    sessions.reset_session_service()
-    yield
-    tokens.reset_token_service()
-    sessions.reset_session_service()
+def app(services: Services) -> None:
+    """The app, with a composition root of its own for the test (no role read yet)."""
 
 
 def identity(role: str = "reader", role_id: str = ROLE_ID, account: str = ACCOUNT) -> dict[str, Any]:
@@ -60,7 +54,9 @@ def token_claims(who: Mapping[str, Any]) -> dict[str, Any]:
 
 def iam_calls() -> list[str]:
     calls: list[str] = []
-    get_aws().factory.client("iam").meta.events.register("before-call.iam", lambda model, **_: calls.append(model.name))
+    credport_app.services().aws.factory.client("iam").meta.events.register(
+        "before-call.iam", lambda model, **_: calls.append(model.name)
+    )
     return calls
 
 
@@ -121,7 +117,7 @@ def test_a_throttled_lookup_is_a_503(app: None) -> None:
     def throttle(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetRole")
 
-    get_aws().factory.client("iam").meta.events.register("before-call.iam.GetRole", throttle)
+    credport_app.services().aws.factory.client("iam").meta.events.register("before-call.iam.GetRole", throttle)
     status, body, headers = call("/token", identity())
     assert (status, body["error"], headers["Retry-After"]) == (503, "service_unavailable", "2")
 

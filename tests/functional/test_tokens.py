@@ -18,7 +18,6 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
 import app as credport_app
-from chalicelib.aws import get_aws
 from chalicelib.aws.clients import ClientFactory
 from tests.functional.conftest import Configure
 from tests.support import gateway_event
@@ -382,7 +381,9 @@ def test_a_warm_container_makes_one_kms_sign_per_token_or_no_call_at_all_with_en
     def record(model: Any, **_: Any) -> None:
         calls.append(f"{model.service_model.service_name}:{model.name}")
 
-    factory = get_aws().factory
+    import app
+
+    factory = app.services().aws.factory  # the very factory the app's handlers use
     if signer == "envelope":
         assert "kms" not in factory.created  # not even for the bootstrap: Secrets Manager used the data key
     for service in ("kms", "dynamodb", "s3", "sns", "secretsmanager", "iam"):  # iam: the role was read once

@@ -51,7 +51,7 @@ class FakeResponse:
 
 
 @pytest.fixture
-def fetched(monkeypatch: pytest.MonkeyPatch, services: AwsServices) -> list[str]:
+def fetched(monkeypatch: pytest.MonkeyPatch, aws: AwsServices) -> list[str]:
     """Every URL the service fetches; each is served from moto's transfer bucket (by the key in its path)."""
     import urllib3
 
@@ -64,7 +64,7 @@ def fetched(monkeypatch: pytest.MonkeyPatch, services: AwsServices) -> list[str]
         key = path.split("/", 2)[2] if path.startswith(f"/{BUCKET}/") else path[1:]
         from urllib.parse import unquote
 
-        return FakeResponse(services.s3.get(BUCKET, unquote(key)).body)
+        return FakeResponse(aws.s3.get(BUCKET, unquote(key)).body)
 
     monkeypatch.setattr(urllib3.PoolManager, "request", request)
     return urls
@@ -89,17 +89,17 @@ def link(host: str, path: str, query: str = SIGV4, scheme: str = "https") -> str
     ids=["virtual", "virtual-regional", "path-regional", "path-global", "host-case"],
 )
 def test_a_link_to_the_transfer_bucket_imports(
-    importer: transfer.Importer, services: AwsServices, fetched: list[str], url: str
+    importer: transfer.Importer, aws: AwsServices, fetched: list[str], url: str
 ) -> None:
-    services.s3.put(BUCKET, "links/db.jwe", sealed({"secret_name": "credport-dev/imported/linked", "value": "v"}))
+    aws.s3.put(BUCKET, "links/db.jwe", sealed({"secret_name": "credport-dev/imported/linked", "value": "v"}))
     status, body = import_call({"url": url})
     assert (status, body.get("secret_name")) == (200, "credport-dev/imported/linked"), body
     (url_fetched,) = fetched
     assert urlsplit(url_fetched).hostname == urlsplit(url).hostname.lower()  # type: ignore[union-attr]
 
 
-def test_a_link_botocore_presigned_for_any_key_round_trips(importer: transfer.Importer, services: AwsServices) -> None:
-    store = ObjectStore(services.factory.client("s3"))
+def test_a_link_botocore_presigned_for_any_key_round_trips(importer: transfer.Importer, aws: AwsServices) -> None:
+    store = ObjectStore(aws.factory.client("s3"))
     for key in ("inbox/a b+c~d.jwe", "links/ключ/файл (1).jwe", "links/%2e%2e/x.jwe", "inbox/😀.jwe"):
         target = parse_link(store.presign_get(BUCKET, key, expires_in=60), endpoint_of(store, BUCKET), BUCKET)
         assert (target.bucket, target.key) == (BUCKET, key)
@@ -277,7 +277,7 @@ def _botocore_stores() -> tuple[ObjectStore, ...]:
     )
 
 
-def test_the_service_endpoint_is_read_from_its_own_client(importer: transfer.Importer, services: AwsServices) -> None:
-    endpoint = endpoint_of(ObjectStore(services.factory.client("s3")), get_settings().resources.transfer_bucket)
+def test_the_service_endpoint_is_read_from_its_own_client(importer: transfer.Importer, aws: AwsServices) -> None:
+    endpoint = endpoint_of(ObjectStore(aws.factory.client("s3")), get_settings().resources.transfer_bucket)
     assert endpoint == AWS
     assert json.dumps(sorted(endpoint.hosts))

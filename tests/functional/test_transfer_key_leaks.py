@@ -28,16 +28,16 @@ from hypothesis import strategies as st
 from joserfc.jwk import OKPKey
 
 import app as credport_app
-from chalicelib import transfer
-from chalicelib.aws import AwsServices, get_aws
+from chalicelib.aws import AwsServices
 from chalicelib.aws.errors import AwsRejected
 from chalicelib.config import get_settings
 from chalicelib.envelope import MAX_ENVELOPE_BYTES, public_key_from_pem
 from chalicelib.observability import logger
+from chalicelib.services import Services
 from chalicelib.transfer.fates import ObjectFates
 from chalicelib.transfer.key_material import INSPECTION_LIMIT
-from local.provision import Provisioned
-from tests.functional.s3_notifications import queued_notifications, unversioned_notifications, versioned_notifications
+from tests.conftest import app_services
+from tests.support.s3_notifications import queued_notifications, unversioned_notifications, versioned_notifications
 
 QUEUE = "credport-dev-s3-events"
 E, F = serialization.Encoding, serialization.PrivateFormat
@@ -68,25 +68,18 @@ NAMES = ("clients/acme/public.pem", "clients/acme/PUBLIC.PEM", "clients/Acme/id_
 
 
 @pytest.fixture
-def client(provisioned: Provisioned) -> Iterator[Client]:
-    caches = (transfer.get_import_keys, transfer.get_importer, transfer.get_sender)
-    for cache in caches:
-        cache.cache_clear()
+def client(services: Services) -> Iterator[Client]:
     with Client(credport_app.app, stage_name="dev") as test_client:
         yield test_client
-    for cache in caches:
-        cache.cache_clear()
 
 
 @pytest.fixture
-def alarms(client: Client, services: AwsServices) -> Any:
-    url = services.factory.client("sqs").create_queue(QueueName="alarms")["QueueUrl"]
-    services.sns.subscribe(
-        get_settings().resources.key_events_topic_arn, protocol="sqs", endpoint=services.sqs.arn_of(url)
-    )
+def alarms(client: Client, aws: AwsServices) -> Any:
+    url = aws.factory.client("sqs").create_queue(QueueName="alarms")["QueueUrl"]
+    aws.sns.subscribe(get_settings().resources.key_events_topic_arn, protocol="sqs", endpoint=aws.sqs.arn_of(url))
 
     def read() -> list[dict[str, Any]]:
-        return [json.loads(json.loads(m.body)["Message"]) for m in services.sqs.receive(url, max_messages=10)]
+        return [json.loads(json.loads(m.body)["Message"]) for m in aws.sqs.receive(url, max_messages=10)]
 
     return read
 
@@ -99,7 +92,7 @@ def reads(client: Client) -> Iterator[list[str]]:
     def hook(params: dict[str, Any], **_: Any) -> None:
         seen.append(params["Key"])
 
-    s3 = get_aws().factory.client("s3")
+    s3 = app_services().aws.factory.client("s3")
     s3.meta.events.register("provide-client-params.s3.GetObject", hook)
     yield seen
     s3.meta.events.unregister("provide-client-params.s3.GetObject", hook)
@@ -130,21 +123,21 @@ def notifications() -> list[str]:
     return queued_notifications(QUEUE)
 
 
-def upload_and_deliver(client: Client, services: AwsServices, key: str, *bodies: bytes) -> None:
+def upload_and_deliver(client: Client, aws: AwsServices, key: str, *bodies: bytes) -> None:
     """Each body as a new version of ``key``, then every notification to the function, in order."""
     for body in bodies:
-        services.s3.put(bucket(), key, body)
+        aws.s3.put(bucket(), key, body)
     for message in notifications():
         client.lambda_.invoke("s3_object_events", client.events.generate_sqs_event([message], queue_name=QUEUE))
 
 
-def versions(services: AwsServices, key: str) -> list[dict[str, Any]]:
-    listed = services.factory.client("s3").list_object_versions(Bucket=bucket(), Prefix=key)
+def versions(aws: AwsServices, key: str) -> list[dict[str, Any]]:
+    listed = aws.factory.client("s3").list_object_versions(Bucket=bucket(), Prefix=key)
     return [v for v in listed.get("Versions", []) + listed.get("DeleteMarkers", []) if v["Key"] == key]
 
 
-def everything(services: AwsServices) -> list[str]:
-    return sorted(services.s3.list_keys(bucket(), ""))
+def everything(aws: AwsServices) -> list[str]:
+    return sorted(aws.s3.list_keys(bucket(), ""))
 
 
 def _no_key_material(lines: list[str], body: bytes) -> None:
@@ -160,22 +153,22 @@ def _no_key_material(lines: list[str], body: bytes) -> None:
 
 @pytest.mark.parametrize("leak", sorted(LEAKS))
 def test_a_private_key_in_any_form_is_purged_copied_nowhere_and_alarmed(
-    client: Client, services: AwsServices, alarms: Any, log_lines: list[str], leak: str
+    client: Client, aws: AwsServices, alarms: Any, log_lines: list[str], leak: str
 ) -> None:
     key = "clients/acme/public.pem"
-    upload_and_deliver(client, services, key, PUBLIC_PEM, LEAKS[leak])  # a registration, then the leak over it
-    assert versions(services, key) == []  # every version, the earlier harmless one too
-    assert not [k for k in everything(services) if k.startswith(("quarantine/", "clients/"))]  # copied nowhere
+    upload_and_deliver(client, aws, key, PUBLIC_PEM, LEAKS[leak])  # a registration, then the leak over it
+    assert versions(aws, key) == []  # every version, the earlier harmless one too
+    assert not [k for k in everything(aws) if k.startswith(("quarantine/", "clients/"))]  # copied nowhere
     assert "transfer-private-key-uploaded" in [a["type"] for a in alarms()]
     _no_key_material([line for line in log_lines if "private key uploaded" in line], LEAKS[leak])
 
 
 @pytest.mark.parametrize("key", NAMES)
-def test_a_private_key_under_any_name_is_purged(client: Client, services: AwsServices, alarms: Any, key: str) -> None:
+def test_a_private_key_under_any_name_is_purged(client: Client, aws: AwsServices, alarms: Any, key: str) -> None:
     leak = LEAKS["PEM PKCS#8 (EC)"]
-    upload_and_deliver(client, services, key, leak, leak)  # two versions, two events
-    assert versions(services, key) == []
-    assert everything(services) == []  # no copy, no record, nothing sent
+    upload_and_deliver(client, aws, key, leak, leak)  # two versions, two events
+    assert versions(aws, key) == []
+    assert everything(aws) == []  # no copy, no record, nothing sent
     assert [a["type"] for a in alarms()] == ["transfer-private-key-uploaded"]  # the second event: already handled
 
 
@@ -188,44 +181,44 @@ def test_a_private_key_under_any_name_is_purged(client: Client, services: AwsSer
     ).filter(lambda name: len(f"clients/{name}".encode()) <= 1024),
     st.sampled_from(sorted(LEAKS)),
 )
-def test_any_unicode_name_any_form(client: Client, services: AwsServices, name: str, leak: str) -> None:
+def test_any_unicode_name_any_form(client: Client, aws: AwsServices, name: str, leak: str) -> None:
     key = f"clients/{name}"
-    upload_and_deliver(client, services, key, LEAKS[leak])
-    assert versions(services, key) == []
-    assert not [k for k in everything(services) if k.startswith(("quarantine/", "clients/"))]
+    upload_and_deliver(client, aws, key, LEAKS[leak])
+    assert versions(aws, key) == []
+    assert not [k for k in everything(aws) if k.startswith(("quarantine/", "clients/"))]
 
 
 # --- 2. too large to inspect, or not provably harmless ---------------------------------------------------------------
 
 
-def _record(services: AwsServices, key: str) -> dict[str, Any]:
-    return dict(json.loads(services.s3.get(bucket(), f"quarantine/{key}.error.json").body))
+def _record(aws: AwsServices, key: str) -> dict[str, Any]:
+    return dict(json.loads(aws.s3.get(bucket(), f"quarantine/{key}.error.json").body))
 
 
 def test_a_client_file_too_large_to_inspect_is_purged_unread_with_a_record(
-    client: Client, services: AwsServices, reads: list[str]
+    client: Client, aws: AwsServices, reads: list[str]
 ) -> None:
     key, size = "clients/acme/public.pem", INSPECTION_LIMIT + 1
-    upload_and_deliver(client, services, key, PUBLIC_PEM + b" " * (size - len(PUBLIC_PEM)))  # no error: no retry
+    upload_and_deliver(client, aws, key, PUBLIC_PEM + b" " * (size - len(PUBLIC_PEM)))  # no error: no retry
     assert key not in reads  # the event's size said so: never read
-    assert versions(services, key) == []
-    assert everything(services) == [f"quarantine/{key}.error.json"]  # a record, no content
-    record = _record(services, key)
+    assert versions(aws, key) == []
+    assert everything(aws) == [f"quarantine/{key}.error.json"]  # a record, no content
+    record = _record(aws, key)
     assert (record["reason"], record["size"], record["content"], record["source"]) == ("too_large", size, "purged", key)
 
 
-def test_a_newer_version_larger_than_its_event_says_is_purged_too(client: Client, services: AwsServices) -> None:
+def test_a_newer_version_larger_than_its_event_says_is_purged_too(client: Client, aws: AwsServices) -> None:
     """An event naming no version (S3 sends none for an unversioned bucket) says the object was small; by the time it
     is handled a large one is current: the read of the current object is bounded."""
     key = "clients/acme/notes/big.bin"
     with unversioned_notifications():
-        services.s3.put(bucket(), key, PUBLIC_PEM)
+        aws.s3.put(bucket(), key, PUBLIC_PEM)
         (small,) = notifications()
-        services.s3.put(bucket(), key, os.urandom(INSPECTION_LIMIT + 10))
+        aws.s3.put(bucket(), key, os.urandom(INSPECTION_LIMIT + 10))
         notifications()
     client.lambda_.invoke("s3_object_events", client.events.generate_sqs_event([small], queue_name=QUEUE))
-    assert versions(services, key) == []
-    assert _record(services, key)["reason"] == "too_large"
+    assert versions(aws, key) == []
+    assert _record(aws, key)["reason"] == "too_large"
 
 
 @pytest.mark.parametrize(
@@ -237,46 +230,46 @@ def test_a_newer_version_larger_than_its_event_says_is_purged_too(client: Client
     ],
 )
 def test_a_client_file_not_provably_public_is_purged_with_a_record(
-    client: Client, services: AwsServices, alarms: Any, key: str, body: bytes, reason: str
+    client: Client, aws: AwsServices, alarms: Any, key: str, body: bytes, reason: str
 ) -> None:
-    upload_and_deliver(client, services, key, body)
-    assert versions(services, key) == []
-    assert everything(services) == [f"quarantine/{key}.error.json"]
-    assert (_record(services, key)["reason"], _record(services, key)["size"]) == (reason, len(body))
+    upload_and_deliver(client, aws, key, body)
+    assert versions(aws, key) == []
+    assert everything(aws) == [f"quarantine/{key}.error.json"]
+    assert (_record(aws, key)["reason"], _record(aws, key)["size"]) == (reason, len(body))
     assert alarms() == []  # not a recognised key: a record and a metric, not the leak alarm
 
 
-def test_a_public_key_under_another_name_is_purged_never_copied(client: Client, services: AwsServices) -> None:
+def test_a_public_key_under_another_name_is_purged_never_copied(client: Client, aws: AwsServices) -> None:
     """Nothing under clients/ is ever copied: a public key under another name is purged, with a record only."""
     key = "clients/acme/PUBLIC.PEM"
-    upload_and_deliver(client, services, key, PUBLIC_PEM)
-    assert versions(services, key) == []
-    assert everything(services) == [f"quarantine/{key}.error.json"]
-    assert _record(services, key)["reason"] == "unexpected_key"
+    upload_and_deliver(client, aws, key, PUBLIC_PEM)
+    assert versions(aws, key) == []
+    assert everything(aws) == [f"quarantine/{key}.error.json"]
+    assert _record(aws, key)["reason"] == "unexpected_key"
 
 
 # --- 2b. inbox files too large to import ---------------------------------------------------------------------------
 
 
-def test_an_inbox_file_too_large_is_quarantined_unread(client: Client, services: AwsServices, reads: list[str]) -> None:
+def test_an_inbox_file_too_large_is_quarantined_unread(client: Client, aws: AwsServices, reads: list[str]) -> None:
     key = "inbox/huge.jwe"
-    upload_and_deliver(client, services, key, b"e" * (MAX_ENVELOPE_BYTES + 1))
+    upload_and_deliver(client, aws, key, b"e" * (MAX_ENVELOPE_BYTES + 1))
     assert key not in reads
-    assert sorted(services.s3.list_keys(bucket(), "quarantine/")) == [
+    assert sorted(aws.s3.list_keys(bucket(), "quarantine/")) == [
         "quarantine/huge.jwe",
         "quarantine/huge.jwe.error.json",
     ]
-    record = _record(services, "huge.jwe")
+    record = _record(aws, "huge.jwe")
     assert (record["reason"], record["size"]) == ("too_large", MAX_ENVELOPE_BYTES + 1)
-    assert list(services.s3.list_keys(bucket(), "inbox/")) == []
+    assert list(aws.s3.list_keys(bucket(), "inbox/")) == []
 
 
 def test_an_inbox_file_too_large_to_copy_leaves_inbox_with_a_record_only(
-    client: Client, services: AwsServices, reads: list[str]
+    client: Client, aws: AwsServices, reads: list[str]
 ) -> None:
     """Over 5 GiB, CopyObject must fail: the file leaves inbox/ uncopied rather than retrying into the DLQ."""
     key = "inbox/enormous.jwe"
-    services.s3.put(bucket(), key, b"e" * 100)
+    aws.s3.put(bucket(), key, b"e" * 100)
     (message,) = notifications()
     document = json.loads(message)
     document["Records"][0]["s3"]["object"]["size"] = 6 * 1024**3  # what S3 says of a 6 GiB upload
@@ -284,10 +277,10 @@ def test_an_inbox_file_too_large_to_copy_leaves_inbox_with_a_record_only(
         "s3_object_events", client.events.generate_sqs_event([json.dumps(document)], queue_name=QUEUE)
     )
     assert key not in reads
-    assert sorted(services.s3.list_keys(bucket(), "quarantine/")) == ["quarantine/enormous.jwe.error.json"]
-    record = _record(services, "enormous.jwe")
+    assert sorted(aws.s3.list_keys(bucket(), "quarantine/")) == ["quarantine/enormous.jwe.error.json"]
+    record = _record(aws, "enormous.jwe")
     assert (record["reason"], record["content"]) == ("too_large", "not_copied")
-    assert list(services.s3.list_keys(bucket(), "inbox/")) == []
+    assert list(aws.s3.list_keys(bucket(), "inbox/")) == []
 
 
 # --- 3. nothing under clients/ is ever copied: a certificate can hide a private key ----------------------------------
@@ -327,12 +320,12 @@ CRAFTED = {
 @pytest.mark.parametrize("crafted", sorted(CRAFTED))
 @pytest.mark.parametrize("key", ["clients/acme/cert.pem", "clients/acme/public.pem"])
 def test_a_certificate_hiding_a_private_key_is_purged_never_copied(
-    client: Client, services: AwsServices, key: str, crafted: str
+    client: Client, aws: AwsServices, key: str, crafted: str
 ) -> None:
-    upload_and_deliver(client, services, key, CRAFTED[crafted])
-    assert versions(services, key) == []
-    assert everything(services) == [f"quarantine/{key}.error.json"]  # a record: reason, size, version; no bytes
-    record = _record(services, key)
+    upload_and_deliver(client, aws, key, CRAFTED[crafted])
+    assert versions(aws, key) == []
+    assert everything(aws) == [f"quarantine/{key}.error.json"]  # a record: reason, size, version; no bytes
+    record = _record(aws, key)
     assert (record["content"], record["size"]) == ("purged", len(CRAFTED[crafted]))
     assert record["version_id"]
     assert _HIDDEN[40:64].hex() not in json.dumps(record)
@@ -348,11 +341,11 @@ def test_a_certificate_hiding_a_private_key_is_purged_never_copied(
     ],
 )
 def test_anything_but_a_good_public_key_at_its_one_name_is_purged_never_copied(
-    client: Client, services: AwsServices, key: str, body: bytes
+    client: Client, aws: AwsServices, key: str, body: bytes
 ) -> None:
-    upload_and_deliver(client, services, key, body)
-    assert versions(services, key) == []
-    assert everything(services) == [f"quarantine/{key}.error.json"]  # nothing sent, nothing copied
+    upload_and_deliver(client, aws, key, body)
+    assert versions(aws, key) == []
+    assert everything(aws) == [f"quarantine/{key}.error.json"]  # nothing sent, nothing copied
 
 
 # --- 4. each event judges exactly the version it names ---------------------------------------------------------------
@@ -369,7 +362,7 @@ def versioned(client: Client) -> Iterator[None]:
 def world(request: pytest.FixtureRequest, client: Client) -> Iterator[str]:
     """How S3 answers a read of a version that is gone: the embedded AWS's NoSuchVersion, or AWS's 403 to a caller
     without s3:ListBucket (credport's role has none)."""
-    s3 = get_aws().factory.client("s3")
+    s3 = app_services().aws.factory.client("s3")
 
     def hook(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
         if parsed.get("Error", {}).get("Code") in {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}:
@@ -389,10 +382,8 @@ def deliver(client: Client, messages: list[str]) -> None:
         client.lambda_.invoke("s3_object_events", client.events.generate_sqs_event([message], queue_name=QUEUE))
 
 
-def registered(services: AwsServices, client_id: str) -> dict[str, Any] | None:
-    return services.table(get_settings().resources.state_table).get(
-        {"pk": f"transfer-client#{client_id}", "sk": "profile"}
-    )
+def registered(aws: AwsServices, client_id: str) -> dict[str, Any] | None:
+    return aws.table(get_settings().resources.state_table).get({"pk": f"transfer-client#{client_id}", "sk": "profile"})
 
 
 def _kid_of(pem: bytes) -> str:
@@ -401,18 +392,18 @@ def _kid_of(pem: bytes) -> str:
 
 @pytest.mark.parametrize("order", ["as uploaded", "the public key's event first"])
 def test_a_public_key_uploaded_over_a_private_one_leaves_no_private_version(
-    client: Client, services: AwsServices, alarms: Any, versioned: None, world: str, order: str
+    client: Client, aws: AwsServices, alarms: Any, versioned: None, world: str, order: str
 ) -> None:
     key = "clients/acme/public.pem"
-    services.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
-    services.s3.put(bucket(), key, PUBLIC_PEM)  # at once, before the first event is handled
+    aws.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
+    aws.s3.put(bucket(), key, PUBLIC_PEM)  # at once, before the first event is handled
     messages = notifications()
     assert all("versionId" in json.loads(m)["Records"][0]["s3"]["object"] for m in messages)
     deliver(client, messages if order == "as uploaded" else messages[::-1])  # no event raises: no dead letter
-    assert versions(services, key) == []  # every version: the private one, and the public one with it
-    assert not [k for k in everything(services) if k.startswith(("quarantine/", "clients/"))]  # copied nowhere
+    assert versions(aws, key) == []  # every version: the private one, and the public one with it
+    assert not [k for k in everything(aws) if k.startswith(("quarantine/", "clients/"))]  # copied nowhere
     assert "transfer-private-key-uploaded" in [a["type"] for a in alarms()]
-    profile = registered(services, "acme")
+    profile = registered(aws, "acme")
     if order == "as uploaded":
         assert profile is None  # the public version's event found it purged
     else:  # registered from the public version's own bytes (harmless): kept, the alarm tells the operator
@@ -421,90 +412,90 @@ def test_a_public_key_uploaded_over_a_private_one_leaves_no_private_version(
 
 
 def test_a_private_key_deleted_before_its_event_is_still_purged_and_alarmed(
-    client: Client, services: AwsServices, alarms: Any, versioned: None
+    client: Client, aws: AwsServices, alarms: Any, versioned: None
 ) -> None:
     key = "clients/acme/id_rsa"
-    services.s3.put(bucket(), key, LEAKS["DER PKCS#1 (RSA)"])
-    services.factory.client("s3").delete_object(Bucket=bucket(), Key=key)  # a delete marker over it
+    aws.s3.put(bucket(), key, LEAKS["DER PKCS#1 (RSA)"])
+    aws.factory.client("s3").delete_object(Bucket=bucket(), Key=key)  # a delete marker over it
     deliver(client, notifications())
-    assert versions(services, key) == []  # the private version under the marker, and the marker
+    assert versions(aws, key) == []  # the private version under the marker, and the marker
     assert [a["type"] for a in alarms()] == ["transfer-private-key-uploaded"]
 
 
 def test_a_private_key_copied_over_before_its_event_is_still_purged_and_alarmed(
-    client: Client, services: AwsServices, alarms: Any, versioned: None
+    client: Client, aws: AwsServices, alarms: Any, versioned: None
 ) -> None:
     key = "clients/acme/public.pem"
-    services.s3.put(bucket(), "staging/public.pem", PUBLIC_PEM)  # outside every notified prefix
-    services.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
-    services.factory.client("s3").copy_object(
+    aws.s3.put(bucket(), "staging/public.pem", PUBLIC_PEM)  # outside every notified prefix
+    aws.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
+    aws.factory.client("s3").copy_object(
         Bucket=bucket(), Key=key, CopySource={"Bucket": bucket(), "Key": "staging/public.pem"}
     )
     deliver(client, notifications())
-    assert versions(services, key) == []
+    assert versions(aws, key) == []
     assert "transfer-private-key-uploaded" in [a["type"] for a in alarms()]
-    assert registered(services, "acme") is None
+    assert registered(aws, "acme") is None
 
 
 def test_a_registration_is_made_from_the_version_its_event_names(
-    client: Client, services: AwsServices, versioned: None
+    client: Client, aws: AwsServices, versioned: None
 ) -> None:
     """No time-of-check to time-of-use: a newer version cannot be registered under an older version's event."""
     key, other = "clients/acme/public.pem", rsa.generate_private_key(65537, 2048).public_key()
-    services.s3.put(bucket(), key, PUBLIC_PEM)
+    aws.s3.put(bucket(), key, PUBLIC_PEM)
     first, *_ = notifications()
-    services.s3.put(bucket(), key, other.public_bytes(E.PEM, SPKI))
+    aws.s3.put(bucket(), key, other.public_bytes(E.PEM, SPKI))
     notifications()  # its event is not delivered here
     deliver(client, [first])
-    profile = registered(services, "acme")
+    profile = registered(aws, "acme")
     assert profile is not None
     assert profile["kid"] == _kid_of(PUBLIC_PEM)
 
 
 @pytest.mark.parametrize("order", ["as uploaded", "the later event first"])
 def test_a_private_key_then_anything_over_it_never_dead_letters(
-    client: Client, services: AwsServices, alarms: Any, versioned: None, world: str, order: str
+    client: Client, aws: AwsServices, alarms: Any, versioned: None, world: str, order: str
 ) -> None:
     """One event purges every version; the other finds its version gone, and its fate recorded: done."""
     key = "clients/acme/id_rsa"
-    services.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
-    services.s3.put(bucket(), key, b"oops")
+    aws.s3.put(bucket(), key, LEAKS["PEM PKCS#8 (EC)"])
+    aws.s3.put(bucket(), key, b"oops")
     messages = notifications()
     deliver(client, messages if order == "as uploaded" else messages[::-1])  # raises nothing
-    assert versions(services, key) == []
-    assert not [k for k in everything(services) if not k.startswith("quarantine/")]
+    assert versions(aws, key) == []
+    assert not [k for k in everything(aws) if not k.startswith("quarantine/")]
     # Whichever event purged it, the private version raised the alarm (once).
     assert [a["type"] for a in alarms()] == ["transfer-private-key-uploaded"]
     deliver(client, messages)  # redelivered, both: still nothing raised
-    assert versions(services, key) == []
+    assert versions(aws, key) == []
 
 
 def test_a_version_gone_without_a_recorded_fate_still_fails_loudly(
-    client: Client, services: AwsServices, versioned: None, world: str
+    client: Client, aws: AwsServices, versioned: None, world: str
 ) -> None:
     """Someone else removed the version: a 404 says so (nothing to do); a 403 may be a denial, and credport never
     handled this version, so it is raised (retried, then dead-lettered), never settled silently."""
     key = "clients/acme/public.pem"
-    services.s3.put(bucket(), key, PUBLIC_PEM)
+    aws.s3.put(bucket(), key, PUBLIC_PEM)
     (message,) = notifications()
-    (version,) = versions(services, key)
-    services.factory.client("s3").delete_object(Bucket=bucket(), Key=key, VersionId=version["VersionId"])
+    (version,) = versions(aws, key)
+    aws.factory.client("s3").delete_object(Bucket=bucket(), Key=key, VersionId=version["VersionId"])
     if world == "404":
         deliver(client, [message])
     else:
         with pytest.raises(AwsRejected):
             deliver(client, [message])
-    assert registered(services, "acme") is None
+    assert registered(aws, "acme") is None
 
 
 def test_a_purge_records_every_version_it_removes_before_removing_it(
-    client: Client, services: AwsServices, versioned: None
+    client: Client, aws: AwsServices, versioned: None
 ) -> None:
     key = "clients/acme/id_rsa"
-    services.s3.put(bucket(), key, b"first")
-    services.s3.put(bucket(), key, LEAKS["DER SEC1"])
-    ids = [v["VersionId"] for v in versions(services, key)]
+    aws.s3.put(bucket(), key, b"first")
+    aws.s3.put(bucket(), key, LEAKS["DER SEC1"])
+    ids = [v["VersionId"] for v in versions(aws, key)]
     *_, last = notifications()
     deliver(client, [last])
-    fates = ObjectFates(services.table(get_settings().resources.state_table))
+    fates = ObjectFates(aws.table(get_settings().resources.state_table))
     assert [fates.fate(key, f"v:{i}") for i in ids] == ["purged", "purged"]

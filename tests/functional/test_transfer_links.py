@@ -13,7 +13,6 @@ import calendar
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,10 +24,10 @@ from moto.sts.models import sts_backends
 
 from chalicelib import transfer
 from chalicelib.aws import AwsServices
-from chalicelib.config import get_settings
+from chalicelib.config import get_settings, reset_settings
 from local.iam import enforce
 from local.provision import Provisioned
-from tests.conftest import ACCOUNT_ID
+from tests.conftest import ACCOUNT_ID, app_services, install_services
 
 PUBLIC_PEM = (
     rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -43,23 +42,22 @@ def ttl(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def sender(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch, ttl: int) -> Iterator[transfer.Sender]:
+def sender(provisioned: Provisioned, monkeypatch: pytest.MonkeyPatch, ttl: int) -> transfer.Sender:
     monkeypatch.setenv("CREDPORT_TRANSFER_LINK_TTL", str(ttl))
-    transfer.get_sender.cache_clear()
-    yield transfer.get_sender()
-    transfer.get_sender.cache_clear()
+    reset_settings()
+    return install_services().sender
 
 
-def register(services: AwsServices, client_id: str) -> tuple[transfer.SendReport, dict[str, Any]]:
+def register(aws: AwsServices, client_id: str) -> tuple[transfer.SendReport, dict[str, Any]]:
     """A client registers its key; the first send's report and its notification."""
-    sqs = services.factory.client("sqs")
+    sqs = aws.factory.client("sqs")
     url = sqs.create_queue(QueueName=f"notify-{client_id}")["QueueUrl"]
-    services.sns.subscribe(get_settings().resources.notify_topic_arn, protocol="sqs", endpoint=services.sqs.arn_of(url))
+    aws.sns.subscribe(get_settings().resources.notify_topic_arn, protocol="sqs", endpoint=aws.sqs.arn_of(url))
     bucket, key = get_settings().resources.transfer_bucket, f"clients/{client_id}/public.pem"
-    services.s3.put(bucket, key, PUBLIC_PEM)
-    report = transfer.get_sender().on_client_object(key, "etag-1")
+    aws.s3.put(bucket, key, PUBLIC_PEM)
+    report = app_services().sender.on_client_object(key, "etag-1")
     assert report is not None
-    (message,) = services.sqs.receive(url, max_messages=10)
+    (message,) = aws.sqs.receive(url, max_messages=10)
     return report, json.loads(json.loads(message.body)["Message"])
 
 
@@ -77,9 +75,9 @@ def session_of(access_key: str) -> Any:
 
 @pytest.mark.parametrize("ttl", [1800, 120], indirect=True)
 def test_each_link_is_signed_by_a_session_of_the_link_signer_made_for_it(
-    sender: transfer.Sender, services: AwsServices, ttl: int
+    sender: transfer.Sender, aws: AwsServices, ttl: int
 ) -> None:
-    report, note = register(services, "client-one")
+    report, note = register(aws, "client-one")
     key, at, expires = signed(note["link"])
     session = session_of(key)
     assert session.role_arn == get_settings().resources.link_signer_role_arn
@@ -91,9 +89,9 @@ def test_each_link_is_signed_by_a_session_of_the_link_signer_made_for_it(
 
 
 def test_the_link_works_until_its_session_ends_and_reads_nothing_but_its_file(
-    sender: transfer.Sender, services: AwsServices
+    sender: transfer.Sender, aws: AwsServices
 ) -> None:
-    _, note = register(services, "client-two")
+    _, note = register(aws, "client-two")
     with enforce.enforcing():
         fetched = requests.get(note["link"], timeout=5)
         assert fetched.status_code == 200

@@ -21,26 +21,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import app as credport_app
-from chalicelib import transfer
-from chalicelib.aws import AwsRejected, AwsServices, get_aws
+from chalicelib.aws import AwsRejected, AwsServices
 from chalicelib.config import get_settings
 from chalicelib.envelope import public_key_from_pem, seal
-from local.provision import Provisioned
-from tests.functional.s3_notifications import queued_notifications
+from chalicelib.services import Services
+from tests.conftest import app_services
+from tests.support.s3_notifications import queued_notifications
 
 QUEUE = "credport-dev-s3-events"
 MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
 @pytest.fixture
-def client(provisioned: Provisioned) -> Iterator[Client]:
-    caches = (transfer.get_import_keys, transfer.get_importer, transfer.get_sender)
-    for cache in caches:
-        cache.cache_clear()
+def client(services: Services) -> Iterator[Client]:
     with Client(credport_app.app, stage_name="dev") as test_client:
         yield test_client
-    for cache in caches:
-        cache.cache_clear()
 
 
 def _answer_403(*, deny_all: bool) -> Callable[..., None]:
@@ -58,7 +53,7 @@ def _answer_403(*, deny_all: bool) -> Callable[..., None]:
 
 
 def _hook_app_s3(hook: Callable[..., None]) -> Callable[[], None]:
-    s3 = get_aws().factory.client("s3")  # the very client the app's handlers use
+    s3 = app_services().aws.factory.client("s3")  # the very client the app's handlers use
     for operation in ("GetObject", "HeadObject"):
         s3.meta.events.register(f"after-call.s3.{operation}", hook)
 
@@ -86,57 +81,55 @@ def bucket() -> str:
     return get_settings().resources.transfer_bucket
 
 
-def keys(services: AwsServices, prefix: str) -> list[str]:
-    return sorted(services.s3.list_keys(bucket(), prefix))
+def keys(aws: AwsServices, prefix: str) -> list[str]:
+    return sorted(aws.s3.list_keys(bucket(), prefix))
 
 
-def drop_sealed(services: AwsServices, name: str, document: dict[str, str]) -> str:
-    recipient = public_key_from_pem(transfer.get_import_keys().current().public_pem())
-    services.s3.put(bucket(), f"inbox/{name}", seal(recipient, json.dumps(document).encode()).encode())
+def drop_sealed(aws: AwsServices, name: str, document: dict[str, str]) -> str:
+    recipient = public_key_from_pem(app_services().import_keys.current().public_pem())
+    aws.s3.put(bucket(), f"inbox/{name}", seal(recipient, json.dumps(document).encode()).encode())
     (body,) = queued_notifications(QUEUE)
     return body
 
 
-def test_an_imported_inbox_file_redelivered_is_done(world: str, client: Client, services: AwsServices) -> None:
-    body = drop_sealed(services, "db.jwe", {"secret_name": "credport-dev/imported/db", "value": "v1"})
+def test_an_imported_inbox_file_redelivered_is_done(world: str, client: Client, aws: AwsServices) -> None:
+    body = drop_sealed(aws, "db.jwe", {"secret_name": "credport-dev/imported/db", "value": "v1"})
     deliver(client, body)
-    assert keys(services, "inbox/") == []
-    assert keys(services, "processed/") == ["processed/db.jwe", "processed/db.jwe.receipt.json"]
+    assert keys(aws, "inbox/") == []
+    assert keys(aws, "processed/") == ["processed/db.jwe", "processed/db.jwe.receipt.json"]
     deliver(client, body)  # the same message again: the file is gone from inbox/, the event is done
-    assert len(services.secrets.describe("credport-dev/imported/db").versions) == 1
+    assert len(aws.secrets.describe("credport-dev/imported/db").versions) == 1
 
 
-def test_a_quarantined_inbox_file_redelivered_is_done(world: str, client: Client, services: AwsServices) -> None:
-    body = drop_sealed(services, "bad.jwe", {"secret_name": "credport-dev/session-key", "value": "v"})
+def test_a_quarantined_inbox_file_redelivered_is_done(world: str, client: Client, aws: AwsServices) -> None:
+    body = drop_sealed(aws, "bad.jwe", {"secret_name": "credport-dev/session-key", "value": "v"})
     deliver(client, body)
-    assert keys(services, "quarantine/") == ["quarantine/bad.jwe", "quarantine/bad.jwe.error.json"]
+    assert keys(aws, "quarantine/") == ["quarantine/bad.jwe", "quarantine/bad.jwe.error.json"]
     deliver(client, body)
 
 
 PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def test_a_purged_private_key_redelivered_is_done(world: str, client: Client, services: AwsServices) -> None:
-    alarms = services.factory.client("sqs").create_queue(QueueName="alarms")["QueueUrl"]
-    services.sns.subscribe(
-        get_settings().resources.key_events_topic_arn, protocol="sqs", endpoint=services.sqs.arn_of(alarms)
-    )
+def test_a_purged_private_key_redelivered_is_done(world: str, client: Client, aws: AwsServices) -> None:
+    alarms = aws.factory.client("sqs").create_queue(QueueName="alarms")["QueueUrl"]
+    aws.sns.subscribe(get_settings().resources.key_events_topic_arn, protocol="sqs", endpoint=aws.sqs.arn_of(alarms))
     pem = PRIVATE.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    services.s3.put(bucket(), "clients/oops/public.pem", pem)
+    aws.s3.put(bucket(), "clients/oops/public.pem", pem)
     (body,) = queued_notifications(QUEUE)
     deliver(client, body)
-    listed = services.factory.client("s3").list_object_versions(Bucket=bucket(), Prefix="clients/oops/")
+    listed = aws.factory.client("s3").list_object_versions(Bucket=bucket(), Prefix="clients/oops/")
     assert not listed.get("Versions")  # purged, every version
     assert not listed.get("DeleteMarkers")
     deliver(client, body)  # the redelivery finds nothing to read, and credport's record says why
-    assert len(services.sqs.receive(alarms, max_messages=10)) == 1  # and it raised no second alarm
+    assert len(aws.sqs.receive(alarms, max_messages=10)) == 1  # and it raised no second alarm
 
 
-def test_an_unreadable_object_never_handled_still_fails_loudly(client: Client, services: AwsServices) -> None:
+def test_an_unreadable_object_never_handled_still_fails_loudly(client: Client, aws: AwsServices) -> None:
     """A genuine permission failure (here: every GetObject denied) is not mistaken for a redelivery."""
-    body = drop_sealed(services, "new.jwe", {"secret_name": "credport-dev/imported/new", "value": "v1"})
+    body = drop_sealed(aws, "new.jwe", {"secret_name": "credport-dev/imported/new", "value": "v1"})
     remove = _hook_app_s3(_answer_403(deny_all=True))
     try:
         with pytest.raises(AwsRejected) as raised:
@@ -144,12 +137,12 @@ def test_an_unreadable_object_never_handled_still_fails_loudly(client: Client, s
     finally:
         remove()
     assert raised.value.aws_code == "AccessDenied"  # so SQS retries it, then dead-letters it
-    assert keys(services, "inbox/") == ["inbox/new.jwe"]  # untouched, for the retry
+    assert keys(aws, "inbox/") == ["inbox/new.jwe"]  # untouched, for the retry
 
 
-def test_a_redelivery_of_a_version_credport_never_handled_fails_loudly(client: Client, services: AwsServices) -> None:
+def test_a_redelivery_of_a_version_credport_never_handled_fails_loudly(client: Client, aws: AwsServices) -> None:
     """Another version of a key credport did handle is no excuse: the record is per version."""
-    body = drop_sealed(services, "db.jwe", {"secret_name": "credport-dev/imported/db", "value": "v1"})
+    body = drop_sealed(aws, "db.jwe", {"secret_name": "credport-dev/imported/db", "value": "v1"})
     deliver(client, body)
     document = json.loads(body)
     document["Records"][0]["s3"]["object"]["versionId"] = "a-version-credport-never-read"

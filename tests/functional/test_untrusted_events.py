@@ -20,12 +20,11 @@ from chalice.test import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import autoid, events, transfer
+from chalicelib import events
 from chalicelib.autoid import ClientPolicy
 from chalicelib.envelope import RecipientKey, generate_recipient_key
-from chalicelib.sessions import reset_session_service
-from local.provision import Provisioned
-from tests.conftest import EVENTS_DIR
+from chalicelib.services import Services
+from tests.conftest import EVENTS_DIR, app_services
 from tests.unit.test_untrusted_parsers import JSON, JSON_TEXT, mutated_document
 
 EXAMPLES: Counter[str] = Counter()
@@ -47,21 +46,11 @@ def report_examples() -> Iterator[None]:
 
 
 @pytest.fixture
-def client(provisioned: Provisioned) -> Iterator[Client]:
+def client(services: Services) -> Iterator[Client]:
     import app as credport_app
 
-    transfer.get_import_keys.cache_clear()
-    transfer.get_importer.cache_clear()
-    transfer.get_sender.cache_clear()
-    autoid.reset_autoid_service()
-    reset_session_service()
     with Client(credport_app.app, stage_name="dev") as test_client:
         yield test_client
-    transfer.get_import_keys.cache_clear()
-    transfer.get_importer.cache_clear()
-    transfer.get_sender.cache_clear()
-    autoid.reset_autoid_service()
-    reset_session_service()
 
 
 def _with_key(key: str) -> str:
@@ -139,12 +128,12 @@ def _is_bad_key_event(message: str) -> bool:
 @pytest.fixture
 def fast_server_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """RSA-2048 instead of RSA-4096 server keys (8x faster to generate); still a new key per rotation."""
-    from chalicelib.autoid import server_keys
+    from chalicelib.keys import recipient
 
     def generate(bits: int = 4096) -> RecipientKey:
         return generate_recipient_key(2048)
 
-    monkeypatch.setattr(server_keys, "generate_recipient_key", generate)
+    monkeypatch.setattr(recipient, "generate_recipient_key", generate)
 
 
 SCHEDULE_IDS = st.one_of(JSON, st.text(min_size=1, max_size=300), st.integers(10_000, 100_000).map(lambda n: "x" * n))
@@ -154,7 +143,7 @@ SCHEDULE_IDS = st.one_of(JSON, st.text(min_size=1, max_size=300), st.integers(10
 @given(st.data())
 def test_the_autoid_schedule_survives_any_event_id(client: Client, fast_server_keys: None, data: st.DataObject) -> None:
     EXAMPLES["app.rotate_autoid_keys (event ids)"] += 1
-    service = autoid.get_autoid_service()
+    service = app_services().autoid
     if service.registry.get("worker-1") is None:
         service.registry.enroll("worker-1", ClientPolicy(secrets=("credport-dev/autoid/x",)))
     event = client.events.generate_cw_event(

@@ -17,12 +17,11 @@ import pytest
 from chalice.test import Client
 
 import app as credport_app
-from chalicelib import autoid, transfer
 from chalicelib.aws import AwsServices
 from chalicelib.config import get_settings
 from chalicelib.envelope import public_key_from_pem, seal
-from chalicelib.sessions import reset_session_service
-from local.provision import Provisioned
+from chalicelib.services import Services
+from tests.conftest import app_services
 from tests.functional.test_transfer_redelivery import deliver, queued_notifications
 from tests.support import gateway_event, proxy_post
 
@@ -37,19 +36,10 @@ SENDER = {
 
 
 @pytest.fixture
-def client(provisioned: Provisioned, services: AwsServices) -> Iterator[Client]:
-    caches = (transfer.get_import_keys, transfer.get_importer, transfer.get_sender)
-    for cache in caches:
-        cache.cache_clear()
-    autoid.reset_autoid_service()
-    reset_session_service()
-    services.secrets.create(EXISTING, "old value")
+def client(services: Services, aws: AwsServices) -> Iterator[Client]:
+    aws.secrets.create(EXISTING, "old value")
     with Client(credport_app.app, stage_name="dev") as test_client:
         yield test_client
-    for cache in caches:
-        cache.cache_clear()
-    autoid.reset_autoid_service()
-    reset_session_service()
 
 
 def call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -66,7 +56,7 @@ def post_import(body: str) -> tuple[int, dict[str, Any]]:
 
 def sealed(plaintext: str) -> str:
     """A JWE to the import key around exactly this JSON text (escapes as written: json.dumps would escape)."""
-    recipient = public_key_from_pem(transfer.get_import_keys().current().public_pem())
+    recipient = public_key_from_pem(app_services().import_keys.current().public_pem())
     return seal(recipient, plaintext.encode("utf-8"))
 
 
@@ -98,10 +88,10 @@ BAD_DOCUMENTS = {
 }
 
 
-def unchanged(services: AwsServices) -> None:
+def unchanged(aws: AwsServices) -> None:
     """The secret is as it was: one version, the old value."""
-    assert services.secrets.get_value(EXISTING).value == "old value"
-    assert len(services.secrets.describe(EXISTING).versions) == 1
+    assert aws.secrets.get_value(EXISTING).value == "old value"
+    assert len(aws.secrets.describe(EXISTING).versions) == 1
 
 
 # --- the API ------------------------------------------------------------------------------------------------------
@@ -109,42 +99,42 @@ def unchanged(services: AwsServices) -> None:
 
 @pytest.mark.parametrize("case", sorted(BAD_DOCUMENTS))
 def test_a_bad_document_is_a_400_on_the_api_and_a_quarantine_from_the_inbox(
-    client: Client, services: AwsServices, case: str
+    client: Client, aws: AwsServices, case: str
 ) -> None:
     plaintext, reason = BAD_DOCUMENTS[case]
     envelope = sealed(plaintext)
     status, answer = post_import(json.dumps({"jwe": envelope}))
     assert (status, answer["error"]) == (400, "import_refused"), answer
     assert answer["message"] == f"The file cannot be imported: {reason}."
-    unchanged(services)
+    unchanged(aws)
 
     # The same file dropped into the inbox: an S3 notification through SQS, as Lambda's event source mapping
     # delivers it. No exception: the batch succeeds, nothing is retried into the dead-letter queue.
     bucket = get_settings().resources.transfer_bucket
     queued_notifications()  # the notifications of earlier objects
-    services.s3.put(bucket, "inbox/bad.jwe", envelope.encode())
+    aws.s3.put(bucket, "inbox/bad.jwe", envelope.encode())
     (body,) = queued_notifications()
     deliver(client, body)
-    assert sorted(services.s3.list_keys(bucket, "quarantine/")) == [
+    assert sorted(aws.s3.list_keys(bucket, "quarantine/")) == [
         "quarantine/bad.jwe",
         "quarantine/bad.jwe.error.json",
     ]
-    error = json.loads(services.s3.get(bucket, "quarantine/bad.jwe.error.json").body)
+    error = json.loads(aws.s3.get(bucket, "quarantine/bad.jwe.error.json").body)
     assert (error["reason"], error["source"]) == (reason, "inbox/bad.jwe")
-    assert list(services.s3.list_keys(bucket, "inbox/")) == []
-    unchanged(services)
+    assert list(aws.s3.list_keys(bucket, "inbox/")) == []
+    unchanged(aws)
     deliver(client, body)  # a redelivery of the same event is done, not an error
 
 
-def test_a_good_description_with_tabs_line_breaks_and_any_script_imports(client: Client, services: AwsServices) -> None:
+def test_a_good_description_with_tabs_line_breaks_and_any_script_imports(client: Client, aws: AwsServices) -> None:
     name = "credport-dev/imported/described"
     text = "Base de données\tprod\r\n数据库 — קבוצה 🔑 \u200f"
     value = "any text \x00\x1b\ufffe\U0001f511 is a value"  # values are opaque: only encodability is required
     plaintext = document(secret_name=name, description=text, value=value)
     status, answer = post_import(json.dumps({"jwe": sealed(plaintext)}))
     assert status == 200, answer
-    assert services.secrets.get_value(name).value == value
-    assert services.secrets.describe(name).description == text
+    assert aws.secrets.get_value(name).value == value
+    assert aws.secrets.describe(name).description == text
 
 
 # JSON bodies spelling a lone surrogate anywhere: refused by the strict loader before any route reads them.

@@ -1,4 +1,4 @@
-"""chalicelib.proxy: POST /auto-id as its own function answers every request exactly as a chalice view would
+"""chalicelib.api.json_route: POST /auto-id as its own function answers every request exactly as a chalice view would
 (same checks, same error shapes and statuses), whatever API Gateway or a direct invocation hands it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api import json_route
 from chalicelib.errors import AuthenticationFailed, ServiceUnavailable
-from chalicelib.proxy import json_route
 from tests.support import gateway_event
 
 REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"  # gateway_event's

@@ -10,8 +10,8 @@ from chalicelib.aws import AwsNotFound, AwsRejected, AwsUnavailable, Iam
 from chalicelib.aws.iam import RoleInfo
 from chalicelib.errors import CredportError
 from chalicelib.identity import RequestIdentity
-from chalicelib.tokens.principal import Principal, principal_of
-from chalicelib.tokens.role_arns import RoleArns, RoleNotConfirmed
+from chalicelib.principal import Principal, principal_of
+from chalicelib.role_arns import RoleArns, RoleNotConfirmed
 from tests.support import Clock
 
 ACCOUNT = "123456789012"

@@ -23,8 +23,8 @@ from chalicelib.envelope import seal
 from chalicelib.errors import ConfigError
 from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl
 from chalicelib.tokens.service import TokenService
-from chalicelib.transfer.importer import Importer, ImportRefused
-from chalicelib.transfer.sending import UnknownClient
+from chalicelib.transfer.exceptions import ImportRefused, UnknownClient
+from chalicelib.transfer.importer import Importer
 from chalicelib.untrusted import TextKind, check_text, encodable
 from client.arguments import parse_checked
 from tests.unit.test_config import VALID
@@ -48,7 +48,7 @@ class BotocoreLikeSecrets:
 
 
 def importer(secrets: BotocoreLikeSecrets) -> Importer:
-    keys = SimpleNamespace(by_kid=lambda: KEYS)
+    keys = SimpleNamespace(accepted=lambda: KEYS)
     return Importer(None, secrets, keys, bucket="b", name_prefix=PREFIX)  # type: ignore[arg-type]
 
 
@@ -125,18 +125,24 @@ def test_token_query_parameters_give_a_value_or_their_400(aud: str, ttl: str) ->
     assert seconds is None or type(seconds) is int
 
 
+def unreachable() -> Any:
+    raise AssertionError("only the sender may be asked for")
+
+
 @MANY
 @given(utext(80))
 def test_a_transfer_client_id_reaches_the_sender_only_when_it_is_one(
     client_id: str,
 ) -> None:
-    EXAMPLES["transfer.send_request (client id)"] += 1
+    EXAMPLES["transfer.TransferRequests.send (client id)"] += 1
     asked: list[str] = []
     sender = SimpleNamespace(send=lambda cid: asked.append(cid) or SimpleNamespace())
+    requests = transfer.TransferRequests(
+        importer=unreachable, sender=lambda: sender, links=unreachable, bucket="b", rotation_days=0
+    )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(transfer, "get_sender", lambda: sender)
         patch.setattr(transfer.Sender, "describe", staticmethod(lambda report: {}))
-        only(UnknownClient, lambda: transfer.send_request(client_id))
+        only(UnknownClient, lambda: requests.send(client_id))
     assert all(cid.isascii() and encodable(cid) for cid in asked)
 
 

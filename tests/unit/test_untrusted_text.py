@@ -193,7 +193,7 @@ def test_request_text_is_refused_exactly_when_it_cannot_be_encoded(
 @given(utext(200))
 def test_bearer_headers_give_a_token_or_invalid_token(header: str) -> None:
     EXAMPLES["sessions.bearer_token"] += 1
-    token = only(InvalidToken, lambda: bearer_token(SimpleNamespace(headers={"authorization": header})))
+    token = only(InvalidToken, lambda: bearer_token(header))
     assert token is None or (isinstance(token, str) and token)
 
 
@@ -224,5 +224,6 @@ def test_a_jwks_entry_with_an_unknown_curve_is_rejected_not_a_key_error() -> Non
 
     for crv in ("", "P-999", "\ud800"):
         verifier = TokenVerifier({"keys": [{**EC_JWK, "crv": crv}]}, issuer="https://issuer.example", now=lambda: NOW)
-        with pytest.raises(TokenRejected):
+        with pytest.raises(TokenRejected) as rejected:
             verifier.verify(valid_token("ES256"))
+        assert rejected.value.check == "key"  # the JWKS entry, not the token

@@ -34,7 +34,7 @@ SERVER_KEY = secret("{autoid_key_secret}")
 SERVERS = functions(API, AUTO_ID, ROTATE_AUTOID)
 WRITERS = functions(API, ROTATE_AUTOID)
 ENTROPY = obj("transfer_bucket", ENTROPY_PREFIX + "<client>/<generation>")
-_KEYS = "chalicelib.autoid.server_keys.ServerKeys"
+_KEYS = "chalicelib.keys.recipient.RecipientKeyStore"  # SERVER_KEYS
 _REGISTRY = "chalicelib.autoid.clients.ClientRegistry"
 _SERVICE = "chalicelib.autoid.service.AutoIdService"
 _CLIENTS = "autoid-clients"  # the registry's partition (chalicelib.autoid.clients._PARTITION)
@@ -46,7 +46,7 @@ ENTRIES = (
         operation="GetSecretValue",
         functions=SERVERS,
         site="chalicelib.aws.secrets.SecretStore.get_value",
-        callers=(f"{_KEYS}._read_document",),
+        callers=(f"{_KEYS}._read_stage",),
         why="the server keys (current and in grace): requests are sealed to them; GET /auto-id/keys serves them",
         access=secret_read(SERVER_KEY),
     ),
@@ -210,7 +210,7 @@ ENTRIES = (
         operation="PutObject",
         functions=functions(ROTATE_AUTOID),
         site="chalicelib.aws.s3.ObjectStore.put",
-        callers=("chalicelib.autoid.rotate",),
+        callers=("chalicelib.autoid.scheduled.ScheduledRotation.rotate",),
         why="the new server JWKS, to the public bucket (SSE-S3)",
         access=(Access("s3:PutObject", obj("public_bucket", KEYS_OBJECT)),),
     ),
@@ -220,7 +220,7 @@ ENTRIES = (
         operation="Publish",
         functions=functions(ROTATE_AUTOID),
         site="chalicelib.aws.sns.Publisher.publish",
-        callers=("chalicelib.autoid.rotate",),
+        callers=("chalicelib.autoid.scheduled.ScheduledRotation.rotate",),
         why="autoid-keys-rotated: every container drops its cached server keys",
         access=(Access("sns:Publish", KEY_EVENTS),),
     ),

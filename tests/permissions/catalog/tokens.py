@@ -222,7 +222,7 @@ ENTRIES = (
         operation="GetRole",
         functions=functions(API),
         site="chalicelib.aws.iam.Iam.get_role",
-        callers=("chalicelib.tokens.role_arns.RoleArns._read",),
+        callers=("chalicelib.role_arns.RoleArns._read",),
         why="a caller's role of credport's own account: its real ARN (path included) for the token's or the session's "
         "sub, once per role and container (GET /token, POST /session)",
         access=(Access("iam:GetRole", "arn:aws:iam::{account}:role/<caller-role>"),),

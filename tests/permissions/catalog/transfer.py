@@ -34,7 +34,7 @@ __all__ = ["CLIENT_KEY", "ENTRIES", "put_object"]
 
 IMPORTERS = functions(API, S3_EVENTS)
 _IMPORTER = "chalicelib.transfer.importer.Importer"
-_IMPORT_KEYS = "chalicelib.transfer.import_keys.ImportKeys"
+_IMPORT_KEYS = "chalicelib.keys.recipient.RecipientKeyStore"  # IMPORT_KEY
 _FATES = "chalicelib.transfer.fates.ObjectFates"
 IMPORT_KEY = secret("{import_key_secret}")
 IMPORTED = secret("{prefix}/imported/<secret>")  # CREDPORT_TRANSFER_IMPORT_PREFIX's default: <prefix>/imported/
@@ -67,7 +67,7 @@ ENTRIES = (
         operation="GetSecretValue",
         functions=IMPORTERS,
         site="chalicelib.aws.secrets.SecretStore.get_value",
-        callers=(f"{_IMPORT_KEYS}._read",),
+        callers=(f"{_IMPORT_KEYS}._read_stage",),
         why="the import key pair (AWSCURRENT and AWSPREVIOUS): GET /transfer/import-key and every import",
         access=secret_read(IMPORT_KEY),
     ),

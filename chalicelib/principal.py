@@ -2,7 +2,7 @@
 
 Assumed-role sessions map to their role (``sub`` = ``arn:aws:iam::A:role/R``; the session name is only
 informational), IAM users keep their path, federated users map to themselves. An assumed-role ARN never
-carries the role's path: :mod:`chalicelib.tokens.role_arns` puts it back for roles of credport's own account.
+carries the role's path: :mod:`chalicelib.role_arns` puts it back for roles of credport's own account.
 The root user and anything unrecognised are refused. The unique id (``AROA…``/``AIDA…``) rides along so a
 deleted and re-created principal with the same name is distinguishable.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chalicelib.errors import UnsupportedPrincipal
 from chalicelib.identity import RequestIdentity
-from chalicelib.tokens.exceptions import UnsupportedPrincipal
 
 __all__ = ["Principal", "principal_of"]
 

@@ -32,7 +32,7 @@ from chalicelib.aws import AwsServices, Iam
 from chalicelib.config import Settings
 from chalicelib.errors import CredportError, ServiceUnavailable
 from chalicelib.observability import MetricUnit, logger, metrics
-from chalicelib.tokens.principal import Principal
+from chalicelib.principal import Principal
 
 __all__ = [
     "CACHE_SECONDS",
