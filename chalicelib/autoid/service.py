@@ -164,11 +164,7 @@ class AutoIdService:
         if want.secret_id is not None:
             return {"secret": self._secret(record, want.secret_id)}
         role_arn = str(want.role_arn)
-        reason = self._scope.role_refusal(role_arn)
-        if reason is None and not record.policy.allows_role(role_arn):
-            reason = "outside_policy"
-        if reason is not None:
-            _refuse_credential(record, reason, "role")
+        _check_allowed(record, "role", self._scope.role_refusal(role_arn), record.policy.allows_role, role_arn)
         try:
             creds = self._sts.assume_role(
                 role_arn, _session_name(record.client_id), duration_seconds=self._credentials_ttl
@@ -188,11 +184,7 @@ class AutoIdService:
     def _secret(self, record: ClientRecord, name: str) -> dict[str, Any]:
         # The scope first: a name auto-id never serves is refused before any AWS call, whatever the client's
         # policy says (a record enrolled before the scope existed may name more).
-        reason = self._scope.secret_refusal(name)
-        if reason is None and not record.policy.allows_secret(name):
-            reason = "outside_policy"
-        if reason is not None:
-            _refuse_credential(record, reason, "secret")
+        _check_allowed(record, "secret", self._scope.secret_refusal(name), record.policy.allows_secret, name)
         try:
             version: SecretVersion | None = self._secrets.get_value(name)
         except AwsNotFound:
@@ -261,6 +253,17 @@ class _LazyKeys(Mapping[str, Any]):
 
 def _session_name(client_id: str) -> str:
     return f"autoid-{client_id}"[:64]
+
+
+def _check_allowed(
+    record: ClientRecord, kind: str, scope_refusal: str | None, policy_allows: Callable[[str], bool], name: str
+) -> None:
+    """The scope decides first, whatever the client's policy says (a record enrolled before the scope existed may
+    name more); then the client's own policy."""
+    if scope_refusal is not None:
+        _refuse_credential(record, scope_refusal, kind)
+    if not policy_allows(name):
+        _refuse_credential(record, "outside_policy", kind)
 
 
 def _refuse_credential(record: ClientRecord, reason: str, kind: str) -> NoReturn:

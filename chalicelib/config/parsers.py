@@ -122,16 +122,20 @@ def _listed(raw: str, what: str, check: Callable[[str], object]) -> tuple[str, .
     return items
 
 
-def parse_prefix(raw: str) -> str:
-    if not _PREFIX_RE.fullmatch(raw):
-        raise ValueError(f"must be 3-32 characters of a-z, 0-9 and '-', starting with a letter, got {show(raw)}")
+def _matching(pattern: str | re.Pattern[str], raw: str, expected: str) -> str:
+    """``raw`` when the whole of it matches ``pattern``; else the one message shape: what was expected, and what
+    was found (shown safely)."""
+    if not re.fullmatch(pattern, raw):
+        raise ValueError(f"must be {expected}, got {show(raw)}")
     return raw
+
+
+def parse_prefix(raw: str) -> str:
+    return _matching(_PREFIX_RE, raw, "3-32 characters of a-z, 0-9 and '-', starting with a letter")
 
 
 def parse_stage(raw: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", raw):
-        raise ValueError(f"must be a short lower-case word, got {show(raw)}")
-    return raw
+    return _matching(r"[a-z][a-z0-9]{0,15}", raw, "a short lower-case word")
 
 
 def parse_issuer(raw: str) -> str:
@@ -147,9 +151,7 @@ def parse_issuer(raw: str) -> str:
 
 
 def parse_secret_prefix(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,128}", raw):
-        raise ValueError(f"must be a Secrets Manager name prefix, got {show(raw)}")
-    return raw
+    return _matching(r"[A-Za-z0-9/_+=.@-]{1,128}", raw, "a Secrets Manager name prefix")
 
 
 def _serving_prefix(item: str) -> None:
@@ -177,9 +179,7 @@ def parse_signer(raw: str) -> str:
 def parse_organization(raw: str) -> str:
     if raw == "-":
         return ""
-    if not re.fullmatch(r"o-[a-z0-9]{10,32}", raw):
-        raise ValueError(f"must be an AWS Organizations id (o-…), got {show(raw)}")
-    return raw
+    return _matching(r"o-[a-z0-9]{10,32}", raw, "an AWS Organizations id (o-…)")
 
 
 def parse_audience(raw: str) -> str:
@@ -199,9 +199,7 @@ def parse_audiences(raw: str) -> tuple[str, ...]:
 
 
 def parse_name(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{3,255}", raw):
-        raise ValueError(f"must be a resource name, got {show(raw)}")
-    return raw
+    return _matching(r"[A-Za-z0-9._-]{3,255}", raw, "a resource name")
 
 
 def parse_arn(service: str) -> Callable[[str], str]:
@@ -216,6 +214,4 @@ def parse_arn(service: str) -> Callable[[str], str]:
 
 
 def parse_role_arn(raw: str) -> str:
-    if not re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,576}", raw):
-        raise ValueError(f"must be an IAM role ARN, got {show(raw)}")
-    return raw
+    return _matching(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,576}", raw, "an IAM role ARN")

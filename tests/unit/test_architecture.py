@@ -22,7 +22,15 @@ CHALICELIB = REPO_ROOT / "chalicelib"
 CAPABILITIES = ("tokens", "sessions", "autoid", "transfer")
 CACHE_DECORATORS = {"lru_cache", "cache"}
 # The settings reader, wherever the config package keeps it.
-ALLOWED_CACHES = {("chalicelib/config.py", "get_settings"), ("chalicelib/config/environment.py", "get_settings")}
+ALLOWED_CACHES = {("chalicelib/config/environment.py", "get_settings")}
+# Module-level names bound to something other than a constant, each for a reason: Powertools' Logger and Metrics are
+# meant to be one per process (Metrics buffers until the invocation middleware flushes it), and the function an
+# invocation runs as is a context variable, so each thread and task has its own.
+ALLOWED_MODULE_STATE = {
+    ("chalicelib/observability.py", "logger"),
+    ("chalicelib/observability.py", "metrics"),
+    ("chalicelib/aws/clients.py", "running_function"),
+}
 CHALICE_IMPORTERS = {"app.py", "chalicelib/api.py"}
 
 
@@ -31,15 +39,26 @@ def modules(root: Path = CHALICELIB) -> Iterator[tuple[str, ast.Module]]:
         yield path.relative_to(REPO_ROOT).as_posix(), ast.parse(path.read_text(), filename=str(path))
 
 
-def imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
-    """Every module an import statement names, anywhere in the file (function-level imports included)."""
+def imported_modules(tree: ast.AST, path: str = "") -> Iterator[tuple[int, str]]:
+    """Every module an import statement names, anywhere in the file (function-level imports included); a relative
+    import is resolved against ``path`` (the importing file, relative to the repository)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from ((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
-            # "from chalicelib import sessions" names the package through its alias.
-            yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node, path)
+            if module:
+                yield node.lineno, module
+                # "from chalicelib import sessions" names the package through its alias.
+                yield from ((node.lineno, f"{module}.{alias.name}") for alias in node.names)
+
+
+def _absolute(node: ast.ImportFrom, path: str) -> str:
+    if node.level == 0:
+        return node.module or ""
+    package = path.removesuffix(".py").split("/")[:-1]  # the importing module's package
+    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join([*base, *([node.module] if node.module else [])])
 
 
 def decorator_name(decorator: ast.expr) -> str | None:
@@ -101,7 +120,7 @@ def test_no_module_level_instance_of_a_chalicelib_class() -> None:
 def test_only_the_app_and_the_api_adapters_import_chalice() -> None:
     offenders = []
     for path, tree in [*modules(), ("app.py", ast.parse((REPO_ROOT / "app.py").read_text()))]:
-        for line, module in imported_modules(tree):
+        for line, module in imported_modules(tree, path):
             if (module == "chalice" or module.startswith("chalice.")) and path not in CHALICE_IMPORTERS:
                 offenders.append(f"{path}:{line} imports {module}")
     assert offenders == []
@@ -112,7 +131,52 @@ def test_a_capability_never_imports_another(capability: str) -> None:
     others = [f"chalicelib.{other}" for other in CAPABILITIES if other != capability]
     offenders = []
     for path, tree in modules(CHALICELIB / capability):
-        for line, module in imported_modules(tree):
+        for line, module in imported_modules(tree, path):
             if any(module == other or module.startswith(f"{other}.") for other in others):
                 offenders.append(f"{path}:{line} imports {module}")
     assert offenders == []
+
+
+def test_no_module_level_state_but_the_allowed() -> None:
+    """A module-level name bound to anything but a constant (a literal, a frozen value, a compiled pattern, a policy
+    registry, a table named in capitals) is process-wide state: it belongs in the composition root."""
+    _classes, frozen = chalicelib_classes()
+    offenders = []
+    for path, tree in modules():
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets, value = [node.target], node.value
+            else:
+                continue
+            for target in targets:
+                if not isinstance(target, ast.Name) or _constant(target.id, value, frozen):
+                    continue
+                if (path, target.id) not in ALLOWED_MODULE_STATE:
+                    offenders.append(f"{path}:{node.lineno} {target.id} is module-level state")
+    assert offenders == []
+
+
+# Calls whose result never changes: immutable builders, compiled patterns, joserfc's registries (the algorithm
+# policy, configured once), type-level helpers.
+_CONSTANT_CALLS = {
+    "frozenset", "tuple", "compile", "fromhex", "TypeVar", "ParamSpec", "NewType", "MappingProxyType", "field",
+    "JWSRegistry", "JWERegistry",
+}  # fmt: skip
+
+
+def _constant(name: str, value: ast.expr, frozen: set[str]) -> bool:
+    if isinstance(
+        value, ast.Constant | ast.Name | ast.Attribute | ast.Subscript | ast.BinOp | ast.UnaryOp | ast.Lambda
+    ):
+        return True  # literals, aliases of other names, type expressions, arithmetic on constants
+    if isinstance(value, ast.Tuple):
+        return all(_constant(name, item, frozen) for item in value.elts)
+    if isinstance(value, ast.Dict | ast.List | ast.Set | ast.DictComp | ast.ListComp | ast.SetComp):
+        # A table the module reads (capitals, by convention) or module metadata (__all__); a lower-case one is state.
+        return name.lstrip("_").isupper() or (name.startswith("__") and name.endswith("__"))
+    if isinstance(value, ast.Call):
+        called = decorator_name(value.func) if isinstance(value.func, ast.Name | ast.Attribute) else None
+        return called in _CONSTANT_CALLS or called in frozen
+    return False
