@@ -75,27 +75,22 @@ def integer(low: int, high: int) -> Callable[[str], int]:
 
 
 def seconds(low: int, high: int) -> Callable[[str], int]:
-    parse_int = integer(low, high)
-
-    def parse(raw: str) -> int:
-        try:
-            return parse_int(raw)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (seconds)") from None
-
-    return parse
+    return _explained(integer(low, high), " (seconds)")
 
 
 def because(parse: Callable[[str], T], reason: str) -> Callable[[str], T]:
     """The same parser, its refusal followed by why the bound is what it is (an AWS limit, not a taste)."""
+    return _explained(parse, f": {reason}")
 
-    def parse_with_reason(raw: str) -> T:
+
+def _explained(parse: Callable[[str], T], suffix: str) -> Callable[[str], T]:
+    def parse_explained(raw: str) -> T:
         try:
             return parse(raw)
         except ValueError as exc:
-            raise ValueError(f"{exc}: {reason}") from None
+            raise ValueError(f"{exc}{suffix}") from None
 
-    return parse_with_reason
+    return parse_explained
 
 
 def positive_float(low: float, high: float) -> Callable[[str], float]:
