@@ -33,8 +33,8 @@ from chalicelib.observability import invocation_middleware
 from chalicelib.services import LazyServices, Services
 
 app = Chalice(app_name="credport")
-# The process's capabilities, built on the first call (importing the app creates no AWS client); tests and the
-# local stack install their own with services.use(...).
+# The process's capabilities, built on the first call (importing the app creates no AWS client); tests install
+# their own with services.use(...), the local stack its builder with services.build_with(...).
 services = LazyServices(Services.from_environment)
 iam = IAMAuthorizer()
 api = api_view(lambda: app.current_request)
@@ -136,7 +136,7 @@ def transfer_import() -> dict[str, Any]:
 @app.route("/transfer/clients/{client_id}/send", methods=["POST"], authorizer=iam)
 @api
 def transfer_send(client_id: str) -> dict[str, Any]:
-    RequestIdentity.from_context(request().context)
+    RequestIdentity.from_context(request().context)  # refuses a request without an IAM identity; not per caller
     return services().transfer.send(client_id)
 
 

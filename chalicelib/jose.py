@@ -56,7 +56,9 @@ TokenCheck = Literal[
 TOKEN_CHECKS: frozenset[str] = frozenset(get_args(TokenCheck))
 
 JWS_HEADERS = frozenset({"alg", "typ", "kid"})
-JWE_HEADERS = frozenset({"alg", "enc", "kid", "cty"})  # cty: chalicelib.envelope.seal may name the content type
+# cty: chalicelib.envelope.seal may name the content type. typ (RFC 7516 4.1.11) only declares the media type, and
+# JOSE libraries other senders use add it ("JWE"): it changes nothing about how the envelope is opened.
+JWE_HEADERS = frozenset({"alg", "enc", "kid", "cty", "typ"})
 
 
 class TokenRefusal(Exception):

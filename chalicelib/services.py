@@ -7,17 +7,16 @@ which key event is decided here, and nowhere else, so the whole wiring reads top
 
 Each capability is built on first use (:func:`functools.cached_property`): a cold start pays only for what its
 first request needs, and importing the app creates no AWS client. :class:`LazyServices` holds the one instance of a
-process (``app.services``); tests and the local stack build their own :class:`Services` and install it
-(``app.services.use(...)``) instead of resetting module caches.
+process (``app.services``); tests build their own :class:`Services` and install it (``app.services.use(...)``), the
+local stack replaces the builder (``app.services.build_with(...)``), instead of resetting module caches.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from chalicelib.autoid.clients import ACTIVE, ClientRegistry
 from chalicelib.autoid.scheduled import ScheduledRotation
@@ -43,7 +42,41 @@ from chalicelib.transfer.links import LinkSigner
 from chalicelib.transfer.requests import TransferRequests
 from chalicelib.transfer.sending import CLIENTS, Sender
 
-__all__ = ["LazyServices", "Services"]
+__all__ = ["LazyServices", "Services", "capability"]
+
+T = TypeVar("T")
+
+
+class capability(Generic[T]):
+    """``functools.cached_property`` that builds under the root's lock: the local stack serves requests on threads,
+    and since Python 3.12 cached_property no longer locks, so two first requests could each build a capability
+    (two caches of the same keys, one never invalidated). Re-entrant: building one capability builds others. Once
+    built, the value sits in the instance's ``__dict__`` and is read with no lock and no call at all."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> capability[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> T | capability[T]:
+        if instance is None:
+            return self
+        built: dict[str, Any] = instance.__dict__
+        if self._name in built:
+            return cast(T, built[self._name])
+        with cast(Services, instance)._building:
+            if self._name not in built:
+                built[self._name] = self._build(instance)
+            return cast(T, built[self._name])
 
 
 class Services:
@@ -53,6 +86,7 @@ class Services:
         self.settings = settings
         self.aws = aws
         self.clock = clock
+        self._building = threading.RLock()
 
     @classmethod
     def from_environment(cls, *, credentials: object = None, clock: Callable[[], float] = time.time) -> Services:
@@ -70,12 +104,12 @@ class Services:
 
     # --- shared between capabilities ------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @capability
     def role_arns(self) -> RoleArns:
         """Callers' roles, resolved to their real ARNs: the same cache serves tokens and sessions."""
         return role_arns_for(self.settings, self.aws)
 
-    @functools.cached_property
+    @capability
     def autoid_registry(self) -> ClientRegistry:
         s, r = self.settings, self.settings.resources
         return ClientRegistry(
@@ -88,19 +122,19 @@ class Services:
             clock=self.clock,
         )
 
-    @functools.cached_property
+    @capability
     def _autoid_scope(self) -> ServingScope:
         return ServingScope(self.settings.prefix, self.settings.autoid_serving_prefixes)
 
     # --- tokens -------------------------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @capability
     def tokens(self) -> TokenService:
         return TokenService(self.settings, self.aws, roles=self.role_arns)
 
     # --- sessions -----------------------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @capability
     def sessions(self) -> SessionService:
         """Both session keys; auto-id sessions are checked against the auto-id registry's client records, cached
         no longer than the session keys."""
@@ -109,7 +143,7 @@ class Services:
 
     # --- auto-id ------------------------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @capability
     def autoid_server_keys(self) -> RecipientKeyStore:
         return RecipientKeyStore(
             self.aws.secrets,
@@ -119,7 +153,7 @@ class Services:
             clock=self.clock,
         )
 
-    @functools.cached_property
+    @capability
     def autoid(self) -> AutoIdService:
         """The unauthenticated auto-id function's service. It starts sessions with the auto-id session key only:
         nothing built for it can read the main session key (or start another kind of session)."""
@@ -130,13 +164,18 @@ class Services:
             nonces=self.aws.table(r.state_table),
             secrets=self.aws.secrets,
             sts=self.aws.sts,
-            start_session=AutoIdSessions(s, self.aws.secrets, clock=self.clock).start,
+            start_session=self.autoid_sessions.start,
             scope=self._autoid_scope,
             credentials_ttl=s.autoid_credentials_ttl,
             clock=self.clock,
         )
 
-    @functools.cached_property
+    @capability
+    def autoid_sessions(self) -> AutoIdSessions:
+        """What auto-id gets of sessions: starting an auto-id client's session, with the auto-id session key only."""
+        return AutoIdSessions(self.settings, self.aws.secrets, clock=self.clock)
+
+    @capability
     def autoid_rotation(self) -> ScheduledRotation:
         r = self.settings.resources
         return ScheduledRotation(
@@ -149,13 +188,13 @@ class Services:
 
     # --- transfer -----------------------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @capability
     def import_keys(self) -> RecipientKeyStore:
         # No grace period: the previous import key (AWSPREVIOUS, a key rotated by hand) opens files as long as the
         # secret keeps it, as it always has.
         return RecipientKeyStore(self.aws.secrets, self.settings.resources.import_key_secret_arn, IMPORT_KEY)
 
-    @functools.cached_property
+    @capability
     def importer(self) -> Importer:
         s, aws = self.settings, self.aws
         return Importer(
@@ -168,7 +207,7 @@ class Services:
             fates=ObjectFates(aws.table(s.resources.state_table)),
         )
 
-    @functools.cached_property
+    @capability
     def sender(self) -> Sender:
         s, aws, r = self.settings, self.aws, self.settings.resources
         return Sender(
@@ -192,26 +231,26 @@ class Services:
             fates=ObjectFates(aws.table(r.state_table)),
         )
 
-    @functools.cached_property
+    @capability
     def transfer(self) -> TransferRequests:
         return TransferRequests(
             importer=lambda: self.importer,
             sender=lambda: self.sender,
-            links=lambda: self.aws.s3,
+            link_store=lambda: self.aws.s3,
             bucket=self.settings.resources.transfer_bucket,
             rotation_days=self.settings.transfer_rotation_days,
         )
 
     # --- events: the one place S3 routes and key-event subscriptions are made --------------------------------------
 
-    @functools.cached_property
+    @capability
     def s3_routes(self) -> S3ObjectRouter:
         router = S3ObjectRouter()  # TransferRequests is providers only: registering builds no importer or sender
         router.register(INBOX, self.transfer.on_inbox_object)
         router.register(CLIENTS, self.transfer.on_client_object)
         return router
 
-    @functools.cached_property
+    @capability
     def key_events(self) -> KeyEventBus:
         bus = KeyEventBus()
         for event_type in ("signing-key-rotated", "signing-key-revoked"):
@@ -225,15 +264,20 @@ class Services:
             self.tokens.keyring.invalidate()
 
     def _session_key_rotated(self, _event: Mapping[str, Any]) -> None:
-        session_key_rotation_seen(self.sessions if self.built("sessions") else None)
+        # Every store holding a session key: the main service's two, and the one the auto-id function signs with.
+        stores = [*((self.sessions.keys, self.sessions.autoid_keys) if self.built("sessions") else ())]
+        if self.built("autoid_sessions"):
+            stores.append(self.autoid_sessions.keys)
+        session_key_rotation_seen(stores)
 
     def _autoid_keys_rotated(self, _event: Mapping[str, Any]) -> None:
+        # Counted and logged even where no auto-id service was built (nothing to drop then).
         autoid_key_rotation_seen(self.autoid if self.built("autoid") else None)
 
 
 class LazyServices:
     """The process's one :class:`Services`, built by ``build`` on first call (thread-safe: the local stack serves
-    requests on several threads). ``use`` installs another (tests, the local stack); ``build_with`` replaces the
+    requests on several threads). ``use`` installs another (tests); ``build_with`` replaces the
     builder; ``on_serve`` hooks run on every instance this starts serving (the end-to-end tests' plugin wires its
     own S3 routes and key-event listeners into the app's with it)."""
 

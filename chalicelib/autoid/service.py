@@ -133,7 +133,7 @@ class AutoIdService:
 
     def _authenticate(self, envelope: str) -> tuple[AutoIdRequest, ClientRecord, str]:
         try:
-            opened = open_envelope(envelope, _LazyKeys(self.server_keys), max_bytes=MAX_BODY_BYTES)
+            opened = open_envelope(envelope, self.server_keys.opening(create=False), max_bytes=MAX_BODY_BYTES)
         except EnvelopeError as error:
             if error.reason in _ENVELOPE_MALFORMED:
                 raise MalformedRequest("The body's 'jwe' is not an RSA-OAEP-256/A256GCM compact JWE.") from None
@@ -227,28 +227,6 @@ class AutoIdService:
             if updated.generation != record.generation:
                 rotated.append(record.client_id)
         return RotationReport(rotation_id, server_key, tuple(rotated), tuple(failed))
-
-
-class _LazyKeys(Mapping[str, Any]):
-    """The server keys as ``open_envelope`` asks for them: only the requested kid is ever parsed."""
-
-    def __init__(self, keys: RecipientKeyStore) -> None:
-        self._keys = keys
-
-    def get(self, kid: str, default: Any = None) -> Any:
-        return self._keys.accepted(kid, create=False).get(kid, default)
-
-    def __getitem__(self, kid: str) -> Any:
-        key = self.get(kid)
-        if key is None:
-            raise KeyError(kid)
-        return key
-
-    def __iter__(self) -> Any:
-        return iter(self._keys.accepted(create=False))
-
-    def __len__(self) -> int:
-        return len(self._keys.accepted(create=False))
 
 
 def _session_name(client_id: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,11 @@ class RecipientKeyStore(CachedKeySource[KeySet[StoredKey] | None]):
             return {}
         return {k.kid: self._open(k) for k in self._live(stored) if kid is None or k.kid == kid}
 
+    def opening(self, *, create: bool = True) -> Mapping[str, RecipientKey]:
+        """The keys as :func:`~chalicelib.envelope.open_envelope` looks them up: by the envelope's ``kid``, so a kid
+        this container has not seen yet re-reads the secret (rate-limited) before the envelope is refused."""
+        return _Opening(self, create)
+
     def public_documents(self) -> dict[str, Any]:
         stored = self._stored()
         documents: dict[str, Any] = {
@@ -172,8 +177,9 @@ class RecipientKeyStore(CachedKeySource[KeySet[StoredKey] | None]):
     def _load(self) -> KeySet[StoredKey] | None:
         return self._read_all()[0]
 
-    def _keep(self, value: KeySet[StoredKey] | None) -> bool:
-        return value is not None  # no key yet is never cached: the next reader that may create the first key does
+    def _lifetime(self, value: KeySet[StoredKey] | None) -> float:
+        # No key yet: trusted only briefly (a reader that may create the first key invalidates and reads anyway).
+        return self.ttl if value is not None else FORCED_RELOAD_INTERVAL
 
     def _read_all(self) -> tuple[KeySet[StoredKey] | None, str | None]:
         """The keys every stage read holds (None: no usable key) and the rotation that wrote the current one."""
@@ -226,3 +232,23 @@ class RecipientKeyStore(CachedKeySource[KeySet[StoredKey] | None]):
 
     def _token(self, suffix: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self._arn}#{suffix}"))
+
+
+class _Opening(Mapping[str, RecipientKey]):
+    """A read-only view of a store's accepted keys that asks the store for the very kid looked up."""
+
+    def __init__(self, store: RecipientKeyStore, create: bool) -> None:
+        self._store = store
+        self._create = create
+
+    def __getitem__(self, kid: str) -> RecipientKey:
+        return self._store.accepted(kid, create=self._create)[kid]
+
+    def get(self, kid: str, default: Any = None) -> Any:
+        return self._store.accepted(kid, create=self._create).get(kid, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store.accepted(create=self._create))
+
+    def __len__(self) -> int:
+        return len(self._store.accepted(create=self._create))

@@ -36,8 +36,9 @@ class CachedKeySource(abc.ABC, Generic[T]):
         self._min_forced_interval = min_forced_interval
         self._clock = clock
         self._lock = threading.Lock()
-        # The value and when it was read, in one attribute: the lock-free fresh path reads both at once.
-        self._cached: tuple[T, float] | None = None
+        # The value, when it was read and how long it may be trusted, in one attribute: the lock-free fresh path
+        # reads all three at once.
+        self._cached: tuple[T, float, float] | None = None
         self._forced_at: float | None = None
         self.loads = 0  # completed reads of the backend (tests and benchmarks count them)
 
@@ -49,14 +50,16 @@ class CachedKeySource(abc.ABC, Generic[T]):
     def _load(self) -> T:
         """Read the backend (called with the lock held, so one container never reads it twice at once)."""
 
-    def _keep(self, value: T) -> bool:
-        """Whether a loaded value may be cached; one that may not (no key yet) is read again next time."""
-        return True
+    def _lifetime(self, value: T) -> float:
+        """How long a loaded value may be trusted: ``ttl``, unless a store says otherwise for what it read (no key
+        yet is trusted only for ``min_forced_interval``: a writer that makes the first key drops it at once, and a
+        flood of requests naming made-up keys still costs one read per interval, never one per request)."""
+        return self._ttl
 
     def get(self) -> T:
         """The cached value while fresh (no lock, no copy: this is on every signing path), else a new read."""
         cached = self._cached
-        if cached is not None and self._clock() - cached[1] <= self._ttl:
+        if cached is not None and self._clock() - cached[1] <= cached[2]:
             return cached[0]
         with self._lock:
             return self._fresh()
@@ -80,13 +83,12 @@ class CachedKeySource(abc.ABC, Generic[T]):
 
     def _fresh(self) -> T:
         cached = self._cached
-        if cached is not None and self._clock() - cached[1] <= self._ttl:
+        if cached is not None and self._clock() - cached[1] <= cached[2]:
             return cached[0]
         return self._read()
 
     def _read(self) -> T:
         value = self._load()
         self.loads += 1
-        if self._keep(value):
-            self._cached = (value, self._clock())
+        self._cached = (value, self._clock(), self._lifetime(value))
         return value

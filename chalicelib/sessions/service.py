@@ -7,7 +7,7 @@ auto-id function holds only the auto-id key (:class:`~chalicelib.sessions.issuin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,12 +116,11 @@ class SessionService:
         return BearerGrant(method, path, claims.subject, _context(claims))
 
 
-def key_rotation_seen(service: SessionService | None) -> None:
-    """Every container hears a session-key rotation: a built ``service`` drops its cached keys so it picks up the
-    new one now (None: this container has not built one, so there is nothing to drop)."""
-    if service is not None:
-        service.keys.invalidate()
-        service.autoid_keys.invalidate()
+def key_rotation_seen(stores: Iterable[SessionKeyStore]) -> None:
+    """Every container hears a session-key rotation: each session-key store it has built drops its cached keys, so
+    it picks up the new one now (none built: nothing to drop)."""
+    for store in stores:
+        store.invalidate()
     metrics.add_metric(name="SessionKeyRotationsSeen", unit=MetricUnit.Count, value=1)
     logger.info("session key rotation seen; cached keys dropped")
 

@@ -121,7 +121,7 @@ class Importer:
     def import_envelope(self, envelope: str, *, token: str, source: str) -> Receipt:
         """Decrypt, validate and store; :class:`ImportRefused` for anything that can never import."""
         try:
-            opened = open_envelope(envelope, self._keys.accepted())
+            opened = open_envelope(envelope, self._keys.opening())
         except EnvelopeError as error:
             raise ImportRefused(error.reason) from None
         name, value, description = self._payload(opened.plaintext)

@@ -28,13 +28,13 @@ class TransferRequests:
         *,
         importer: Callable[[], Importer],
         sender: Callable[[], Sender],
-        links: Callable[[], ObjectStore],
+        link_store: Callable[[], ObjectStore],
         bucket: str,
         rotation_days: int,
     ) -> None:
         self._importer = importer
         self._sender = sender
-        self._links = links  # what a presigned link to the transfer bucket is fetched through
+        self._link_store = link_store  # what a presigned link to the transfer bucket is fetched through
         self._bucket = bucket
         self._rotation_days = rotation_days
 
@@ -57,7 +57,7 @@ class TransferRequests:
         if set(body) not in ({"jwe"}, {"url"}) or not all(isinstance(v, str) for v in body.values()):
             raise BadRequest('The body must be {"jwe": "<compact JWE>"} or {"url": "<presigned link>"}.')
         if "url" in body:
-            data = fetch_presigned(body["url"], self._links(), self._bucket)
+            data = fetch_presigned(body["url"], self._link_store(), self._bucket)
             source = "link"
         else:
             data, source = body["jwe"].encode("ascii", errors="replace"), "request"

@@ -351,7 +351,8 @@ OPERATIONS: dict[str, tuple[str, Prepare, bool]] = {
         True,
     ),
     "s3_object_events: inbox file quarantined": (
-        f"{IMPORT} dynamodb.PutItem*2 s3.PutObject s3.CopyObject s3.DeleteObject",
+        # Not an envelope: refused by its shape before any key is looked up (no import-key read).
+        "s3.GetObject dynamodb.PutItem*2 s3.PutObject s3.CopyObject s3.DeleteObject",
         inbox(lambda _: b"not a JWE"),
         True,
     ),

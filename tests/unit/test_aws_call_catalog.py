@@ -238,7 +238,7 @@ def test_the_catalogs_tags_are_the_ones_the_code_writes() -> None:
 
     recipient = generate_recipient_key(2048)
     imported = _Recorder()
-    keys = SimpleNamespace(accepted=lambda: {recipient.kid: recipient})
+    keys = SimpleNamespace(opening=lambda: {recipient.kid: recipient})
     importer = Importer(
         cast(Any, None), cast(Any, imported), cast(Any, keys), bucket="b", name_prefix=f"{prefix}/imported/"
     )

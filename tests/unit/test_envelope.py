@@ -116,7 +116,7 @@ def test_headers_that_choose_keys_or_extend_rules_are_refused(extra: dict[str, A
 
 
 # Registered members credport never writes in an envelope: refused by name before any key or decryption.
-NOT_OURS = ["typ", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c", "x5t", "x5t#S256", "b64", "url", "nonce", ""]
+NOT_OURS = ["zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c", "x5t", "x5t#S256", "b64", "url", "nonce", ""]
 
 
 @pytest.mark.parametrize("name", NOT_OURS)
@@ -139,10 +139,18 @@ def test_any_header_member_outside_the_allow_list_is_refused(name: str, value: A
 
 
 def test_every_allowed_header_member_still_opens() -> None:
-    """The allow-list is what seal writes, cty included; a dir envelope has alg and enc only."""
+    """The allow-list is what seal writes, cty included, and typ (which other senders' libraries add); a dir
+    envelope has alg and enc only."""
     envelope = seal(KEY, b"typed", content_type="application/json")
-    assert set(json.loads(base64.urlsafe_b64decode(envelope.split(".")[0] + "=="))) == JWE_HEADERS
+    assert set(json.loads(base64.urlsafe_b64decode(envelope.split(".")[0] + "=="))) == JWE_HEADERS - {"typ"}
     assert open_envelope(envelope, KEYS).plaintext == b"typed"
+    public = jwcrypto_jwk.JWK.from_json(json.dumps(KEY.public_jwk()))
+    typed = jwcrypto_jwe.JWE(
+        b"typed by another library",
+        json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": KEY.kid, "typ": "JWE", "cty": "text/plain"}),
+    )
+    typed.add_recipient(public)
+    assert open_envelope(typed.serialize(compact=True), KEYS).plaintext == b"typed by another library"
     key = os.urandom(32)
     direct = seal_direct(key, b"direct")
     assert set(json.loads(base64.urlsafe_b64decode(direct.split(".")[0] + "=="))) == {"alg", "enc"}

@@ -11,22 +11,24 @@ from tests.support import Clock
 
 TTL = 300.0
 MIN_FORCED = 10.0
+SHORT = 2.0
 
 
 class Counting(CachedKeySource[int]):
-    """Loads 1, 2, 3...; ``empty`` loads are not cached (the store has nothing yet)."""
+    """Loads 1, 2, 3...; while ``short`` is set, what it loads is trusted only ``SHORT`` seconds (as a store trusts
+    "no key yet")."""
 
-    def __init__(self, clock: Clock, *, keep: bool = True) -> None:
+    def __init__(self, clock: Clock, *, short: bool = False) -> None:
         super().__init__(ttl=TTL, min_forced_interval=MIN_FORCED, clock=clock)
         self.backend_reads = 0
-        self.keep = keep
+        self.short = short
 
     def _load(self) -> int:
         self.backend_reads += 1
         return self.backend_reads
 
-    def _keep(self, value: int) -> bool:
-        return self.keep
+    def _lifetime(self, value: int) -> float:
+        return SHORT if self.short else TTL
 
 
 @pytest.fixture
@@ -85,15 +87,22 @@ def test_routine_reloads_do_not_count_against_the_rate_limit(clock: Clock) -> No
     assert source.reload() == 3  # the first forced one is allowed
 
 
-def test_a_value_not_kept_is_read_again_every_time(clock: Clock) -> None:
-    source = Counting(clock, keep=False)
-    assert [source.get(), source.get()] == [1, 2]
-    source.keep = True
-    assert [source.get(), source.get()] == [3, 3]
-    source.keep = False
-    clock.advance(TTL + 1)
+def test_a_value_lives_as_long_as_its_own_lifetime(clock: Clock) -> None:
+    source = Counting(clock, short=True)
+    assert [source.get(), source.get()] == [1, 1]
+    clock.advance(SHORT)
+    assert source.get() == 1  # the last instant of its short life
+    clock.advance(0.001)
+    assert source.get() == 2
+    source.short = False
+    clock.advance(SHORT + 0.001)
+    assert source.get() == 3  # read when the short value expired; this one lives the full ttl
+    clock.advance(TTL)
+    assert source.get() == 3
+    source.short = True
+    clock.advance(0.001)
     assert source.get() == 4
-    assert source.get() == 5  # the expired value is not brought back
+    assert source.loads == 4
 
 
 def test_concurrent_readers_of_an_expired_cache_read_the_backend_once(clock: Clock) -> None:

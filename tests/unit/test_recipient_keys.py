@@ -135,8 +135,13 @@ def test_opening_a_request_never_makes_the_first_key(secrets: Secrets) -> None:
     assert keys.accepted("some-kid", create=False) == {}
     assert keys.accepted(create=False) == {}
     assert "put" not in secrets.calls
-    assert secrets.calls == ["get:AWSCURRENT"] * 3  # the unknown kid re-read once; "no key" is never cached
-    kid = keys.current_kid()  # a reader that may create does
+    # The unknown kid forces one re-read; "no key" is then trusted briefly, so a flood of requests naming made-up
+    # kids costs one read per interval, never one per request.
+    assert secrets.calls == ["get:AWSCURRENT"] * 2
+    for n in range(20):
+        assert keys.accepted(f"made-up-{n}", create=False) == {}
+    assert secrets.calls == ["get:AWSCURRENT"] * 2
+    kid = keys.current_kid()  # a reader that may create does, at once
     assert list(keys.accepted(kid, create=False)) == [kid]
 
 

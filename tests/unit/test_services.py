@@ -91,3 +91,46 @@ def test_serve_hooks_run_on_every_instance_served() -> None:
     lazy.use(None)
     third = lazy()
     assert seen == [first, other, third]
+
+
+def test_a_capability_is_built_once_when_two_threads_ask_at_once(monkeypatch: Any) -> None:
+    """The local stack serves on threads: two first requests must share one capability (one cache of keys, the
+    one a key event invalidates), whatever Python's cached_property does about locking."""
+    root = services()
+    built: list[object] = []
+    started = threading.Barrier(2)
+    original = Services.role_arns._build  # type: ignore[attr-defined]
+
+    def slow_build(instance: Services) -> Any:
+        built.append(instance)
+        threading.Event().wait(0.05)  # wide window: the second thread arrives while the first builds
+        return original(instance)
+
+    monkeypatch.setattr(Services.role_arns, "_build", slow_build)
+    results: list[object] = []
+
+    def ask() -> None:
+        started.wait()
+        results.append(root.role_arns)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1
+    assert results[0] is results[1]
+
+
+def test_a_session_key_event_drops_every_session_key_store_built() -> None:
+    """The main service's two stores, and the one the auto-id function starts sessions with."""
+    root = services()
+    dropped: list[str] = []
+
+    def store(name: str) -> SimpleNamespace:
+        return SimpleNamespace(invalidate=lambda: dropped.append(name))
+
+    root.__dict__["sessions"] = SimpleNamespace(keys=store("main"), autoid_keys=store("autoid"))  # as if built
+    root.__dict__["autoid_sessions"] = SimpleNamespace(keys=store("autoid-function"))
+    root.key_events.deliver(json.dumps({"type": "session-key-rotated"}))
+    assert sorted(dropped) == ["autoid", "autoid-function", "main"]

@@ -48,7 +48,7 @@ class BotocoreLikeSecrets:
 
 
 def importer(secrets: BotocoreLikeSecrets) -> Importer:
-    keys = SimpleNamespace(accepted=lambda: KEYS)
+    keys = SimpleNamespace(opening=lambda: KEYS)
     return Importer(None, secrets, keys, bucket="b", name_prefix=PREFIX)  # type: ignore[arg-type]
 
 
