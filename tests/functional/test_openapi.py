@@ -277,7 +277,7 @@ def test_send_refuses_ids_outside_the_documented_pattern_before_any_aws_call(
         raise AssertionError("only the sender may be asked for")
 
     requests = transfer.TransferRequests(
-        importer=unreachable, sender=lambda: cast(Any, Sender()), links=unreachable, bucket="b", rotation_days=0
+        importer=unreachable, sender=lambda: cast(Any, Sender()), link_store=unreachable, bucket="b", rotation_days=0
     )
     with pytest.raises(Reached if documented else transfer.UnknownClient):
         requests.send(client_id)

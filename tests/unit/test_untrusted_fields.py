@@ -138,7 +138,7 @@ def test_a_transfer_client_id_reaches_the_sender_only_when_it_is_one(
     asked: list[str] = []
     sender = SimpleNamespace(send=lambda cid: asked.append(cid) or SimpleNamespace())
     requests = transfer.TransferRequests(
-        importer=unreachable, sender=lambda: sender, links=unreachable, bucket="b", rotation_days=0
+        importer=unreachable, sender=lambda: sender, link_store=unreachable, bucket="b", rotation_days=0
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(transfer.Sender, "describe", staticmethod(lambda report: {}))
