@@ -22,6 +22,7 @@ __all__ = [
     "InvalidToken",
     "MethodNotAllowed",
     "NotFound",
+    "OutsideOrganization",
     "PayloadTooLarge",
     "ServiceUnavailable",
     "UnsupportedMediaType",
@@ -85,6 +86,14 @@ class Forbidden(CredportError):
     code = "forbidden"
     status = 403
     default_message = "The caller is not allowed to do this."
+
+
+class OutsideOrganization(Forbidden):
+    """A caller outside the AWS Organization the deployment serves (CREDPORT_TOKEN_ORGANIZATION_ID): shared, since
+    tokens and sessions both refuse it, behind the API's resource policy (a second layer)."""
+
+    code = "outside_organization"
+    default_message = "The caller is not in the organization this service serves."
 
 
 class UnsupportedPrincipal(Forbidden):

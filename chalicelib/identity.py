@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import Forbidden
+from chalicelib.errors import Forbidden, OutsideOrganization
 
 __all__ = ["RequestIdentity"]
 
@@ -37,6 +37,12 @@ class RequestIdentity:
             source_ip=str(identity.get("sourceIp") or ""),
             principal_org_id=identity.get("principalOrgId") or None,
         )
+
+    def require_organization(self, organization_id: str | None) -> None:
+        """Refuse a caller outside ``organization_id`` (None: any caller). API Gateway's ``principalOrgId`` is the
+        caller's organization, which the API's resource policy checked already: this is the second layer."""
+        if organization_id is not None and self.principal_org_id != organization_id:
+            raise OutsideOrganization()
 
     def public_view(self) -> dict[str, str]:
         """What a caller may see about itself."""

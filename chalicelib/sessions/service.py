@@ -82,6 +82,8 @@ class SessionService:
         return self._issuer.start(subject, **extra)
 
     def start_for(self, identity: RequestIdentity) -> dict[str, Any]:
+        # Sessions serve the callers tokens serve: none outside the organization (the resource policy's second layer).
+        identity.require_organization(self.settings.token_organization_id)
         principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
         return self.start(principal.subject, aws_arn=principal.caller_arn)
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from chalicelib.errors import BadRequest, CredportError, Forbidden, ServiceUnavailable, UnsupportedPrincipal
+from chalicelib.errors import (
+    BadRequest,
+    CredportError,
+    OutsideOrganization,
+    ServiceUnavailable,
+    UnsupportedPrincipal,
+)
 from chalicelib.jose import TokenRefusal
 
 __all__ = [
@@ -25,11 +31,6 @@ class InvalidAudience(BadRequest):
 
 class InvalidTtl(BadRequest):
     code = "invalid_ttl"
-
-
-class OutsideOrganization(Forbidden):
-    code = "outside_organization"
-    default_message = "The caller is not in the organization this service serves."
 
 
 class KeysNotReady(ServiceUnavailable):

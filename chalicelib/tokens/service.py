@@ -16,7 +16,7 @@ from chalicelib.principal import principal_of
 from chalicelib.role_arns import RoleArns, role_arns_for
 from chalicelib.tokens.discovery import jwks_document, openid_configuration
 from chalicelib.tokens.envelope_keys import EnvelopeKeyStore
-from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl, OutsideOrganization
+from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
 from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey
 from chalicelib.tokens.kms_keys import KmsKeyStore
@@ -82,9 +82,7 @@ class TokenService:
         query = query or {}
         audience = self.audience(query.get("aud"))
         ttl = self.ttl(query.get("ttl"))
-        required_org = self.settings.token_organization_id
-        if required_org is not None and identity.principal_org_id != required_org:
-            raise OutsideOrganization()
+        identity.require_organization(self.settings.token_organization_id)
         principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
         try:
             issued = self.issuer.issue(principal, audience=audience, ttl=ttl)

@@ -359,6 +359,18 @@ def test_caller_outside_the_organisation_is_refused(configure: Configure, org: s
     assert "token" not in reply.body
 
 
+@pytest.mark.parametrize("org", ["o-zzzzzzzzzz", "", None])
+def test_a_session_is_refused_outside_the_organisation_too(configure: Configure, org: str | None) -> None:
+    """Sessions serve the callers tokens serve: the resource policy's second layer covers POST /session as well."""
+    configure({"CREDPORT_TOKEN_ORGANIZATION_ID": ORG})
+    event = gateway_event("/session", caller_identity(org=org), method="POST")
+    response = credport_app.app(event, None)
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (403, "outside_organization")
+    inside = credport_app.app(gateway_event("/session", caller_identity(org=ORG), method="POST"), None)
+    assert inside["statusCode"] == 200, inside["body"]
+    assert json.loads(inside["body"])["token"]
+
+
 def test_without_a_required_organisation_the_callers_org_is_still_reported(configure: Configure) -> None:
     configure()
     assert claims_of(caller_identity(org=ORG))["aws_org_id"] == ORG
