@@ -1,7 +1,7 @@
 """``python -m local`` — run the local stack (``up``) or talk to a running one.
 
 python -m local [up] [--aws-port N] [--api-port N] [--prefix P] [--ready-file F] [--plugin MODULE]
-                    [--token-signer kms|envelope]
+                    [--token-signer kms|envelope] [--organization]
 python -m local status
 python -m local trigger SCHEDULE      (or --list)
 python -m local rotate SECRET
@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import sys
-import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -74,6 +74,11 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(Env.TOKEN_SIGNER) or "kms",
         help="where token signing keys live (template parameter TokenSigner; default: $CREDPORT_TOKEN_SIGNER or kms)",
     )
+    parser.add_argument(
+        "--organization",
+        action="store_true",
+        help="an AWS Organization of the stack's account, a member account and an outsider (template OrganizationId)",
+    )
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -89,11 +94,15 @@ def _up(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             retry_delay=args.retry_delay,
             token_signer=args.token_signer,
+            organization=args.organization,
         )
     )
-    stopping = threading.Event()
+    # The handler only appends to a list: it runs in the main thread between any two bytecodes, and setting a
+    # threading.Event there can deadlock on the Event's own lock when the signal lands while the main thread is
+    # entering Event.wait() (the lock is not re-entrant). A sleeping loop wakes on the signal all the same.
+    stop_requested: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
     try:
         info = stack.start()
     except OSError as error:
@@ -110,7 +119,8 @@ def _up(args: argparse.Namespace) -> int:
         partial = args.ready_file.with_name(args.ready_file.name + ".partial")
         partial.write_text(json.dumps(info.to_json()))
         partial.replace(args.ready_file)
-    stopping.wait()
+    while not stop_requested:
+        time.sleep(0.2)
     print("\nstopping credport local stack...", flush=True)
     stack.stop()
     print("stopped.", flush=True)
@@ -135,9 +145,23 @@ Try next:
   curl {info.api_url}/health
   .venv/bin/awscurl --service execute-api --region {info.region} {info.api_url}/whoami
   .venv/bin/credport token --endpoint {info.api_url} | .venv/bin/credport verify - --issuer {info.api_url}
-
+{_organization_lines(info)}
 Ctrl-C stops everything.
 """
+
+
+def _organization_lines(info: StackInfo) -> str:
+    """With --organization: the organization, and the two callers' profiles (the developer's exports first)."""
+    org = info.organization
+    if org is None:
+        return ""
+    lines = [
+        "",
+        f"Organization {org.id} (management account {org.management_account}); callers of other accounts:",
+        *(f"  {profile:<25} {arn}" for profile, arn in org.callers.items()),
+        "  AWS_PROFILE=<profile> .venv/bin/credport token --endpoint " + info.api_url,
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _state() -> dict[str, Any]:
