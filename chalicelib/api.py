@@ -22,7 +22,7 @@ from chalicelib.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from chalicelib.observability import log_unexpected, logger
+from chalicelib.observability import count_once, log_unexpected, logger
 from chalicelib.sessions.service import BearerGrant, BearerRefused
 from chalicelib.untrusted import NOT_JSON, UntrustedInput, first_unencodable, loads
 
@@ -181,6 +181,12 @@ def authorizer_response(request: AuthRequest, authorize: Callable[[str, str | No
         grant = authorize(request.method_arn, request.token)
     except BearerRefused:
         raise Exception(UNAUTHORIZED) from None
+    except Exception:
+        # Not a refusal: the check itself failed (API Gateway answers AUTHORIZER_CONFIGURATION_ERROR, 503 here). The
+        # function's Lambda Errors cannot tell the two apart (a refusal must raise "Unauthorized"), so this count is
+        # the authorizer-failures alarm's signal (template.yaml).
+        count_once("AuthorizerFailures")
+        raise
     return AuthResponse(
         routes=[AuthRoute(grant.path, [grant.method])], principal_id=grant.principal_id, context=grant.context
     )

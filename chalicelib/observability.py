@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.aws.clients import running_as, running_function
@@ -19,21 +19,52 @@ from chalicelib.aws.clients import running_as, running_function
 __all__ = [
     "API_HANDLER",
     "METRICS_NAMESPACE",
+    "ROTATION_KINDS",
     "SERVICE",
     "MetricUnit",
+    "count_once",
     "invocation_middleware",
     "log_unexpected",
     "logger",
     "metrics",
+    "rotation_failed",
     "safe_traceback",
 ]
 
 SERVICE = "credport"
 API_HANDLER = "api_handler"  # chalice's name for the one function behind its routes
 METRICS_NAMESPACE = "Credport"
+# The rotations whose failure raises an alarm: token signing keys, the session keys (both secrets), auto-id keys.
+ROTATION_KINDS = ("signing-keys", "session-key", "autoid-keys")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+
+def count_once(name: str, **dimensions: str) -> None:
+    """One count of ``name`` with dimensions of its own, written at once as its own EMF document.
+
+    Powertools' ``metrics`` keeps one dimension set per flush: a dimension added there would land on every other
+    metric of the invocation (``TokensIssued`` would gain ``operation``), and an alarm on the plain metric would stop
+    seeing it. ``single_metric`` is a separate metric set. Callers pass only bounded values (a fixed kind, an AWS
+    service and operation named in code), never request data: each distinct set is a CloudWatch metric of its own.
+    """
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": SERVICE, **dimensions},
+    ):
+        pass
+
+
+def rotation_failed(kind: str) -> None:
+    """A key rotation failed (``RotationFailed`` with its ``kind``, one of :data:`ROTATION_KINDS`): what the
+    ``rotation-failed-<kind>`` alarms of template.yaml watch, whichever way the rotation was run."""
+    if kind not in ROTATION_KINDS:
+        raise ValueError(f"unknown rotation kind {kind!r}")
+    count_once("RotationFailed", kind=kind)
 
 
 def safe_traceback(exc: BaseException) -> list[str]:

@@ -16,6 +16,7 @@ from chalice.local import ForbiddenError, LambdaContext, LocalGatewayAuthorizer,
 
 from chalicelib.aws import running_as
 from local.apidef import DEFAULT_RESPONSES, GatewayResponse, ProxyRoute
+from local.iam.sts_callers import organization_of
 from local.invoke import InvokeDenied, InvokeUnevaluable, Route, check_anonymous_invoke, check_invoke
 from local.sigv4 import CredentialLookup, SignatureRejected, verify
 
@@ -143,7 +144,10 @@ class GatewayAuthorizer(LocalGatewayAuthorizer):
             raise self._answer("ACCESS_DENIED", "AccessDeniedException", denied.message) from None
         except InvokeUnevaluable as error:
             raise unevaluable(r.request_id, error) from None
-        lambda_event["requestContext"]["identity"].update(principal.identity(r.source_ip))
+        identity = principal.identity(r.source_ip)
+        # API Gateway sets principalOrgId when the caller's account is in an organization (the app's second check).
+        identity["principalOrgId"] = organization_of(principal.account_id)
+        lambda_event["requestContext"]["identity"].update(identity)
 
 
 def unevaluable(request_id: str, error: InvokeUnevaluable) -> LocalGatewayException:

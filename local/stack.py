@@ -33,6 +33,7 @@ from local.execution import (
 from local.gateway import ApiServer, make_thread_safe
 from local.iam import enforce
 from local.iam.sts import install as install_sts
+from local.organization import LocalOrganization, create_callers, create_organization
 from local.provision import GatewayResponse, Provisioned, Provisioner, ProxyRoute, app_functions
 from local.pump import EventPump, PumpSettings
 from local.rotation import RotationDriver, RotationFailed
@@ -57,6 +58,7 @@ class StackOptions:
     quiet: bool = False
     retry_delay: int = 1
     token_signer: str = "kms"  # noqa: S105 (a mode, not a password): the template's TokenSigner parameter
+    organization: bool = False  # an organization of the stack's account, a member and an outsider (OrganizationId)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class StackInfo:
     schedules: tuple[str, ...]
     rotations: tuple[str, ...]
     dead_letter_queues: dict[str, str] = field(default_factory=dict)
+    organization: LocalOrganization | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +89,7 @@ class StackInfo:
             "schedules": list(self.schedules),
             "rotations": list(self.rotations),
             "dead_letter_queues": self.dead_letter_queues,
+            "organization": self.organization.to_json() if self.organization else None,
             "pid": os.getpid(),
         }
 
@@ -148,9 +152,14 @@ class LocalStack:
         api_url = f"http://{o.host}:{self._api.port}"
 
         factory = ClientFactory(ClientOptions(region=o.region))
+        parameters = {"Prefix": o.prefix, "Issuer": api_url, "TokenSigner": o.token_signer}
+        organization = None
+        if o.organization:  # before the template: its id is the OrganizationId parameter
+            organization = create_organization(factory.client, management_account=ACCOUNT_ID)
+            parameters["OrganizationId"] = organization.id
         template = Template(
             load_template(REPO_ROOT / "template.yaml"),
-            parameters={"Prefix": o.prefix, "Issuer": api_url, "TokenSigner": o.token_signer},
+            parameters=parameters,
             account_id=ACCOUNT_ID,
             region=o.region,
             stack_name=o.prefix,
@@ -173,6 +182,14 @@ class LocalStack:
         developer = create_developer(
             factory.client, state_dir=o.state_dir, account_id=ACCOUNT_ID, region=o.region, endpoint=endpoint
         )
+        if organization is not None:  # the member's and the outsider's callers, as profiles beside the developer's
+            organization = create_callers(
+                organization,
+                endpoint=endpoint,
+                region=o.region,
+                config_file=developer.config_file,
+                credentials_file=developer.credentials_file,
+            )
         for plugin in o.plugins:
             importlib.import_module(plugin)
         # From here on each of the app's functions calls AWS as its own role (FunctionCredentials: the session of the
@@ -220,6 +237,7 @@ class LocalStack:
             schedules=self._pump.schedule_names,
             rotations=tuple(sorted(self._rotations)),
             dead_letter_queues=_dead_letter_queues(provisioned),
+            organization=organization,
         )
         self._write_state(self.info)
         return self.info

@@ -118,7 +118,24 @@ class Template:
             return any(self._evaluate_condition(a) for a in args)
         if fn == "Condition":
             return self.condition(args)
+        if fn == "Fn::Contains":  # Rules only: is the value one of the list's
+            return bool(self.resolve(args[1]) in self.resolve(args[0]))
         raise TemplateError(f"unsupported condition function {fn}")
+
+    def rule_failures(self) -> list[str]:
+        """What CloudFormation refuses before it touches a resource: each failed assertion's AssertDescription.
+
+        Rule functions (CloudFormation User Guide, "Rules" and "Rule functions"): Fn::And/Or/Not/Equals/Contains
+        and Ref; a rule without RuleCondition always applies.
+        """
+        failures = []
+        for name, rule in self.document.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self._evaluate_condition(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self._evaluate_condition(assertion["Assert"]):
+                    failures.append(f"{name}: {assertion.get('AssertDescription', 'assertion failed')}")
+        return failures
 
     def included(self, logical_id: str) -> bool:
         name = self.resources[logical_id].get("Condition")

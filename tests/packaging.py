@@ -74,6 +74,12 @@ def without_lint_suppressions(document: dict[str, Any]) -> dict[str, Any]:
 
 def translated(stage: str, sam: dict[str, Any]) -> dict[str, Any]:
     """The packaged stack as CloudFormation runs it: aws-sam-translator's output (offline, no managed policies)."""
+    return translate_with(sam, {"Prefix": f"credport-{stage}"})
+
+
+def translate_with(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """aws-sam-translator, offline, with these parameter values (as `sam deploy --parameter-overrides` gives them);
+    ``Fn::If`` and the like stay as written, as CloudFormation's SAM transform gets them."""
     from samtranslator.translator.transform import transform
 
     class NoManagedPolicies:
@@ -82,7 +88,7 @@ def translated(stage: str, sam: dict[str, Any]) -> dict[str, Any]:
 
     # `sam deploy` uploads ./deployment.zip and substitutes its S3 location before transforming.
     uploaded = json.loads(json.dumps(sam).replace('"./deployment.zip"', '"s3://artifacts/deployment.zip"'))
-    result: dict[str, Any] = transform(uploaded, {"Prefix": f"credport-{stage}"}, NoManagedPolicies())
+    result: dict[str, Any] = transform(uploaded, dict(parameters), NoManagedPolicies())
     return result
 
 

@@ -14,7 +14,7 @@ from chalicelib.autoid.service import AutoIdService, RotationReport
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.events.key_events import key_event
-from chalicelib.observability import logger
+from chalicelib.observability import logger, rotation_failed
 
 __all__ = ["KEYS_OBJECT", "ScheduledRotation", "key_rotation_seen"]
 
@@ -33,6 +33,14 @@ class ScheduledRotation:
         self._key_events_topic = key_events_topic
 
     def rotate(self, rotation_id: object = None, *, client_ids: tuple[str, ...] | None = None) -> RotationReport:
+        """:meth:`_rotate`, counting a failure (``RotationFailed``, kind ``autoid-keys``) for the alarm."""
+        try:
+            return self._rotate(rotation_id, client_ids=client_ids)
+        except Exception:
+            rotation_failed("autoid-keys")
+            raise
+
+    def _rotate(self, rotation_id: object, *, client_ids: tuple[str, ...] | None) -> RotationReport:
         """The schedule (its event id makes a retried delivery a no-op) and ``credport-admin autoid rotate-keys``:
         a new server key and entropy generation, the JWKS republished, and a key event for every container. Raises
         when a client could not be rotated, so the schedule is retried (and the operator told)."""

@@ -122,6 +122,7 @@ def translate(exc: BaseException, service: str, operation: str) -> Exception:
         code = str(error.get("Code") or "Unknown")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if code in THROTTLING_CODES or status == 429:
+            _count_throttled(service, operation)
             return AwsUnavailable(service, operation, code, retry_after=2)
         if code in TRANSIENT_CODES or status >= 500:
             return AwsUnavailable(service, operation, code)
@@ -135,6 +136,18 @@ def translate(exc: BaseException, service: str, operation: str) -> Exception:
     if isinstance(exc, BotoCoreError):
         return AwsRejected(service, operation, type(exc).__name__)
     return exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__)
+
+
+def _count_throttled(service: str, operation: str) -> None:
+    """``AwsThrottled`` per AWS service and operation: a call AWS refused for its request rate, after botocore's own
+    retries. KMS publishes no count of throttled requests (AWS/KMS has none; AWS/Usage counts calls, not refusals:
+    KMS Developer Guide, "Monitoring with Amazon CloudWatch"), so this is how the ``kms-sign-throttled`` alarm
+    (template.yaml) sees KMS Sign at its request quota. Both values are literals of the adapters' ``aws_call``:
+    bounded. Imported here because chalicelib.observability imports this package (the AWS clients): a module-level
+    import would be circular."""
+    from chalicelib.observability import count_once
+
+    count_once("AwsThrottled", aws_service=service, operation=operation)
 
 
 @contextlib.contextmanager

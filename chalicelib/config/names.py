@@ -36,6 +36,7 @@ class Env:
     TOKEN_ORGANIZATION_ID = "CREDPORT_TOKEN_ORGANIZATION_ID"  # noqa: S105
     SIGNING_KEY_ROTATION_DAYS = "CREDPORT_SIGNING_KEY_ROTATION_DAYS"
     JWKS_MAX_AGE = "CREDPORT_JWKS_MAX_AGE"
+    JWKS_EDGE_MAX_AGE = "CREDPORT_JWKS_EDGE_MAX_AGE"
     # Sessions.
     SESSION_TOKEN_TTL = "CREDPORT_SESSION_TOKEN_TTL"  # noqa: S105
     SESSION_MAX_AGE = "CREDPORT_SESSION_MAX_AGE"
@@ -69,4 +70,6 @@ STACK_OUTPUTS: Mapping[str, str] = {
     Env.AUTOID_KEY_SECRET_ARN: "AutoIdKeySecretArn",
     Env.AUTOID_SESSION_KEY_SECRET_ARN: "AutoIdSessionKeySecretArn",
     Env.LINK_SIGNER_ROLE_ARN: "LinkSignerRoleArn",
+    Env.TOKEN_ORGANIZATION_ID: "TokenOrganizationId",  # template parameter OrganizationId
+    Env.JWKS_EDGE_MAX_AGE: "JwksEdgeMaxAge",  # the issuer distribution's cache MaxTTL (IssuerDistribution)
 }

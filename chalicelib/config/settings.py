@@ -87,6 +87,9 @@ class Settings:
     token_organization_id: str | None
     signing_key_rotation_days: int
     jwks_max_age: int
+    # How long a CDN in front of the public documents may keep them (the template's CloudFront cache policy MaxTTL):
+    # a relying party's copy can then be this much older than its own max-age.
+    jwks_edge_max_age: int
     session_token_ttl: int
     session_max_age: int
     session_refresh_window: int
@@ -141,6 +144,7 @@ class Settings:
             token_organization_id=reader.get(Env.TOKEN_ORGANIZATION_ID, "-", parse_organization) or None,
             signing_key_rotation_days=reader.get(Env.SIGNING_KEY_ROTATION_DAYS, "90", integer(1, 365)),
             jwks_max_age=reader.get(Env.JWKS_MAX_AGE, "3600", seconds(60, _DAY)),
+            jwks_edge_max_age=reader.get(Env.JWKS_EDGE_MAX_AGE, "0", seconds(0, _DAY)),
             session_token_ttl=session_ttl,
             session_max_age=session_max_age,
             session_refresh_window=reader.get(Env.SESSION_REFRESH_WINDOW, "300", seconds(0, 3600)),

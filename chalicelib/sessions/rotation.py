@@ -20,7 +20,7 @@ from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.events import key_event
-from chalicelib.observability import logger
+from chalicelib.observability import logger, rotation_failed
 from chalicelib.sessions.exceptions import RotationRequestRefused
 from chalicelib.sessions.keys import MIN_KEY_BYTES, SessionKey, decode_key, encode_key
 from chalicelib.sessions.tokens import SESSION_AUDIENCE, SessionTokens, sign
@@ -75,7 +75,13 @@ class SessionKeyRotation:
             "testSecret": self._test,
             "finishSecret": self._finish,
         }
-        steps[step](info.arn, token, info.version_in_stage(CURRENT))
+        try:
+            steps[step](info.arn, token, info.version_in_stage(CURRENT))
+        except Exception:
+            # Secrets Manager's own RotationFailed event reaches EventBridge only through CloudTrail, best effort;
+            # this metric is the alarm's signal (template.yaml, rotation-failed-session-key).
+            rotation_failed("session-key")
+            raise
         logger.info("session key rotation step done", extra={"step": step, "version_id": token})
 
     def _create(self, arn: str, token: str, current: str | None) -> None:

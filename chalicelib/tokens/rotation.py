@@ -24,7 +24,7 @@ from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.config import Settings
 from chalicelib.events import key_event
-from chalicelib.observability import log_unexpected, logger
+from chalicelib.observability import log_unexpected, logger, rotation_failed
 from chalicelib.tokens.discovery import jwks_document, openid_configuration
 from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused
 from chalicelib.tokens.keyring import ROLES, KeyRing
@@ -94,7 +94,7 @@ class KeyRotation:
         aliases = self._aliases()
         if not (aliases["current"] and aliases["pending"]):
             return self._resume(self._begin("bootstrap", aliases, journal))
-        minimum = self._settings.token_max_ttl + self._settings.jwks_max_age
+        minimum = self._settings.token_max_ttl + self._jwks_staleness
         if journal is not None and not force and self._clock() - float(journal["completed_at"]) < minimum:
             # Rotating again now would retire a key whose tokens may still be valid or cached as trusted.
             raise RotationRefused(f"The last rotation finished less than {minimum} seconds ago; use force.")
@@ -290,18 +290,25 @@ class KeyRotation:
 
     def _check_configuration(self) -> None:
         period = self._settings.signing_key_rotation_days * 86400
-        needed = self._settings.token_max_ttl + self._settings.jwks_max_age
+        needed = self._settings.token_max_ttl + self._jwks_staleness
         if needed > period:
             raise RotationRefused(
-                f"A token could outlive its key's publication: max ttl + JWKS max-age ({needed} s) must fit in "
-                f"one rotation period ({period} s)."
+                f"A token could outlive its key's publication: max ttl + JWKS max-age + edge cache ({needed} s) must"
+                f" fit in one rotation period ({period} s)."
             )
+
+    @property
+    def _jwks_staleness(self) -> int:
+        """How old a relying party's copy of the JWKS can be: its own cache (max-age), plus what a CDN in front of
+        the public documents may keep (a copy fetched from the edge at the end of the edge's TTL lives on)."""
+        return self._settings.jwks_max_age + self._settings.jwks_edge_max_age
 
     def _aliases(self) -> dict[str, str | None]:
         return self._store.roles()
 
     def _alarm(self, journal: dict[str, Any], step: str, error: Exception) -> None:
         log_unexpected("signing-key run failed", error, step=step, rotation_id=journal["rotation_id"])
+        rotation_failed("signing-keys")  # before the key event: a failing SNS must not hide it
         try:
             self._sns.publish(
                 self._settings.resources.key_events_topic_arn,

@@ -8,7 +8,8 @@ local stack must grow with it (a test keeps the two in step).
 - :mod:`~local.provision.results`: what provisioning produced (:class:`Provisioned`).
 - :mod:`~local.provision.properties`: how a creator reads properties (strictly).
 - The creators, by service: :mod:`~local.provision.keys` (KMS, Secrets Manager), :mod:`~local.provision.storage`
-  (S3, DynamoDB), :mod:`~local.provision.messaging` (SQS, SNS, CloudWatch alarms), :mod:`~local.provision.functions`
+  (S3, DynamoDB), :mod:`~local.provision.messaging` (SQS, SNS, CloudWatch alarms), :mod:`~local.provision.monitoring`
+  (the alarm topic's policy and subscriptions, EventBridge rules, the dashboard), :mod:`~local.provision.functions`
   (the app's functions, roles and REST API).
 """
 

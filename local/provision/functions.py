@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from local.apidef import API_ID, REST_API, gateway_responses, proxy_routes, resource_policy
+from local.apidef import API_ID, REST_API, STAGE, gateway_responses, proxy_routes, resource_policy
 from local.template import TemplateError
 
 from .properties import strict
@@ -83,9 +83,12 @@ def iam_role(provisioner: Provisioner, logical_id: str, p: Mapping[str, Any]) ->
 
 
 def rest_api(provisioner: Provisioner, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
-    """template.yaml's part of chalice's REST API: its definition's gateway responses and resource policy
-    (chalice generates the rest; the local gateway plays the API and answers from this definition)."""
-    strict(logical_id, p, {"DefinitionBody"})
+    """template.yaml's part of chalice's REST API: its name, its definition's gateway responses and resource policy
+    (chalice generates the rest; the local gateway plays the API and answers from this definition). The name is the
+    one the API gets on AWS (the SAM stack's RestApi Name; ``wire-app`` renames chalice's), so the ``Name`` attribute
+    is what the alarm and the dashboard, which find the API's metrics by its name, must name. ``AlwaysDeploy`` (a new
+    deployment on every stack update) has nothing to do here: the local gateway serves the definition as it is."""
+    strict(logical_id, p, {"AlwaysDeploy", "DefinitionBody", "Name"})
     if logical_id != REST_API:
         raise TemplateError(f"{logical_id}: the app has one REST API, {REST_API}")
     definition = p.get("DefinitionBody", {})
@@ -93,4 +96,7 @@ def rest_api(provisioner: Provisioner, logical_id: str, p: Mapping[str, Any]) ->
     provisioner.proxy_routes.update(proxy_routes(definition))
     region, account = (provisioner.template.resolve({"Ref": name}) for name in ("AWS::Region", "AWS::AccountId"))
     provisioner.api_resource_policy = resource_policy(definition, region=str(region), account_id=str(account))
-    return {"Ref": API_ID, "RootResourceId": API_ID}
+    attributes = {"Ref": API_ID, "RootResourceId": API_ID, "Stage": STAGE}
+    if "Name" in p:
+        attributes["Name"] = str(p["Name"])
+    return attributes

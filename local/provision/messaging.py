@@ -58,15 +58,18 @@ def sns_topic(provisioner: Provisioner, logical_id: str, p: Mapping[str, Any]) -
 
 
 def cloudwatch_alarm(provisioner: Provisioner, logical_id: str, p: Mapping[str, Any]) -> dict[str, str]:
-    keys = {"AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period"}
-    keys |= {"EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions"}
-    strict(logical_id, p, keys)
+    keys = {"AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic"}
+    keys |= {"Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions"}
+    numbers = {"Period", "EvaluationPeriods", "DatapointsToAlarm"}
+    strict(logical_id, p, keys | numbers)
     provisioner.client("cloudwatch").put_metric_alarm(
-        **{k: p[k] for k in keys - {"Period", "EvaluationPeriods", "Threshold"} if k in p},
-        Period=int(p["Period"]),
-        EvaluationPeriods=int(p["EvaluationPeriods"]),
+        **{k: p[k] for k in keys - {"Threshold"} if k in p},
+        **{k: int(p[k]) for k in numbers if k in p},
         Threshold=float(p["Threshold"]),
     )
+    note = "CloudWatch alarms: defined, never evaluated locally (the embedded CloudWatch gets no metrics)"
+    if note not in provisioner.notes:
+        provisioner.notes.append(note)
     region, account = (
         provisioner.template.resolve({"Ref": "AWS::Region"}),
         provisioner.template.resolve({"Ref": "AWS::AccountId"}),

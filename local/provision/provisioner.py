@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from local.apidef import API_ID, REST_API, GatewayResponse, ProxyRoute
+from local.apidef import API_ID, REST_API, STAGE, GatewayResponse, ProxyRoute
 from local.template import Template, TemplateError
 
 from .functions import app_function, iam_role, lambda_permission, rest_api
 from .keys import kms_alias, kms_key, rotation_schedule, secret
 from .messaging import cloudwatch_alarm, sns_topic, sqs_queue, sqs_queue_policy
+from .monitoring import cloudwatch_dashboard, events_rule, sns_subscription, sns_topic_policy
 from .results import AsyncInvokeConfig, Provisioned, RotationSpec
 from .storage import dynamodb_table, s3_bucket, s3_bucket_policy
+from .waf import web_acl, web_acl_association
 
 __all__ = ["CREATORS", "Creator", "Provisioner", "app_functions"]
 
@@ -65,22 +67,34 @@ class Provisioner:
             template.attributes[logical_id] = {"Ref": name, "Arn": arn}
         if functions is not None:
             # chalice's REST API resource in the merged SAM template; the local gateway plays it.
-            template.attributes[REST_API] = {"Ref": API_ID, "RootResourceId": API_ID}
+            template.attributes[REST_API] = {"Ref": API_ID, "RootResourceId": API_ID, "Stage": STAGE}
 
     def provision(self) -> Provisioned:
+        refused = self.template.rule_failures()  # as CloudFormation: the Rules first, before any resource
+        if refused:
+            raise TemplateError("the template's Rules refuse these parameters: " + "; ".join(refused))
+        order = self.template.creation_order()
+        # Only what these parameters include must be creatable (a production resource the embedded AWS cannot play,
+        # such as a CloudFront distribution, carries a Condition false by default); checked before anything is made.
+        unknown = [
+            f"{self.template.resources[i]['Type']} ({i})"
+            for i in order
+            if self.template.resources[i]["Type"] not in CREATORS
+        ]
+        if unknown:
+            raise TemplateError(f"the local stack cannot provision {', '.join(unknown)}; teach local/provision/")
         types = {}
-        for logical_id in self.template.creation_order():
+        for logical_id in order:
             resource = self.template.resources[logical_id]
             kind = resource["Type"]
-            creator = CREATORS.get(kind)
-            if creator is None:
-                raise TemplateError(f"{logical_id}: the local stack cannot provision {kind}; teach local/provision/")
+            creator = CREATORS[kind]
             props = self.template.resolve(resource.get("Properties", {}))
             self.template.attributes[logical_id] = creator(self, logical_id, props)
             types[logical_id] = kind
         outputs = {
             name: str(self.template.resolve(spec["Value"]))
             for name, spec in self.template.document.get("Outputs", {}).items()
+            if "Condition" not in spec or self.template.condition(spec["Condition"])
         }
         return Provisioned(
             attributes=dict(self.template.attributes),
@@ -107,6 +121,10 @@ CREATORS: dict[str, Creator] = {
     "AWS::S3::BucketPolicy": s3_bucket_policy,
     "AWS::SNS::Topic": sns_topic,
     "AWS::CloudWatch::Alarm": cloudwatch_alarm,
+    "AWS::CloudWatch::Dashboard": cloudwatch_dashboard,
+    "AWS::SNS::TopicPolicy": sns_topic_policy,
+    "AWS::SNS::Subscription": sns_subscription,
+    "AWS::Events::Rule": events_rule,
     "AWS::DynamoDB::Table": dynamodb_table,
     "AWS::SecretsManager::Secret": secret,
     "AWS::SecretsManager::RotationSchedule": rotation_schedule,
@@ -114,4 +132,6 @@ CREATORS: dict[str, Creator] = {
     "AWS::Serverless::Function": app_function,
     "AWS::IAM::Role": iam_role,
     "AWS::Serverless::Api": rest_api,
+    "AWS::WAFv2::WebACL": web_acl,
+    "AWS::WAFv2::WebACLAssociation": web_acl_association,
 }

@@ -87,7 +87,9 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
     functions = _app_functions(factory)
     (rotation_arn,) = (f["lambda_arn"] for f in functions if f["name"] == "rotate_session_key")
     api_id = "a1b2c3d4e5"
-    apigateway, merged = _stubbed_apigateway(factory, api_id, runs=2)
+    # chalice deploy names the API credport (its app name); the first run names it after the Prefix, the rerun finds
+    # it named so (wire-app runs after every chalice deploy, which may name it credport again).
+    apigateway, merged = _stubbed_apigateway(factory, api_id, runs=2, names=["credport", "credport-dev"])
     deployed = {
         "resources": [
             *functions,
@@ -121,6 +123,7 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
 
     stack_resources = {k: attrs["Ref"] for k, attrs in provisioned.attributes.items() if k in provisioned.types}
     with stubbed, apigateway:
+        runs = []
         for _ in range(2):  # a rerun finishes or repeats harmlessly
             done = wire_app(
                 TEMPLATE,
@@ -132,8 +135,12 @@ def test_wire_app_creates_what_needs_the_app(provisioned: Provisioned, factory: 
                 stack_name="credport-dev",
                 client=client,
             )
+            runs.append(done)
         stubbed.assert_no_pending_responses()
-        apigateway.assert_no_pending_responses()  # each run: merge, read back, deploy the stage
+        apigateway.assert_no_pending_responses()  # each run: merge, read back, (rename,) deploy the stage
+    renamed = f"RestAPI (AWS::Serverless::Api): REST API {api_id} renamed from credport to credport-dev"
+    assert renamed in runs[0]
+    assert "RestAPI (AWS::Serverless::Api)" in runs[1]
     assert "SessionKeyRotation (AWS::SecretsManager::RotationSchedule)" in done
     assert f"deployed REST API {api_id}" in done
     # SNS- and schedule-driven functions: failed asynchronous invocations end in the stack's retained queue.
@@ -177,11 +184,17 @@ def _declared_gateway_responses() -> dict[str, Any]:
 
 
 def _stubbed_apigateway(
-    factory: ClientFactory, api_id: str, *, runs: int, held: dict[str, Any] | None = None
+    factory: ClientFactory,
+    api_id: str,
+    *,
+    runs: int,
+    held: dict[str, Any] | None = None,
+    names: list[str] | None = None,
 ) -> tuple[Stubber, list[dict[str, Any]]]:
     """API Gateway as ``wire-app`` meets it after ``chalice deploy`` (moto's PutRestApi takes no swagger 2.0 and
     ignores gateway responses): the requests are checked, the merged bodies collected, and GetGatewayResponses
-    answers ``held`` (by default what was declared, as API Gateway would after the merge)."""
+    answers ``held`` (by default what was declared, as API Gateway would after the merge). ``names``: the API's
+    name at each run (by default the deployment's, credport-dev); any other is renamed credport-dev."""
     client = factory.client("apigateway")
     stubber, merged = Stubber(client), []
     client.meta.events.register(
@@ -189,10 +202,14 @@ def _stubbed_apigateway(
     )
     declared = _declared_gateway_responses() if held is None else held
     items = [{"responseType": kind, "defaultResponse": False, **spec} for kind, spec in declared.items()]
-    for _ in range(runs):
-        stubber.add_response("get_rest_api", {"id": api_id, "name": "credport"}, {"restApiId": api_id})
+    for name in names or ["credport-dev"] * runs:
+        stubber.add_response("get_rest_api", {"id": api_id, "name": name}, {"restApiId": api_id})
         stubber.add_response("put_rest_api", {"id": api_id}, {"restApiId": api_id, "mode": "merge", "body": ANY})
         stubber.add_response("get_gateway_responses", {"items": items}, {"restApiId": api_id, "limit": 500})
+        if name != "credport-dev":
+            rename = [{"op": "replace", "path": "/name", "value": "credport-dev"}]
+            renamed = {"id": api_id, "name": "credport-dev"}
+            stubber.add_response("update_rest_api", renamed, {"restApiId": api_id, "patchOperations": rename})
         stubber.add_response("create_deployment", {"id": "d1"}, {"restApiId": api_id, "stageName": "api"})
     return stubber, merged
 
@@ -289,3 +306,62 @@ def test_wire_app_refuses_a_role_chalice_named_otherwise(provisioned: Provisione
             stack_name="credport-dev",
             client=client,
         )
+
+
+def test_wire_app_names_the_api_after_the_prefix_once(factory: ClientFactory, tmp_path: Path) -> None:
+    """REST API metrics carry the API's name, not its id: each deployment's API is named after its Prefix (as the SAM
+    stack's RestAPI Name does), so credport-prod's alarm does not watch credport-dev's API. chalice deploy names
+    every stage's API credport; wire-app renames it after the merge and says so, and a rerun changes nothing."""
+    from client.deploy import WireError
+
+    declared = load_template(TEMPLATE)["Resources"]["RestAPI"]
+    assert declared["Properties"]["Name"] == {"Ref": "Prefix"}
+    document = {
+        "Parameters": {"Prefix": {"Type": "String"}},
+        "Resources": {"RestAPI": {**declared, "Properties": {"Name": declared["Properties"]["Name"]}}},
+    }
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(document))
+    api_id = "a1b2c3d4e5"
+    api_url = f"https://{api_id}.execute-api.{REGION}.amazonaws.com/api/"
+    apigateway = factory.client("apigateway")
+
+    def wire() -> list[str]:
+        return wire_app(
+            path,
+            deployed={"resources": [{"resource_type": "rest_api", "rest_api_id": api_id, "rest_api_url": api_url}]},
+            stack_resources={},
+            stack_parameters={"Prefix": "credport-prod"},
+            account_id=ACCOUNT_ID,
+            region=REGION,
+            stack_name="credport-prod",
+            client=lambda service: apigateway if service == "apigateway" else factory.client(service),
+        )
+
+    def merge(stubber: Stubber, name: str) -> None:
+        stubber.add_response("get_rest_api", {"id": api_id, "name": name}, {"restApiId": api_id})
+        stubber.add_response("put_rest_api", {"id": api_id}, {"restApiId": api_id, "mode": "merge", "body": ANY})
+        stubber.add_response("get_gateway_responses", {"items": []}, {"restApiId": api_id, "limit": 500})
+
+    rename = {"restApiId": api_id, "patchOperations": [{"op": "replace", "path": "/name", "value": "credport-prod"}]}
+    deploy = {"restApiId": api_id, "stageName": "api"}
+    with Stubber(apigateway) as stubber:
+        merge(stubber, "credport")  # as chalice deploy left it
+        stubber.add_response("update_rest_api", {"id": api_id, "name": "credport-prod"}, rename)
+        stubber.add_response("create_deployment", {"id": "d1"}, deploy)
+        assert wire() == [
+            f"RestAPI (AWS::Serverless::Api): REST API {api_id} renamed from credport to credport-prod",
+            f"deployed REST API {api_id}",
+        ]
+        merge(stubber, "credport-prod")  # a rerun: named already, no UpdateRestApi
+        stubber.add_response("create_deployment", {"id": "d2"}, deploy)
+        assert wire() == ["RestAPI (AWS::Serverless::Api)", f"deployed REST API {api_id}"]
+        stubber.assert_no_pending_responses()
+    with Stubber(apigateway) as stubber:  # API Gateway kept another name: one line, and the stage is not deployed
+        merge(stubber, "credport")
+        stubber.add_response("update_rest_api", {"id": api_id, "name": "credport"}, rename)
+        with pytest.raises(
+            WireError, match=f"^RestAPI: API Gateway named REST API {api_id} credport, not credport-prod$"
+        ):
+            wire()
+        stubber.assert_no_pending_responses()

@@ -99,6 +99,22 @@ def test_the_packaged_rest_api_definition_carries_every_gateway_response(
     assert not [r for r in sam["Resources"].values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
 
 
+def test_the_packaged_rest_api_is_named_after_the_prefix(packaged: tuple[str, dict[str, Any]]) -> None:
+    """REST API metrics carry the API's name, not its id: the SAM stack's API is named after the stage's Prefix (SAM
+    passes Name to the RestApi's Name), not after chalice's app name, the definition's title in every stage."""
+    from local.template import Template
+    from tests.conftest import ACCOUNT_ID, REGION
+
+    stage, sam = packaged
+    assert sam["Resources"]["RestAPI"]["Properties"]["Name"] == {"Ref": "Prefix"}
+    translated = translate(stage, sam)
+    (api,) = (r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["Body"]["info"]["title"] == "credport"  # chalice's, the same in every stage
+    prefix = f"credport-{stage}"
+    stack = Template(translated, parameters={"Prefix": prefix}, account_id=ACCOUNT_ID, region=REGION, stack_name="s")
+    assert stack.resolve(api["Properties"]["Name"]) == prefix
+
+
 def test_the_packaged_stack_runs_each_function_as_its_own_role(
     packaged: tuple[str, dict[str, Any]], template: dict[str, Any]
 ) -> None:
@@ -140,9 +156,20 @@ def test_globals_outputs_and_settings_agree(template: dict[str, Any]) -> None:
 def test_every_resource_an_env_var_names_exists(template: dict[str, Any]) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     for env_name, value in variables.items():
-        ((function, argument),) = value.items()
-        name = argument if function == "Ref" else argument[0] if isinstance(argument, list) else argument.split(".")[0]
-        assert name in template["Resources"] or name in template["Parameters"], f"{env_name} names {name}"
+        for name in _named(value):
+            assert name in template["Resources"] or name in template["Parameters"], f"{env_name} names {name}"
+
+
+def _named(value: dict[str, Any]) -> list[str]:
+    """The resources and parameters an env var's value names (Fn::If: either branch's, the issuer's among them)."""
+    if isinstance(value, str):  # a literal branch ("-": no organization) names nothing
+        return []
+    ((function, argument),) = value.items()
+    if function == "Fn::If":
+        return [n for branch in argument[1:] for n in _named(branch)]
+    if function == "Fn::Sub":
+        return [n.split(".")[0] for n in re.findall(r"\$\{([^}]+)\}", argument)]
+    return [argument if function == "Ref" else argument[0] if isinstance(argument, list) else argument.split(".")[0]]
 
 
 def test_template_names_carry_the_prefix(template: dict[str, Any]) -> None:

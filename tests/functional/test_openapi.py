@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -20,7 +19,7 @@ from chalicelib import autoid, errors, transfer
 from chalicelib.api import error_response
 from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from tests.conftest import REPO_ROOT
-from tests.support import proxy_post, proxy_routes
+from tests.support import app_routes, proxy_post, proxy_routes
 
 SPEC_PATH = REPO_ROOT / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -45,18 +44,6 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]
         for method, operation in item.items():
             if method in METHODS:
                 yield method.upper(), path, operation
-
-
-def app_routes() -> dict[tuple[str, str], Any]:
-    """chalice's routes, and the methods the API's definition integrates with a function of their own (POST
-    /auto-id: the auto_id function, by proxy, no authorizer)."""
-    routes: dict[tuple[str, str], Any] = {
-        (method, path): entry
-        for path, methods in credport_app.app.routes.items()
-        for method, entry in methods.items()
-        if not path.startswith("/_local")
-    }
-    return {**routes, **{key: SimpleNamespace(authorizer=None) for key in proxy_routes()}}
 
 
 def follow(spec: dict[str, Any], ref: str) -> Any:

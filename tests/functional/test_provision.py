@@ -20,8 +20,21 @@ from tests.conftest import ACCOUNT_ID, REGION, REPO_ROOT, provision_template
 def test_every_template_resource_is_provisioned(factory: ClientFactory) -> None:
     document = load_template(REPO_ROOT / "template.yaml")
     result = provision_template(factory)
-    assert set(result.types) == set(document["Resources"])
-    assert {r["Type"] for r in document["Resources"].values()} <= set(CREATORS)
+    # Every resource the default parameters include (the production ones carry a false Condition by default).
+    unconditional = {k for k, r in document["Resources"].items() if "Condition" not in r}
+    assert unconditional <= set(result.types) <= set(document["Resources"])
+    # Every kind the defaults include has a creator; a production resource the embedded AWS cannot play (CloudFront,
+    # ACM, Route 53, custom domains) is under a Condition, and a stack whose parameters include it is refused whole.
+    assert {r["Type"] for r in document["Resources"].values() if "Condition" not in r} <= set(CREATORS)
+    cloudfront = Template(
+        document,
+        parameters={"Prefix": "cp-cdn", "IssuerDistribution": "cloudfront"},
+        account_id=ACCOUNT_ID,
+        region=REGION,
+        stack_name="cp-cdn",
+    )
+    with pytest.raises(TemplateError, match=r"cannot provision AWS::CloudFront::OriginAccessControl \(IssuerOrigin"):
+        Provisioner(cloudfront, lambda service: pytest.fail(f"{service} called: a half-made stack")).provision()
 
 
 def test_moto_holds_exactly_what_the_template_declares(factory: ClientFactory) -> None:
@@ -100,6 +113,8 @@ def test_local_differences_are_reported(provisioned: Provisioned) -> None:
         "parameter Issuer=http://127.0.0.1:8000: an http loopback issuer (AWS stacks take https only), "
         "accepted against its AllowedPattern",
         "TransferBucketPolicy: statement TlsOnly not enforced locally (conditional bucket-policy statements)",
+        "CloudWatch alarms: defined, never evaluated locally (the embedded CloudWatch gets no metrics)",
+        "SessionKeyRotationFailedRule: never matches locally (the embedded Secrets Manager emits no CloudTrail events)",
     )
 
 

@@ -204,8 +204,9 @@ def _resource_policies(prefix: str, account: str, region: str) -> Mapping[str, A
     template = _template(prefix, account, region)
     resources = template.resources
     policies: dict[str, Any] = {"data-key": template.resolve(resources["DataKey"]["Properties"]["KeyPolicy"])}
-    for resource in resources.values():
-        if resource["Type"] == "AWS::S3::BucketPolicy":
+    for logical_id, resource in resources.items():
+        # Only what this parameter set deploys: a bucket policy under a false Condition is not in the stack.
+        if resource["Type"] == "AWS::S3::BucketPolicy" and template.included(logical_id):
             bucket = template.resolve(resource["Properties"]["Bucket"])
             policies[str(bucket)] = template.resolve(resource["Properties"]["PolicyDocument"])
     return policies

@@ -8,7 +8,7 @@ imported from their own modules, so a test pays only for the rig it uses.
 from __future__ import annotations
 
 from tests.support.clock import Clock
-from tests.support.gateway import api_gateway, gateway_event, proxy_post, proxy_routes
+from tests.support.gateway import api_gateway, app_routes, gateway_event, proxy_post, proxy_routes
 from tests.support.iam import existing_role
 
-__all__ = ["Clock", "api_gateway", "existing_role", "gateway_event", "proxy_post", "proxy_routes"]
+__all__ = ["Clock", "api_gateway", "app_routes", "existing_role", "gateway_event", "proxy_post", "proxy_routes"]

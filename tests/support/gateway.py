@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["api_gateway", "gateway_event", "proxy_post", "proxy_routes"]
+__all__ = ["api_gateway", "app_routes", "gateway_event", "proxy_post", "proxy_routes"]
 
 
 def gateway_event(
@@ -62,6 +62,22 @@ def proxy_routes() -> dict[tuple[str, str], str]:
         template.attributes[logical_id] = {"Ref": name, "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"}
     definition = template.resolve(template.resources[REST_API]["Properties"]["DefinitionBody"])
     return {key: route.function for key, route in proxy_routes(definition).items()}
+
+
+def app_routes() -> dict[tuple[str, str], Any]:
+    """chalice's routes, and the methods the API's definition integrates with a function of their own (POST
+    /auto-id: the auto_id function, by proxy, no authorizer)."""
+    from types import SimpleNamespace
+
+    import app
+
+    routes: dict[tuple[str, str], Any] = {
+        (method, path): entry
+        for path, methods in app.app.routes.items()
+        for method, entry in methods.items()
+        if not path.startswith("/_local")
+    }
+    return {**routes, **{key: SimpleNamespace(authorizer=None) for key in proxy_routes()}}
 
 
 def api_gateway(event: dict[str, Any]) -> dict[str, Any]:

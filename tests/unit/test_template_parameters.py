@@ -130,10 +130,14 @@ def test_every_accepted_cron_fires_four_hours_apart_or_more() -> None:
 ISSUER_SPEC: dict[str, Any] = DOCUMENT["Parameters"]["Issuer"]
 
 
-def test_the_issuer_has_no_default_so_a_deploy_must_name_one() -> None:
-    assert "Default" not in ISSUER_SPEC
-    with pytest.raises(TemplateError, match=r"^parameter Issuer has no value and no Default$"):
-        stack()
+def test_without_cloudfront_a_deploy_must_name_its_issuer() -> None:
+    # The Default is "" only so that IssuerDistribution=cloudfront can omit it; the Rules refuse it otherwise.
+    assert ISSUER_SPEC["Default"] == ""
+    assert stack().rule_failures() == [
+        "IssuerIsNamedWithoutCloudFront: Issuer is required (the https URL relying parties fetch discovery and JWKS "
+        "from)."
+    ]
+    assert stack(Issuer=ISSUER).rule_failures() == []
 
 
 @pytest.mark.parametrize(
@@ -153,7 +157,6 @@ def test_the_issuer_has_no_default_so_a_deploy_must_name_one() -> None:
         "https://id.example.com#f",
         "https://user@id.example.com",
         "ftp://id.example.com",
-        "",
     ],
 )
 def test_cloudformation_refuses_an_issuer_that_is_not_https_or_is_loopback(issuer: str) -> None:
