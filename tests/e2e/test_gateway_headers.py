@@ -17,6 +17,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 
 from tests.e2e.conftest import RunningStack
+from tests.support import raw_http
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
@@ -216,16 +217,7 @@ def test_a_good_content_length_reaches_the_app(stack: RunningStack) -> None:
 def raw_exchange(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
     """``data`` written as is; the whole answer, read until the server closes (a dropped connection fails here)."""
     parts = urlsplit(url)
-    with socket.create_connection((str(parts.hostname), int(parts.port or 80)), timeout=10) as sock:
-        sock.sendall(data)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    assert answer, "the connection was dropped without an answer"
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    fields = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), fields, body
+    return raw_http.raw_exchange(str(parts.hostname), int(parts.port or 80), data, timeout=10)
 
 
 @pytest.mark.parametrize(

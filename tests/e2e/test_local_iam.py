@@ -10,18 +10,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import RunningStack
-
-FUNCTIONS = (
-    "api_handler",
-    "auto_id",
-    "bearer",
-    "key_events",
-    "rotate_autoid_keys",
-    "rotate_session_key",
-    "rotate_signing_keys",
-    "rotate_transfer_secrets",
-    "s3_object_events",
-)
+from tests.permissions.model import FUNCTIONS
 
 
 def _user(stack: RunningStack, name: str, policy: dict[str, object] | None) -> Credentials:

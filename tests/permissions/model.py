@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FUNCTIONS",
     "REPO_ROOT",
     "SAMPLES",
     "Access",
@@ -32,6 +33,19 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Every function of the app, each with its own role and policy file (tests/unit/test_policy_coverage.py checks the
+# list against the app's functions, so a new one cannot be left out).
+FUNCTIONS = (
+    "api_handler",
+    "auto_id",
+    "bearer",
+    "key_events",
+    "rotate_autoid_keys",
+    "rotate_session_key",
+    "rotate_signing_keys",
+    "rotate_transfer_secrets",
+    "s3_object_events",
+)
 Value = str | bool | tuple[str, ...]
 
 # What a run-time part looks like in one concrete request. Chosen to look like the real thing: a condition that

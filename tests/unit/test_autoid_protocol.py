@@ -88,10 +88,8 @@ def test_interval_rules(intervals: list[list[int]]) -> None:
         verify_proof(parsed(with_proof(request_document(), intervals)), ENTROPY)
 
 
-def test_invalid_intervals_never_size_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Huge client-chosen lengths must not make the server hash megabytes: the key is built only from valid
-    # intervals (a fixed-size dummy otherwise).
-    huge = parsed(with_proof(request_document(), [[0, ENTROPY_BYTES]] * 16))
+def hmac_key_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every HMAC key the proof check builds from here on (what the work is sized by)."""
     seen: list[int] = []
     real_new = hmac.new
 
@@ -100,6 +98,14 @@ def test_invalid_intervals_never_size_the_work(monkeypatch: pytest.MonkeyPatch) 
         return real_new(key, *args, **kwargs)
 
     monkeypatch.setattr("chalicelib.autoid.protocol.hmac.new", spy)
+    return seen
+
+
+def test_invalid_intervals_never_size_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Huge client-chosen lengths must not make the server hash megabytes: the key is built only from valid
+    # intervals (a fixed-size dummy otherwise).
+    huge = parsed(with_proof(request_document(), [[0, ENTROPY_BYTES]] * 16))
+    seen = hmac_key_sizes(monkeypatch)
     with pytest.raises(AuthenticationFailed):
         verify_proof(huge, ENTROPY)
     assert seen == [16 * SNIPPET_BYTES]
@@ -249,14 +255,7 @@ def test_an_overlapping_proof_is_refused_with_the_same_work(monkeypatch: pytest.
     overlapping = tiled()
     overlapping[5][0] -= 1
     refused, valid = (parsed(with_proof(request_document(), intervals)) for intervals in (overlapping, tiled()))
-    seen: list[int] = []
-    real_new = hmac.new
-
-    def spy(key: bytes, *args: Any, **kwargs: Any) -> Any:
-        seen.append(len(key))
-        return real_new(key, *args, **kwargs)
-
-    monkeypatch.setattr("chalicelib.autoid.protocol.hmac.new", spy)
+    seen = hmac_key_sizes(monkeypatch)
     with pytest.raises(AuthenticationFailed):
         verify_proof(refused, ENTROPY)
     verify_proof(valid, ENTROPY)

@@ -15,6 +15,7 @@ from chalice.app import Chalice
 
 from local import gateway
 from local.gateway_http import malformed_header_block, request_line_status
+from tests.support import raw_http
 
 HOST = b"Host: x\r\n"
 
@@ -43,16 +44,7 @@ def port() -> Iterator[int]:
 
 def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
     """The whole answer to ``data`` (read until the gateway closes the connection; a hang fails on the timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    assert answer, "the connection was dropped without an answer"
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    fields = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), fields, body
+    return raw_http.raw_exchange("127.0.0.1", port, data, timeout=5)
 
 
 def refused(port: int, data: bytes, status: int, message: str, error_type: str | None = None) -> None:

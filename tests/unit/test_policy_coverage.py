@@ -29,7 +29,7 @@ from tests.permissions.check import (
     principal_of,
     statement_uses,
 )
-from tests.permissions.model import SAMPLES, deployment, render
+from tests.permissions.model import FUNCTIONS, SAMPLES, deployment, render
 
 STAGES = ("dev", "prod")
 # (function, Sid, action) of the policies that no catalog entry of that function needs, each with the reason. The
@@ -146,17 +146,7 @@ def _purge_under_autoid_only(policy: Policy) -> None:
     _statement(policy, "ListVersionsToPurge")["Condition"]["StringLike"]["s3:prefix"] = "autoid/*"
 
 
-ALL = (
-    "api_handler",
-    "auto_id",
-    "bearer",
-    "key_events",
-    "rotate_autoid_keys",
-    "rotate_session_key",
-    "rotate_signing_keys",
-    "rotate_transfer_secrets",
-    "s3_object_events",
-)
+ALL = FUNCTIONS
 KEY_USERS = ("api_handler", "rotate_signing_keys")
 S3_EVENTS_ONLY = ("s3_object_events",)
 SENDERS = ("api_handler", "rotate_transfer_secrets", "s3_object_events")
