@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from client.errors import CliError
 
 if TYPE_CHECKING:
     from chalicelib.services import Services
@@ -22,52 +23,43 @@ def run(
     use_stack: Callable[[argparse.Namespace], Services],
     logs_to_stderr: Callable[[], None],
 ) -> int:
-    from chalicelib.errors import CredportError
-
     logs_to_stderr()
-    try:
-        services = use_stack(args)
-        service = services.autoid
-        registry = service.registry
-        command = args.autoid_command
-        result: dict[str, Any]
-        if command == "enroll":
-            result = _enroll(args, service)
-        elif command == "show":
-            result = registry.require(args.client_id).public_view()
-        elif command == "revoke":
-            result = registry.revoke(args.client_id).public_view()
-        elif command == "end-grace":
-            result = registry.end_grace(args.client_id).public_view()
-        elif command == "rotate":
-            rotation_id = str(uuid.uuid4())
-            result = registry.rotate(args.client_id, rotation_id, end_grace=args.end_grace).public_view()
-        else:
-            result = _report(services.autoid_rotation.rotate())
-    except (CredportError, OSError, KeyError, ValueError) as error:
-        print(f"credport-admin: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
+    services = use_stack(args)
+    service = services.autoid
+    registry = service.registry
+    command = args.autoid_command
+    result: dict[str, Any]
+    if command == "enroll":
+        result = _enroll(args, service)
+    elif command == "show":
+        result = registry.require(args.client_id).public_view()
+    elif command == "revoke":
+        result = registry.revoke(args.client_id).public_view()
+    elif command == "end-grace":
+        result = registry.end_grace(args.client_id).public_view()
+    elif command == "rotate":
+        rotation_id = str(uuid.uuid4())
+        result = registry.rotate(args.client_id, rotation_id, end_grace=args.end_grace).public_view()
+    else:
+        result = _report(services.autoid_rotation.rotate())
+    # Failures (a refused policy, an unknown client, AWS) leave for the CLI's one handler: client/errors.py.
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 
 
 def _enroll(args: argparse.Namespace, service: Any) -> dict[str, Any]:
-    import os
-
     from chalicelib.autoid import ClientPolicy
     from client.autoid import Bundle, write_bundle
 
     endpoint = args.endpoint
     if not endpoint and args.local:
-        from pathlib import Path
+        from client.admin import local_state
 
-        from local.stack import read_state
-
-        endpoint = read_state(Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR", ".local")))["api_url"]
+        endpoint = local_state().get("api_url")
     if not endpoint:
-        raise ValueError("pass --endpoint: the API URL the client will call")
+        raise CliError("pass --endpoint: the API URL the client will call")
     if args.out.exists():
-        raise ValueError(f"{args.out} exists; a bundle is never overwritten (move it away first)")
+        raise CliError(f"--out {args.out} exists; a bundle is never overwritten (move it away first)")
     policy = ClientPolicy(secrets=tuple(args.secret), roles=tuple(args.role))
     enrollment = service.registry.enroll(args.client_id, policy)
     bundle = Bundle(

@@ -2,44 +2,88 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from chalicelib.tokens.exceptions import TokenRejected
 from chalicelib.tokens.verify import TokenVerifier
+from client.aws_call import CallError, answer
+from client.errors import CliError, Exit
+from client.failures import safe_url
 
-__all__ = ["DiscoveryError", "discover_verifier"]
+__all__ = ["DiscoveryError", "discover_verifier", "explain_rejection"]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
+_ISSUER_HINT = "is --issuer the issuer's URL ($CREDPORT_ISSUER)?"
 
 
-class DiscoveryError(Exception):
-    pass
+class DiscoveryError(CliError):
+    """The issuer's discovery document or JWKS cannot be had, or does not fit the issuer: not a credport issuer at
+    this URL (a configuration problem), unless the answer was a server failure (CallError's own code)."""
+
+    exit_code = Exit.CONFIG
 
 
 def _get_json(url: str, timeout: float) -> dict[str, Any]:
     parts = urlsplit(url)
     local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
     if parts.scheme != "https" and not (parts.scheme == "http" and local):
-        raise DiscoveryError(f"refusing a non-https URL: {url}")
+        raise DiscoveryError(f"refusing a non-https URL (http only for localhost): {safe_url(url)}", Exit.USAGE)
     response = requests.get(url, timeout=timeout, allow_redirects=False)
-    if response.status_code != 200 or len(response.content) > MAX_DOCUMENT_BYTES:
-        raise DiscoveryError(f"{url} answered HTTP {response.status_code}")
-    document = response.json()
-    if not isinstance(document, dict):
-        raise DiscoveryError(f"{url} did not return a JSON object")
-    return document
+    if len(response.content) > MAX_DOCUMENT_BYTES:
+        raise DiscoveryError(f"GET {safe_url(url)} answered more than {MAX_DOCUMENT_BYTES} bytes: not an issuer's")
+    try:
+        if response.status_code != 200:
+            raise CallError.of(response, hint=_ISSUER_HINT)
+        return answer(response, hint=_ISSUER_HINT)
+    except CallError as error:
+        raise DiscoveryError(str(error), error.exit_code) from None
 
 
 def discover_verifier(issuer: str, *, audiences: Collection[str] | None = None, timeout: float = 10) -> TokenVerifier:
     """A verifier for ``issuer``'s tokens. The discovery document must name exactly this issuer, and its
     JWKS must be served from the issuer's own origin."""
     configuration = _get_json(issuer.rstrip("/") + "/.well-known/openid-configuration", timeout)
-    if configuration.get("issuer") != issuer:
-        raise DiscoveryError("the discovery document names another issuer")
+    named = configuration.get("issuer")
+    if named != issuer:
+        raise DiscoveryError(
+            f"the discovery document at {safe_url(issuer)} names the issuer {_shown(named)}, not --issuer"
+            f" {_shown(issuer)} (they must be equal, character for character)"
+        )
     jwks_uri = str(configuration.get("jwks_uri", ""))
     if urlsplit(jwks_uri)[:2] != urlsplit(issuer)[:2]:
-        raise DiscoveryError("the JWKS is not served from the issuer's origin")
+        raise DiscoveryError(f"the JWKS ({safe_url(jwks_uri)}) is not served from the issuer's origin")
     return TokenVerifier(_get_json(jwks_uri, timeout), issuer=issuer, audiences=audiences)
+
+
+def explain_rejection(token: str, rejected: TokenRejected, *, issuer: str, audience: str | None) -> str:
+    """Why the token is invalid, for its holder: the check that refused it and, when the token names another issuer
+    or audience than the one asked for, both (a token's ``iss`` and ``aud`` are not secret; read here unverified,
+    only to say which)."""
+    because = f"refused by the {rejected.check} check" + (f": {rejected.reason}" if rejected.reason else "")
+    claims = _unverified_claims(token)
+    found_issuer, found_audience = claims.get("iss"), claims.get("aud")
+    if found_issuer is not None and found_issuer != issuer:
+        return f"invalid token: issued by {_shown(found_issuer)}, not by --issuer {_shown(issuer)} ({because})"
+    if rejected.check == "aud" and audience is not None and found_audience != audience:
+        return f"invalid token: its audience is {_shown(found_audience)}, not --aud {_shown(audience)} ({because})"
+    return f"invalid token ({because})"
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -11,10 +11,11 @@ from typing import Any
 
 import requests
 
-from client.aws_call import CallError, signed_request
+from client.aws_call import answer, signed_request
+from client.errors import CliError, Exit
 from client.private_file import write_private_json
 
-__all__ = ["DEFAULT_TOKEN_FILE", "SessionClient", "read_session", "write_session"]
+__all__ = ["DEFAULT_TOKEN_FILE", "SessionClient", "SessionFileError", "read_session", "write_session"]
 
 DEFAULT_TOKEN_FILE = Path(os.environ.get("CREDPORT_SESSION_FILE", Path.home() / ".credport" / "session.json"))
 REFRESH_AHEAD = 60  # seconds before expiry at which a token is refreshed
@@ -25,10 +26,28 @@ def write_session(path: Path, session: dict[str, Any]) -> None:
     write_private_json(path, session, prefix=".session-")
 
 
+class SessionFileError(CliError):
+    """The session file is missing, open to others, or not one ``session start`` wrote: start a session."""
+
+    exit_code = Exit.CONFIG
+
+
 def read_session(path: Path) -> dict[str, Any]:
-    if path.stat().st_mode & 0o077:
-        raise PermissionError(f"{path} is readable by others; it must be 0600")
-    session: dict[str, Any] = json.loads(path.read_text())
+    """The session ``session start`` saved in ``path``; :class:`SessionFileError` says what to do otherwise."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SessionFileError(f"no session yet ({path} does not exist): run credport session start first") from None
+    if mode & 0o077:
+        raise SessionFileError(f"{path} is readable by others; it must be 0600: chmod 600 {path}")
+    try:
+        session = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):  # not JSON, or not text at all
+        session = None
+    if not isinstance(session, dict) or not isinstance(session.get("token"), str):
+        raise SessionFileError(
+            f"{path} is not a credport session file: run credport session start to replace it (or pass --token-file)"
+        )
     return session
 
 
@@ -54,7 +73,10 @@ class SessionClient:
     def token(self) -> str:
         """A token good for at least a minute more, refreshed first when needed."""
         session = read_session(self.token_file)
-        if session["obtained_at"] + session["expires_in"] - REFRESH_AHEAD <= time.time():
+        obtained, lifetime = session.get("obtained_at"), session.get("expires_in")
+        if not (isinstance(obtained, int | float) and isinstance(lifetime, int | float)):
+            session = self.refresh()  # a file from an older client: refresh to learn when it expires
+        elif obtained + lifetime - REFRESH_AHEAD <= time.time():
             session = self.refresh()
         return str(session["token"])
 
@@ -62,11 +84,7 @@ class SessionClient:
         response = requests.request(
             method, self.endpoint + path, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout
         )
-        body = response.json() if response.content else {}
-        if response.status_code >= 400:
-            raise CallError(response.status_code, body)
-        result: dict[str, Any] = body
-        return result
+        return answer(response)
 
     def _store(self, session: dict[str, Any]) -> dict[str, Any]:
         session = {**session, "obtained_at": int(time.time())}

@@ -97,7 +97,7 @@ class KeyRotation:
         minimum = self._settings.token_max_ttl + self._jwks_staleness
         if journal is not None and not force and self._clock() - float(journal["completed_at"]) < minimum:
             # Rotating again now would retire a key whose tokens may still be valid or cached as trusted.
-            raise RotationRefused(f"The last rotation finished less than {minimum} seconds ago; use force.")
+            raise RotationRefused(f"The last rotation finished less than {minimum} seconds ago")
         return self._resume(self._begin("rotate", aliases, journal))
 
     def revoke_current(self) -> RotationReport:

@@ -96,7 +96,7 @@ def test_enroll_then_get_a_secret_with_no_aws_credentials(stack: RunningStack, t
     again = admin(
         stack, "enroll", client_id, "--secret", "credport-dev/autoid/x", "--out", str(tmp_path / "again.json")
     )
-    assert again.returncode == 2
+    assert again.returncode == 1  # a definite no (README "Exit codes")
     assert "already exists" in again.stderr
 
 
