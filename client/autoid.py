@@ -2,20 +2,20 @@
 
 The bundle is one JSON file, 0600, replaced atomically: the entropy generation and its number always change
 together, and a newer generation received from the server is saved before the credential is handed on, so
-the next start uses it. Concurrent runs (an SDK calling ``credential_process`` from several processes)
-serialise their saves on a lock file and never replace a newer generation with an older one.
+the next start uses it. Where the bundle cannot be rewritten (a read-only ``/etc/credport``) the news goes to a
+state file instead (:mod:`client.autoid_state`), and the credential is handed on all the same. Concurrent runs
+(an SDK calling ``credential_process`` from several processes) serialise request and save on a lock per bundle
+and never replace a newer generation with an older one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,27 @@ from joserfc.jwk import RSAKey
 from chalicelib.autoid.protocol import ENTROPY_BYTES, Want, build_request
 from chalicelib.envelope import EnvelopeError, RecipientKey, decrypt_direct, seal
 from chalicelib.untrusted import loads
+from client.errors import CliError, Exit
 from client.private_file import write_private_json
 
-__all__ = ["DEFAULT_BUNDLE", "Bundle", "BundleError", "credential_process", "fetch", "write_bundle"]
+__all__ = [
+    "DEFAULT_BUNDLE",
+    "Bundle",
+    "BundleError",
+    "credential_process",
+    "fetch",
+    "write_bundle",
+]
 
 DEFAULT_BUNDLE = Path(os.environ.get("CREDPORT_AUTOID_BUNDLE", Path.home() / ".credport" / "autoid.json"))
 SERVER_KEY_BITS = 4096
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # an answer carrying a new 1 MiB generation is about 1.9 MB
 
 
-class BundleError(Exception):
-    pass
+class BundleError(CliError):
+    """The bundle (or what the server sent for it) cannot be used; a configuration problem unless told otherwise."""
+
+    exit_code = Exit.CONFIG
 
 
 @dataclass(frozen=True)
@@ -98,22 +108,35 @@ def write_bundle(path: Path, bundle: Bundle) -> None:
     write_private_json(path, bundle.document(), prefix=".autoid-")
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(path.name + ".lock")
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def fetch(
+    path: Path,
+    want: Want,
+    *,
+    endpoint: str | None = None,
+    timeout: float = 10,
+    state_dir: Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """One credential for the bundle at ``path``; a newer generation or server JWKS in the answer is saved (in the
+    bundle, else in the state directory: :mod:`client.autoid_state`). The request and the save run under the
+    bundle's lock, so concurrent calls never both download a generation, nor save an older one over a newer."""
+    from client.autoid_state import BundleFiles, default_state_dir, stderr_warning
+
+    files = BundleFiles(path, state_dir or default_state_dir(), warn or stderr_warning)
+    with files.locked() as may_save:
+        bundle = files.load()
+        answer = _request(bundle, want, endpoint=endpoint, timeout=timeout)
+        if may_save:
+            files.save_news(bundle, answer)
+        else:
+            answer.pop("entropy", None)
+            answer.pop("server_keys", None)
+    return answer
 
 
-def fetch(path: Path, want: Want, *, endpoint: str | None = None, timeout: float = 10) -> dict[str, Any]:
-    """One credential for the bundle at ``path``; a newer generation or server JWKS in the answer is saved."""
+def _request(bundle: Bundle, want: Want, *, endpoint: str | None, timeout: float) -> dict[str, Any]:
     from client.aws_call import CallError
 
-    bundle = Bundle.load(path)
     document, response_key = build_request(bundle.client_id, bundle.generation, bundle.entropy, want)
     envelope = seal(bundle.server_key(), json.dumps(document).encode())
     url = (endpoint or bundle.endpoint).rstrip("/") + "/auto-id"
@@ -123,35 +146,14 @@ def fetch(path: Path, want: Want, *, endpoint: str | None = None, timeout: float
     except ValueError:
         body = response.text
     if response.status_code != 200:
-        raise CallError(response.status_code, body)
+        raise CallError.of(response, body)
     try:
         answer = loads(decrypt_direct(body["jwe"], response_key, max_bytes=MAX_ANSWER_BYTES))
     except (EnvelopeError, KeyError, TypeError, ValueError):  # UntrustedInput is a ValueError
-        raise BundleError("the server's answer could not be opened") from None
+        raise BundleError("the server's answer could not be opened", Exit.UNAVAILABLE) from None
     if not isinstance(answer, dict):
-        raise BundleError("the server's answer could not be opened")
-    _save_news(path, answer)
+        raise BundleError("the server's answer could not be opened", Exit.UNAVAILABLE)
     return answer
-
-
-def _save_news(path: Path, answer: dict[str, Any]) -> None:
-    news = answer.pop("entropy", None), answer.pop("server_keys", None)
-    if news == (None, None):
-        return
-    with _locked(path):
-        current = Bundle.load(path)  # another process may have saved something newer meanwhile
-        updated = current
-        entropy, server_keys = news
-        if entropy is not None and int(entropy["gen"]) > current.generation:
-            data = _unb64(entropy["data"])
-            if len(data) != ENTROPY_BYTES:
-                raise BundleError("the server sent a malformed entropy generation")
-            updated = replace(updated, generation=int(entropy["gen"]), entropy=data)
-        if server_keys is not None:
-            updated = replace(updated, server_keys=dict(server_keys))
-            updated.server_key()  # refuse to pin a JWKS we could not use
-        if updated != current:
-            write_bundle(path, updated)
 
 
 def credential_process(answer: dict[str, Any]) -> dict[str, Any]:

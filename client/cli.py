@@ -6,13 +6,16 @@
     credport transfer send-file --to-key import-key.pem --name NAME --value-file F [--out FILE]
     credport transfer receive URL --key client-private.pem [--store [--name NAME] [--profile P]]
     credport autoid get (--secret-id NAME | --role-arn ARN) [--bundle F] [--format json|value|credential-process]
+    credport autoid serve (--role-arn ARN | --secret-id NAME) [--bundle F] [--port N] [--token-file F]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
 prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
 ``session`` keeps the session's bearer token in a 0600 file (default ``~/.credport/session.json``).
 The endpoint defaults to ``$CREDPORT_ENDPOINT``. ``autoid get`` needs no AWS credentials: it proves
 possession of the bundle written by ``credport-admin autoid enroll`` (default ``~/.credport/autoid.json``,
-or ``$CREDPORT_AUTOID_BUNDLE``) and saves any newer entropy generation the server hands back.
+or ``$CREDPORT_AUTOID_BUNDLE``) and saves any newer entropy generation the server hands back (in the bundle, else
+in the state directory: ``--state-dir``, ``$CREDPORT_STATE_DIR``, ``$XDG_STATE_HOME/credport``, ``~/.local/state/
+credport``). ``autoid serve`` hands the same credentials to AWS SDKs as a container credential endpoint.
 """
 
 from __future__ import annotations
@@ -24,32 +27,44 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from client.arguments import parse_checked
+from client.arguments import add_aws_options, add_endpoint, add_json, env_default, new_parser, parse_checked
+from client.errors import CliError, Exit, run
+from client.transfer import DEFAULT_RECEIVED_PREFIX
+
+_SESSION_FILE = Path("~/.credport/session.json")
 
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="credport", description="credport workload client")
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("credport", "credport workload client")
     commands = parser.add_subparsers(dest="command", required=True)
     token = commands.add_parser("token", help="get a JWT for your AWS identity")
     token.add_argument("--aud", help="audience (default: the service's default)")
-    token.add_argument("--ttl", type=int, help="lifetime in seconds")
-    token.add_argument("--endpoint", default=os.environ.get("CREDPORT_ENDPOINT"), help="API URL")
-    token.add_argument("--profile", help="AWS profile to sign with")
-    token.add_argument("--region", help="region of the API (default: from the endpoint or profile)")
-    token.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default: the service's default)")
+    add_endpoint(token)
+    add_aws_options(token)
+    token.add_argument("--json", action="store_true", help="print the whole response as one line of JSON")
     verify = commands.add_parser("verify", help="verify a token through OIDC discovery")
     verify.add_argument("token", help="the JWT, or - to read it from standard input")
-    verify.add_argument("--issuer", required=True)
-    verify.add_argument("--aud", help="the audience the token must be for")
+    verify.add_argument(
+        "--issuer",
+        default=os.environ.get("CREDPORT_ISSUER"),
+        help=f"the issuer's URL, exactly as in the token (required; default: {env_default('CREDPORT_ISSUER')})",
+    )
+    verify.add_argument("--aud", help="the audience the token must be for (default: any)")
+    add_json(verify, "the claims")
     session = commands.add_parser("session", help="start, refresh or show a session (bearer token)")
     session.add_argument("action", choices=["start", "refresh", "show"])
-    session.add_argument("--endpoint", default=os.environ.get("CREDPORT_ENDPOINT"), help="API URL")
-    session.add_argument("--token-file", type=Path, help="where the token is kept (0600)")
-    session.add_argument("--profile", help="AWS profile to sign the start with")
-    session.add_argument("--region")
+    add_endpoint(session)
+    session.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"where the token is kept, 0600 (default: {env_default('CREDPORT_SESSION_FILE', str(_SESSION_FILE))})",
+    )
+    add_aws_options(session, "to sign the start with")
     session.add_argument("--print-token", action="store_true", help="also print the bearer token")
+    add_json(session, "the session")
     transfer = commands.add_parser("transfer", help="secret transfer")
     transfer_commands = transfer.add_subparsers(dest="transfer_command", required=True)
     send_file = transfer_commands.add_parser("send-file", help="seal a secret into a file to drop into inbox/")
@@ -58,29 +73,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     send_file.add_argument("--value-file", type=Path, required=True, help="file holding the secret value")
     send_file.add_argument("--description")
     send_file.add_argument("--out", type=Path, help="where to write the envelope (default: standard output)")
+    add_json(send_file, '{"out", "kid"} (or {"envelope", "kid"} without --out)')
     receive = transfer_commands.add_parser("receive", help="download and open a secret sent to you")
     receive.add_argument("url", help="the link from the notification")
     receive.add_argument("--key", type=Path, required=True, help="your private key (PEM)")
     receive.add_argument("--store", action="store_true", help="store it in your Secrets Manager instead")
-    receive.add_argument("--name", help="secret name to store under (default: the sender's name)")
-    receive.add_argument("--profile", help="AWS profile for --store")
-    autoid = commands.add_parser("autoid", help="credentials for a workload without AWS credentials")
-    autoid_commands = autoid.add_subparsers(dest="autoid_command", required=True)
-    get = autoid_commands.add_parser("get", help="prove the bundle and get a secret or role credentials")
-    wanted = get.add_mutually_exclusive_group(required=True)
-    wanted.add_argument("--secret-id", help="the secret's name")
-    wanted.add_argument("--role-arn", help="an IAM role to get temporary credentials for")
-    get.add_argument("--bundle", type=Path, help="the client bundle (0600)")
-    get.add_argument("--endpoint", help="API URL (default: the bundle's)")
-    get.add_argument(
-        "--format",
-        choices=["json", "value", "credential-process"],
-        default="json",
-        help="json: the whole answer; value: the secret value only; credential-process: for ~/.aws/config",
+    receive.add_argument("--name", help="secret name to store under (default: --prefix followed by the sender's name)")
+    receive.add_argument(
+        "--prefix",
+        default=DEFAULT_RECEIVED_PREFIX,
+        help="without --name: the prefix the sender's name is stored under (default: %(default)s)",
     )
-    args = parse_checked(parser, argv)
+    receive.add_argument(
+        "--overwrite", action="store_true", help="add a new version to a secret that exists (else refused)"
+    )
+    add_aws_options(receive, "for --store")
+    add_json(receive, "the secret document (or, with --store, what was stored)")
+    _add_autoid(commands.add_parser("autoid", help="credentials for a workload without AWS credentials"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The exit code (client/errors.py); every failure is one line on standard error."""
+    return run("credport", lambda: _dispatch(parse_checked(build_parser(), argv)))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "autoid":
-        return _autoid_get(args)
+        return _autoid_get(args) if args.autoid_command == "get" else _autoid_serve(args)
     if args.command == "token":
         return _token(args)
     if args.command == "session":
@@ -90,42 +110,93 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _verify(args)
 
 
-def _receive(args: argparse.Namespace) -> int:
-    from client.transfer import ReceiveError, receive, store
+def _add_autoid(autoid: argparse.ArgumentParser) -> None:
+    autoid_commands = autoid.add_subparsers(dest="autoid_command", required=True)
+    get = autoid_commands.add_parser("get", help="prove the bundle and get a secret or role credentials")
+    serve = autoid_commands.add_parser("serve", help="serve role credentials to AWS SDKs on a loopback port")
+    for command in (get, serve):
+        wanted = command.add_mutually_exclusive_group(required=True)
+        wanted.add_argument("--secret-id", help="the secret's name (for serve: one holding access keys)")
+        wanted.add_argument("--role-arn", help="an IAM role to get temporary credentials for")
+        command.add_argument(
+            "--bundle",
+            type=Path,
+            help="the client bundle (0600; default: $CREDPORT_AUTOID_BUNDLE, else ~/.credport/autoid.json)",
+        )
+        command.add_argument("--endpoint", help="API URL (default: the bundle's)")
+        command.add_argument(
+            "--state-dir",
+            type=Path,
+            help="where a newer generation is kept when the bundle cannot be rewritten (default: $CREDPORT_STATE_DIR,"
+            " else $XDG_STATE_HOME/credport, else ~/.local/state/credport)",
+        )
+    get.add_argument(
+        "--format",
+        choices=["json", "value", "credential-process"],
+        default="json",
+        help="json: the whole answer; value: the secret value only; credential-process: for ~/.aws/config",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1 or ::1)")
+    serve.add_argument("--port", type=int, default=0, help="port (default 0: a free one, printed in the exports)")
+    serve.add_argument(
+        "--token-file",
+        type=Path,
+        help="where the Authorization token is written, 0600 (default: in the state directory)",
+    )
 
-    try:
-        document = receive(args.url, args.key.read_bytes())
-        if args.store:
-            arn, version_id = store(document, name=args.name, profile=args.profile)
-            print(json.dumps({"stored": arn, "version_id": version_id}))
-        else:
-            print(json.dumps(document, indent=2))
-    except (ReceiveError, OSError) as error:
-        print(f"credport: {error}", file=sys.stderr)
-        return 1
+
+def _receive(args: argparse.Namespace) -> int:
+    from client.transfer import receive, store
+
+    if not args.store:
+        for given, option in ((args.name, "--name"), (args.overwrite, "--overwrite"), (args.profile, "--profile")):
+            if given:
+                raise CliError(f"{option} goes with --store (without it, the secret is printed)")
+    document = receive(args.url, _read_bytes(args.key, "--key"))
+    if args.store:
+        arn, version_id = store(
+            document,
+            name=args.name,
+            prefix=args.prefix,
+            overwrite=args.overwrite,
+            profile=args.profile,
+            region=args.region,
+        )
+        print(json.dumps({"stored": arn, "version_id": version_id}))
+    else:
+        print(json.dumps(document) if args.json else json.dumps(document, indent=2))
     return 0
+
+
+def _read_bytes(path: Path, option: str) -> bytes:
+    """A file named on the command line; the message names the option as well as the file."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CliError(f"{option} {path}: {error.strerror or type(error).__name__}") from None
 
 
 def _autoid_get(args: argparse.Namespace) -> int:
     from chalicelib.autoid.protocol import Want
-    from client.autoid import DEFAULT_BUNDLE, BundleError, credential_process, fetch
-    from client.aws_call import CallError
+    from client.autoid import DEFAULT_BUNDLE, credential_process, fetch
 
     want = Want(secret_id=args.secret_id) if args.secret_id else Want(role_arn=args.role_arn)
-    try:
-        answer = fetch(args.bundle or DEFAULT_BUNDLE, want, endpoint=args.endpoint)
-        if args.format == "credential-process":
-            print(json.dumps(credential_process(answer)))
-        elif args.format == "value":
-            if "secret" not in answer or "value" not in answer["secret"]:
-                raise BundleError("--format value needs a text secret (use json for role credentials)")
-            print(answer["secret"]["value"])
-        else:
-            print(json.dumps(answer, indent=2))
-    except (BundleError, CallError, OSError, ValueError) as error:
-        print(f"credport: {error}", file=sys.stderr)
-        return 1
+    answer = fetch(args.bundle or DEFAULT_BUNDLE, want, endpoint=args.endpoint, state_dir=args.state_dir)
+    if args.format == "credential-process":
+        print(json.dumps(credential_process(answer)))
+    elif args.format == "value":
+        if "secret" not in answer or "value" not in answer["secret"]:
+            raise CliError("--format value needs a text secret (use --format json for role credentials)")
+        print(answer["secret"]["value"])
+    else:
+        print(json.dumps(answer, indent=2))
     return 0
+
+
+def _autoid_serve(args: argparse.Namespace) -> int:
+    from client.autoid_serve import serve_command
+
+    return serve_command(args)
 
 
 def _send_file(args: argparse.Namespace) -> int:
@@ -133,27 +204,27 @@ def _send_file(args: argparse.Namespace) -> int:
     from chalicelib.untrusted import TextKind, UntrustedInput, check_text
 
     try:
-        recipient = public_key_from_pem(args.to_key.read_bytes())
-        value = args.value_file.read_text(encoding="utf-8")
+        recipient = public_key_from_pem(_read_bytes(args.to_key, "--to-key"))
     except EnvelopeError as error:
-        print(f"credport: {args.to_key} is not a usable public key ({error.reason})", file=sys.stderr)
-        return 2
-    except (OSError, UnicodeDecodeError) as error:
-        print(f"credport: {error}", file=sys.stderr)
-        return 2
+        raise CliError(f"--to-key {args.to_key} is not a usable public key ({error.reason})") from None
+    try:
+        value = _read_bytes(args.value_file, "--value-file").decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"--value-file {args.value_file} is not UTF-8 text") from None
     document = {"secret_name": args.name, "value": value}
     if args.description:
         try:  # the importer quarantines a description with control, bidi or non-characters: say so now
             document["description"] = check_text(args.description, TextKind.FREE_TEXT, max_chars=2048)
         except UntrustedInput as refused:
-            print(f"credport: --description is refused ({refused.reason})", file=sys.stderr)
-            return 2
+            raise CliError(f"--description is refused ({refused.reason})") from None
     envelope = seal(recipient, json.dumps(document).encode())
     if args.out:
         args.out.write_text(envelope)
         print(f"wrote {args.out} (sealed to key {recipient.kid})", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"out": str(args.out), "kid": recipient.kid}))
     else:
-        print(envelope)
+        print(json.dumps({"envelope": envelope, "kid": recipient.kid}) if args.json else envelope)
     return 0
 
 
@@ -161,10 +232,7 @@ def _session(args: argparse.Namespace) -> int:
     from client.aws_call import CallError
     from client.sessions import DEFAULT_TOKEN_FILE, SessionClient
 
-    if not args.endpoint:
-        print("credport: no endpoint: pass --endpoint or set CREDPORT_ENDPOINT", file=sys.stderr)
-        return 2
-    client = SessionClient(args.endpoint, args.token_file or DEFAULT_TOKEN_FILE)
+    client = SessionClient(_endpoint(args), args.token_file or DEFAULT_TOKEN_FILE)
     try:
         if args.action == "start":
             result = client.start(profile=args.profile, region=args.region)
@@ -172,44 +240,46 @@ def _session(args: argparse.Namespace) -> int:
             result = client.refresh()
         else:
             result = client.show()
-    except (CallError, ValueError, OSError) as error:
-        print(f"credport: {error}", file=sys.stderr)
-        return 1
+    except CallError as error:
+        if error.status != 401 or args.action == "start":
+            raise
+        raise CliError(f"{error}: the session has ended; run credport session start", error.exit_code) from None
     shown = {k: v for k, v in result.items() if k != "token" or args.print_token}
-    print(json.dumps(shown, indent=2, sort_keys=True))
+    print(json.dumps(shown, sort_keys=True) if args.json else json.dumps(shown, indent=2, sort_keys=True))
     return 0
 
 
-def _token(args: argparse.Namespace) -> int:
-    from client.aws_call import CallError, signed_request
-
+def _endpoint(args: argparse.Namespace) -> str:
     if not args.endpoint:
-        print("credport: no endpoint: pass --endpoint or set CREDPORT_ENDPOINT", file=sys.stderr)
-        return 2
+        raise CliError("no endpoint: pass --endpoint or set CREDPORT_ENDPOINT")
+    return str(args.endpoint)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from client.aws_call import signed_request
+
     query = {k: str(v) for k, v in (("aud", args.aud), ("ttl", args.ttl)) if v is not None}
-    try:
-        response = signed_request("GET", args.endpoint, "/token", profile=args.profile, region=args.region, query=query)
-    except (CallError, ValueError) as error:
-        print(f"credport: {error}", file=sys.stderr)
-        return 1
+    endpoint = _endpoint(args)
+    response = signed_request("GET", endpoint, "/token", profile=args.profile, region=args.region, query=query)
+    if not isinstance(response.get("token"), str):
+        raise CliError(f"GET {endpoint}/token answered no token: is --endpoint the API's URL?", Exit.CONFIG)
     print(json.dumps(response) if args.json else response["token"])
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
     from chalicelib.tokens.exceptions import TokenRejected
-    from client.oidc import DiscoveryError, discover_verifier
+    from client.oidc import discover_verifier, explain_rejection
 
+    if not args.issuer:
+        raise CliError("no issuer: pass --issuer or set CREDPORT_ISSUER")
     token = sys.stdin.read().strip() if args.token == "-" else args.token  # noqa: S105 ("-" means stdin)
     try:
         claims = discover_verifier(args.issuer).verify(token, audience=args.aud)
     except TokenRejected as rejected:
-        print(f"credport: invalid token (refused by the {rejected.check} check: {rejected.reason})", file=sys.stderr)
-        return 1
-    except (DiscoveryError, OSError, ValueError) as error:
-        print(f"credport: cannot verify: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(claims, indent=2, sort_keys=True))
+        explained = explain_rejection(token, rejected, issuer=args.issuer, audience=args.aud)
+        raise CliError(explained, Exit.REFUSED) from None
+    print(json.dumps(claims, sort_keys=True) if args.json else json.dumps(claims, indent=2, sort_keys=True))
     return 0
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES
 from chalicelib.envelope import generate_recipient_key
-from client.autoid import Bundle, BundleError, _save_news, credential_process, write_bundle
+from client.autoid import Bundle, BundleError, credential_process, write_bundle
+from client.autoid_state import BundleFiles
 
 KEY = generate_recipient_key(4096)
 OTHER_KEY = generate_recipient_key(4096)
@@ -44,6 +46,12 @@ def test_a_pinned_key_whose_kid_is_not_its_thumbprint_is_refused(tmp_path: Path)
     small = generate_recipient_key(2048)
     with pytest.raises(BundleError, match="usable"):
         Bundle("c", "e", 1, jwks(small), b"").server_key()
+
+
+def _save_news(path: Path, answer: dict[str, Any]) -> None:
+    files = BundleFiles(path, path.parent / "state", warn=pytest.fail)  # a writable bundle: nothing to warn about
+    with files.locked():
+        files.save_news(files.load(), answer)
 
 
 def test_news_from_the_server_is_saved_atomically_and_never_goes_backwards(tmp_path: Path) -> None:
