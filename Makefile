@@ -8,12 +8,17 @@ OUT    ?= build/package
 
 .PHONY: install test lint typecheck pytest run bench load package clean
 
+# The first install takes minutes: each step says what it does, and pip shows each package it collects (a line
+# each, no progress bars); the small steps stay quiet. Once the stamp exists, nothing here runs or prints.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'pip<26.3'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	@rm -f $(VENV)/.installed-* && touch $@
+	@test -x $(BIN)/python || { echo "make: creating the virtualenv $(VENV) with $(PYTHON)..."; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing pip into $(VENV)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check 'pip<26.3'
+	@echo "make: installing Python dependencies into $(VENV) (first run: about 2-5 minutes; later runs skip this)..."
+	@$(BIN)/python -m pip install --progress-bar off --disable-pip-version-check -r requirements-dev.txt
+	@echo "make: installing credport itself (editable)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@rm -f $(VENV)/.installed-* && touch $@ && echo "make: $(VENV) is ready."
 
 install: $(STAMP)
 

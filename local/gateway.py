@@ -342,3 +342,7 @@ class ApiServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Free the port of a server that was bound but never started (``stop`` would wait for its loop forever)."""
+        self._server.server_close()

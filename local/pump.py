@@ -34,11 +34,19 @@ from chalice.local import LambdaContext
 from chalicelib.aws.sqs import QueueClient, QueueMessage
 from local.provision import AsyncInvokeConfig
 
-__all__ = ["EventPump", "PumpSettings", "rate_seconds"]
+__all__ = ["EventPump", "FireReport", "PumpSettings", "rate_seconds", "reason_of"]
 
 _RATE_RE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation by default: the first try and two retries
+REASON_LIMIT = 300  # characters of an exception's message in a control answer
+
+
+def reason_of(error: BaseException) -> dict[str, str]:
+    """An exception as a control answer reports it: its type and the first line of its message, bounded. The app's
+    exceptions never carry secret values (their messages are written for logs), and nothing else is added."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return {"type": type(error).__name__, "message": message[:REASON_LIMIT]}
 
 
 def rate_seconds(expression: str) -> int | None:
@@ -47,6 +55,21 @@ def rate_seconds(expression: str) -> int | None:
     if not match:
         return None
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+@dataclass(frozen=True)
+class FireReport:
+    """One on-demand delivery of a schedule: its outcome, how many tries it took, the last try's exception."""
+
+    ok: bool
+    attempts: int
+    error: Exception | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True}
+        assert self.error is not None
+        return {"ok": False, "attempts": self.attempts, "reason": reason_of(self.error)}
 
 
 @dataclass(frozen=True)
@@ -185,21 +208,26 @@ class EventPump:
 
     def fire(self, name: str) -> bool:
         """Deliver one scheduled event now, with Lambda's async retries; True when a try succeeded."""
+        return self.fire_report(name).ok
+
+    def fire_report(self, name: str) -> FireReport:
+        """:meth:`fire`, telling why it failed: the last try's exception (after the event was dead-lettered)."""
         source = self._schedules.get(name)
         if source is None:
             raise KeyError(name)
         event = _scheduled_event(source, self._settings)
         attempts = self._attempts(name)
+        error: Exception | None = None
         for attempt in range(1, attempts + 1):
             error = self._invoke(name, event)
             if error is None:
-                return True
+                return FireReport(ok=True, attempts=attempt)
             if attempt < attempts:
                 self._stop.wait(self._settings.retry_delay)
             elif not self._record_failure(name, event, error, attempts):
                 assert self._schedule_dlq is not None
                 self._sqs.send(self._schedule_dlq, json.dumps(event))
-        return False
+        return FireReport(ok=False, attempts=attempts, error=error)
 
     def _attempts(self, handler_name: str) -> int:
         config = self._settings.async_configs.get(handler_name)

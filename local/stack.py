@@ -5,11 +5,10 @@ One process, started in the foreground by ``make run`` (``python -m local``) or 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
 from chalicelib.services import Services
 from local import s3_notifications
+from local.control import ControlRoutes
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
 from local.execution import (
@@ -33,15 +33,19 @@ from local.execution import (
 from local.gateway import ApiServer, make_thread_safe
 from local.iam import enforce
 from local.iam.sts import install as install_sts
+from local.notifications import NotificationLog
 from local.organization import LocalOrganization, create_callers, create_organization
+from local.ports import PORT_HINT, BoundAwsServer, PortUnavailable, binding, check_ports
 from local.provision import GatewayResponse, Provisioned, Provisioner, ProxyRoute, app_functions
 from local.pump import EventPump, PumpSettings
-from local.rotation import RotationDriver, RotationFailed
+from local.rotation import LocalRotations
+from local.state import StateDir, read_state
 from local.template import Template, load_template
 
-__all__ = ["REPO_ROOT", "LocalStack", "StackInfo", "StackOptions", "read_state"]
+__all__ = ["DEFAULT_STATE_DIR", "REPO_ROOT", "LocalStack", "StackInfo", "StackOptions", "read_state"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 ACCOUNT_ID = "123456789012"  # moto's default account
 TAG_AUTHORIZATION_DELAY = 300  # seconds: KMS Developer Guide, ABAC ("up to five minutes")
 
@@ -53,7 +57,7 @@ class StackOptions:
     api_port: int = 8000
     prefix: str = "credport-dev"
     region: str = "us-east-1"
-    state_dir: Path = REPO_ROOT / ".local"
+    state_dir: Path = DEFAULT_STATE_DIR
     plugins: Sequence[str] = ()
     quiet: bool = False
     retry_delay: int = 1
@@ -94,61 +98,49 @@ class StackInfo:
         }
 
 
-def read_state(state_dir: Path) -> dict[str, Any]:
-    """What a running stack wrote about itself (endpoints, app environment, developer exports)."""
-    path = state_dir / "stack.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no running local stack ({path} is missing): start one with `make run`")
-    state: dict[str, Any] = json.loads(path.read_text())
-    return state
-
-
 class LocalStack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self._moto: Any = None
+        self._moto: BoundAwsServer | None = None
         self._api: ApiServer | None = None
+        self._api_started = False  # ApiServer.stop() waits for a serve loop: one never started has none
+        self._state = StateDir(options.state_dir)
+        self._notifications = NotificationLog()
         self._pump: EventPump | None = None
-        self._rotations: dict[str, tuple[str, Any]] = {}  # secret id -> (function name, handler)
-        self._driver = RotationDriver(ACCOUNT_ID, options.region)
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._rotations = LocalRotations(ACCOUNT_ID, options.region, _print, self._stopping)
         self._gateway_responses: dict[str, GatewayResponse] = {}
         self._proxy_routes: dict[tuple[str, str], ProxyRoute] = {}
         self._iam_options: Any = None
+        self._control: ControlRoutes | None = None
         self.info: StackInfo | None = None
 
     def start(self) -> StackInfo:
+        """Start everything, or raise (StateDirInUse, PortUnavailable, ...) having started nothing that outlives
+        :meth:`stop`. The state dir and both ports are checked before anything else."""
         o = self.options
-        from local.aws_server import EmbeddedAwsServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
-        install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
-        s3_notifications.install()  # notifications name the object's version, as S3's do for a versioned bucket
-        root = root_keys()
-        self._enforce_iam(root)
-        # moto's server binds in a thread of its own and, when the port is taken, reports it there and never gets
-        # ready: find out here, so the caller gets an OSError (and its hint) instead of a stack waiting forever.
-        _check_port_free(o.host, o.aws_port)
-        self._moto = EmbeddedAwsServer(ip_address=o.host, port=o.aws_port, verbose=False)
-        self._moto.start()
+        state_dirs = self._preflight()
+        root = self._emulate()
+        self._moto = BoundAwsServer(ip_address=o.host, port=o.aws_port, state_dirs=state_dirs)
+        self._moto.start()  # binds here: a port taken since the check raises PortUnavailable, never waits
         endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
         _isolate_environment(endpoint, o.region, o.prefix, root)
 
         module = importlib.import_module("app")  # after CREDPORT_PREFIX is set: it names queues and topics
         app = make_thread_safe(module.app)
-        self._api = ApiServer(
-            app,
-            host=o.host,
-            port=o.api_port,
-            credentials=MotoCredentials(),
-            account_id=ACCOUNT_ID,
-            region=o.region,
-            responses=self._gateway_responses,
-            proxy_routes=self._proxy_routes,
-            control=self.control,
-            quiet=o.quiet,
-        )
+        with binding("API", o.host, o.api_port, state_dirs):
+            self._api = ApiServer(
+                app,
+                host=o.host,
+                port=o.api_port,
+                credentials=MotoCredentials(),
+                account_id=ACCOUNT_ID,
+                region=o.region,
+                responses=self._gateway_responses,
+                proxy_routes=self._proxy_routes,
+                control=self.control,
+                quiet=o.quiet,
+            )
         api_url = f"http://{o.host}:{self._api.port}"
 
         factory = ClientFactory(ClientOptions(region=o.region))
@@ -178,7 +170,10 @@ class LocalStack:
             _print(f"note: {note}")
         reset_settings()
 
-        self._register_rotations(provisioned, module, factory)
+        secrets_manager = factory.client("secretsmanager")
+        self._rotations.register(
+            provisioned.rotations, module, lambda secret: secrets_manager.describe_secret(SecretId=secret)["Name"]
+        )
         developer = create_developer(
             factory.client, state_dir=o.state_dir, account_id=ACCOUNT_ID, region=o.region, endpoint=endpoint
         )
@@ -223,9 +218,8 @@ class LocalStack:
             log=(lambda _line: None) if o.quiet else _print,
         )
         self._pump.wire()
-        self._api.start()
-        self._pump.start()
-        self._start_rotation_schedules(provisioned)
+        self._serve(api_url)
+        self._rotations.start_schedules(provisioned.rotations)
         self.info = StackInfo(
             api_url=api_url,
             aws_endpoint=endpoint,
@@ -235,12 +229,50 @@ class LocalStack:
             app_env=provisioned.app_environment(),
             developer=developer,
             schedules=self._pump.schedule_names,
-            rotations=tuple(sorted(self._rotations)),
+            rotations=self._rotations.names,
             dead_letter_queues=_dead_letter_queues(provisioned),
             organization=organization,
         )
-        self._write_state(self.info)
+        self._state.write(self.info.to_json())
         return self.info
+
+    def _serve(self, api_url: str) -> None:
+        """Open the API (and its control routes) and start delivering events."""
+        assert self._api is not None
+        assert self._pump is not None
+        self._control = ControlRoutes(
+            pump=self._pump,
+            rotate=self._rotations.rotate,
+            rotations=lambda: self._rotations.names,
+            notifications=self._notifications,
+            topics=self._topics,
+            identity={"pid": os.getpid(), "state_dir": str(self.options.state_dir.resolve()), "api_url": api_url},
+        )
+        self._api.start()
+        self._api_started = True
+        self._pump.start()
+
+    def _preflight(self) -> tuple[Path, ...]:
+        """Before anything starts: the state dir is ours (StateDirInUse), both ports are free (PortUnavailable).
+        Returns the state dirs where a stack holding our ports may have said so."""
+        o = self.options
+        for note in self._state.claim():
+            _print(f"note: {note}")
+        state_dirs = (o.state_dir, DEFAULT_STATE_DIR)
+        if o.api_port and o.api_port == o.aws_port:
+            raise PortUnavailable(f"the API and the embedded AWS cannot share port {o.api_port}; {PORT_HINT}")
+        check_ports(o.host, {"API": o.api_port, "embedded AWS": o.aws_port}, state_dirs)
+        return state_dirs
+
+    def _emulate(self) -> Keys:
+        """What the embedded AWS does beyond moto (in this process, before it serves); the root user's keys."""
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
+        install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
+        s3_notifications.install()  # notifications name the object's version, as S3's do for a versioned bucket
+        self._notifications.install()  # what SNS publishes, for `python -m local notifications`
+        root = root_keys()
+        self._enforce_iam(root)
+        return root
 
     def _enforce_iam(self, root: Keys) -> None:
         """IAM enforced for every request of the embedded AWS from the start, as AWS enforces it (local.iam):
@@ -256,86 +288,38 @@ class LocalStack:
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
         ActionAuthenticatorMixin.request_count = 0
 
-    def _register_rotations(self, provisioned: Provisioned, module: Any, factory: ClientFactory) -> None:
-        handlers = {
-            f.name: getattr(module, f.handler_string.rsplit(".", 1)[1]) for f in module.app.pure_lambda_functions
-        }
-        for spec in provisioned.rotations:
-            name = spec.function_arn.rsplit(":", 1)[1]
-            if name not in handlers:
-                raise RuntimeError(f"rotation of {spec.secret_id} names function {name}, which the app does not define")
-            secret_name = factory.client("secretsmanager").describe_secret(SecretId=spec.secret_id)["Name"]
-            self._rotations[secret_name] = (spec.function_arn, handlers[name])
-
-    def _start_rotation_schedules(self, provisioned: Provisioned) -> None:
-        """As Secrets Manager does: rotate when the schedule is created (unless told not to), then when due."""
-        names = list(self._rotations)
-        for spec, secret_name in zip(provisioned.rotations, names, strict=True):
-            if spec.rotate_immediately:
-                self._report_rotation(secret_name)
-            if spec.period_seconds:
-                thread = threading.Thread(
-                    target=self._rotation_loop,
-                    args=(secret_name, spec.period_seconds),
-                    name=f"rotation:{secret_name}",
-                    daemon=True,
-                )
-                thread.start()
-
-    def _rotation_loop(self, secret_name: str, period: int) -> None:
-        while not self._stopping.wait(period):
-            self._report_rotation(secret_name)
-
-    def _report_rotation(self, secret_name: str) -> None:
-        status, payload = self._rotate(secret_name)
-        _print(f"rotation {secret_name} -> {'ok' if status == 200 else payload}")
-
     def stop(self) -> None:
+        """Stop whatever started (also after a failed or interrupted start); each part even if another failed.
+        ``stack.json`` goes only if it is still the one this stack wrote."""
         self._stopping.set()
+        steps: list[Any] = [self._iam_exit, self._pump and self._pump.stop]
+        if self._api is not None:
+            steps.append(self._api.stop if self._api_started else self._api_close)
+        steps += [self._moto and self._moto.stop, self._notifications.uninstall, self._state.release]
+        for step in steps:
+            if step:
+                with contextlib.suppress(Exception):
+                    step()
+
+    def _iam_exit(self) -> None:
         if self._iam_options is not None:
             self._iam_options.__exit__(None, None, None)
             self._iam_options = None
-        if self._pump is not None:
-            self._pump.stop()
-        if self._api is not None:
-            self._api.stop()
-        if self._moto is not None:
-            self._moto.stop()
-        (self.options.state_dir / "stack.json").unlink(missing_ok=True)
 
-    def _write_state(self, info: StackInfo) -> None:
-        self.options.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.options.state_dir / "stack.json"
-        path.write_text(json.dumps(info.to_json(), indent=2) + "\n")
+    def _api_close(self) -> None:
+        assert self._api is not None
+        self._api.close()
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """``/_local/…`` requests: ``GET status``, ``POST trigger/<schedule>``, ``POST rotate/<secret>``."""
-        assert self._pump is not None
-        command, _, argument = path.partition("?")[0].partition("/")
-        if method == "GET" and command == "status":
-            return 200, {
-                "schedules": list(self._pump.schedule_names),
-                "rotations": sorted(self._rotations),
-                "deliveries": dict(self._pump.stats),
-            }
-        if method == "POST" and command == "trigger":
-            if argument not in self._pump.schedule_names:
-                return 404, {"error": "unknown_schedule", "schedules": list(self._pump.schedule_names)}
-            return 200, {"schedule": argument, "ok": self._pump.fire(argument)}
-        if method == "POST" and command == "rotate":
-            return self._rotate(argument)
-        return 404, {"error": "unknown_command", "commands": ["GET status", "POST trigger/NAME", "POST rotate/SECRET"]}
+        """``/_local/…`` requests (:mod:`local.control`); 503 until the stack is up."""
+        if self._control is None:
+            return 503, {"error": "starting"}
+        return self._control(method, path, body)
 
-    def _rotate(self, secret_id: str) -> tuple[int, dict[str, Any]]:
-        if secret_id not in self._rotations:
-            return 404, {"error": "unknown_rotation", "rotations": sorted(self._rotations)}
-        name, function = self._rotations[secret_id]
-        with self._lock:  # Secrets Manager runs one rotation of a secret at a time
-            try:
-                result = self._driver.rotate(secret_id, function, function_arn=name)
-            except RotationFailed as failed:
-                return 500, {"error": "rotation_failed", "step": failed.step, "token": failed.token}
-        return 200, {"secret": secret_id, "token": result.token, "resumed": result.resumed}
+    def _topics(self) -> list[str]:
+        from moto.sns.models import sns_backends
+
+        return list(sns_backends[ACCOUNT_ID][self.options.region].topics)
 
 
 def _isolate_environment(endpoint: str, region: str, prefix: str, keys: Keys) -> None:
@@ -367,12 +351,3 @@ def _dead_letter_queues(provisioned: Provisioned) -> dict[str, str]:
 
 def _print(line: str) -> None:
     print(line, flush=True)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Raise OSError (EADDRINUSE) if ``port`` cannot be bound on ``host`` now (port 0: any free port, always)."""
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds: TIME_WAIT is no conflict
-        probe.bind((host, port))

@@ -266,7 +266,13 @@ def test_trigger_fires_a_schedule_with_the_scheduled_event_shape(stack: RunningS
 
 def test_a_failing_schedule_is_tried_three_times_then_dead_lettered(stack: RunningStack) -> None:
     result = _local_cli(stack, "trigger", "e2e_broken")
-    assert json.loads(result.stdout) == {"schedule": "e2e_broken", "ok": False}
+    assert result.returncode == 1, result.stdout + result.stderr
+    reason = {"type": "RuntimeError", "message": "e2e schedule failure"}
+    assert json.loads(result.stdout) == {"schedule": "e2e_broken", "ok": False, "attempts": 3, "reason": reason}
+    assert result.stderr.splitlines() == [
+        "python -m local: trigger e2e_broken failed: RuntimeError: e2e schedule failure"
+        " (after 3 attempts; the event was dead-lettered)"
+    ]
     assert _records(stack, "schedule-fail", "attempts") == 3  # Lambda's async invocation: 1 try + 2 retries
     sqs = stack.client("sqs")
     dlq = sqs.get_queue_url(QueueName=f"{stack.info['prefix']}-local-schedules-dlq")["QueueUrl"]
