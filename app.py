@@ -23,6 +23,7 @@ from chalicelib.api import (
     api_view,
     authorizer_response,
     chalice_errors_middleware,
+    chalice_local_middleware,
     json_body,
     json_route,
     public_document,
@@ -50,6 +51,7 @@ _prefix = config.deployment_prefix()
 
 app.register_middleware(invocation_middleware(lambda: app.lambda_context), "all")
 app.register_middleware(chalice_errors_middleware, "http")
+app.register_middleware(chalice_local_middleware(lambda: app.routes), "http")  # acts under `chalice local` only
 
 
 @app.route("/health", methods=["GET"])
@@ -94,7 +96,9 @@ def rotate_signing_keys(event: CloudWatchEvent) -> Any:
 # Verification is cheap and must follow each token's expiry and route exactly: no authorizer caching.
 @app.authorizer(ttl_seconds=0)
 def bearer(auth_request: AuthRequest) -> AuthResponse:
-    return authorizer_response(auth_request, services().sessions.authorize)
+    # services() inside the call: a failure to build them is the authorizer's failure too (counted, answered).
+    authorize = lambda arn, token: services().sessions.authorize(arn, token)  # noqa: E731, PLW0108
+    return authorizer_response(auth_request, authorize)
 
 
 @app.route("/session", methods=["POST"], authorizer=iam)

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import binascii
 import functools
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from chalice.app import AuthRequest, AuthResponse, AuthRoute, Request, Response
+from chalice.app import AuthRequest, AuthResponse, AuthRoute, IAMAuthorizer, Request, Response
 
+from chalicelib.config import under_chalice_cli
 from chalicelib.errors import (
     BadRequest,
+    ConfigError,
     CredportError,
+    Forbidden,
     InternalError,
     InvalidText,
     MethodNotAllowed,
@@ -29,10 +33,12 @@ from chalicelib.untrusted import NOT_JSON, UntrustedInput, first_unencodable, lo
 __all__ = [
     "API_VIEW_MARK",
     "JSON_TYPES",
+    "NO_IAM_UNDER_CHALICE_LOCAL",
     "UNAUTHORIZED",
     "api_view",
     "authorizer_response",
     "chalice_errors_middleware",
+    "chalice_local_middleware",
     "check_request_text",
     "error_response",
     "json_body",
@@ -57,7 +63,7 @@ def request_id_of(request: Request | None) -> str:
 
 def error_response(error: CredportError, request_id: str | None = None) -> Response:
     """The one mapping of an error to an API response: ``{"error": code, "message": ...}``."""
-    body: dict[str, str] = error.body()
+    body = _body_of(error)
     if request_id is not None:
         body["request_id"] = request_id
     headers: dict[str, str | list[str]] = {
@@ -66,6 +72,15 @@ def error_response(error: CredportError, request_id: str | None = None) -> Respo
         **error.headers,
     }
     return Response(body=body, status_code=error.status, headers=headers)
+
+
+def _body_of(error: CredportError) -> dict[str, str]:
+    body: dict[str, str] = error.body()
+    if isinstance(error, ConfigError) and under_chalice_cli():
+        # The developer running `chalice local` is the caller: which variables (by name) and how to fix it. On
+        # Lambda the response stays opaque and the names go to the log (_variables_of).
+        body["message"] = error.local_message()
+    return body
 
 
 # Chalice answers a few requests itself, before any view runs, as {"Code": ..., "Message": ...}: a Content-Type
@@ -93,6 +108,41 @@ def chalice_errors_middleware(request: Request, get_response: Callable[[Request]
     return ours
 
 
+# `chalice local` checks no SigV4 signature: it lets a request to an IAMAuthorizer route through, without the identity
+# API Gateway attaches (chalice/local.py, LocalGatewayAuthorizer), so such a route cannot work there.
+NO_IAM_UNDER_CHALICE_LOCAL = (
+    "This route is authorized by IAM: API Gateway checks the request's SigV4 signature and passes the caller's"
+    " identity, which chalice local does not do. Call it through the local stack's API instead (make run)."
+)
+
+
+def chalice_local_middleware(
+    routes: Callable[[], Mapping[str, Mapping[str, Any]]],
+) -> Callable[[Request, Callable[[Request], Response]], Response]:
+    """HTTP middleware, active under `chalice local` only: a request to an IAM route that carries no IAM identity
+    is refused before its view runs, with a message that says why, instead of the view's bare refusal."""
+
+    def middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
+        if under_chalice_cli() and _iam_route(routes(), request) and not _has_iam_identity(request):
+            logger.info("request refused", extra={"code": Forbidden.code, "status": Forbidden.status})
+            return error_response(Forbidden(NO_IAM_UNDER_CHALICE_LOCAL))
+        return get_response(request)
+
+    return middleware
+
+
+def _iam_route(routes: Mapping[str, Mapping[str, Any]], request: Request) -> bool:
+    context = request.context if isinstance(request.context, dict) else {}
+    entry = routes.get(str(context.get("resourcePath")), {}).get(request.method)
+    return isinstance(getattr(entry, "authorizer", None), IAMAuthorizer)
+
+
+def _has_iam_identity(request: Request) -> bool:
+    context = request.context if isinstance(request.context, dict) else {}
+    user_arn = (context.get("identity") or {}).get("userArn")
+    return isinstance(user_arn, str) and user_arn.startswith("arn:")
+
+
 def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
     """Wrap a Chalice view so every failure leaves as our error shape.
 
@@ -109,7 +159,9 @@ def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
             except CredportError as error:
                 request_id = request_id_of(current_request())
                 if error.status >= 500:
-                    log_unexpected("request failed", error, code=error.code, request_id=request_id)
+                    log_unexpected(
+                        "request failed", error, code=error.code, request_id=request_id, **_variables_of(error)
+                    )
                 else:
                     logger.info("request refused", extra={"code": error.code, "status": error.status})
                 return error_response(error, request_id if error.status >= 500 else None)
@@ -122,6 +174,12 @@ def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _variables_of(error: Exception) -> dict[str, list[str]]:
+    """A configuration error's variables, by name (never their values, which its problems may quote): what the
+    operator must fix, for the log line that reports it."""
+    return {"variables": [*error.missing, *error.invalid]} if isinstance(error, ConfigError) else {}
 
 
 def check_request_text(request: Request | None) -> None:
@@ -180,16 +238,39 @@ def authorizer_response(request: AuthRequest, authorize: Callable[[str, str | No
     try:
         grant = authorize(request.method_arn, request.token)
     except BearerRefused:
+        _answer_under_chalice_local(None)
         raise Exception(UNAUTHORIZED) from None
-    except Exception:
+    except Exception as error:
         # Not a refusal: the check itself failed (API Gateway answers AUTHORIZER_CONFIGURATION_ERROR, 503 here). The
         # function's Lambda Errors cannot tell the two apart (a refusal must raise "Unauthorized"), so this count is
         # the authorizer-failures alarm's signal (template.yaml).
         count_once("AuthorizerFailures")
+        _answer_under_chalice_local(error)
         raise
     return AuthResponse(
         routes=[AuthRoute(grant.path, [grant.method])], principal_id=grant.principal_id, context=grant.context
     )
+
+
+def _answer_under_chalice_local(failure: Exception | None) -> None:
+    """Under `chalice local`, raise the answer its gateway sends for an authorizer's refusal (``failure`` None: API
+    Gateway's 401) or failure (a 500 in our error shape): chalice local does not translate the exception API Gateway
+    expects, and the client would see its connection dropped with no response. Elsewhere, return."""
+    if not under_chalice_cli():
+        return
+    from chalice.local import InvalidAuthorizerError, NotAuthorizedError  # chalice's CLI only: never on Lambda
+
+    if failure is None:
+        body = json.dumps({"message": UNAUTHORIZED}, separators=(",", ":")).encode()
+        raise NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException"}, body)
+    log_unexpected("authorizer failed", failure, **_variables_of(failure))
+    error = failure if isinstance(failure, CredportError) else InternalError()
+    headers = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        "x-amzn-ErrorType": "AuthorizerConfigurationException",
+    }
+    raise InvalidAuthorizerError(headers, json.dumps(_body_of(error), separators=(",", ":")).encode())
 
 
 # ``POST /auto-id`` is not one of chalice's routes: it runs as the ``auto_id`` function, with a role that cannot

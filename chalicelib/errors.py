@@ -7,6 +7,7 @@ guard authentication use one fixed message so the response tells an attacker not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
@@ -158,6 +159,12 @@ class ServiceUnavailable(CredportError):
         self.retry_after = retry_after
 
 
+# The command that starts `chalice local` with the local stack's environment (local/chalice_local.py).
+_LOCAL_CHALICE_COMMAND = ".venv/bin/python -m local chalice"
+_VARIABLE = re.compile(r"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?::|\s|$)")  # CREDPORT_X: ..., as Reader writes
+_REQUIRED = "is required"  # how chalicelib.config.reader.Reader words a missing variable
+
+
 class ConfigError(CredportError):
     """The deployment is misconfigured. Raised at first use of the settings, listing every problem."""
 
@@ -169,6 +176,45 @@ class ConfigError(CredportError):
         self.problems = tuple(problems)
         super().__init__("Invalid configuration: " + "; ".join(self.problems))
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The names of the required variables that are not set."""
+        return tuple(dict.fromkeys(name for name, text in self._named() if text.startswith(_REQUIRED)))
+
+    @property
+    def invalid(self) -> tuple[str, ...]:
+        """The names of the variables set to a value that is refused (alone, or against another setting)."""
+        missing = set(self.missing)
+        return tuple(dict.fromkeys(name for name, _ in self._named() if name not in missing))
+
+    def _named(self) -> list[tuple[str, str]]:
+        """(variable name, problem text) of every problem that starts with a variable's name (Reader's form)."""
+        named: list[tuple[str, str]] = []
+        for problem in self.problems:
+            match = _VARIABLE.match(problem)
+            if match:
+                named.append((match.group(1), problem[match.end() :].strip()))
+        return named
+
     def body(self) -> dict[str, str]:
-        # The problems name environment variables; they belong in the log, not in a response.
+        # The problems name environment variables and may quote their values: they belong in the log, not in a
+        # response. Under `chalice local` the edge answers local_message() instead (chalicelib.api).
         return {"error": self.code, "message": self.default_message}
+
+    def local_message(self) -> str:
+        """The message of a response under `chalice local`, whose caller is the developer running it and whose
+        usual cause is an environment without the stack's resources: which variables, by name only (never a value,
+        nor a problem's text), and how to fix it."""
+        parts = [
+            f"{label} {', '.join(names)}"
+            for label, names in (("missing", self.missing), ("invalid", self.invalid))
+            if names
+        ]
+        unnamed = len(self.problems) - len(self._named())
+        if unnamed:
+            parts.append(f"{unnamed} other problem{'s' if unnamed > 1 else ''}")
+        return (
+            f"The service is misconfigured: {'; '.join(parts) or 'see the log'}. Under chalice local, start it with"
+            f" `{_LOCAL_CHALICE_COMMAND}` while the local stack runs (`make run`): it sets every variable as the"
+            " stack's functions have them."
+        )

@@ -24,6 +24,7 @@ from .environment import (
     s3_events_queue_name,
     signing_key_rotation_days,
     transfer_rotation_days,
+    under_chalice_cli,
 )
 from .names import STACK_OUTPUTS, Env
 from .parsers import TOKEN_SIGNERS, audience_matches, is_valid_audience
@@ -48,4 +49,5 @@ __all__ = [
     "s3_events_queue_name",
     "signing_key_rotation_days",
     "transfer_rotation_days",
+    "under_chalice_cli",
 ]

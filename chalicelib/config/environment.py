@@ -21,6 +21,7 @@ __all__ = [
     "s3_events_queue_name",
     "signing_key_rotation_days",
     "transfer_rotation_days",
+    "under_chalice_cli",
 ]
 
 
@@ -60,6 +61,14 @@ def transfer_rotation_days(environ: Mapping[str, str] | None = None) -> int:
 def autoid_rotation_days(environ: Mapping[str, str] | None = None) -> int:
     """Days between scheduled auto-id rotations (server key and entropy), needed at import time."""
     return _import_time_integer(environ, Env.AUTOID_ROTATION_DAYS, "1", 1, 365)
+
+
+def under_chalice_cli(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the app runs under chalice's own CLI (``chalice local``), which sets ``AWS_CHALICE_CLI_MODE`` for the
+    app to tell (chalice/cli/__init__.py). Never on Lambda: ``AWS_LAMBDA_FUNCTION_NAME`` is a reserved variable
+    Lambda always sets, so a function given the chalice flag by mistake still answers as on Lambda."""
+    source = environ if environ is not None else os.environ
+    return source.get("AWS_CHALICE_CLI_MODE") == "true" and "AWS_LAMBDA_FUNCTION_NAME" not in source
 
 
 def s3_events_queue_name(prefix: str) -> str:
