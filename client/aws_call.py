@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from client.errors import CliError, Exit
+from client.errors import CliError, Exit, redact
 from client.failures import safe_url
 
 __all__ = ["CallError", "answer", "region_of", "signed_request"]
@@ -52,7 +52,12 @@ class CallError(CliError):
             exit_code, hint = Exit.UNAVAILABLE, "retry later"
         elif self.error_type in _GATEWAY_CREDENTIALS:
             exit_code, hint = Exit.CONFIG, "are the AWS credentials (and the clock) right?"
-        elif (status == 404 and code is None) or status < 400 or (gateway and "Authentication Token" in str(body)):
+        elif (
+            (status == 404 and code is None)
+            or status < 400
+            or not isinstance(body, dict)  # credport and API Gateway answer JSON objects: this is another server
+            or (gateway and "Authentication Token" in str(body))
+        ):
             exit_code = Exit.CONFIG  # not credport's answer: another URL, or a wrong path
         else:
             exit_code, hint = Exit.REFUSED, ""
@@ -89,9 +94,9 @@ def _shown(body: Any, code: Any, gateway: bool, content_type: str | None, error_
     if isinstance(body, dict):
         if code is not None:
             message = body.get("message")
-            return f": {code}" + (f": {message}" if message else "")
+            return f": {code}" + (f": {_excerpt(message)}" if message else "")
         if gateway:
-            return f" (API Gateway{' ' + error_type if error_type else ''}: {body['message']})"
+            return f" (API Gateway{' ' + error_type if error_type else ''}: {_excerpt(body['message'])})"
         return " (a JSON object without an error code)"
     if body is None or (isinstance(body, str | bytes) and not body):
         return " (no body)"
@@ -99,6 +104,12 @@ def _shown(body: Any, code: Any, gateway: bool, content_type: str | None, error_
         kind = (content_type or "").split(";", 1)[0].strip() or "text"
         return f" (a {kind} body, not JSON)"
     return f" (JSON {type(body).__name__}, not an object)"
+
+
+def _excerpt(text: Any, limit: int = 240) -> str:
+    """A server's message, short enough that the line's own hint is never cut off (one_line bounds the whole)."""
+    shown = " ".join(redact(str(text)).split())  # before cutting: a cut could leave a secret no longer recognised
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _decoded(response: requests.Response) -> Any:

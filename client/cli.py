@@ -1,17 +1,19 @@
 """``credport``: the workload-side command line.
 
     credport token --aud AUDIENCE [--ttl SECONDS] [--endpoint URL] [--profile P] [--region R] [--json]
-    credport verify TOKEN --issuer URL [--aud AUDIENCE]        (TOKEN "-" reads standard input)
+    credport verify TOKEN [--issuer URL] [--aud AUDIENCE] [--json]     (TOKEN "-" reads standard input)
     credport session start|refresh|show [--endpoint URL] [--token-file F] [--profile P] [--print-token]
     credport transfer send-file --to-key import-key.pem --name NAME --value-file F [--out FILE]
-    credport transfer receive URL --key client-private.pem [--store [--name NAME] [--profile P]]
+    credport transfer receive URL --key client-private.pem [--store [--name NAME | --prefix P] [--overwrite]]
     credport autoid get (--secret-id NAME | --role-arn ARN) [--bundle F] [--format json|value|credential-process]
     credport autoid serve (--role-arn ARN | --secret-id NAME) [--bundle F] [--port N] [--token-file F]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
 prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
 ``session`` keeps the session's bearer token in a 0600 file (default ``~/.credport/session.json``).
-The endpoint defaults to ``$CREDPORT_ENDPOINT``. ``autoid get`` needs no AWS credentials: it proves
+The endpoint defaults to ``$CREDPORT_ENDPOINT``, the issuer to ``$CREDPORT_ISSUER``; every command takes
+``--json``, ``--version`` and ``--help`` (which lists the exit codes, :mod:`client.errors`).
+``autoid get`` needs no AWS credentials: it proves
 possession of the bundle written by ``credport-admin autoid enroll`` (default ``~/.credport/autoid.json``,
 or ``$CREDPORT_AUTOID_BUNDLE``) and saves any newer entropy generation the server hands back (in the bundle, else
 in the state directory: ``--state-dir``, ``$CREDPORT_STATE_DIR``, ``$XDG_STATE_HOME/credport``, ``~/.local/state/
@@ -162,7 +164,8 @@ def _receive(args: argparse.Namespace) -> int:
             profile=args.profile,
             region=args.region,
         )
-        print(json.dumps({"stored": arn, "version_id": version_id}))
+        stored = {"stored": arn, "version_id": version_id}
+        print(json.dumps(stored) if args.json else json.dumps(stored, indent=2))
     else:
         print(json.dumps(document) if args.json else json.dumps(document, indent=2))
     return 0

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import traceback
 import unicodedata
 from collections.abc import Callable
 from enum import IntEnum
 
-__all__ = ["DEBUG_VARIABLE", "MEANINGS", "CliError", "Exit", "exit_codes_epilog", "one_line", "run"]
+__all__ = ["DEBUG_VARIABLE", "MEANINGS", "CliError", "Exit", "exit_codes_epilog", "one_line", "redact", "run"]
 
 DEBUG_VARIABLE = "CREDPORT_DEBUG"
 _MAX_MESSAGE = 600  # one terminal line or a few: a longer message is cut, never a page of server text
@@ -71,9 +72,28 @@ def exit_codes_epilog() -> str:
     )
 
 
+# What a server (API Gateway's IncompleteSignatureException echoes the whole Authorization header), AWS or a library
+# may put in a message that must never reach a terminal or a log: request signatures, security tokens, access key
+# ids, JWTs. Matched by shape, wherever they stand in the text.
+_SECRETS = (
+    re.compile(r"(?i)\b(Credential|Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=[^\s,&'\"]+"),
+    re.compile(r"(?i)\b(Authorization)[=:]\s*(AWS4-HMAC-SHA256|Bearer|Basic)\s+[^\s'\"]+"),
+    re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential-shaped value replaced by ``<redacted>`` (its name, where it has one, kept)."""
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: f"{m.group(1)}=<redacted>" if m.groups() else "<redacted>", text)
+    return text
+
+
 def one_line(text: str) -> str:
     """``text`` as one bounded line: control, bidi and other format characters (from a server's answer, say) are
-    shown as '?', so nothing can rewrite the terminal or hide part of the line."""
+    shown as '?', so nothing can rewrite the terminal or hide part of the line; credentials are redacted."""
+    text = redact(text)
     cleaned = "".join(
         " " if char in "\t\r\n" else "?" if unicodedata.category(char) in ("Cc", "Cf", "Cs") else char for char in text
     )

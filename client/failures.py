@@ -136,7 +136,8 @@ def _botocore(error: BaseException) -> tuple[Exit, str] | None:
     if isinstance(error, boto.ProfileNotFound):
         profile = error.kwargs.get("profile", "")
         return Exit.CONFIG, (
-            f"AWS profile {profile!r} is not configured: check --profile or $AWS_PROFILE (aws configure list-profiles)"
+            f"AWS profile {profile!r} is not configured: check --profile or $AWS_PROFILE (profiles are the"
+            " [profile NAME] sections of $AWS_CONFIG_FILE, default ~/.aws/config)"
         )
     if isinstance(error, boto.NoCredentialsError):
         return Exit.CONFIG, (

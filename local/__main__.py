@@ -276,10 +276,11 @@ def _stop(stack: LocalStack, signals: _Signals) -> None:
 def banner(info: StackInfo) -> str:
     exports = " ".join(f"{k}={v}" for k, v in info.developer.exports().items())
     schedules = ", ".join(info.schedules) or "none yet"
+    width = max(len(info.api_url), len(info.aws_endpoint)) + 2
     return f"""
 credport local stack is up
-  API              {info.api_url}      (IAM routes: SigV4 and execute-api:Invoke, as API Gateway)
-  embedded AWS     {info.aws_endpoint}  (moto; account {info.account_id}, {info.region})
+  API              {info.api_url:<{width}}(IAM routes: SigV4 and execute-api:Invoke, as API Gateway)
+  embedded AWS     {info.aws_endpoint:<{width}}(moto; account {info.account_id}, {info.region})
   developer        {info.developer.user_arn}
   workload role    {info.developer.role_arn}
   schedules        {schedules}

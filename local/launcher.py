@@ -24,7 +24,7 @@ import boto3.session
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-__all__ = ["REPO_ROOT", "RunningStack", "StackDidNotStart", "child_env", "launch", "up_command"]
+__all__ = ["REPO_ROOT", "RunningStack", "StackDidNotStart", "child_env", "interrupt", "launch", "up_command"]
 
 # Not imported from local.stack: that module loads moto, which a caller only waiting for a child does not need.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,18 @@ class StackDidNotStart(RuntimeError):
         super().__init__(f"the local stack did not start (exit {returncode}):\n{output}")
         self.returncode = returncode
         self.output = output
+
+
+def interrupt(process: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> int:
+    """Ctrl-C to ``process``, as a developer stops it; its exit code (a kill's negative one when it does not stop
+    within ``timeout`` seconds)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def child_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -111,13 +123,7 @@ class RunningStack:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """Ctrl-C, as a developer stops it; its exit code (a kill's negative one when it does not stop in time)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return interrupt(self.process, timeout)
 
     def __enter__(self) -> RunningStack:
         return self

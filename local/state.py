@@ -140,4 +140,7 @@ class StateDir:
         api = existing.get("api_url") if existing.get("pid") == pid else None
         where = f"API {api}" if api else "still starting"
         who = f"pid {pid}" if pid is not None else "another process"
-        return f"a local stack is already running from state dir {self.path}: {who}, {where}"
+        return (
+            f"a local stack is already running from state dir {self.path}: {who}, {where}; to run a second one, give"
+            " it its own state dir and ports (--state-dir or CREDPORT_LOCAL_STATE_DIR, --api-port, --aws-port)"
+        )

@@ -8,6 +8,7 @@ from chalicelib.tokens.exceptions import (
     KeysNotReady,
     OutsideOrganization,
     RotationRefused,
+    RotationTooSoon,
     TokenRejected,
     UnsupportedPrincipal,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "KeysNotReady",
     "OutsideOrganization",
     "RotationRefused",
+    "RotationTooSoon",
     "TokenRejected",
     "TokenService",
     "TokenVerifier",

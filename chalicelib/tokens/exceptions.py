@@ -19,6 +19,7 @@ __all__ = [
     "NoSigningKey",
     "OutsideOrganization",
     "RotationRefused",
+    "RotationTooSoon",
     "TokenRejected",
     "UnsupportedPrincipal",
 ]
@@ -40,6 +41,11 @@ class KeysNotReady(ServiceUnavailable):
 class RotationRefused(CredportError):
     code = "rotation_refused"
     status = 409
+
+
+class RotationTooSoon(RotationRefused):
+    """The last rotation is too recent: rotating again would retire a key whose tokens may still be trusted. Only
+    this refusal is a scheduled run's "nothing to do" (an operator rotated meanwhile); any other is a failure."""
 
 
 class TokenRejected(TokenRefusal):

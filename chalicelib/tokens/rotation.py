@@ -26,7 +26,7 @@ from chalicelib.config import Settings
 from chalicelib.events import key_event
 from chalicelib.observability import log_unexpected, logger, rotation_failed
 from chalicelib.tokens.discovery import jwks_document, openid_configuration
-from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused
+from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused, RotationTooSoon
 from chalicelib.tokens.keyring import ROLES, KeyRing
 from chalicelib.tokens.kms_keys import KMS_JOURNAL_KEY
 
@@ -97,7 +97,7 @@ class KeyRotation:
         minimum = self._settings.token_max_ttl + self._jwks_staleness
         if journal is not None and not force and self._clock() - float(journal["completed_at"]) < minimum:
             # Rotating again now would retire a key whose tokens may still be valid or cached as trusted.
-            raise RotationRefused(f"The last rotation finished less than {minimum} seconds ago")
+            raise RotationTooSoon(f"The last rotation finished less than {minimum} seconds ago")
         return self._resume(self._begin("rotate", aliases, journal))
 
     def revoke_current(self) -> RotationReport:

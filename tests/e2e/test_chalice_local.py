@@ -4,7 +4,6 @@ plain `chalice local` without it names what is missing."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 
 from chalicelib.api import NO_IAM_UNDER_CHALICE_LOCAL
 from chalicelib.config import Env
-from local.launcher import REPO_ROOT
+from local.launcher import REPO_ROOT, interrupt
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -62,15 +61,8 @@ def start(command: list[str], env: dict[str, str], port: int, log: Path) -> Serv
 
 
 def stop(served: Served) -> int:
-    """Ctrl-C, as a developer stops it."""
-    if served.process.poll() is None:
-        served.process.send_signal(signal.SIGINT)
-    try:
-        return served.process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        served.process.kill()
-        served.process.wait()
-        raise
+    """Ctrl-C, as a developer stops it (a kill's negative code when it does not stop in time)."""
+    return interrupt(served.process, STOP_TIMEOUT)
 
 
 def local_chalice(stack: RunningStack, tmp_path: Path, *args: str) -> Served:
@@ -81,6 +73,14 @@ def local_chalice(stack: RunningStack, tmp_path: Path, *args: str) -> Served:
 
 @pytest.fixture
 def served(stack: RunningStack, tmp_path: Path) -> Iterator[Served]:
+    # The stack's own API makes the signing keys first, as its API handler's role (their key policies name their
+    # creator, which tests/e2e/test_local_iam.py checks): chalice local runs as the developer and would otherwise
+    # create them itself on its first JWKS read.
+    from requests_aws4auth import AWS4Auth
+
+    creds = stack.credentials()
+    auth = AWS4Auth(creds.access_key, creds.secret_key, stack.region, "execute-api")
+    assert requests.get(stack.api + "/token", auth=auth, timeout=30).status_code == 200
     # No autoreload: an edit anywhere in the checkout would restart the server in the middle of a test.
     running = local_chalice(stack, tmp_path, "--no-autoreload")
     yield running

@@ -85,10 +85,11 @@ def test_a_second_stack_in_the_same_state_dir_is_refused_before_touching_it(fixe
     credentials = (fixed.state_dir / "aws" / "credentials").read_text()
     result = _cli("up", "--state-dir", str(fixed.state_dir), "--api-port", "0", "--aws-port", "0", timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stderr.splitlines() == [
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
         f"python -m local: a local stack is already running from state dir {fixed.state_dir}: "
-        f"pid {fixed.process.pid}, API {fixed.api}"
-    ]
+        f"pid {fixed.process.pid}, API {fixed.api}; to run a second one, give it its own state dir and ports"
+    )
     assert (fixed.state_dir / "aws" / "credentials").read_text() == credentials  # the developer's key unchanged
     _still_serving(fixed, before)
 

@@ -12,6 +12,19 @@ import pytest
 from local.launcher import REPO_ROOT, child_env, up_command
 
 
+def _up(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m local up`` run to its end (it must refuse; the timeout only guards the test run)."""
+    return subprocess.run(
+        up_command(state_dir, *args),
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def _held_port() -> socket.socket:
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     holder.bind(("127.0.0.1", 0))
@@ -28,15 +41,7 @@ def test_a_port_in_use_is_a_one_line_error_and_exit_1(flag: str, label: str, tmp
         # The launcher's command line, run to its end: its stderr alone must carry the hint (the launcher's log
         # mixes both streams). The options given here come last, so they override the launcher's free ports.
         started = time.monotonic()
-        result = subprocess.run(
-            up_command(tmp_path, flag, port, other, "0"),
-            cwd=REPO_ROOT,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = _up(tmp_path, flag, port, other, "0")
         took = time.monotonic() - started
     assert result.returncode == 1, result.stderr[-2000:]
     (line,) = result.stderr.splitlines()
@@ -52,15 +57,7 @@ def test_a_port_in_use_is_a_one_line_error_and_exit_1(flag: str, label: str, tmp
 def test_both_ports_busy_are_both_named(tmp_path: Path) -> None:
     with _held_port() as api, _held_port() as aws:
         api_port, aws_port = str(api.getsockname()[1]), str(aws.getsockname()[1])
-        result = subprocess.run(
-            up_command(tmp_path, "--api-port", api_port, "--aws-port", aws_port),
-            cwd=REPO_ROOT,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = _up(tmp_path, "--api-port", api_port, "--aws-port", aws_port)
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"port {api_port} (API) on 127.0.0.1 is in use" in result.stderr
     assert f"port {aws_port} (embedded AWS) on 127.0.0.1 is in use" in result.stderr
@@ -68,14 +65,6 @@ def test_both_ports_busy_are_both_named(tmp_path: Path) -> None:
 
 
 def test_the_same_port_for_both_is_a_usage_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        up_command(tmp_path, "--api-port", "18123", "--aws-port", "18123"),
-        cwd=REPO_ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _up(tmp_path, "--api-port", "18123", "--aws-port", "18123")
     assert result.returncode == 2
     assert "--api-port and --aws-port are both 18123" in result.stderr

@@ -60,10 +60,12 @@ def test_credport_verify_refuses_a_tampered_token_and_a_wrong_audience(stack: Ru
     tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
     refused = credport_verify(stack, tampered)
     assert refused.returncode == 1
-    assert "invalid token (refused by the signature check" in refused.stderr
+    assert "credport: invalid token" in refused.stderr
+    assert "(refused by the signature check" in refused.stderr
     wrong_aud = credport_verify(stack, token, "--aud", "api://someone-else")
     assert wrong_aud.returncode == 1
-    assert "invalid token (refused by the aud check" in wrong_aud.stderr
+    expected = "its audience is 'sts.amazonaws.com', not --aud 'api://someone-else' (refused by the aud check"
+    assert expected in wrong_aud.stderr
 
 
 def test_credport_token_signs_with_the_developer_profile(stack: RunningStack) -> None:

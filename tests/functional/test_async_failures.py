@@ -111,3 +111,41 @@ def test_an_sns_event_failing_every_attempt_leaves_its_invocation_record(
     (delivered,) = record["requestPayload"]["Records"]
     assert delivered["EventSource"] == "aws:sns"
     assert delivered["Sns"]["Message"] == message
+
+
+def test_a_scheduled_rotation_too_soon_after_an_operators_is_skipped_not_failed(
+    pump: EventPump, provisioned: Provisioned, services: Services, factory: ClientFactory
+) -> None:
+    services.tokens.rotate(force=True)  # an operator's rotation (credport-admin token rotate): keys made just now
+    current = services.tokens.keyring.current().kid
+    calls: list[bool] = []
+    rotate = services.tokens.rotate
+
+    def counted(*, force: bool = False) -> Any:
+        calls.append(force)
+        return rotate(force=force)
+
+    services.tokens.rotate = counted  # type: ignore[method-assign]
+    assert pump.fire("rotate_signing_keys") is True  # nothing to do is a success: no retry, no record, no alarm
+    assert calls == [False]
+    assert _records(factory, provisioned) == []
+    services.tokens.keyring.invalidate()
+    assert services.tokens.keyring.current().kid == current  # the schedule rotated nothing
+
+
+def test_any_other_refusal_of_a_scheduled_rotation_still_fails_and_is_recorded(
+    pump: EventPump,
+    provisioned: Provisioned,
+    services: Services,
+    factory: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.tokens import RotationRefused
+
+    def refused(*, force: bool = False) -> Any:
+        raise RotationRefused("A token could outlive its key's publication")
+
+    monkeypatch.setattr(services.tokens, "rotate", refused)
+    assert pump.fire("rotate_signing_keys") is False
+    (record,) = _records(factory, provisioned)
+    assert record["responsePayload"]["errorType"] == "RotationRefused"

@@ -179,6 +179,7 @@ def test_a_certificate_nobody_trusts(capsys: pytest.CaptureFixture[str], tmp_pat
         (403, b'{"error":"forbidden","message":"No."}', {}, Exit.REFUSED, "answered 403 Forbidden: forbidden: No."),
         (502, b'{"message": "Internal server error"}', {}, Exit.UNAVAILABLE, "502 Bad Gateway (API Gateway: Internal"),
         (200, b'{"no": "token"}', {}, Exit.CONFIG, "GET {url}/token answered no token"),
+        (403, b"<html>nope</html>", {"Content-Type": "text/html"}, Exit.CONFIG, "(a text/html body, not JSON): is"),
     ],
 )
 def test_every_answer_says_what_was_called_and_what_came_back(
@@ -397,6 +398,26 @@ def test_files_named_on_the_command_line(
     err = failed(capsys, [a.format(**names) for a in argv], Exit.USAGE)
     assert expected.format(**names) in err
     assert answer.seen == []
+
+
+def test_credentials_a_server_echoes_are_never_shown(
+    capsys: pytest.CaptureFixture[str], server: tuple[str, Answer]
+) -> None:
+    # API Gateway's IncompleteSignatureException quotes the request's whole Authorization header back.
+    url, answer = server
+    echoed = (
+        "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter."
+        " Authorization=AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261201/us-east-1/execute-api/aws4_request,"
+        " SignedHeaders=host;x-amz-date, Signature=" + "fb2bd24e" * 8 + " X-Amz-Security-Token=IQoJb3JpZ2luX2VjEXAMPLE"
+        " and a token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl" + " padding" * 60
+    )
+    answer.status, answer.body = 403, json.dumps({"message": echoed}).encode()
+    answer.headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "IncompleteSignatureException"}
+    err = failed(capsys, ["token", "--endpoint", url], Exit.CONFIG)
+    for secret in ("AKIAIOSFODNN7", "fb2bd24e", "IQoJb3JpZ2luX2Vj", "eyJhbGciOiJSUzI1NiJ9", "c2lnbmF0dXJl"):
+        assert secret not in err
+    assert "Authorization=<redacted>" in err
+    assert err.rstrip().endswith("are the AWS credentials (and the clock) right?")  # the hint survives a long answer
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ def test_a_second_claim_of_a_locked_state_dir_is_refused_naming_the_holder(tmp_p
     first.write({"api_url": "http://127.0.0.1:8000"})
     with pytest.raises(StateDirInUse) as refused:
         StateDir(tmp_path).claim()
-    assert str(refused.value) == (
-        f"a local stack is already running from state dir {tmp_path}: pid {os.getpid()}, API http://127.0.0.1:8000"
+    assert str(refused.value).startswith(
+        f"a local stack is already running from state dir {tmp_path}: pid {os.getpid()}, API http://127.0.0.1:8000;"
+        " to run a second one, give it its own state dir and ports (--state-dir or CREDPORT_LOCAL_STATE_DIR"
     )
     assert json.loads((tmp_path / "stack.json").read_text())["pid"] == os.getpid()  # untouched
     first.release()
@@ -46,6 +48,7 @@ def test_a_state_file_of_a_live_stack_without_the_lock_is_refused(tmp_path: Path
     # A live process whose command line is a stack's (`python -m local up ...`), holding no lock.
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "local", "up"])
     try:
+        _wait_for_exec(live.pid)
         (tmp_path / "stack.json").write_text(json.dumps({"pid": live.pid, "api_url": "http://127.0.0.1:8000"}))
         with pytest.raises(StateDirInUse) as refused:
             StateDir(tmp_path).claim()
@@ -55,6 +58,14 @@ def test_a_state_file_of_a_live_stack_without_the_lock_is_refused(tmp_path: Path
     assert f"pid {live.pid}, API http://127.0.0.1:8000" in str(refused.value)
     assert f"delete {tmp_path}/stack.json" in str(refused.value)
     assert (tmp_path / "stack.json").exists()
+
+
+def _wait_for_exec(pid: int) -> None:
+    """Until the child has exec'd: between fork and exec its command line is still pytest's."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while cmdline.exists() and b"local" not in cmdline.read_bytes().split(b"\0") and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_release_leaves_a_state_file_another_stack_wrote(tmp_path: Path) -> None:
