@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from chalicelib.untrusted import first_unencodable
 from client.errors import Exit, exit_codes_epilog, one_line
+from client.failures import safe_url
 
 __all__ = [
     "Parser",
@@ -61,10 +62,12 @@ def new_parser(prog: str, description: str) -> Parser:
 
 def env_default(variable: str, otherwise: str | None = None) -> str:
     """``$VARIABLE`` and what it holds now, for an option's help: ``$CREDPORT_ENDPOINT, now 'https://…'``, or
-    ``…, unset`` (then ``otherwise``, if given). Only ever used for names, URLs and paths, never for a secret."""
+    ``…, unset`` (then ``otherwise``, if given). Only ever used for names, URLs and paths; a URL is shown without its
+    user info, query or fragment (a password, a presigned signature), anything else with credentials redacted."""
     value = os.environ.get(variable)
     if value:
-        return f"${variable}, now {value!r}"
+        shown = safe_url(value) if "://" in value else value
+        return f"${variable}, now {one_line(shown)!r}"
     return f"${variable}, unset" + (f"; else {otherwise}" if otherwise else "")
 
 

@@ -3,7 +3,8 @@
 The bundle is one JSON file, 0600, replaced atomically: the entropy generation and its number always change
 together, and a newer generation received from the server is saved before the credential is handed on, so
 the next start uses it. Where the bundle cannot be rewritten (a read-only ``/etc/credport``) the news goes to a
-state file instead (:mod:`client.autoid_state`), and the credential is handed on all the same. Concurrent runs
+state file instead (:mod:`client.autoid_state`), and the credential is handed on all the same; a state file only
+ever reaches the bundle after the server accepted its generation. Concurrent runs
 (an SDK calling ``credential_process`` from several processes) serialise request and save on a lock per bundle
 and never replace a newer generation with an older one.
 """
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
@@ -41,6 +41,7 @@ __all__ = [
 DEFAULT_BUNDLE = Path(os.environ.get("CREDPORT_AUTOID_BUNDLE", Path.home() / ".credport" / "autoid.json"))
 SERVER_KEY_BITS = 4096
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # an answer carrying a new 1 MiB generation is about 1.9 MB
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # a 1 MiB generation is 1.4 MB of base64
 
 
 class BundleError(CliError):
@@ -59,10 +60,24 @@ class Bundle:
 
     @classmethod
     def load(cls, path: Path) -> Bundle:
-        if path.stat().st_mode & 0o077:
-            raise BundleError(f"{path} is readable by others; it must be 0600")
+        """The bundle at ``path``: a regular file (a directory, FIFO or device is a usage error, and a FIFO never
+        blocks the call), 0600 or stricter."""
+        from client.owned_files import Untrusted, read_regular
+
         try:
-            document = json.loads(path.read_text())
+            data, status = read_regular(path, max_bytes=MAX_BUNDLE_BYTES)
+        except Untrusted as error:
+            raise BundleError(error.strerror or str(error), Exit.USAGE) from None
+        except ValueError:
+            raise BundleError(f"{path} is not an auto-id bundle (it is too large)") from None
+        if status.st_mode & 0o077:
+            raise BundleError(f"{path} is readable by others; it must be 0600")
+        return cls.parse(data, path)
+
+    @classmethod
+    def parse(cls, data: bytes, path: Path) -> Bundle:
+        try:
+            document = json.loads(data)
             entropy = _unb64(document["entropy"])
             bundle = cls(
                 client_id=str(document["client_id"]),
@@ -118,29 +133,23 @@ def fetch(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One credential for the bundle at ``path``; a newer generation or server JWKS in the answer is saved (in the
-    bundle, else in the state directory: :mod:`client.autoid_state`). The request and the save run under the
-    bundle's lock, so concurrent calls never both download a generation, nor save an older one over a newer."""
+    bundle, else in the state directory: :mod:`client.autoid_state`), and so is a state the server accepted. The
+    request and the save run under the bundle's lock, so concurrent calls never both download a generation, nor
+    save an older one over a newer."""
     from client.autoid_state import BundleFiles, default_state_dir, stderr_warning
 
     files = BundleFiles(path, state_dir or default_state_dir(), warn or stderr_warning)
-    with files.locked() as may_save:
-        bundle = files.load()
-        answer = _request(bundle, want, endpoint=endpoint, timeout=timeout)
-        if may_save:
-            files.save_news(bundle, answer)
-        else:
-            answer.pop("entropy", None)
-            answer.pop("server_keys", None)
-    return answer
+    return files.call(lambda bundle: _request(bundle, want, endpoint=endpoint, timeout=timeout))
 
 
 def _request(bundle: Bundle, want: Want, *, endpoint: str | None, timeout: float) -> dict[str, Any]:
     from client.aws_call import CallError
+    from client.http import bounded_request
 
     document, response_key = build_request(bundle.client_id, bundle.generation, bundle.entropy, want)
     envelope = seal(bundle.server_key(), json.dumps(document).encode())
     url = (endpoint or bundle.endpoint).rstrip("/") + "/auto-id"
-    response = requests.post(url, json={"jwe": envelope}, timeout=timeout)
+    response = bounded_request("POST", url, json={"jwe": envelope}, timeout=timeout, max_bytes=MAX_ANSWER_BYTES)
     try:
         body = response.json()
     except ValueError:

@@ -7,20 +7,20 @@ HTTP only to a loopback address) and sends the content of ``AWS_CONTAINER_AUTHOR
 seconds each). So this server listens on loopback only, answers only a caller holding the token (compared in
 constant time), and keeps the credentials until five minutes before they expire, refreshing them ahead of time
 on a thread of its own, one refresh at a time, through the same bundle, lock and state directory as ``autoid get``.
+What any local process can make the server do (the Host check, connection, time and header limits, the escaped
+log) is :mod:`client.autoid_http`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hmac
 import ipaddress
-import json
 import os
 import secrets
 import shlex
 import signal
-import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -28,26 +28,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from client.autoid_http import PATH, ServeError, handler_for, server_for
+
 __all__ = ["PATH", "CredentialSource", "ServeError", "container_credentials", "loopback_host", "serve_command"]
 
-PATH = "/v1/credentials"
 REFRESH_MARGIN = timedelta(minutes=5)  # never hand out credentials closer than this to their end
 LONG_TERM_LIFETIME = timedelta(hours=1)  # access keys from a secret: the SDK asks again after this (rotated keys)
 RETRY_SECONDS = 30.0
-
-
-class ServeError(Exception):
-    """An answer other than credentials: its HTTP status and stable error code; the message holds no secret."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 def loopback_host(host: str) -> str:
@@ -130,13 +123,16 @@ class CredentialSource:
     def _refresh(self) -> _Cached:
         from client.autoid import BundleError
         from client.aws_call import CallError
+        from client.http import AnswerTooLarge, DeadlineExceeded
 
         try:
             answer = self._fetch_answer()
             now = self._clock()
             document = container_credentials(answer, now)
-        except (requests.ConnectionError, requests.Timeout):
+        except (requests.ConnectionError, requests.Timeout, DeadlineExceeded):
             raise ServeError(503, "broker_unreachable", "the credport endpoint could not be reached") from None
+        except AnswerTooLarge:
+            raise ServeError(502, "broker_error", "the credport endpoint's answer was too large") from None
         except CallError as error:
             raise ServeError(502, "broker_error", f"the credport endpoint answered HTTP {error.status}") from None
         except (BundleError, OSError, KeyError, ValueError) as error:
@@ -148,64 +144,6 @@ class CredentialSource:
             expires_at = now + REFRESH_MARGIN + timedelta(minutes=5)  # an odd date: keep it five minutes
         self._cached = _Cached(document, now, expires_at)
         return self._cached
-
-
-def _handler(source: CredentialSource, token: str) -> type[BaseHTTPRequestHandler]:
-    expected = token.encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "credport-autoid"
-        sys_version = ""
-
-        def do_GET(self) -> None:
-            self._answer(allowed=True)
-
-        def do_POST(self) -> None:
-            self._answer(allowed=False)
-
-        do_PUT = do_DELETE = do_PATCH = do_HEAD = do_POST
-
-        def _answer(self, *, allowed: bool) -> None:
-            presented = self.headers.get("Authorization")
-            if presented is None:
-                return self._send(401, {"error": "unauthorized", "message": "the Authorization header is missing"})
-            if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
-                return self._send(403, {"error": "forbidden", "message": "the Authorization token is wrong"})
-            if self.path.split("?", 1)[0] != PATH:
-                return self._send(404, {"error": "not_found", "message": f"credentials are served at {PATH}"})
-            if not allowed:
-                return self._send(405, {"error": "method_not_allowed", "message": "only GET is served"})
-            try:
-                return self._send(200, source.current())
-            except ServeError as error:
-                return self._send(error.status, {"error": error.code, "message": str(error)})
-
-        def _send(self, status: int, document: dict[str, Any]) -> None:
-            body = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # requests are not logged: errors are answered to the SDK, which reports them
-
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            if str(code) != "200":
-                print(f"credport: serve: {self.command} {self.path.split('?', 1)[0]} -> {code}", file=sys.stderr)
-
-    return Handler
-
-
-def _server_for(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        daemon_threads = True
-
-    return Server((host, port), handler)
 
 
 def _write_token(path: Path, token: str) -> None:
@@ -221,6 +159,32 @@ def _write_token(path: Path, token: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _token_file_problem(path: Path) -> str | None:
+    """Why a --token-file may not be replaced: the rename would put our token in place of a device, a FIFO, a
+    directory's name or a symlink (root replacing /dev/null, say), or of another user's file."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"--token-file {path} cannot be used ({error.strerror or error})"
+    if not stat.S_ISREG(status.st_mode):
+        return f"--token-file {path} is not a regular file"
+    if status.st_uid != os.geteuid():
+        return f"--token-file {path} belongs to uid {status.st_uid}, not to this user"
+    return None
+
+
+def _default_token_file(state_dir: Path, token: str) -> Path:
+    """``serve-<pid>.token`` in the state directory, which must be ours alone (client.owned_files)."""
+    from client.owned_files import PrivateDir
+
+    name = f"serve-{os.getpid()}.token"
+    with PrivateDir.open(state_dir, create=True) as directory:
+        directory.write(name, token.encode())
+        return directory.path / name
 
 
 def _token_from_environment() -> str | None:
@@ -262,17 +226,25 @@ def serve_command(args: argparse.Namespace) -> int:
             stderr_warning(message)
 
     source = CredentialSource(lambda: fetch(bundle, want, endpoint=args.endpoint, state_dir=state_dir, warn=warn_once))
-    token_file = args.token_file or state_dir / f"serve-{os.getpid()}.token"
+    problem = _token_file_problem(args.token_file) if args.token_file else None
+    if problem:
+        print(f"credport: {problem}", file=sys.stderr)
+        return 2
     try:
-        server = _server_for(host, args.port, _handler(source, token))
+        server = server_for(host, args.port, handler_for(source.current, token))
     except OSError as error:
         print(f"credport: cannot listen on {host} port {args.port} ({error.strerror or error})", file=sys.stderr)
         return 1
     try:
-        _write_token(token_file, token)
-    except OSError as error:
+        if args.token_file:
+            token_file = args.token_file
+            _write_token(token_file, token)
+        else:
+            token_file = _default_token_file(state_dir, token)
+    except OSError as error:  # Untrusted included: a state directory that is not ours alone
         server.server_close()
-        print(f"credport: cannot write the token file {token_file} ({error.strerror or error})", file=sys.stderr)
+        where = args.token_file or f"in the state directory {state_dir}"
+        print(f"credport: cannot write the token file {where} ({error.strerror or error})", file=sys.stderr)
         return 1
     return _run(server, source, token_file, remove_token=args.token_file is None)
 

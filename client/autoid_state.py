@@ -4,13 +4,18 @@ The README keeps the bundle in ``/etc/credport``, often read-only to the workloa
 newer pinned server keys) must then still be kept somewhere, or every call presents the old generation until its
 grace period ends and the workload is stranded. So the news goes to a *state file* in a directory the workload can
 write (:func:`default_state_dir`), keyed per bundle (client id + a hash of the bundle's resolved path), 0600 and
-replaced atomically. Every call loads the bundle and its state file and uses whichever is newer; once the bundle
-is writable again, a newer state is migrated into it and the state file removed.
+replaced atomically. Every call presents the state's generation when it is newer than the bundle's.
+
+A state file is a claim, not a fact: it is read only from a directory of ours that nobody else can write, only
+when it is ours alone (:mod:`client.owned_files`), and it reaches the bundle only after the server accepted its
+generation. If the server refuses it (401), the call is made once more with the bundle's own generation, and the
+state file is removed when that one is accepted: a state file can never make the bundle worse.
 
 One lock per bundle serialises the whole request and save of concurrent calls (an SDK runs ``credential_process``
 from several processes at once): the first call saves the new generation, the ones waiting behind it then present
-it and get no second copy. The lock file sits next to the bundle, or in the state directory when it cannot be
-created there; the wait is bounded, and a call that times out still gets its credential but saves nothing.
+it and get no second copy. The lock file sits next to the bundle (ours, 0600; one that is not is ignored, or
+anybody able to open it could stall every call), else in the state directory. The wait is bounded; a call that
+could not have the lock still gets its credential, and tries once more, briefly, to have it for the save.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,14 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES
-from client.autoid import Bundle, BundleError, write_bundle
-from client.private_file import write_private_json
+from client.autoid import MAX_BUNDLE_BYTES, Bundle, BundleError, write_bundle
+from client.owned_files import PrivateDir, Untrusted, check_private, private_dir_path
 
-__all__ = ["LOCK_WAIT_SECONDS", "BundleFiles", "Warn", "default_state_dir", "stderr_warning"]
+__all__ = ["LOCK_WAIT_SECONDS", "SAVE_LOCK_WAIT_SECONDS", "BundleFiles", "Warn", "default_state_dir", "stderr_warning"]
 
-LOCK_WAIT_SECONDS = 30.0
+LOCK_WAIT_SECONDS = 30.0  # before the request: long enough for the calls queued ahead of this one
+SAVE_LOCK_WAIT_SECONDS = 2.0  # after a request made without the lock: only for the save
 _POLL_SECONDS = 0.05
 Warn = Callable[[str], None]
+Request = Callable[[Bundle], dict[str, Any]]
 
 
 def stderr_warning(message: str) -> None:
@@ -66,6 +74,12 @@ def _reason(error: OSError) -> str:
 
 
 @dataclass(frozen=True)
+class Loaded:
+    bundle: Bundle  # the bundle file as it is
+    state: Bundle | None  # a newer generation (or newer keys) from the state file: presented first
+
+
+@dataclass(frozen=True)
 class BundleFiles:
     """The bundle at ``bundle`` and its state file under ``state_dir``."""
 
@@ -78,8 +92,54 @@ class BundleFiles:
         # The resolved path: ./autoid.json and /etc/credport/autoid.json are one bundle when they are one file.
         return hashlib.sha256(os.fsencode(self.bundle.resolve())).hexdigest()[:16]
 
+    def _state_name(self, client_id: str) -> str:
+        return f"autoid-{client_id}-{self._key}.json"
+
     def state_path(self, client_id: str) -> Path:
-        return self.state_dir / f"autoid-{client_id}-{self._key}.json"
+        return private_dir_path(self.state_dir) / self._state_name(client_id)
+
+    # The whole call -------------------------------------------------------------------------------
+
+    def call(self, request: Request) -> dict[str, Any]:
+        """``request`` for the bundle (or its newer state), and what the answer brings saved, under the lock."""
+        with self.locked(LOCK_WAIT_SECONDS) as held:
+            loaded = self.load()
+            presented, answer = self._ask(loaded, request)
+            updated = _with_news(presented, answer)
+            if held:
+                self._keep(loaded, presented, updated)
+                return answer
+        if updated == presented:
+            return answer
+        with self.locked(SAVE_LOCK_WAIT_SECONDS) as held:
+            if held:
+                self._keep(self.load(), presented, updated)
+                return answer
+        self.warn(
+            f"the save of generation {updated.generation} was skipped: another process held the lock on "
+            f"{self.bundle} ({LOCK_WAIT_SECONDS:g} s before the request, {SAVE_LOCK_WAIT_SECONDS:g} s after it); "
+            "a later call saves it"
+        )
+        return answer
+
+    def _ask(self, loaded: Loaded, request: Request) -> tuple[Bundle, dict[str, Any]]:
+        from client.aws_call import CallError
+
+        if loaded.state is None:
+            return loaded.bundle, request(loaded.bundle)
+        try:
+            return loaded.state, request(loaded.state)
+        except CallError as error:
+            if error.status != 401:
+                raise
+        answer = request(loaded.bundle)  # refused too: the state file stays (the client may be disabled, say)
+        self._remove_state(loaded.bundle.client_id)
+        self.warn(
+            f"the server refused generation {loaded.state.generation} of the state file "
+            f"{self.state_path(loaded.bundle.client_id)}; it is removed, and the bundle's generation "
+            f"{loaded.bundle.generation} was used"
+        )
+        return loaded.bundle, answer
 
     # Locking --------------------------------------------------------------------------------------
 
@@ -101,10 +161,6 @@ class BundleFiles:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        self.warn(
-                            f"another credport process held the lock on {self.bundle} for more than {wait:g} s; "
-                            "going on without it (anything new from the server is saved by a later call)"
-                        )
                         yield False
                         return
                     time.sleep(_POLL_SECONDS)
@@ -114,43 +170,68 @@ class BundleFiles:
 
     def _open_lock(self) -> int | None:
         beside = self.bundle.with_name(self.bundle.name + ".lock")
-        # An existing lock file that is not ours to write still locks: flock works on a descriptor opened read-only.
-        for path, flags in ((beside, os.O_CREAT | os.O_RDWR), (beside, os.O_RDONLY)):
-            with contextlib.suppress(OSError):
-                return os.open(path, flags | os.O_CLOEXEC, 0o600)
-        with contextlib.suppress(OSError):
-            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return os.open(self.state_dir / f"autoid-{self._key}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        # Created only where the bundle itself may be rewritten; an existing one of ours is used even read-only
+        # (flock works on a descriptor opened read-only). One that is not ours alone is ignored, never waited on.
+        flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        attempts = [os.O_RDWR | os.O_CREAT, os.O_RDONLY] if _owner_writable(self.bundle.parent) else [os.O_RDONLY]
+        for mode in attempts:
+            try:
+                fd = os.open(beside, flags | mode, 0o600)
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    self.warn(
+                        f"ignoring the lock file {beside}: it is a symbolic link; using one in the state directory"
+                    )
+                    break
+                continue
+            try:
+                check_private(os.fstat(fd))
+            except Untrusted as error:
+                os.close(fd)
+                self.warn(f"ignoring the lock file {beside}: {error.strerror}; using one in the state directory")
+                break
+            return fd
+        with contextlib.suppress(OSError), PrivateDir.open(self.state_dir, create=True) as directory:
+            return directory.open_lock(f"autoid-{self._key}.lock")
         return None
 
     # Loading --------------------------------------------------------------------------------------
 
-    def load(self) -> Bundle:
-        """The bundle, or its state if newer (migrated into the bundle when the bundle can be rewritten)."""
+    def load(self) -> Loaded:
+        """The bundle, and its state file's content if that is newer (a stale state file is removed)."""
         bundle = Bundle.load(self.bundle)
-        state_path = self.state_path(bundle.client_id)
-        state = self._read_state(state_path, bundle)
+        state = self._read_state(bundle)
         if state is None:
-            return bundle
+            return Loaded(bundle, None)
         if not state:  # stale: the bundle caught up (or moved on); the file has no use any more
-            with contextlib.suppress(OSError):
-                state_path.unlink()
-            return bundle
-        effective = replace(state[0], endpoint=bundle.endpoint)
-        with contextlib.suppress(OSError, BundleError):
-            self._write_bundle(effective)
-            with contextlib.suppress(OSError):
-                state_path.unlink()
-        return effective
+            self._remove_state(bundle.client_id)
+            return Loaded(bundle, None)
+        return Loaded(bundle, replace(state[0], endpoint=bundle.endpoint))
 
-    def _read_state(self, path: Path, bundle: Bundle) -> tuple[Bundle] | tuple[()] | None:
-        """None: no state file; (): one that is not newer; (state,): one newer than the bundle."""
+    def _read_state(self, bundle: Bundle) -> tuple[Bundle] | tuple[()] | None:
+        """None: no (usable) state file; (): one that is not newer; (state,): one newer than the bundle."""
+        name = self._state_name(bundle.client_id)
         try:
-            state = Bundle.load(path)
-            based_on = json.loads(path.read_text()).get("based_on")
+            directory = PrivateDir.open(self.state_dir, create=False)
         except FileNotFoundError:
             return None
-        except (OSError, BundleError, ValueError, AttributeError) as error:
+        except OSError as error:  # Untrusted included: not ours, or others may write it
+            self.warn(f"the state directory {self.state_dir} cannot be used ({_reason(error)}); no state file read")
+            return None
+        path = directory.path / name
+        try:
+            with directory:
+                data = directory.read(name, max_bytes=MAX_BUNDLE_BYTES)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            self.warn(f"ignoring the state file {path}: {_reason(error)}")
+            return None
+        try:
+            state = Bundle.parse(data, path)
+            based_on = json.loads(data).get("based_on")
+            state.server_key()  # a state whose keys we could not seal to is no use
+        except (BundleError, ValueError, AttributeError) as error:
             self.warn(f"ignoring the state file {path}: {error}")
             return None
         if state.client_id != bundle.client_id:  # never another client's entropy, whatever the file is called
@@ -166,44 +247,58 @@ class BundleFiles:
         )
         return (state,) if newer_keys else ()
 
+    def _remove_state(self, client_id: str) -> None:
+        with contextlib.suppress(OSError), PrivateDir.open(self.state_dir, create=False) as directory:
+            directory.unlink(self._state_name(client_id))
+
     # Saving ---------------------------------------------------------------------------------------
 
-    def save_news(self, current: Bundle, answer: dict[str, Any]) -> None:
-        """Take the entropy and server keys out of ``answer``; keep whatever is newer than ``current`` (what the
-        request presented) in the bundle, else in the state file; warn once if neither can be written."""
-        entropy, server_keys = answer.pop("entropy", None), answer.pop("server_keys", None)
-        updated = current
-        if entropy is not None and int(entropy["gen"]) > current.generation:
-            data = _unb64(entropy["data"])
-            if len(data) != ENTROPY_BYTES:
-                raise BundleError("the server sent a malformed entropy generation")
-            updated = replace(updated, generation=int(entropy["gen"]), entropy=data)
-        if server_keys is not None:
-            updated = replace(updated, server_keys=dict(server_keys))
-            updated.server_key()  # refuse to pin a JWKS we could not use
-        if updated == current:
+    def _keep(self, loaded: Loaded, presented: Bundle, updated: Bundle) -> None:
+        """Keep ``updated`` (what the server accepted, with what it handed back) in the bundle, else in the state
+        file; warn once if neither can be written. Call under the lock."""
+        accepted_state = loaded.state is not None and presented == loaded.state
+        if updated == presented and not accepted_state:
             return
+        why = self._read_only_reason()
+        if why is None:
+            try:
+                self._write_bundle(updated)
+            except OSError as error:
+                why = _reason(error)
+            else:
+                self._remove_state(updated.client_id)
+                return
+        if updated == presented:  # the state file already holds it: nothing new to say
+            return
+        self._save_state(presented, updated, f"cannot rewrite {self.bundle} ({why})")
+
+    def _read_only_reason(self) -> str | None:
+        """Why the bundle must not be rewritten, from its mode bits (os.access says yes to root for everything):
+        a file or directory without its owner's write bit is read-only, the operator's word."""
         try:
-            self._write_bundle(updated)
+            status = os.lstat(self.bundle)
         except OSError as error:
-            self._save_state(current, updated, f"cannot rewrite {self.bundle} ({_reason(error)})")
-            return
-        with contextlib.suppress(OSError):
-            self.state_path(updated.client_id).unlink()
+            return _reason(error)
+        if stat.S_ISLNK(status.st_mode):
+            return "it is a symbolic link, which a rewrite would replace"
+        if status.st_uid != os.geteuid():
+            return f"it belongs to uid {status.st_uid}"
+        if not status.st_mode & stat.S_IWUSR:
+            return "the file is read-only"
+        if not _owner_writable(self.bundle.parent):
+            return "its directory is read-only"
+        return None
 
     def _write_bundle(self, updated: Bundle) -> None:
         # Under the lock, read again: a process that did not wait for the lock may have saved something newer.
         on_disk = Bundle.load(self.bundle)
         if on_disk.client_id != updated.client_id:
-            raise BundleError(f"{self.bundle} now holds another client")
+            raise PermissionError(errno.EPERM, f"{self.bundle} now holds another client")
         if on_disk.generation > updated.generation or on_disk == replace(updated, endpoint=on_disk.endpoint):
             return
-        if not os.access(self.bundle, os.W_OK):  # a read-only file is the operator's word, even where rename works
-            raise PermissionError(errno.EACCES, "the file is read-only")
         write_bundle(self.bundle, replace(updated, endpoint=on_disk.endpoint))
 
     def _save_state(self, current: Bundle, updated: Bundle, why: str) -> None:
-        path = self.state_path(updated.client_id)
         bundle = Bundle.load(self.bundle)
         document = {
             **updated.document(),
@@ -211,9 +306,10 @@ class BundleFiles:
             "bundle": str(self.bundle.resolve()),  # for the operator reading the directory; not used
         }
         try:
-            existing = self._read_state(path, bundle)
+            existing = self._read_state(bundle)
             if not (existing and existing[0].generation > updated.generation):
-                write_private_json(path, document, prefix=".autoid-state-")
+                with PrivateDir.open(self.state_dir, create=True) as directory:
+                    directory.write(self._state_name(updated.client_id), json.dumps(document).encode())
         except OSError as error:
             if updated.generation > current.generation:
                 lost, kept = f"generation {updated.generation}", f"generation {current.generation}, which"
@@ -226,7 +322,28 @@ class BundleFiles:
                 "7 days by default; at once after `credport-admin autoid end-grace`), then it must be enrolled again"
             )
             return
-        self.warn(f"{why}; saved generation {updated.generation} to {path}")
+        self.warn(f"{why}; saved generation {updated.generation} to {self.state_path(updated.client_id)}")
+
+
+def _with_news(presented: Bundle, answer: dict[str, Any]) -> Bundle:
+    """``presented`` with the entropy and server keys the answer brings, both taken out of ``answer``."""
+    entropy, server_keys = answer.pop("entropy", None), answer.pop("server_keys", None)
+    updated = presented
+    if entropy is not None and int(entropy["gen"]) > presented.generation:
+        data = _unb64(entropy["data"])
+        if len(data) != ENTROPY_BYTES:
+            raise BundleError("the server sent a malformed entropy generation")
+        updated = replace(updated, generation=int(entropy["gen"]), entropy=data)
+    if server_keys is not None:
+        updated = replace(updated, server_keys=dict(server_keys))
+        updated.server_key()  # refuse to pin a JWKS we could not use
+    return updated
+
+
+def _owner_writable(directory: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return bool(os.stat(directory).st_mode & stat.S_IWUSR)
+    return False
 
 
 def _unb64(value: str) -> bytes:

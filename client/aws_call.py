@@ -17,6 +17,7 @@ import requests
 
 from client.errors import CliError, Exit, redact
 from client.failures import safe_url
+from client.http import MAX_JSON_BYTES, bounded_request, check_url
 
 __all__ = ["CallError", "answer", "region_of", "signed_request"]
 
@@ -43,6 +44,7 @@ class CallError(CliError):
         error_type: str | None = None,
         content_type: str | None = None,
         hint: str = _ENDPOINT_HINT,
+        location: str | None = None,
     ) -> None:
         self.status, self.body = status, body
         self.error_type = (error_type or "").split(":", 1)[0] or None
@@ -62,13 +64,24 @@ class CallError(CliError):
         else:
             exit_code, hint = Exit.REFUSED, ""
         called = f"{method} {safe_url(url)} answered" if method and url else "the service answered HTTP"
-        text = f"{called} {status} {_reason(status)}{_shown(body, code, gateway, content_type, self.error_type)}"
+        if location is not None:  # a redirect is never followed: it would carry the signature to another host
+            shown = f" (a redirect to {location}, not followed)"
+        else:
+            shown = _shown(body, code, gateway, content_type, self.error_type)
+        text = f"{called} {status} {_reason(status)}{shown}"
         super().__init__(f"{text}: {hint}" if hint else text, exit_code)
 
     @classmethod
-    def of(cls, response: requests.Response, body: Any = _NOT_JSON, *, hint: str = _ENDPOINT_HINT) -> CallError:
+    def of(
+        cls,
+        response: requests.Response,
+        body: Any = _NOT_JSON,
+        *,
+        hint: str | None = None,
+        location: str | None = None,
+    ) -> CallError:
         """The error for ``response`` (``body``: its decoded JSON, if already read; ``hint``: what to check when the
-        answer is not credport's)."""
+        answer is not credport's; ``location``: the host a redirect pointed at)."""
         if body is _NOT_JSON:
             body = _decoded(response)
         request = response.request
@@ -79,7 +92,8 @@ class CallError(CliError):
             url=(request.url if request is not None else None) or response.url,
             error_type=response.headers.get("x-amzn-ErrorType"),
             content_type=response.headers.get("Content-Type") if body is _NOT_JSON else "application/json",
-            hint=hint,
+            hint=_ENDPOINT_HINT if hint is None else hint,
+            location=location,
         )
 
 
@@ -156,8 +170,7 @@ def signed_request(
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
-    if urlsplit(endpoint).scheme not in ("http", "https"):
-        raise CliError(f"--endpoint must be an http(s) URL, got {safe_url(endpoint)!r}", Exit.USAGE)
+    check_url(endpoint, "--endpoint")
     session = boto3.session.Session(profile_name=profile)
     credentials = session.get_credentials()
     if credentials is None:
@@ -173,5 +186,7 @@ def signed_request(
     SigV4Auth(
         credentials.get_frozen_credentials(), "execute-api", region_of(endpoint, region or session.region_name)
     ).add_auth(request)
-    response = requests.request(method, url, headers=dict(request.headers), data=body, timeout=timeout)
+    response = bounded_request(
+        method, url, headers=dict(request.headers), data=body, timeout=timeout, max_bytes=MAX_JSON_BYTES
+    )
     return answer(response)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from client.errors import CliError, Exit, run
 from client.transfer import DEFAULT_RECEIVED_PREFIX
 
 _SESSION_FILE = Path("~/.credport/session.json")
+MAX_KEY_FILE_BYTES = 64 * 1024  # a PEM RSA-4096 private key is about 3.3 KB
 
 __all__ = ["main"]
 
@@ -154,7 +156,9 @@ def _receive(args: argparse.Namespace) -> int:
         for given, option in ((args.name, "--name"), (args.overwrite, "--overwrite"), (args.profile, "--profile")):
             if given:
                 raise CliError(f"{option} goes with --store (without it, the secret is printed)")
-    document = receive(args.url, _read_bytes(args.key, "--key"))
+    if args.overwrite and not args.name:  # before the download: a received name never replaces a secret
+        raise CliError("--overwrite needs --name: only a secret you name in full is ever replaced")
+    document = receive(args.url, _read_bytes(args.key, "--key", MAX_KEY_FILE_BYTES))
     if args.store:
         arn, version_id = store(
             document,
@@ -171,12 +175,27 @@ def _receive(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_bytes(path: Path, option: str) -> bytes:
-    """A file named on the command line; the message names the option as well as the file."""
+def _read_bytes(path: Path, option: str, max_bytes: int) -> bytes:
+    """A regular file named on the command line, at most ``max_bytes``; the message names the option as well as
+    the file. Opened without blocking (a FIFO would wait for a writer) and checked before reading: a device
+    (/dev/zero) or a pipe is refused, never read until memory runs out."""
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         raise CliError(f"{option} {path}: {error.strerror or type(error).__name__}") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        what = "Is a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file (a device, a pipe, a socket)"
+        raise CliError(f"{option} {path}: {what}")
+    with os.fdopen(descriptor, "rb") as file:
+        try:
+            data = file.read(max_bytes + 1)  # the size may change after fstat: the read is bounded all the same
+        except OSError as error:
+            raise CliError(f"{option} {path}: {error.strerror or type(error).__name__}") from None
+    if len(data) > max_bytes:
+        raise CliError(f"{option} {path} is larger than {max_bytes} bytes")
+    return data
 
 
 def _autoid_get(args: argparse.Namespace) -> int:
@@ -204,14 +223,15 @@ def _autoid_serve(args: argparse.Namespace) -> int:
 
 def _send_file(args: argparse.Namespace) -> int:
     from chalicelib.envelope import EnvelopeError, public_key_from_pem, seal
+    from chalicelib.transfer.importer import MAX_VALUE_BYTES  # the importer's (Secrets Manager's) limit
     from chalicelib.untrusted import TextKind, UntrustedInput, check_text
 
     try:
-        recipient = public_key_from_pem(_read_bytes(args.to_key, "--to-key"))
+        recipient = public_key_from_pem(_read_bytes(args.to_key, "--to-key", MAX_KEY_FILE_BYTES))
     except EnvelopeError as error:
         raise CliError(f"--to-key {args.to_key} is not a usable public key ({error.reason})") from None
     try:
-        value = _read_bytes(args.value_file, "--value-file").decode("utf-8")
+        value = _read_bytes(args.value_file, "--value-file", MAX_VALUE_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise CliError(f"--value-file {args.value_file} is not UTF-8 text") from None
     document = {"secret_name": args.name, "value": value}
@@ -253,9 +273,13 @@ def _session(args: argparse.Namespace) -> int:
 
 
 def _endpoint(args: argparse.Namespace) -> str:
+    from client.http import check_url
+
     if not args.endpoint:
         raise CliError("no endpoint: pass --endpoint or set CREDPORT_ENDPOINT")
-    return str(args.endpoint)
+    from_environment = args.endpoint == os.environ.get("CREDPORT_ENDPOINT")  # the default: name where it came from
+    named = "$CREDPORT_ENDPOINT (--endpoint's default)" if from_environment else "--endpoint"
+    return check_url(str(args.endpoint), named)
 
 
 def _token(args: argparse.Namespace) -> int:

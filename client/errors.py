@@ -47,7 +47,8 @@ MEANINGS: dict[Exit, str] = {
     " stack, no session yet, an endpoint or issuer that is not credport's",
     Exit.INTERNAL: "internal error (a bug): run again with CREDPORT_DEBUG=1 for the traceback",
     Exit.INTERRUPTED: "interrupted (Ctrl-C)",
-    Exit.BROKEN_PIPE: "standard output was closed early (… | head): nothing more is written, quietly",
+    Exit.BROKEN_PIPE: "standard output was closed early (… | head) or from the start (>&-): nothing more is"
+    " written, quietly",
 }
 
 
@@ -107,6 +108,8 @@ def run(program: str, command: Callable[[], int]) -> int:
 
     try:
         code = command()
+        if sys.stdout is None:  # closed from the start (>&-): the result went nowhere, as into a closed pipe
+            return Exit.BROKEN_PIPE if code == Exit.OK else code
         sys.stdout.flush()  # a reader that went away (| head) shows here, not in the interpreter's own final flush
     except KeyboardInterrupt:
         _say(program, "interrupted")
@@ -132,7 +135,11 @@ def _debug() -> bool:
 
 
 def _say(program: str, message: str) -> None:
-    with contextlib.suppress(OSError):  # standard error closed too: the exit code is all that is left to say it
+    # Standard error closed (2>&-: sys.stderr is None, and print(file=None) would write to standard output, which
+    # holds results only) or gone: the exit code is all that is left to say it.
+    if sys.stderr is None:
+        return
+    with contextlib.suppress(OSError):
         print(f"{program}: {one_line(message)}", file=sys.stderr, flush=True)
 
 
@@ -142,5 +149,5 @@ def _quiet_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # no real descriptor (output captured in-process): nothing to flush at exit
+    except (OSError, ValueError, AttributeError):  # no real descriptor (captured in-process, or None): nothing to flush
         pass

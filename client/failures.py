@@ -36,14 +36,21 @@ _DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOpera
 
 
 def safe_url(url: str) -> str:
-    """``url`` without its query, fragment or user info: what was called, never a signature or a password."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    """``url`` without its query, fragment or user info: what was called, never a signature or a password (also
+    for a URL that does not parse: an unclosed '[', a port out of range)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        host, port = "", None
+    if not (host and parts.scheme):
+        rest = url.split("?", 1)[0].split("#", 1)[0]
+        scheme, separator, rest = rest.rpartition("://")
+        return f"{scheme}{separator}{rest.rsplit('@', 1)[-1]}"
     netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    if not (parts.scheme and host):
-        return url.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    if port:
+        netloc += f":{port}"
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
@@ -57,11 +64,40 @@ def describe(error: BaseException) -> tuple[Exit, str] | None:
             return found
     if isinstance(error, OSError):
         return _file(error)
+    setting = _aws_setting(error)
+    if setting is not None:
+        return setting
     if isinstance(error, UnicodeError):
         return Exit.USAGE, f"not valid UTF-8 text ({type(error).__name__})"
     if isinstance(error, json.JSONDecodeError):  # a file named on the command line (a --config) that is not JSON
         return Exit.USAGE, f"not JSON ({error.msg}, line {error.lineno})"
     return None  # any other ValueError is a bug of ours, not the user's input: an internal error
+
+
+def _aws_setting(error: BaseException) -> tuple[Exit, str] | None:
+    """botocore converts its settings (AWS_MAX_ATTEMPTS, AWS_METADATA_SERVICE_TIMEOUT, a profile's max_attempts, …)
+    when a client or a credential lookup first needs them, and a value that is not of the setting's type fails there
+    as a plain ValueError. Its traceback says which: the provider chain that found the value names the variable
+    (or the profile's key)."""
+    if not isinstance(error, ValueError) or isinstance(error, UnicodeError):
+        return None
+    frame, found, inside = error.__traceback__, None, False
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        if code.co_filename.replace("\\", "/").endswith("botocore/configprovider.py"):
+            inside = True
+            provider = frame.tb_frame.f_locals.get("provider")
+            variable = getattr(provider, "_name", None)
+            key = getattr(provider, "_config_var_name", None)
+            if isinstance(variable, str):
+                found = f"${variable}"
+            elif isinstance(key, str):
+                found = f"the AWS profile's {key}"
+        frame = frame.tb_next
+    if not inside:
+        return None
+    what = found or "an AWS setting (an AWS_* variable or ~/.aws/config)"
+    return Exit.CONFIG, f"{what} has a value botocore cannot use ({_short(str(error))}): fix it or unset it"
 
 
 def _file(error: OSError) -> tuple[Exit, str]:

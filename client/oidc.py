@@ -8,13 +8,12 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from chalicelib.tokens.exceptions import TokenRejected
 from chalicelib.tokens.verify import TokenVerifier
 from client.aws_call import CallError, answer
 from client.errors import CliError, Exit
 from client.failures import safe_url
+from client.http import bounded_request
 
 __all__ = ["DiscoveryError", "discover_verifier", "explain_rejection"]
 
@@ -34,10 +33,8 @@ def _get_json(url: str, timeout: float) -> dict[str, Any]:
     local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
     if parts.scheme != "https" and not (parts.scheme == "http" and local):
         raise DiscoveryError(f"refusing a non-https URL (http only for localhost): {safe_url(url)}", Exit.USAGE)
-    response = requests.get(url, timeout=timeout, allow_redirects=False)
-    if len(response.content) > MAX_DOCUMENT_BYTES:
-        raise DiscoveryError(f"GET {safe_url(url)} answered more than {MAX_DOCUMENT_BYTES} bytes: not an issuer's")
     try:
+        response = bounded_request("GET", url, timeout=timeout, max_bytes=MAX_DOCUMENT_BYTES, hint=_ISSUER_HINT)
         if response.status_code != 200:
             raise CallError.of(response, hint=_ISSUER_HINT)
         return answer(response, hint=_ISSUER_HINT)

@@ -9,16 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from client.aws_call import answer, signed_request
 from client.errors import CliError, Exit
+from client.http import MAX_JSON_BYTES, bounded_request
+from client.owned_files import Untrusted, read_regular
 from client.private_file import write_private_json
 
 __all__ = ["DEFAULT_TOKEN_FILE", "SessionClient", "SessionFileError", "read_session", "write_session"]
 
 DEFAULT_TOKEN_FILE = Path(os.environ.get("CREDPORT_SESSION_FILE", Path.home() / ".credport" / "session.json"))
 REFRESH_AHEAD = 60  # seconds before expiry at which a token is refreshed
+
+MAX_SESSION_FILE_BYTES = 64 * 1024  # a token and a few claims: a few KB
 
 
 def write_session(path: Path, session: dict[str, Any]) -> None:
@@ -35,13 +37,17 @@ class SessionFileError(CliError):
 def read_session(path: Path) -> dict[str, Any]:
     """The session ``session start`` saved in ``path``; :class:`SessionFileError` says what to do otherwise."""
     try:
-        mode = path.stat().st_mode
+        data, status = read_regular(path, max_bytes=MAX_SESSION_FILE_BYTES)  # never a FIFO's wait, a device's flood
     except FileNotFoundError:
         raise SessionFileError(f"no session yet ({path} does not exist): run credport session start first") from None
-    if mode & 0o077:
+    except Untrusted as refused:
+        raise SessionFileError(f"{refused.strerror}: pass --token-file with a session file") from None
+    except ValueError:  # larger than any session file
+        data, status = b"", path.stat()
+    if status.st_mode & 0o077:
         raise SessionFileError(f"{path} is readable by others; it must be 0600: chmod 600 {path}")
     try:
-        session = json.loads(path.read_bytes())
+        session = json.loads(data)
     except (ValueError, UnicodeDecodeError):  # not JSON, or not text at all
         session = None
     if not isinstance(session, dict) or not isinstance(session.get("token"), str):
@@ -81,8 +87,12 @@ class SessionClient:
         return str(session["token"])
 
     def _bearer(self, method: str, path: str, token: str) -> dict[str, Any]:
-        response = requests.request(
-            method, self.endpoint + path, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout
+        response = bounded_request(
+            method,
+            self.endpoint + path,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+            max_bytes=MAX_JSON_BYTES,
         )
         return answer(response)
 

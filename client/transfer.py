@@ -4,29 +4,33 @@ The name a secret is stored under is the receiver's choice, never the sender's a
 sender's name (checked like any untrusted name) goes under a receiving prefix (``credport/received/`` by default),
 and whatever the name, one shaped like a secret credport itself keeps (``<prefix>/session-key``,
 ``<prefix>/token-signing/…``: chalicelib/internal_secrets.py, for any deployment prefix, since this account's
-deployments' prefixes are not known here) is refused. An existing secret gets a new version only with
-``overwrite``; storing the same file again is a no-op (the sender's version id is the ClientRequestToken).
+deployments' prefixes are not known here) is refused. A name the receiver did not write in full (prefix + sender's
+name) never falls in a name-space credport serves or imports into (``<prefix>/autoid/``, ``<prefix>/imported/``)
+and never replaces a secret: only ``--name NAME --overwrite`` adds a version to an existing one. Storing the same
+value again is a no-op (the value held is compared, in constant time; the sender's version id is not trusted).
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
-from chalicelib.internal_secrets import internal_kind
+from chalicelib.internal_secrets import internal_kind, reaching_kinds
 from chalicelib.untrusted import TextKind, UntrustedInput, check_text, loads
 from client.errors import CliError, Exit
 from client.failures import safe_url
+from client.http import AnswerTooLarge, bounded_request
 
-__all__ = ["DEFAULT_RECEIVED_PREFIX", "ReceiveError", "receive", "store", "stored_name"]
+__all__ = ["DEFAULT_RECEIVED_PREFIX", "MANAGED_NAMESPACES", "ReceiveError", "receive", "store", "stored_name"]
 
 DEFAULT_RECEIVED_PREFIX = "credport/received/"
 _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")  # Secrets Manager's own rule (CreateSecret, Name)
-_REQUEST_TOKEN = re.compile(r"[A-Za-z0-9-]{32,64}")  # a ClientRequestToken
+# Where credport itself puts secrets or serves them from, under a deployment's prefix: the defaults of
+# CREDPORT_AUTOID_SERVING_PREFIXES and CREDPORT_TRANSFER_IMPORT_PREFIX (chalicelib/config/settings.py; a unit test
+# keeps the two equal). Every deployment prefix counts: this account's are not known here.
+MANAGED_NAMESPACES = ("autoid/", "imported/")
 _S3_ERROR = re.compile(rb"<Code>([A-Za-z]{1,64})</Code>")
 
 
@@ -47,8 +51,13 @@ def receive(url: str, private_pem: bytes, *, timeout: float = 30) -> dict[str, A
         key = private_key_from_pem(private_pem)
     except EnvelopeError as error:
         raise ReceiveError(f"--key is not a usable RSA private key ({error.reason})", Exit.USAGE) from None
-    response = requests.get(url, timeout=timeout, allow_redirects=False, stream=True)
-    body = response.raw.read(MAX_ENVELOPE_BYTES + 1, decode_content=True)
+    try:
+        response = bounded_request(
+            "GET", url, timeout=timeout, max_bytes=MAX_ENVELOPE_BYTES, hint="is the link complete? ask the sender"
+        )
+    except AnswerTooLarge:
+        raise ReceiveError(f"the file is larger than {MAX_ENVELOPE_BYTES} bytes: not a credport envelope") from None
+    body = response.content
     if response.status_code != 200:
         found = _S3_ERROR.search(body[:4096])
         code = f", {found.group(1).decode()}" if found else ""
@@ -58,8 +67,6 @@ def receive(url: str, private_pem: bytes, *, timeout: float = 30) -> dict[str, A
             " sender for a new one",
             exit_code,
         )
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise ReceiveError("the file is too large to be a credport envelope")
     try:
         # Strict: a value with a lone surrogate would otherwise fail inside botocore when --store sends it.
         document = loads(open_envelope(body.decode("ascii", "replace"), {key.kid: key}).plaintext)
@@ -74,16 +81,16 @@ def receive(url: str, private_pem: bytes, *, timeout: float = 30) -> dict[str, A
 
 def stored_name(document: dict[str, Any], *, name: str | None, prefix: str = DEFAULT_RECEIVED_PREFIX) -> str:
     """The name to store ``document`` under: ``name``, else ``prefix`` + the sender's name; refused (usage error,
-    naming the refused name) if it is not a Secrets Manager name or is shaped like one of credport's own secrets."""
+    naming the refused name) if it is not a Secrets Manager name or is shaped like one of credport's own secrets,
+    and, for a name the receiver did not write in full, if it falls in a name-space credport manages."""
     if name is None:
-        if not _SECRET_NAME.fullmatch(prefix) or not prefix.endswith("/"):
-            raise ReceiveError(f"--prefix {prefix!r} must be a Secrets Manager name prefix ending with '/'", Exit.USAGE)
+        _check_prefix(prefix)
         sender = str(document.get("secret_name", ""))
         try:
             check_text(sender, TextKind.NAME, max_chars=512)
         except UntrustedInput as refused:
             raise ReceiveError(f"the sender's secret name is refused ({refused.reason}): pass --name") from None
-        if not _SECRET_NAME.fullmatch(sender) or ".." in sender or sender.startswith("/"):
+        if not _SECRET_NAME.fullmatch(sender) or "//" in sender or sender.startswith("/") or _dots(sender):
             raise ReceiveError(f"the sender's secret name {sender!r} is not a usable secret name: pass --name")
         name, origin = prefix + sender, "the received name"
     else:
@@ -99,7 +106,52 @@ def stored_name(document: dict[str, Any], *, name: str | None, prefix: str = DEF
             " (never overwritten by a received file): choose another --name or --prefix",
             Exit.USAGE,
         )
+    managed = _managed_namespace(name)
+    if origin != "--name" and managed is not None:
+        raise ReceiveError(
+            f"{origin} {name!r} is refused: it falls under <prefix>/{managed}, a name-space credport serves or"
+            " imports into; a received file lands there only under a --name you write in full",
+            Exit.USAGE,
+        )
     return name
+
+
+def _dots(name: str) -> bool:
+    return any(part in (".", "..") for part in name.split("/"))
+
+
+def _managed_namespace(name: str) -> str | None:
+    """The managed name-space (``<prefix>/autoid/``, ``<prefix>/imported/``) ``name`` falls in, for any prefix."""
+    first, _, rest = name.partition("/")
+    return next((suffix for suffix in MANAGED_NAMESPACES if first and rest.startswith(suffix)), None)
+
+
+def _check_prefix(prefix: str) -> None:
+    """A receiving prefix is a name-space of the receiver's own: never one credport creates secrets in or serves
+    from (nor a parent of one: for any deployment prefix, ``X/`` holds ``X/autoid/``), so no sender's name can land
+    on a secret credport hands to workloads."""
+    if not prefix or not prefix.endswith("/") or prefix.startswith("/") or not _SECRET_NAME.fullmatch(prefix):
+        raise ReceiveError(
+            f"--prefix {prefix!r} must be a Secrets Manager name prefix ending with '/' (not starting with one;"
+            " 1-512 of A-Z a-z 0-9 / _ + = . @ -)",
+            Exit.USAGE,
+        )
+    if "//" in prefix or _dots(prefix.rstrip("/")):
+        raise ReceiveError(f"--prefix {prefix!r} has an empty, '.' or '..' segment", Exit.USAGE)
+    deployment = prefix.split("/", 1)[0]
+    reached = [kind.suffix for kind in reaching_kinds(deployment, prefix)]
+    reached += [s for s in MANAGED_NAMESPACES if _reaches(f"{deployment}/{s}", prefix)]
+    if reached:
+        shown = ", ".join(f"<prefix>/{suffix}" for suffix in reached)
+        raise ReceiveError(
+            f"--prefix {prefix!r} is refused: names under it can be credport's own ({shown}); choose a prefix of"
+            f" your own, two segments or more (default {DEFAULT_RECEIVED_PREFIX})",
+            Exit.USAGE,
+        )
+
+
+def _reaches(namespace: str, prefix: str) -> bool:
+    return namespace.startswith(prefix) or prefix.startswith(namespace)
 
 
 def store(
@@ -111,28 +163,50 @@ def store(
     profile: str | None = None,
     region: str | None = None,
 ) -> tuple[str, str]:
-    """Create the secret; add a version to an existing one only with ``overwrite``. The sender's version id makes
-    storing the same file idempotent (the version already there is the answer)."""
+    """Create the secret. An existing one already holding this value is the answer (storing a file twice is a
+    no-op: the value is compared, never the sender's version id, which a sender chooses); else it gets a new version
+    only with ``overwrite``, which needs ``name``: a secret the receiver did not name in full is never replaced."""
     import boto3
 
+    if overwrite and name is None:
+        raise ReceiveError("--overwrite needs --name: only a secret you name in full is ever replaced", Exit.USAGE)
     secret_name = stored_name(document, name=name, prefix=prefix)
+    value = str(document["value"])
     client = boto3.session.Session(profile_name=profile, region_name=region).client("secretsmanager")
-    version = str(document.get("version_id", ""))
-    if not _REQUEST_TOKEN.fullmatch(version):  # a file sealed by hand: the same file still stores once
-        version = hashlib.sha256(f"{document['secret_name']}\0{document['value']}".encode()).hexdigest()[:64]
-    try:
-        response = client.create_secret(Name=secret_name, SecretString=document["value"], ClientRequestToken=version)
+    try:  # no ClientRequestToken of ours: botocore makes a fresh one, so no earlier version can be matched
+        response = client.create_secret(Name=secret_name, SecretString=value)
+        return str(response["ARN"]), str(response["VersionId"])
     except client.exceptions.ResourceExistsException:
-        held = client.describe_secret(SecretId=secret_name)
-        if version in held.get("VersionIdsToStages", {}):
-            return str(held["ARN"]), version
-        if not overwrite:
-            raise ReceiveError(
-                f"the secret {secret_name!r} already exists: pass --overwrite to add this as its new version (the"
-                " current one is kept as AWSPREVIOUS), or choose another --name",
-                Exit.USAGE,
-            ) from None
-        response = client.put_secret_value(
-            SecretId=secret_name, SecretString=document["value"], ClientRequestToken=version
+        pass
+    held = _holding(client, secret_name, value)
+    if held is not None:
+        return held
+    if name is None:
+        raise ReceiveError(
+            f"the secret {secret_name!r} already exists and a received name never replaces one: to replace it,"
+            f" pass --name {secret_name} --overwrite",
+            Exit.USAGE,
         )
+    if not overwrite:
+        raise ReceiveError(
+            f"the secret {secret_name!r} already exists: pass --overwrite to add this as its new version (the"
+            " current one is kept as AWSPREVIOUS), or choose another --name",
+            Exit.USAGE,
+        )
+    response = client.put_secret_value(SecretId=secret_name, SecretString=value)
     return str(response["ARN"]), str(response["VersionId"])
+
+
+def _holding(client: Any, secret_name: str, value: str) -> tuple[str, str] | None:
+    """(ARN, version id) of ``secret_name``'s current version if it holds ``value`` already (compared in constant
+    time); None otherwise, or when it cannot be read (then it is treated as another value)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        current = client.get_secret_value(SecretId=secret_name, VersionStage="AWSCURRENT")
+    except ClientError:
+        return None
+    held = current.get("SecretString")
+    if isinstance(held, str) and hmac.compare_digest(held.encode(), value.encode()):
+        return str(current["ARN"]), str(current["VersionId"])
+    return None

@@ -8,6 +8,7 @@ everyone; where neither works the test is skipped with the reason.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -122,10 +123,10 @@ def test_get_with_a_read_only_bundle_directory_keeps_working_through_rotations(
         first = get(bundle, home, *args)
         assert working_credentials(stack, first) == expected
         (state,) = state_files(home)
-        # EACCES for a user in a 0555 directory, EPERM for root in an immutable one.
+        # The mode bits for a 0555 directory (for root too), EPERM for root in an immutable one.
         assert re.fullmatch(
-            rf"credport: warning: cannot rewrite {re.escape(str(bundle))} \((Permission denied|Operation not "
-            rf"permitted)\); saved generation 2 to {re.escape(str(state))}\n",
+            rf"credport: warning: cannot rewrite {re.escape(str(bundle))} \((its directory is read-only|Operation "
+            rf"not permitted)\); saved generation 2 to {re.escape(str(state))}\n",
             first.stderr,
         ), first.stderr
         assert (generation(bundle), generation(state)) == (1, 2)
@@ -223,3 +224,38 @@ def test_eight_concurrent_calls_all_get_credentials_and_save_the_new_generation_
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def test_a_state_file_planted_in_a_shared_directory_never_reaches_the_bundle(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The review's repro: ``CREDPORT_STATE_DIR`` a shared sticky directory, a state file planted under the name the
+    client looks for (the bundle with generation 99 and random entropy), owned by another user where we can make
+    one; then the same forgery in the client's own private directory, which only the server can tell apart."""
+    client_id, role, bundle, home = enroll_in(stack, tmp_path, "etc-credport")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    document = json.loads(bundle.read_text())
+    forged = {**document, "gen": 99, "entropy": base64.urlsafe_b64encode(os.urandom(1 << 20)).rstrip(b"=").decode()}
+    key = hashlib.sha256(os.fsencode(bundle.resolve())).hexdigest()[:16]
+    name = f"autoid-{client_id}-{key}.json"
+    for directory in (shared, shared / f"credport-{os.geteuid()}"):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        (directory / name).write_text(json.dumps(forged))
+        (directory / name).chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(shared / name, 65534, 65534)
+    env = {**workload_env(home), "CREDPORT_STATE_DIR": str(shared)}
+    command = [str(BIN / "credport"), "autoid", "get", "--bundle", str(bundle), "--role-arn", role]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120)
+    assert working_credentials(stack, result).endswith(f"/autoid-{client_id}")
+    private = shared / f"credport-{os.geteuid()}" / name
+    assert result.stderr == (
+        f"credport: warning: the server refused generation 99 of the state file {private}; it is removed, and the "
+        "bundle's generation 1 was used\n"
+    )
+    assert presented_generation(result) == 1
+    assert (generation(bundle), private.exists(), (shared / name).exists()) == (1, False, True)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120)
+    assert (again.returncode, again.stderr, generation(bundle)) == (0, "", 1)

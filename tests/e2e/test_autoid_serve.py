@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -155,3 +156,32 @@ def test_the_broker_unreachable_is_a_503_with_a_json_error(stack: RunningStack, 
         _, err = serve.process.communicate(timeout=15)
     assert serve.process.returncode == 0
     assert "no credentials yet" in err
+
+
+def test_a_rebound_host_escapes_in_the_request_and_a_slowloris_get_nowhere(
+    stack: RunningStack, served: tuple[Served, str, str], tmp_path: Path
+) -> None:
+    serve, _, _ = served
+    token = serve.token_file.read_text()
+    port = int(serve.url.rsplit(":", 1)[1].split("/", 1)[0])
+    rebound = requests.get(serve.url, headers={"Authorization": token, "Host": f"attacker.example:{port}"}, timeout=10)
+    assert (rebound.status_code, rebound.json()["error"]) == (403, "bad_host")
+    # More idle connections than it serves at once: the extra ones are refused at once, and it still answers.
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            assert extra.recv(100).startswith(b"HTTP/1.0 503")
+    finally:
+        for connection in idle:
+            connection.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"GET /\x1b[2J\x1b]0;PWNED\x07/x HTTP/1.0\r\n\r\n")
+        assert connection.recv(100).startswith(b"HTTP/1.0 401")
+    ok = sdk(stack, tmp_path, **serve.exports)
+    assert ok.returncode == 0, ok.stderr
+    serve.process.send_signal(signal.SIGTERM)
+    _, err = serve.process.communicate(timeout=15)
+    assert serve.process.returncode == 0, err
+    assert "\x1b" not in err
+    assert "\x07" not in err
+    assert "credport: serve: GET /?[2J?]0;PWNED?/x -> 401" in err.splitlines()

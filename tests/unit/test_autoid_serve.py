@@ -6,9 +6,15 @@ unmodified ``ContainerProvider``; the credentials come from a fake of our fetch 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,17 +25,12 @@ from botocore.credentials import ContainerProvider
 from botocore.exceptions import CredentialRetrievalError
 from botocore.utils import ContainerMetadataFetcher
 
-from client import cli
-from client.autoid_serve import (
-    PATH,
-    CredentialSource,
-    ServeError,
-    _handler,
-    _server_for,
-    container_credentials,
-    loopback_host,
-)
+from client import autoid_http, cli
+from client.autoid import Bundle, write_bundle
+from client.autoid_http import PATH, ServeError, handler_for, loopback_name, server_for
+from client.autoid_serve import CredentialSource, container_credentials, loopback_host
 from client.aws_call import CallError
+from client.http import AnswerTooLarge, DeadlineExceeded
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -118,6 +119,22 @@ def test_credentials_are_cached_until_five_minutes_before_they_end_and_kept_whil
     assert (refused.value.status, refused.value.code) == (503, "broker_unreachable")
 
 
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (lambda: DeadlineExceeded("timed out after 60 s"), 503, "broker_unreachable"),
+        (lambda: AnswerTooLarge("the answer exceeded 4194304 bytes"), 502, "broker_error"),
+    ],
+)
+def test_a_slow_or_oversized_broker_answer_is_a_clean_error(failure: Any, status: int, code: str) -> None:
+    def fetch() -> dict[str, Any]:
+        raise failure()
+
+    with pytest.raises(ServeError) as refused:
+        CredentialSource(fetch, Clock()).current()
+    assert (refused.value.status, refused.value.code) == (status, code)
+
+
 def test_a_broker_refusal_is_a_502_and_its_message_names_only_the_status() -> None:
     def fetch() -> dict[str, Any]:
         raise CallError(401, {"error": "authentication_failed", "message": "m"})
@@ -152,7 +169,7 @@ def test_one_refresh_at_a_time() -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     source = CredentialSource(lambda: role_answer(datetime.now(UTC) + timedelta(hours=1)))
-    server = _server_for("127.0.0.1", 0, _handler(source, "right-token"))
+    server = server_for("127.0.0.1", 0, handler_for(source.current, "right-token"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     token = tmp_path / "token"
@@ -206,3 +223,184 @@ def test_a_missing_bundle_is_refused_at_start(capsys: pytest.CaptureFixture[str]
     assert err.startswith("credport: ")
     assert "No such file" in err
     assert not (tmp_path / "state").exists()
+
+
+def raw(url: str, data: bytes, *, read: bool = True) -> bytes:
+    """Send ``data`` as it is (no client library to tidy it up) and read the whole answer."""
+    port = int(url.split(":")[2].split("/", maxsplit=1)[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data)
+        return b"".join(iter(lambda: connection.recv(65536), b"")) if read else b""
+
+
+def test_request_text_reaches_the_log_only_escaped(
+    served: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = served
+    answer = raw(url, b"GET /\x1b[2J\x1b]0;PWNED\x07/x\xe2\x80\xae HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 401")
+    raw(url, b"\x1b[31mGET\x1b[0m / HTTP/1.0\r\n\r\n")  # a malformed request line: http.server's own 400
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2
+    assert all(line.startswith("credport: serve: ") for line in err.splitlines())
+    assert not any(ord(char) < 32 and char != "\n" for char in err)
+    assert "\x1b" not in err
+    assert "\x80" not in err
+    assert "credport: serve: GET /?[2J?]0;PWNED?/x\u00e2?\u00ae -> 401" in err
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("LOCALHOST", 200),
+        ("[::1]:{port}", 200),
+        ("127.0.0.1", 200),
+        ("attacker.example:{port}", 403),  # a DNS-rebound name: a web page's request
+        ("127.0.0.1.nip.io:{port}", 403),
+        ("127.0.0.1:1", 403),
+        ("10.0.0.1:{port}", 403),
+        ("::1", 403),
+        ("[::1]x", 403),
+    ],
+)
+def test_only_a_loopback_host_header_is_answered(served: tuple[str, Path], host: str, status: int) -> None:
+    url, _ = served
+    port = int(url.split(":")[2].split("/")[0])
+    name = host.format(port=port)
+    request = f"GET {PATH} HTTP/1.1\r\nHost: {name}\r\nAuthorization: right-token\r\nConnection: close\r\n\r\n"
+    answer = raw(url, request.encode())
+    assert answer.startswith(f"HTTP/1.0 {status}".encode()), answer[:200]
+    if status == 403:
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "bad_host"  # not the token check
+    assert loopback_name(name, port) is (status == 200)
+
+
+def test_two_host_headers_are_refused(served: tuple[str, Path]) -> None:
+    url, _ = served
+    request = f"GET {PATH} HTTP/1.0\r\nHost: localhost\r\nHost: evil.example\r\nAuthorization: right-token\r\n\r\n"
+    assert raw(url, request.encode()).startswith(b"HTTP/1.0 403")
+
+
+def test_request_headers_are_capped_in_total(served: tuple[str, Path]) -> None:
+    url, _ = served
+    headers = "".join(f"X-Pad-{i}: {'a' * 500}\r\n" for i in range(50))  # 25 KB in 50 headers: under http.server's
+    answer = raw(url, f"GET {PATH} HTTP/1.0\r\nAuthorization: right-token\r\n{headers}\r\n".encode())
+    assert answer.startswith(b"HTTP/1.0 431"), answer[:100]
+    small = raw(url, f"GET {PATH} HTTP/1.0\r\nAuthorization: right-token\r\nX-Pad: {'a' * 500}\r\n\r\n".encode())
+    assert small.startswith(b"HTTP/1.0 200")
+
+
+@contextmanager
+def serving(monkeypatch: pytest.MonkeyPatch, **limits: float) -> Iterator[str]:
+    for name, value in limits.items():
+        monkeypatch.setattr(autoid_http, name, value)
+    source = CredentialSource(lambda: role_answer(datetime.now(UTC) + timedelta(hours=1)))
+    server = server_for("127.0.0.1", 0, handler_for(source.current, "right-token"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{PATH}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_within(connection: socket.socket, seconds: float) -> bool:
+    connection.settimeout(seconds)
+    try:
+        return connection.recv(65536) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_silent_connection_is_closed_after_the_socket_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving(monkeypatch, SOCKET_TIMEOUT=0.5) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.sendall(b"GET /v1/cred")
+            assert closed_within(connection, 3)
+
+
+def test_a_trickling_connection_is_cut_off_after_its_time_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving(monkeypatch, SOCKET_TIMEOUT=5, CONNECTION_SECONDS=1) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.sendall(f"GET {PATH} HTTP/1.0\r\n".encode())
+            started = time.monotonic()
+            closed = False
+            while not closed and time.monotonic() - started < 4:
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"X: y\r\n")  # a header line every 0.3 s: never idle for 5 s
+                closed = closed_within(connection, 0.3)
+            assert closed
+            assert time.monotonic() - started < 3
+
+
+def test_connections_past_the_limit_are_refused_at_once_and_the_slots_come_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with serving(monkeypatch, MAX_CONNECTIONS=2) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert raw(url, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 503")
+        assert time.monotonic() - started < 2
+        for connection in idle:
+            connection.close()
+        time.sleep(0.3)
+        good = requests.get(url, headers={"Authorization": "right-token"}, timeout=5)
+        assert good.status_code == 200
+
+
+def test_serve_refuses_a_token_file_or_bundle_that_is_not_a_regular_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "autoid.json"
+    write_bundle(bundle, Bundle("c-1", "http://127.0.0.1:1", 1, jwks_of_test_key(), b"\0" * 1048576))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "token-target")
+    argv = ["autoid", "serve", "--role-arn", "arn:aws:iam::123456789012:role/r", "--state-dir", str(tmp_path / "s")]
+    for token_file in (fifo, directory, link):
+        assert cli.main([*argv, "--bundle", str(bundle), "--token-file", str(token_file)]) == 2
+        assert capsys.readouterr().err == f"credport: --token-file {token_file} is not a regular file\n"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert directory.is_dir()
+    assert link.is_symlink()
+    for not_a_bundle in (fifo, directory):
+        assert cli.main([*argv, "--bundle", str(not_a_bundle)]) == 2
+        assert capsys.readouterr().err == f"credport: {not_a_bundle} is not a regular file\n"
+
+
+def jwks_of_test_key() -> dict[str, Any]:
+    from tests.unit.test_autoid_state import KEY, jwks
+
+    return jwks(KEY)
+
+
+def test_serve_writes_its_default_token_file_only_into_a_state_directory_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "autoid.json"
+    write_bundle(bundle, Bundle("c-1", "http://127.0.0.1:1", 1, jwks_of_test_key(), b"\0" * 1048576))
+    open_to_all = tmp_path / "open"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)  # not sticky: anyone could swap the token file for one of theirs
+    argv = ["autoid", "serve", "--role-arn", "arn:aws:iam::123456789012:role/r", "--bundle", str(bundle)]
+    assert cli.main([*argv, "--state-dir", str(open_to_all)]) == 1
+    assert capsys.readouterr().err == (
+        f"credport: cannot write the token file in the state directory {open_to_all} ({open_to_all} is writable by "
+        "others (mode 0777))\n"
+    )
+    assert list(open_to_all.iterdir()) == []
+    assert cli.main([*argv, "--state-dir", "/dev/null/x"]) == 1
+    assert capsys.readouterr().err == (
+        "credport: cannot write the token file in the state directory /dev/null/x (Not a directory)\n"
+    )

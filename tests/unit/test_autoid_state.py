@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from chalicelib.autoid.protocol import ENTROPY_BYTES, Want
 from chalicelib.envelope import generate_recipient_key
 from client import autoid, cli
 from client.autoid import Bundle, write_bundle
-from client.autoid_state import BundleFiles, default_state_dir
+from client.autoid_state import BundleFiles, Loaded, default_state_dir
 
 KEY = generate_recipient_key(4096)
 NEW_KEY = generate_recipient_key(4096)
@@ -45,23 +46,26 @@ class ReadOnly:
         self.dirs: dict[Path, int] = {}
         real_open, real_replace, real_unlink = os.open, os.replace, os.unlink
 
-        def refused(path: Any) -> int | None:
-            return self.dirs.get(Path(os.fsdecode(path)).resolve().parent)
+        def refused(path: Any, dir_fd: int | None = None) -> int | None:
+            name = Path(os.fsdecode(path))
+            if dir_fd is not None:  # the state directory's files are reached through its descriptor
+                name = Path(os.readlink(f"/proc/self/fd/{dir_fd}")) / name
+            return self.dirs.get(name.resolve().parent)
 
         def fake_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
-            code = refused(path)
+            code = refused(path, dir_fd)
             if code is not None and flags & _WRITE_FLAGS:
                 raise OSError(code, os.strerror(code), os.fsdecode(path))
             return real_open(path, flags, mode, dir_fd=dir_fd)
 
         def fake_replace(src: Any, dst: Any, **kwargs: Any) -> None:
-            code = refused(dst)
+            code = refused(dst, kwargs.get("dst_dir_fd"))
             if code is not None:
                 raise OSError(code, os.strerror(code), os.fsdecode(dst))
             real_replace(src, dst, **kwargs)
 
         def fake_unlink(path: Any, **kwargs: Any) -> None:
-            code = refused(path)
+            code = refused(path, kwargs.get("dir_fd"))
             if code is not None:
                 raise OSError(code, os.strerror(code), os.fsdecode(path))
             real_unlink(path, **kwargs)
@@ -98,9 +102,16 @@ def news(generation: int, entropy: bytes, **more: Any) -> dict[str, Any]:
     return {"secret": {"value": "v"}, "entropy": {"gen": generation, "data": b64(entropy)}, **more}
 
 
-def save(files: BundleFiles, answer: dict[str, Any]) -> None:
-    with files.locked():
-        files.save_news(files.load(), answer)
+def save(files: BundleFiles, answer: dict[str, Any]) -> dict[str, Any]:
+    """One call whose server answers ``answer`` (to whatever generation it is shown)."""
+    return files.call(lambda _bundle: answer)
+
+
+def presented(files: BundleFiles) -> Bundle:
+    """What the next call presents to the server."""
+    shown: list[Bundle] = []
+    files.call(lambda bundle: shown.append(bundle) or {"secret": {}})  # type: ignore[func-returns-value]
+    return shown[0]
 
 
 @pytest.mark.parametrize(
@@ -128,24 +139,51 @@ def test_a_new_generation_goes_to_the_state_file_when_the_bundle_cannot_be_rewri
     assert reason in warnings[0]
     assert warnings[0].endswith(f"); saved generation 2 to {state}")
     # Every later call presents the newer generation, with the bundle's endpoint and the lock in the state dir.
-    with files.locked():
-        effective = files.load()
+    effective = presented(files)
     assert (effective.generation, effective.entropy, effective.endpoint) == (2, newer, original.endpoint)
     assert list(path.parent.iterdir()) == [path]  # not even a lock file was created beside the bundle
     assert sorted(p.suffix for p in state.parent.iterdir()) == [".json", ".lock"]
 
 
-def test_a_read_only_bundle_file_is_respected_even_where_the_directory_is_writable(
+@pytest.mark.parametrize(
+    ("make_read_only", "why"),
+    [
+        (lambda path: path.chmod(0o400), "the file is read-only"),
+        (lambda path: path.parent.chmod(0o500), "its directory is read-only"),
+    ],
+    ids=["file-0400", "directory-0500"],
+)
+def test_a_read_only_bundle_is_the_operators_word_even_for_root(
+    tmp_path: Path, warnings: list[str], make_read_only: Callable[[Path], None], why: str
+) -> None:
+    # The mode bits decide, not os.access (always "writable" for root): this runs the same as root or not.
+    path, original, files = setup(tmp_path, warnings)
+    make_read_only(path)
+    try:
+        save(files, news(2, os.urandom(ENTROPY_BYTES)))
+        assert Bundle.load(path) == original
+        assert warnings == [f"cannot rewrite {path} ({why}); saved generation 2 to {files.state_path('c-1')}"]
+        if why.startswith("its directory"):  # nor is a lock file created there
+            assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    finally:
+        path.parent.chmod(0o700)
+        path.chmod(0o600)
+
+
+def test_a_bundle_of_another_user_or_behind_a_symlink_is_not_rewritten(
     tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, original, files = setup(tmp_path, warnings)
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == path else real_access(p, mode))
-    save(files, news(2, os.urandom(ENTROPY_BYTES)))
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)  # the file now belongs to someone else
+    assert files._read_only_reason() == f"it belongs to uid {os.getuid()}"
+    monkeypatch.undo()
+    link = tmp_path / "link.json"
+    link.symlink_to(path)
+    linked = BundleFiles(link, tmp_path / "state", warn=warnings.append)
+    save(linked, news(2, os.urandom(ENTROPY_BYTES)))
+    assert link.is_symlink()
     assert Bundle.load(path) == original
-    assert warnings == [
-        f"cannot rewrite {path} (the file is read-only); saved generation 2 to {files.state_path('c-1')}"
-    ]
+    assert warnings[0].startswith(f"cannot rewrite {link} (it is a symbolic link, which a rewrite would replace)")
 
 
 def test_the_state_is_migrated_into_the_bundle_once_it_is_writable_again(
@@ -156,8 +194,7 @@ def test_the_state_is_migrated_into_the_bundle_once_it_is_writable_again(
     newer = os.urandom(ENTROPY_BYTES)
     save(files, news(2, newer))
     read_only.release(path.parent)
-    with files.locked():
-        effective = files.load()
+    effective = presented(files)  # accepted by the server: now it goes into the bundle
     assert (effective.generation, Bundle.load(path).generation, Bundle.load(path).entropy) == (2, 2, newer)
     assert not files.state_path("c-1").exists()
     assert path.stat().st_mode & 0o777 == 0o600
@@ -171,7 +208,7 @@ def test_a_state_older_or_equal_to_the_bundle_is_ignored_and_removed(tmp_path: P
         state.parent.mkdir(exist_ok=True)
         state.write_text(json.dumps({**stale.document(), "based_on": "?"}))
         state.chmod(0o600)
-        loaded = files.load()
+        loaded = presented(files)
         assert (loaded.generation, loaded.server_key().kid) == (3, KEY.kid)
         assert not state.exists()
     assert warnings == []
@@ -184,7 +221,8 @@ def test_a_state_file_of_another_client_is_never_used(tmp_path: Path, warnings: 
     other = Bundle("c-2", "x", 9, jwks(NEW_KEY), os.urandom(ENTROPY_BYTES))  # placed under c-1's name on purpose
     state.write_text(json.dumps(other.document()))
     state.chmod(0o600)
-    assert files.load() == original
+    assert files.load().state is None
+    assert presented(files) == original
     # Nor is a state kept for this client at another bundle path (another bundle file, another key).
     elsewhere = BundleFiles(tmp_path / "copy.json", tmp_path / "state")
     assert elsewhere.state_path("c-1") != state
@@ -197,13 +235,14 @@ def test_new_server_keys_alone_are_kept_too_and_dropped_once_the_bundle_moves_on
     read_only.make(path.parent)
     save(files, {"secret": {}, "server_keys": jwks(NEW_KEY, KEY)})
     assert len(warnings) == 1
-    assert files.load().server_key().kid == NEW_KEY.kid  # same generation, newer keys: the state wins
+    assert presented(files).server_key().kid == NEW_KEY.kid  # same generation, newer keys: the state wins
+    assert len(warnings) == 1  # used quietly
     assert Bundle.load(path).server_key().kid == KEY.kid
     # The operator replaces the bundle with other keys: the state no longer applies to it.
     read_only.release(path.parent)
     third = generate_recipient_key(4096)
     write_bundle(path, Bundle("c-1", original.endpoint, 1, jwks(third), original.entropy))
-    assert files.load().server_key().kid == third.kid
+    assert presented(files).server_key().kid == third.kid
     assert not files.state_path("c-1").exists()
 
 
@@ -214,9 +253,10 @@ def test_a_newer_state_is_never_replaced_by_an_older_generation(
     read_only.make(path.parent)
     newest = os.urandom(ENTROPY_BYTES)
     save(files, news(3, newest))
+    older = replace(original, generation=2, entropy=os.urandom(ENTROPY_BYTES))
     with files.locked():  # a call that loaded the bundle (generation 1) before the save above, then got generation 2
-        files.save_news(original, news(2, os.urandom(ENTROPY_BYTES)))
-    assert (files.load().generation, files.load().entropy) == (3, newest)
+        files._keep(Loaded(original, None), original, older)
+    assert (presented(files).generation, presented(files).entropy) == (3, newest)
 
 
 def test_when_nothing_is_writable_the_new_generation_is_lost_and_the_warning_says_what_follows(
@@ -249,26 +289,89 @@ def test_the_state_directory_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert default_state_dir({"XDG_STATE_HOME": "/x", "CREDPORT_STATE_DIR": "/y"}) == Path("/y")
 
 
-def test_the_lock_wait_is_bounded_and_a_call_that_times_out_saves_nothing(
+def test_the_lock_wait_is_bounded_and_a_call_that_cannot_have_it_saves_nothing_and_says_why(
     tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, original, files = setup(tmp_path, warnings)
     holder = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(holder, fcntl.LOCK_EX)  # another process's call, stuck in its request
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process's call of ours, stuck in its request
     monkeypatch.setattr(autoid, "_request", lambda *_a, **_k: news(2, os.urandom(ENTROPY_BYTES)))
+    monkeypatch.setattr("client.autoid_state.LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr("client.autoid_state.SAVE_LOCK_WAIT_SECONDS", 0.2)
     started = time.monotonic()
     try:
-        monkeypatch.setattr("client.autoid_state.LOCK_WAIT_SECONDS", 0.3)
-        with files.locked(wait=0.3) as may_save:
-            assert may_save is False
-        assert time.monotonic() - started < 2
-        assert "held the lock" in warnings[0]
         answer = autoid.fetch(path, Want(secret_id="s"), state_dir=tmp_path / "state", warn=warnings.append)
     finally:
         os.close(holder)
+    assert time.monotonic() - started < 2
     assert answer == {"secret": {"value": "v"}}  # the credential, without the news
     assert Bundle.load(path) == original
     assert not files.state_path("c-1").exists()
+    assert warnings == [
+        f"the save of generation 2 was skipped: another process held the lock on {path} (0.3 s before the request, "
+        "0.2 s after it); a later call saves it"
+    ]
+
+
+def test_a_call_that_waited_in_vain_still_saves_when_the_lock_is_free_after_its_request(
+    tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _, _files = setup(tmp_path, warnings)
+    holder = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    newer = os.urandom(ENTROPY_BYTES)
+
+    def request(*_a: Any, **_k: Any) -> dict[str, Any]:
+        os.close(holder)  # the other call ends while this one is at the server
+        return news(2, newer)
+
+    monkeypatch.setattr(autoid, "_request", request)
+    monkeypatch.setattr("client.autoid_state.LOCK_WAIT_SECONDS", 0.2)
+    autoid.fetch(path, Want(secret_id="s"), state_dir=tmp_path / "state", warn=warnings.append)
+    assert (Bundle.load(path).generation, Bundle.load(path).entropy, warnings) == (2, newer, [])
+
+
+@pytest.mark.parametrize("kind", ["readable-by-others", "another-users", "symlink"])
+def test_a_lock_file_that_is_not_ours_alone_is_ignored_so_nobody_can_stall_the_calls(
+    tmp_path: Path, warnings: list[str], kind: str
+) -> None:
+    path, _, files = setup(tmp_path, warnings)
+    lock = path.with_name(path.name + ".lock")
+    if kind == "symlink":
+        target = tmp_path / "elsewhere.lock"
+        target.touch(0o600)
+        lock.symlink_to(target)
+        holder = os.open(target, os.O_RDONLY)
+        reason = "it is a symbolic link"
+    else:
+        holder = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        if kind == "readable-by-others":
+            os.fchmod(holder, 0o644)  # read access is all flock needs
+            reason = "it is readable or writable by others (mode 0644)"
+        else:
+            if os.geteuid() != 0:
+                pytest.skip("giving a file to another user (uid 65534) needs root")
+            os.fchown(holder, 65534, 65534)
+            reason = "it belongs to uid 65534, not to this user (uid 0)"
+    fcntl.flock(holder, fcntl.LOCK_SH)  # another user holds it, for ever
+    newer = os.urandom(ENTROPY_BYTES)
+    started = time.monotonic()
+    try:
+        save(files, news(2, newer))  # LOCK_WAIT_SECONDS is 30 s: this would wait for it
+    finally:
+        os.close(holder)
+    assert time.monotonic() - started < 5
+    assert Bundle.load(path).entropy == newer  # saved under our own lock
+    assert warnings == [f"ignoring the lock file {lock}: {reason}; using one in the state directory"]
+    assert [p.suffix for p in (tmp_path / "state").iterdir()] == [".lock"]
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_lock_file_beside_the_bundle_is_created_0600(tmp_path: Path, warnings: list[str]) -> None:
+    path, _, files = setup(tmp_path, warnings)
+    save(files, news(2, os.urandom(ENTROPY_BYTES)))
+    assert path.with_name(path.name + ".lock").stat().st_mode & 0o777 == 0o600
+    assert warnings == []
 
 
 def test_get_prints_the_credentials_and_one_warning_line_when_the_bundle_is_read_only(

@@ -129,3 +129,32 @@ def test_enroll_refusals_keep_their_codes(
     assert "already exists" in again  # a definite no (409)
     exists = failed(capsys, ["autoid", "enroll", "c2", "--out", str(bundle), *target], Exit.USAGE)
     assert f"--out {bundle} exists" in exists
+
+
+@pytest.mark.parametrize(
+    ("variable", "config", "named"),
+    [
+        ("AWS_MAX_ATTEMPTS", None, "$AWS_MAX_ATTEMPTS"),
+        ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", None, "$AWS_METADATA_SERVICE_NUM_ATTEMPTS"),
+        (None, "max_attempts = abc", "the AWS profile's max_attempts"),
+    ],
+)
+def test_an_aws_setting_botocore_cannot_convert_names_the_setting(
+    moto: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str | None,
+    config: str | None,
+    named: str,
+) -> None:
+    # botocore converts these when it first needs them and fails with a bare ValueError (no variable in it).
+    if variable is not None:
+        monkeypatch.setenv(variable, "abc")
+    if config is not None:
+        (tmp_path / "config").write_text(f"[default]\n{config}\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+    err = failed(capsys, ["token", "publish", "--stack", "no-such-stack"], Exit.CONFIG)
+    assert f"credport-admin: {named} has a value botocore cannot use (invalid literal for int()" in err
+    assert err.endswith(": fix it or unset it\n")

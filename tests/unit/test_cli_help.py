@@ -87,3 +87,21 @@ def test_the_readme_exit_code_table_is_the_enum() -> None:
     rows = dict(re.findall(r"^\| `(\d+)` \| `([A-Z_]+)` \|", section, flags=re.MULTILINE))
     assert {int(code): name for code, name in rows.items()} == {int(code): code.name for code in Exit}
     assert readme.index("\n## Exit codes\n") < readme.index("\n## API errors\n")
+
+
+def test_help_never_shows_a_credential_held_in_a_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--help shows what $CREDPORT_ENDPOINT holds now: a URL with a password or a presigned query is shown without
+    them, and a token pasted into a variable is redacted."""
+    monkeypatch.setenv("CREDPORT_ENDPOINT", "https://me:hunter2@api.example/prod?X-Amz-Signature=abc123#frag")
+    monkeypatch.setenv("CREDPORT_ISSUER", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl")
+    for argv in (["token", "--help"], ["verify", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        for secret in ("hunter2", "me:", "abc123", "frag", "eyJhbGciOiJSUzI1NiJ9"):
+            assert secret not in text
+    with pytest.raises(SystemExit):
+        cli.main(["token", "--help"])
+    assert "$CREDPORT_ENDPOINT, now 'https://api.example/prod'" in " ".join(capsys.readouterr().out.split())

@@ -6,6 +6,7 @@ cases run the installed ``credport`` as a process."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -304,6 +305,25 @@ def test_session_before_start_or_with_a_foreign_file(
     assert answer.seen == []
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "huge"])
+def test_a_session_file_that_is_no_file_is_refused_without_waiting_or_reading_it_all(
+    capsys: pytest.CaptureFixture[str], server: tuple[str, Answer], tmp_path: Path, kind: str
+) -> None:
+    url, answer = server
+    path = {"fifo": tmp_path / "fifo", "device": Path("/dev/zero"), "directory": tmp_path}.get(kind, tmp_path / "big")
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    elif kind == "huge":
+        path.write_bytes(b"{" + b" " * (1 << 20))
+        path.chmod(0o600)
+    started = time.monotonic()
+    err = failed(capsys, ["session", "show", "--endpoint", url, "--token-file", str(path)], Exit.CONFIG)
+    assert time.monotonic() - started < 5
+    expected = "is not a credport session file" if kind == "huge" else f"{path} is not a regular file"
+    assert expected in err
+    assert answer.seen == []
+
+
 def test_an_ended_session_says_to_start_again(
     capsys: pytest.CaptureFixture[str], server: tuple[str, Answer], tmp_path: Path
 ) -> None:
@@ -530,3 +550,237 @@ def test_ctrl_c_exits_130_with_one_line() -> None:
         listener.close()
     assert process.returncode == Exit.INTERRUPTED
     assert err == "credport: interrupted\n"
+
+
+class RawServer:
+    """A server on 127.0.0.1 that runs ``serve(connection)`` for each connection (a thread each), and counts them."""
+
+    def __init__(self, serve: Any) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, args=(serve,), daemon=True).start()
+
+    def _accept(self, serve: Any) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._run, args=(serve, conn), daemon=True).start()
+
+    def _run(self, serve: Any, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)  # the request (small, one read is enough here)
+            serve(conn, self.stopped)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Any]:
+    servers: list[RawServer] = []
+
+    def start(serve: Any) -> RawServer:
+        servers.append(RawServer(serve))
+        return servers[-1]
+
+    yield start
+    for started in servers:
+        started.close()
+
+
+def endless(head: bytes) -> Any:
+    """Headers, then zeros for as long as the client reads."""
+
+    def serve(conn: socket.socket, stopped: threading.Event) -> None:
+        conn.sendall(head)
+        block = b"0" * 65536
+        while not stopped.is_set():
+            conn.sendall(block)
+
+    return serve
+
+
+def drip(head: bytes, *, headers_too: bool = False) -> Any:
+    """A byte every 50 ms: each socket read succeeds, so only a deadline on the whole call ends it."""
+
+    def serve(conn: socket.socket, stopped: threading.Event) -> None:
+        if not headers_too:
+            conn.sendall(head)
+        for byte in (head if headers_too else b"") + b"0" * 100_000:
+            if stopped.is_set():
+                return
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    return serve
+
+
+BODY_OF_NO_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+HUGE_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10737418240\r\n\r\n"
+
+
+def timed(capsys: pytest.CaptureFixture[str], argv: list[str], code: Exit) -> tuple[str, float]:
+    started = time.monotonic()
+    err = failed(capsys, argv, code)
+    return err, time.monotonic() - started
+
+
+def receive_argv(tmp_path: Path, url: str) -> list[str]:
+    from chalicelib.envelope import generate_recipient_key
+
+    key = generate_recipient_key(2048)
+    assert key.private is not None
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(bytes(key.private.as_pem(private=True)))
+    return ["transfer", "receive", f"{url}/outbox/c/v.jwe?X-Amz-Signature=abc", "--key", str(pem)]
+
+
+@pytest.mark.parametrize("head", [BODY_OF_NO_LENGTH, HUGE_LENGTH], ids=["streamed", "declared"])
+def test_an_endless_answer_is_cut_at_its_limit(
+    capsys: pytest.CaptureFixture[str], raw_server: Any, tmp_path: Path, head: bytes
+) -> None:
+    url = raw_server(endless(head)).url
+    err, seconds = timed(capsys, ["token", "--endpoint", url], Exit.UNAVAILABLE)
+    assert f"GET {url}/token: the answer exceeded 1048576 bytes" in err
+    assert seconds < 10
+    session = session_file(tmp_path, b'{"token": "t"}')
+    err, seconds = timed(capsys, ["session", "show", "--endpoint", url, "--token-file", str(session)], Exit.UNAVAILABLE)
+    assert "the answer exceeded 1048576 bytes" in err
+    assert seconds < 10
+    err, seconds = timed(capsys, ["verify", "a.b.c", "--issuer", url], Exit.UNAVAILABLE)
+    assert "the answer exceeded 65536 bytes" in err  # an issuer's discovery document: client/oidc.py's own limit
+    err, seconds = timed(capsys, receive_argv(tmp_path, url), Exit.REFUSED)
+    assert "the file is larger than 262144 bytes: not a credport envelope" in err
+    assert seconds < 10
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_server_answering_a_byte_at_a_time_meets_the_deadline(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    raw_server: Any,
+    tmp_path: Path,
+    headers_too: bool,
+) -> None:
+    from client import http
+
+    monkeypatch.setattr(http, "DEADLINE", 1.0)
+    url = raw_server(drip(BODY_OF_NO_LENGTH, headers_too=headers_too)).url
+    for argv in (["token", "--endpoint", url], ["verify", "a.b.c", "--issuer", url], receive_argv(tmp_path, url)):
+        err, seconds = timed(capsys, argv, Exit.UNAVAILABLE)
+        assert "timed out after 1 s: retry later" in err
+        assert seconds < 5
+
+
+def test_a_redirect_is_never_followed(capsys: pytest.CaptureFixture[str], raw_server: Any, tmp_path: Path) -> None:
+    """A signed request redirected elsewhere would carry its X-Amz-Security-Token and signature there."""
+    target = raw_server(endless(BODY_OF_NO_LENGTH))
+    location = f"{target.url}/steal?X-Amz-Signature=abc".encode()
+    redirect = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+    url = raw_server(lambda conn, _: conn.sendall(redirect)).url
+    session = session_file(tmp_path, b'{"token": "bearer-value"}')
+    host = target.url.removeprefix("http://")
+    cases = [
+        (["token", "--endpoint", url], f"GET {url}/token answered 307 Temporary Redirect (a redirect to {host}"),
+        (["session", "show", "--endpoint", url, "--token-file", str(session)], f"a redirect to {host}, not followed"),
+        (["verify", "a.b.c", "--issuer", url], f"a redirect to {host}, not followed): is --issuer"),
+        (receive_argv(tmp_path, url), f"a redirect to {host}, not followed): is the link complete?"),
+    ]
+    for argv, expected in cases:
+        err = failed(capsys, argv, Exit.CONFIG)
+        assert expected in err
+        assert "steal" not in err
+        assert "abc" not in err
+    assert target.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("http://[::1", "it does not parse: Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999", "it does not parse: Port out of range"),
+        ("http://127.0.0.1:0", "its port is not 1-65535"),
+        ("http://127.0.0.1:http", "it does not parse"),
+        (f"http://{'a' * 64}.example", "its host name is not a valid name"),
+        ("https://", "it names no host"),
+        ("http://exa mple.com", "it holds a space or a control character"),
+    ],
+)
+@pytest.mark.parametrize("command", [["token"], ["session", "show"]])
+def test_an_endpoint_that_is_not_a_url(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    endpoint: str,
+    why: str,
+    command: list[str],
+) -> None:
+    session = ["--token-file", str(session_file(tmp_path, b'{"token": "t"}'))] if command[0] == "session" else []
+    err = failed(capsys, [*command, "--endpoint", endpoint, *session], Exit.USAGE)
+    assert err.startswith("credport: --endpoint must be an http(s) URL, got '")
+    assert why in err
+    monkeypatch.setenv("CREDPORT_ENDPOINT", endpoint)
+    err = failed(capsys, [*command, *session], Exit.USAGE)
+    assert err.startswith("credport: $CREDPORT_ENDPOINT (--endpoint's default) must be an http(s) URL")
+
+
+@pytest.mark.parametrize("option", ["--key", "--value-file", "--to-key"])
+@pytest.mark.parametrize("kind", ["device", "fifo", "large"])
+def test_input_files_are_regular_and_bounded(
+    capsys: pytest.CaptureFixture[str], server: tuple[str, Answer], tmp_path: Path, option: str, kind: str
+) -> None:
+    url, answer = server
+    regular = tmp_path / "small"
+    regular.write_text("small")
+    if kind == "device":
+        named = Path("/dev/zero")
+    elif kind == "fifo":
+        named = tmp_path / "fifo"
+        os.mkfifo(named)  # no writer: reading would wait forever
+    else:
+        named = tmp_path / "large"
+        named.write_bytes(b"a" * (64 * 1024 + 1))
+    from chalicelib.envelope import generate_recipient_key
+
+    public = tmp_path / "public.pem"  # the value file is read after the key it is sealed to: a usable one
+    public.write_bytes(bytes(generate_recipient_key(2048).public.as_pem(private=False)))
+    files = {"--key": regular, "--value-file": regular, "--to-key": public, option: named}
+    if option == "--key":
+        argv = ["transfer", "receive", f"{url}/x", "--key", str(files["--key"])]
+    else:
+        argv = ["transfer", "send-file", "--name", "n", "--to-key", str(files["--to-key"])]
+        argv += ["--value-file", str(files["--value-file"])]
+    started = time.monotonic()
+    err = failed(capsys, argv, Exit.USAGE)
+    assert time.monotonic() - started < 5
+    expected = "larger than 65536 bytes" if kind == "large" else ": not a regular file (a device, a pipe, a socket)"
+    assert f"credport: {option} {named}" in err
+    assert expected in err
+    assert answer.seen == []
+
+
+def shell(script: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["sh", "-c", script, str(BIN / "credport"), *args], capture_output=True, env=cli_env(), timeout=60, check=False
+    )
+
+
+def test_standard_output_closed_from_the_start_is_a_broken_pipe(server: tuple[str, Answer]) -> None:
+    url, answer = server
+    answer.body = b'{"token": "t"}'
+    done = shell('"$0" token --endpoint "$1" >&-', url)
+    assert (done.returncode, done.stderr) == (Exit.BROKEN_PIPE, b"")
+    assert answer.seen == ["GET /token"]
+
+
+def test_standard_error_closed_writes_nothing_to_standard_output(closed_port: str) -> None:
+    done = shell('"$0" token --endpoint "$1" 2>&-', closed_port)
+    assert (done.returncode, done.stdout) == (Exit.UNAVAILABLE, b"")
