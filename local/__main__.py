@@ -12,34 +12,51 @@ python -m local chalice [--port 8001] [--stage dev] [--no-autoreload]   (chalice
 Every command takes --state-dir (default $CREDPORT_LOCAL_STATE_DIR, else .local in the repository).
 """
 
+# ruff: noqa: E402 (the signal handlers go in before the imports: see _leave)
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
+from types import FrameType
+
+
+def _leave(signum: int, _frame: FrameType | None) -> None:
+    """Ctrl-C or SIGTERM before ``main`` took over: nothing started yet, so leave at once and quietly (the default
+    handler would print a KeyboardInterrupt traceback out of whichever import the signal interrupted)."""
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, _leave)
+
+import argparse
+import contextlib
+import ipaddress
+import json
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from chalicelib.config import TOKEN_SIGNERS, Env
+from client.errors import DEBUG_VARIABLE, one_line
 from local import chalice_local, commands
+from local.banner import MEMORY, banner
 
 if TYPE_CHECKING:
-    from local.stack import LocalStack, StackInfo
+    from local.stack import LocalStack
+
+__all__ = ["banner", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MEMORY = (
-    "The local stack keeps everything in memory: stopping it forgets every secret, key, client and token "
-    "(each start makes a new developer access key)."
-)
 EXIT_CODES = """exit codes:
   0    done (up: stopped by Ctrl-C or SIGTERM once it was up)
-  1    trigger/rotate: the run failed (the reason on stderr); up: could not start (a port or the state dir in use)
+  1    trigger/rotate: the run failed (the reason on stderr); up: could not start (a port or the state dir in use,
+       or another failure, named on one line; CREDPORT_DEBUG=1 adds its traceback)
   2    usage, or an unknown schedule, secret or topic (the known ones are listed)
   4    no local stack runs from the state dir (no stack.json, or its stack does not answer)
   130  up: Ctrl-C (SIGINT) before the stack was up; 143: SIGTERM then"""
@@ -47,12 +64,18 @@ STOP_TIMEOUT = 20.0  # seconds: then the process leaves anyway (a stop must neve
 
 
 def main(argv: list[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is _leave:  # every command but `up` takes Ctrl-C as Python does
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parser = _parser()
     args = parser.parse_args(argv)
     args.state_dir = args.state_dir or Path(os.environ.get("CREDPORT_LOCAL_STATE_DIR") or REPO_ROOT / ".local")
     if args.command in (None, "up"):
-        if args.api_port and args.api_port == args.aws_port:
-            parser.error(f"--api-port and --aws-port are both {args.api_port}: the API and the embedded AWS need two")
+        try:
+            _check_up(args)
+        except _UsageError as mistake:
+            print(f"python -m local: {mistake}", file=sys.stderr)
+            return 2
         return _up(args)
     if args.command == "chalice":
         return chalice_local.run(args, args.state_dir)
@@ -72,9 +95,63 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class _UsageError(Exception):
+    """A mistake in ``up``'s options, found before anything starts: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a one-line usage error, ``python -m local: <what is wrong> (see <command> --help)``,
+    exit 2 (its subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"python -m local: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def _check_up(args: argparse.Namespace) -> None:
+    """``up``'s options that argparse cannot check, before anything binds (defaults from the environment too)."""
+    host = _loopback(args.host)
+    if host is None:
+        raise _UsageError(
+            f"--host must be a loopback address ({' or '.join(chalice_local.LOOPBACK_HOSTS)}): the stack's issuer is "
+            f"plain http, which credport accepts on loopback only; not {args.host!r}"
+        )
+    args.host = host
+    args.aws_port = _port_setting(args.aws_port, "--aws-port", "CREDPORT_LOCAL_AWS_PORT", 4566)
+    args.api_port = _port_setting(args.api_port, "--api-port", "CREDPORT_LOCAL_API_PORT", 8000)
+    if args.api_port and args.api_port == args.aws_port:
+        raise _UsageError(f"--api-port and --aws-port are both {args.api_port}: the API and the embedded AWS need two")
+    if args.token_signer is None:
+        args.token_signer = os.environ.get(Env.TOKEN_SIGNER) or "kms"
+        if args.token_signer not in TOKEN_SIGNERS:
+            raise _UsageError(
+                f"${Env.TOKEN_SIGNER} is {args.token_signer!r}: the --token-signer default must be one of "
+                + ", ".join(TOKEN_SIGNERS)
+            )
+
+
+def _loopback(host: str) -> str | None:
+    """``host`` as the stack names it in its URLs, if it is a loopback address an http issuer may have (chalicelib
+    config's parse_issuer) and both servers can bind: 127.0.0.1 or localhost (::1 not yet: the API binds IPv4 only,
+    and the stack's URLs do not bracket an IPv6 address)."""
+    text = host.strip().lower().removeprefix("[").removesuffix("]")
+    with contextlib.suppress(ValueError):
+        text = ipaddress.ip_address(text).compressed
+    return text if text in chalice_local.LOOPBACK_HOSTS else None
+
+
+def _port_setting(given: int | None, option: str, variable: str, default: int) -> int:
+    if given is not None:
+        return given
+    raw = os.environ.get(variable) or str(default)
+    try:
+        return _port(raw)
+    except argparse.ArgumentTypeError as error:
+        raise _UsageError(f"${variable} (the {option} default): {error}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m local",
         description=f"credport's local stack. {MEMORY}",
         epilog=EXIT_CODES,
@@ -130,103 +207,125 @@ def _port(text: str) -> int:
 
 
 def _up_arguments(parser: argparse.ArgumentParser, state_dir_default: object = None) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
+    # Every default is in the help; the ports' and the signer's come from the environment, read by _check_up (so a
+    # bad variable is a usage error of `up`, never a traceback of every command).
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the loopback address both servers listen on: 127.0.0.1 or localhost (default: 127.0.0.1)",
+    )
     parser.add_argument(
         "--aws-port",
         type=_port,
-        default=_port(os.environ.get("CREDPORT_LOCAL_AWS_PORT") or "4566"),
-        help="the embedded AWS's port (default: $CREDPORT_LOCAL_AWS_PORT or 4566)",
+        help="the embedded AWS's port; 0: any free one (default: $CREDPORT_LOCAL_AWS_PORT, else 4566)",
     )
     parser.add_argument(
         "--api-port",
         type=_port,
-        default=_port(os.environ.get("CREDPORT_LOCAL_API_PORT") or "8000"),
-        help="the API's port (default: $CREDPORT_LOCAL_API_PORT or 8000)",
+        help="the API's port; 0: any free one (default: $CREDPORT_LOCAL_API_PORT, else 8000)",
     )
-    parser.add_argument("--prefix", default="credport-dev")
-    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--prefix", default="credport-dev", help="the template's Prefix: names every resource (default: credport-dev)"
+    )
+    parser.add_argument("--region", default="us-east-1", help="the embedded AWS's Region (default: us-east-1)")
     _state_dir(parser, state_dir_default)
-    parser.add_argument("--ready-file", type=Path, help="write the stack's details here once it serves")
-    parser.add_argument("--plugin", action="append", default=[], help="module to import after start (tests)")
-    parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed event is retried")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--ready-file", type=Path, help="write the stack's details here (JSON) once it serves (default: none)"
+    )
+    parser.add_argument(
+        "--plugin", action="append", default=[], help="module to import after start, repeatable (tests; default: none)"
+    )
+    parser.add_argument(
+        "--retry-delay", type=int, default=1, help="seconds before a failed event is retried (default: 1)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no line per request or event (default: off)")
     parser.add_argument(
         "--token-signer",
         choices=TOKEN_SIGNERS,
-        default=os.environ.get(Env.TOKEN_SIGNER) or "kms",
-        help="where token signing keys live (template parameter TokenSigner; default: $CREDPORT_TOKEN_SIGNER or kms)",
+        help="where token signing keys live (template parameter TokenSigner;"
+        " default: $CREDPORT_TOKEN_SIGNER, else kms)",
     )
     parser.add_argument(
         "--organization",
         action="store_true",
-        help="an AWS Organization of the stack's account, a member account and an outsider (template OrganizationId)",
+        help="an AWS Organization of the stack's account, a member account and an outsider (template OrganizationId;"
+        " default: off)",
     )
 
 
-class _Interrupted(BaseException):
-    """SIGINT or SIGTERM while the stack starts: unwinds the start (a BaseException: no ``except Exception`` in
-    the start-up code swallows it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 class _Signals:
-    """SIGINT and SIGTERM, by phase: while starting, unwind the start at once; while serving, note it (the main
-    loop stops the stack: the handler runs between any two bytecodes, and stopping there could deadlock on a lock the
-    interrupted code holds); while stopping, a second signal leaves at once."""
+    """SIGINT and SIGTERM, by phase. While starting, leave at once: raising into the start instead proved unsafe (a
+    signal landing in a ``__del__`` or any code that swallows exceptions was lost, with a traceback, and the stack
+    came up and stopped at once with exit 0); nothing a start holds outlives the process but ``stack.json``, which
+    :attr:`abandon` removes. While serving, note it (the main loop stops the stack: stopping inside the handler could
+    deadlock on a lock the interrupted code holds). While stopping, a second signal leaves at once."""
 
     def __init__(self) -> None:
         self.phase = "starting"
         self.received: list[int] = []
+        self.abandon: Callable[[], None] = lambda: None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signum)
+        if self.phase == "serving":
+            return
         if self.phase == "starting":
-            self.phase = "stopping"
-            raise _Interrupted(signum)
-        if self.phase == "stopping":
-            os._exit(128 + signum)
+            # os.write, not print: the signal may have interrupted a write to sys.stderr (a reentrant call raises)
+            name = signal.Signals(signum).name
+            os.write(2, f"\npython -m local: {name} while starting; stopping\n".encode())
+            with contextlib.suppress(Exception):
+                self.abandon()
+        _flush()
+        os._exit(128 + signum)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe, or a write the signal interrupted
+            stream.flush()
 
 
 def _up(args: argparse.Namespace) -> int:
+    signals = _Signals()  # first: the stack's imports take seconds, and a signal then must end them too
+    stack: LocalStack | None = None
     try:
-        signals = _Signals()  # first: the stack's imports take seconds, and a signal then must end them too
-        started = _started(args, signals)
-    except _Interrupted as interrupted:
-        return 128 + interrupted.signum
-    if isinstance(started, int):
-        return started
-    stack, info = started
-    print(banner(info), flush=True)
-    if args.ready_file:
-        try:  # atomically: whoever waits for the file must never read half of it
-            partial = args.ready_file.with_name(args.ready_file.name + ".partial")
-            partial.write_text(json.dumps(info.to_json()))
-            partial.replace(args.ready_file)
-        except OSError as error:
-            print(f"python -m local: cannot write --ready-file {args.ready_file}: {error.strerror}", file=sys.stderr)
+        from local.ports import PortUnavailable
+        from local.state import StateDirInUse
+
+        stack = _new_stack(args)
+        signals.abandon = stack.abandon
+        try:
+            info = stack.start()
+        except (PortUnavailable, StateDirInUse) as refused:
+            print(f"python -m local: {refused}", file=sys.stderr)
             _stop(stack, signals)
             return 1
-    while not signals.received:
-        time.sleep(0.2)
-    print("\nstopping credport local stack...", flush=True)
-    _stop(stack, signals)
-    print("stopped.", flush=True)
-    return 0
+        signals.phase = "serving"  # from here a signal is noted, and the loop below stops the stack
+        print(banner(info, args.state_dir), flush=True)
+        if args.ready_file and not _write_ready_file(args.ready_file, info.to_json()):
+            _stop(stack, signals)
+            return 1
+        while not signals.received:
+            time.sleep(0.2)
+        print("\nstopping credport local stack...", flush=True)
+        _stop(stack, signals)
+        print("stopped.", flush=True)
+        return 0
+    except Exception as error:  # not the user's mistake: one line (the traceback with CREDPORT_DEBUG=1), exit 1
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"python -m local: could not start: {type(error).__name__}: {one_line(str(error))}", file=sys.stderr)
+        if stack is not None:
+            _stop(stack, signals)
+        return 1
 
 
-def _started(args: argparse.Namespace, signals: _Signals) -> tuple[LocalStack, StackInfo] | int:
-    """The started stack, or the exit code of a start that failed (after stopping what started; one line on
-    stderr). A signal stops what started, then raises :class:`_Interrupted`."""
-    from local.ports import PortUnavailable
+def _new_stack(args: argparse.Namespace) -> LocalStack:
     from local.stack import LocalStack, StackOptions
-    from local.state import StateDirInUse
 
-    stack = LocalStack(
+    return LocalStack(
         StackOptions(
             host=args.host,
             aws_port=args.aws_port,
@@ -241,23 +340,17 @@ def _started(args: argparse.Namespace, signals: _Signals) -> tuple[LocalStack, S
             organization=args.organization,
         )
     )
-    try:
-        info = stack.start()
-        signals.phase = "serving"  # from here a signal is noted, and the main loop stops the stack
-    except _Interrupted as interrupted:
-        print(f"\npython -m local: {signal.Signals(interrupted.signum).name} while starting; stopping", file=sys.stderr)
-        _stop(stack, signals)
-        raise
-    except (PortUnavailable, StateDirInUse) as refused:
-        print(f"python -m local: {refused}", file=sys.stderr)
-        _stop(stack, signals)
-        return 1
-    except Exception as error:
-        traceback.print_exc()  # not a mistake of the user's: the whole story, then the one line
-        print(f"python -m local: the local stack could not start: {type(error).__name__}: {error}", file=sys.stderr)
-        _stop(stack, signals)
-        return 1
-    return stack, info
+
+
+def _write_ready_file(path: Path, details: dict[str, object]) -> bool:
+    try:  # atomically: whoever waits for the file must never read half of it
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(details))
+        partial.replace(path)
+    except OSError as error:
+        print(f"python -m local: cannot write --ready-file {path}: {error.strerror}", file=sys.stderr)
+        return False
+    return True
 
 
 def _stop(stack: LocalStack, signals: _Signals) -> None:
@@ -268,52 +361,13 @@ def _stop(stack: LocalStack, signals: _Signals) -> None:
     worker.join(STOP_TIMEOUT)
     if worker.is_alive():
         print(f"python -m local: the stack did not stop within {STOP_TIMEOUT:.0f} s; leaving anyway", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _flush()
         os._exit(1)
 
 
-def banner(info: StackInfo) -> str:
-    exports = " ".join(f"{k}={v}" for k, v in info.developer.exports().items())
-    schedules = ", ".join(info.schedules) or "none yet"
-    width = max(len(info.api_url), len(info.aws_endpoint)) + 2
-    return f"""
-credport local stack is up
-  API              {info.api_url:<{width}}(IAM routes: SigV4 and execute-api:Invoke, as API Gateway)
-  embedded AWS     {info.aws_endpoint:<{width}}(moto; account {info.account_id}, {info.region})
-  developer        {info.developer.user_arn}
-  workload role    {info.developer.role_arn}
-  schedules        {schedules}
-
-{MEMORY}
-
-Use the developer identity in another shell:
-  export {exports}
-  (or: eval "$(.venv/bin/python -m local env)", which also sets CREDPORT_ENDPOINT and CREDPORT_ISSUER)
-
-Try next:
-  curl {info.api_url}/health
-  .venv/bin/awscurl --service execute-api --region {info.region} {info.api_url}/whoami
-  .venv/bin/credport token --endpoint {info.api_url} | .venv/bin/credport verify - --issuer {info.api_url}
-  .venv/bin/python -m local notifications     (what SNS sent: a transfer's download link)
-{_organization_lines(info)}
-Ctrl-C stops everything.
-"""
-
-
-def _organization_lines(info: StackInfo) -> str:
-    """With --organization: the organization, and the two callers' profiles (the developer's exports first)."""
-    org = info.organization
-    if org is None:
-        return ""
-    lines = [
-        "",
-        f"Organization {org.id} (management account {org.management_account}); callers of other accounts:",
-        *(f"  {profile:<25} {arn}" for profile, arn in org.callers.items()),
-        "  AWS_PROFILE=<profile> .venv/bin/credport token --endpoint " + info.api_url,
-    ]
-    return "\n".join(lines) + "\n"
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Leave without the interpreter's shutdown: after `up` the servers' and the pump's daemon threads may still run,
+    # and tearing modules down under them prints tracebacks; what the stack holds it released when it stopped.
+    _flush()
+    os._exit(code)

@@ -301,6 +301,12 @@ class LocalStack:
                 with contextlib.suppress(Exception):
                     step()
 
+    def abandon(self) -> None:
+        """Before the process leaves in the middle of a start (``os._exit``, from a signal handler): remove
+        ``stack.json`` if this stack wrote it. Nothing else outlives the process: the kernel closes the ports and
+        drops the state dir's lock, and the embedded AWS lives in memory."""
+        self._state.release()
+
     def _iam_exit(self) -> None:
         if self._iam_options is not None:
             self._iam_options.__exit__(None, None, None)

@@ -112,7 +112,7 @@ class StateDir:
 
     def write(self, state: dict[str, Any]) -> None:
         """Atomically: a reader never sees half a file."""
-        partial = self.file.with_name(f"{STATE_FILE}.{os.getpid()}.partial")
+        partial = self._partial()
         partial.write_text(json.dumps({**state, "pid": os.getpid(), "nonce": self._nonce}, indent=2) + "\n")
         partial.replace(self.file)
 
@@ -121,10 +121,15 @@ class StateDir:
         existing = self._existing()
         if existing is not None and existing.get("pid") == os.getpid() and existing.get("nonce") == self._nonce:
             self.file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a write interrupted before its rename (a signal, then os._exit)
+            self._partial().unlink(missing_ok=True)
         if self._lock is not None:
             with contextlib.suppress(OSError):
                 os.close(self._lock)
             self._lock = None
+
+    def _partial(self) -> Path:
+        return self.file.with_name(f"{STATE_FILE}.{os.getpid()}.partial")
 
     def _existing(self) -> dict[str, Any] | None:
         try:

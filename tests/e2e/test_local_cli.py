@@ -252,3 +252,41 @@ def test_env_exports_the_endpoint_and_issuer_for_eval(fixed: RunningStack) -> No
 
 def _venv_path() -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+# Ctrl-C at any moment of the start: during the imports, the provisioning, the last steps. Before the fix a signal
+# could land in a __del__ ("Exception ignored" with a traceback), get lost, and the stack came up and stopped: exit 0.
+@pytest.mark.parametrize("after", [0.05, 0.5, 1.0, 2.0, 3.0])
+def test_ctrl_c_at_any_point_of_the_start_ends_it_at_once_without_a_traceback(after: float, tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            up_command(tmp_path), cwd=REPO_ROOT, env=child_env(), stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+    text = log.read_text()
+    assert code in (0, 130), text
+    assert "Traceback" not in text
+    assert "Exception ignored" not in text
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_the_banner_commands_work_as_printed_for_a_state_dir_that_is_not_the_default(fixed: RunningStack) -> None:
+    lines = [line.strip() for line in fixed.log_text().splitlines()]
+    (exports,) = [line for line in lines if line.startswith("export AWS_")]
+    (eval_line,) = [line for line in lines if line.startswith('(or: eval "$(')]
+    evaluated = eval_line.removeprefix("(or: ").split(", which")[0]
+    (notifications,) = [line for line in lines if " -m local notifications" in line]
+    script = f'{exports} && {evaluated} && echo "$AWS_PROFILE $CREDPORT_ENDPOINT" && {notifications.split("  (")[0]}'
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"credport-local {fixed.api}"
+    assert f"--state-dir {fixed.state_dir}" in evaluated

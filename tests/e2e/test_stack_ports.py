@@ -68,3 +68,18 @@ def test_the_same_port_for_both_is_a_usage_error(tmp_path: Path) -> None:
     result = _up(tmp_path, "--api-port", "18123", "--aws-port", "18123")
     assert result.returncode == 2
     assert "--api-port and --aws-port are both 18123" in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::1"])  # noqa: S104 (refused)
+def test_a_host_off_loopback_is_refused_before_any_port_is_bound(host: str, tmp_path: Path) -> None:
+    with _held_port() as api:  # were the API's port bound before the refusal, this would be a port error instead
+        port = str(api.getsockname()[1])
+        started = time.monotonic()
+        result = _up(tmp_path / "state", "--host", host, "--api-port", port)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.splitlines() == [
+        "python -m local: --host must be a loopback address (127.0.0.1 or localhost): the stack's issuer is plain"
+        f" http, which credport accepts on loopback only; not {host!r}"
+    ]
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "state").exists()
