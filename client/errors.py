@@ -76,19 +76,40 @@ def exit_codes_epilog() -> str:
 # What a server (API Gateway's IncompleteSignatureException echoes the whole Authorization header), AWS or a library
 # may put in a message that must never reach a terminal or a log: request signatures, security tokens, access key
 # ids, JWTs. Matched by shape, wherever they stand in the text.
+# A name, then '=' ':' or '%3D' (URL-encoded), quotes allowed around either: a query, a header line, JSON, a repr.
+_NAMED = (
+    r"(?i)(?<![A-Za-z0-9-])[\"']?(Credential|Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token"
+    r"|aws_session_token|aws_secret_access_key|SessionToken|SecretAccessKey|Cookie|Set-Cookie|password)"
+    r"[\"']?\s*(?:=|:|%3D)\s*[\"']?"
+)
 _SECRETS = (
-    re.compile(r"(?i)\b(Credential|Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=[^\s,&'\"]+"),
-    re.compile(r"(?i)\b(Authorization)[=:]\s*(AWS4-HMAC-SHA256|Bearer|Basic)\s+[^\s'\"]+"),
+    # Authorization's value is a scheme, then its credential (SigV4's further parameters are caught by name below).
+    re.compile(
+        r"(?i)(?<![A-Za-z0-9-])[\"']?(Authorization)[\"']?\s*(?:=|:|%3D)\s*[\"']?(?!<redacted>)[A-Za-z0-9-]+\s+[^\s\"',:]+"
+    ),
+    re.compile(_NAMED + r"[^\s,&'\"})\]:]+"),
     re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    # Signatures and digests as hex.
+    re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{40,}(?![0-9A-Za-z])"),
 )
+_OPAQUE = re.compile(r"[A-Za-z0-9+/=]{60,}")  # base64's alphabet: a session token is hundreds of these
+
+
+def _opaque(match: re.Match[str]) -> str:
+    """An opaque run, whatever its name (or none): redacted when it has the mix of a credential (digits and capitals
+    throughout, as base64 of random bytes does), kept when it reads like a path or words."""
+    run = match.group(0)
+    digits = sum(c.isdigit() for c in run)
+    upper = sum(c.isupper() for c in run)
+    return "<redacted>" if digits >= 6 and upper >= 6 else run
 
 
 def redact(text: str) -> str:
     """``text`` with every credential-shaped value replaced by ``<redacted>`` (its name, where it has one, kept)."""
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: f"{m.group(1)}=<redacted>" if m.groups() else "<redacted>", text)
-    return text
+    return _OPAQUE.sub(_opaque, text)
 
 
 def one_line(text: str) -> str:

@@ -11,8 +11,10 @@ redirects would receive a signed request (its ``X-Amz-Security-Token``, its sign
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -185,7 +187,10 @@ def bounded_request(
     check_url(url, "the URL")
     seconds = DEADLINE if deadline is None else deadline
     called = f"{method} {safe_url(url)}"
-    watchdog = _Watchdog(seconds)
+    started = time.monotonic()
+    if not _resolved_within(urlsplit(url).hostname or "", seconds):
+        raise DeadlineExceeded(f"{called} timed out after {seconds:g} s (resolving its host name): retry later")
+    watchdog = _Watchdog(max(seconds - (time.monotonic() - started), 0.001))
     session = requests.Session()
     adapter = _WatchedAdapter(watchdog)
     session.mount("http://", adapter)
@@ -215,6 +220,25 @@ def bounded_request(
     if watchdog.stop():  # a body without a length ends when the connection does: cut short, not complete
         raise DeadlineExceeded(f"{called} timed out after {seconds:g} s: retry later")
     return response
+
+
+def _resolved_within(host: str, seconds: float) -> bool:
+    """Whether ``host``'s name lookup ended (found or not) within ``seconds``. getaddrinfo runs before any socket
+    exists, out of the watchdog's reach, and a dead resolver holds it for minutes (resolv.conf's timeout x attempts);
+    so it runs first on a thread the call can stop waiting for. The connection's own lookup then finds it fresh in
+    the resolver's answer, or fails as requests describes."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host.strip("[]"))
+        return True  # an address: nothing to look up
+    done = threading.Event()
+
+    def lookup() -> None:
+        with contextlib.suppress(OSError, UnicodeError):
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        done.set()
+
+    threading.Thread(target=lookup, name="resolve", daemon=True).start()
+    return done.wait(seconds)
 
 
 def _read(response: requests.Response, max_bytes: int, called: str, watchdog: _Watchdog) -> bytes:

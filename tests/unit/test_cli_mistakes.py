@@ -680,6 +680,29 @@ def test_a_server_answering_a_byte_at_a_time_meets_the_deadline(
         assert seconds < 5
 
 
+def test_a_resolver_that_never_answers_meets_the_deadline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """getaddrinfo runs before any socket exists: a dead resolver (resolv.conf's timeout x attempts) must not hold the
+    call past its deadline."""
+    import socket
+
+    from client import http
+
+    real = socket.getaddrinfo
+
+    def dead_resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.example.com":
+            time.sleep(8)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(http, "DEADLINE", 1.0)
+    monkeypatch.setattr(socket, "getaddrinfo", dead_resolver)
+    err, seconds = timed(capsys, ["token", "--endpoint", "http://slow-dns.example.com"], Exit.UNAVAILABLE)
+    assert "timed out after 1 s (resolving its host name): retry later" in err
+    assert seconds < 3
+
+
 def test_a_redirect_is_never_followed(capsys: pytest.CaptureFixture[str], raw_server: Any, tmp_path: Path) -> None:
     """A signed request redirected elsewhere would carry its X-Amz-Security-Token and signature there."""
     target = raw_server(endless(BODY_OF_NO_LENGTH))
