@@ -2,10 +2,14 @@
 
 Loopback is not a trust boundary: every local process (and, through DNS rebinding, a web page in a local browser)
 can connect. So the server answers only a request whose ``Host`` names a loopback address or ``localhost`` (a
-rebound name is refused before the token is even looked at), holds at most ``MAX_CONNECTIONS`` connections
-(one more is closed at once with a 503), gives each ``SOCKET_TIMEOUT`` seconds per read and
-``CONNECTION_SECONDS`` in all (a client sending a byte now and then is cut off), reads at most
-``MAX_HEAD_BYTES`` of request line and headers, and logs what a request said only as one escaped line.
+rebound name is refused before the token is even looked at), reads at most ``MAX_HEAD_BYTES`` of request line and
+headers, and logs what a request said only as one escaped line. Its threads are capped: at most
+``MAX_CONNECTIONS`` connections are open at once. A connection that holds one without saying anything must not keep
+out an SDK holding the token (which sends its request at once and is answered from the cache in microseconds): so
+a connection has ``HEAD_SECONDS`` to send its request line and headers, and a newcomer finding every slot taken
+closes the oldest connection still short of its headers; only when all are requests being answered does it wait
+``BUSY_SECONDS`` for one to end, then get a 503. ``SOCKET_TIMEOUT`` bounds each read or write and
+``CONNECTION_SECONDS`` a connection in all.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from client.errors import one_line
 
 __all__ = [
+    "BUSY_SECONDS",
     "CONNECTION_SECONDS",
+    "HEAD_SECONDS",
     "MAX_CONNECTIONS",
     "MAX_HEAD_BYTES",
     "PATH",
@@ -38,6 +46,8 @@ __all__ = [
 
 PATH = "/v1/credentials"
 MAX_CONNECTIONS = 32  # an SDK makes one request at a time per process; more than this at once is not an SDK
+HEAD_SECONDS = 2.0  # to send request line and headers: an SDK sends them at once, and gives up after 2 s itself
+BUSY_SECONDS = 0.5  # a newcomer's wait for a slot when every one holds a request being answered
 SOCKET_TIMEOUT = 10.0  # per read or write; botocore gives up after 2 s
 CONNECTION_SECONDS = 30.0  # in all, refresh included (its request times out after 10 s)
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers; an SDK's are a few hundred bytes
@@ -110,6 +120,13 @@ def handler_for(current: Callable[[], dict[str, Any]], token: str) -> type[BaseH
             super().setup()
             self.rfile = _BoundedHead(self.rfile)  # type: ignore[assignment]
 
+        def parse_request(self) -> bool:
+            if not super().parse_request():
+                return False
+            # The headers are complete: from now on this connection is neither evicted nor under HEAD_SECONDS
+            # (unless that already happened, and then it is not answered either).
+            return not isinstance(self.server, _Server) or self.server.headed(self.request)
+
         def do_GET(self) -> None:
             self._answer(allowed=True)
 
@@ -159,39 +176,94 @@ def handler_for(current: Callable[[], dict[str, Any]], token: str) -> type[BaseH
 
 
 def server_for(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    class Server(ThreadingHTTPServer):
+    class Server(_Server):
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        daemon_threads = True
-        slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
-        def process_request(self, request: Any, client_address: Any) -> None:
-            if not self.slots.acquire(blocking=False):
+    return Server((host, port), handler)
+
+
+@dataclass
+class _Connection:
+    accepted: float  # time.monotonic()
+    headed: bool = False  # its request line and headers have been read
+    cut: bool = False
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of connections waits in the kernel's queue rather than its SYNs being dropped
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)  # one per handling thread: the cap on threads
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, _Connection] = {}  # in the order accepted: the first is the oldest
+        self._closing = threading.Event()
+        super().__init__(address, handler)
+        threading.Thread(target=self._reap, name="credport-serve-deadlines", daemon=True).start()
+
+    def headed(self, request: socket.socket) -> bool:
+        """Record that ``request`` has sent its headers; False if it was cut first (then it is not answered)."""
+        with self._lock:
+            connection = self._open.get(request)
+            if connection is None or connection.cut:
+                return False
+            connection.headed = True
+            return True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._evict_oldest_unheaded()  # its thread ends at once and gives its slot back
+            if not self._slots.acquire(timeout=BUSY_SECONDS):
                 with contextlib.suppress(OSError):
                     request.setblocking(False)
                     request.send(_BUSY)
                 self.shutdown_request(request)
                 return
-            try:
-                super().process_request(request, client_address)
-            except BaseException:
-                self.slots.release()
-                raise
+        with self._lock:
+            self._open[request] = _Connection(time.monotonic())
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
 
-        def process_request_thread(self, request: Any, client_address: Any) -> None:
-            cutoff = threading.Timer(CONNECTION_SECONDS, _cut, (request,))
-            cutoff.daemon = True
-            cutoff.start()
-            try:
-                super().process_request_thread(request, client_address)
-            finally:
-                cutoff.cancel()
-                self.slots.release()
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
 
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            error = sys.exc_info()[1]  # a client gone or cut off: one line, never socketserver's traceback
-            print(f"credport: serve: connection ended ({type(error).__name__})", file=sys.stderr, flush=True)
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]  # a client gone or cut off: one line, never socketserver's traceback
+        print(f"credport: serve: connection ended ({type(error).__name__})", file=sys.stderr, flush=True)
 
-    return Server((host, port), handler)
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
+
+    def _forget(self, request: socket.socket) -> None:
+        with self._lock:
+            del self._open[request]
+        self._slots.release()
+
+    def _evict_oldest_unheaded(self) -> None:
+        with self._lock:
+            for request, connection in self._open.items():
+                if not connection.headed and not connection.cut:
+                    connection.cut = True
+                    _cut(request)
+                    return
+
+    def _reap(self) -> None:
+        """Cut a connection still short of its headers after HEAD_SECONDS, and any after CONNECTION_SECONDS."""
+        while not self._closing.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                for request, connection in self._open.items():
+                    limit = CONNECTION_SECONDS if connection.headed else min(HEAD_SECONDS, CONNECTION_SECONDS)
+                    if not connection.cut and now - connection.accepted > limit:
+                        connection.cut = True
+                        _cut(request)
 
 
 def _cut(request: socket.socket) -> None:

@@ -38,9 +38,12 @@ from client.autoid_http import PATH, ServeError, handler_for, server_for
 
 __all__ = ["PATH", "CredentialSource", "ServeError", "container_credentials", "loopback_host", "serve_command"]
 
-REFRESH_MARGIN = timedelta(minutes=5)  # never hand out credentials closer than this to their end
+REFRESH_MARGIN = timedelta(minutes=5)  # refreshed (on a thread of its own) once this close to their end
+SERVABLE_MARGIN = timedelta(minutes=1)  # still handed out, while the broker is slow or down, until this close
 LONG_TERM_LIFETIME = timedelta(hours=1)  # access keys from a secret: the SDK asks again after this (rotated keys)
-RETRY_SECONDS = 30.0
+RETRY_SECONDS = 30.0  # after a failed refresh, while what is held is still servable
+EMPTY_RETRY_SECONDS = 5.0  # after a failed refresh, with nothing servable (every request is answered 503 meanwhile)
+WAIT_SECONDS = 1.5  # the longest a request waits for a refresh: botocore gives up after 2 s
 
 
 def loopback_host(host: str) -> str:
@@ -82,45 +85,101 @@ class _Cached:
 
 
 class CredentialSource:
-    """Credentials from ``fetch_answer`` (one auto-id answer), cached until ``REFRESH_MARGIN`` before their end."""
+    """Credentials from ``fetch_answer`` (one auto-id answer), cached until ``REFRESH_MARGIN`` before their end.
+
+    A request never waits for the broker while what is held is still servable (``SERVABLE_MARGIN`` left): it gets
+    that, and at most starts a refresh on a thread of its own. Refreshes run one at a time, and after a failure the
+    next is tried only ``RETRY_SECONDS`` later (``EMPTY_RETRY_SECONDS`` when nothing servable is held, so that service
+    comes back soon after the broker does). Only with nothing servable does a request wait, ``WAIT_SECONDS`` at most:
+    the SDK gives up after two.
+    """
 
     def __init__(self, fetch_answer: Callable[[], dict[str, Any]], clock: Callable[[], datetime] | None = None):
         self._fetch_answer = fetch_answer
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cached: _Cached | None = None
-        self._refresh_lock = threading.Lock()  # one refresh at a time; the others wait for its result
+        self._changed = threading.Condition()  # guards everything below; notified when a refresh ends
+        self._refreshing = False
+        self._failed_at: datetime | None = None
+        self._failure: ServeError | None = None
 
     def current(self) -> dict[str, Any]:
-        cached = self._cached
-        if cached is not None and self._fresh(cached):
-            return cached.document
-        with self._refresh_lock:
+        with self._changed:
             cached = self._cached
-            if cached is not None and self._fresh(cached):
+            if cached is not None and self._left(cached) > REFRESH_MARGIN:
                 return cached.document
-            try:
-                return self._refresh().document
-            except ServeError:
-                if cached is not None and cached.expires_at - self._clock() > timedelta(minutes=1):
-                    return cached.document  # the broker is down, but what we hold is still good for a while
-                raise
+            servable = cached is not None and self._left(cached) > SERVABLE_MARGIN
+            if self._may_start(RETRY_SECONDS if servable else EMPTY_RETRY_SECONDS):
+                self._refreshing = True
+                threading.Thread(target=self._attempt, name="credport-refresh", daemon=True).start()
+            if cached is not None and servable:
+                return cached.document
+            deadline = time.monotonic() + WAIT_SECONDS
+            while self._refreshing and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+            cached = self._cached
+            if cached is not None and self._left(cached) > SERVABLE_MARGIN:
+                return cached.document
+            if self._refreshing or self._failure is None:
+                raise ServeError(503, "broker_unreachable", "the credport endpoint has not answered yet")
+            raise _copy(self._failure)
 
-    def refresh_due(self) -> datetime | None:
-        """When the prefetch thread should refresh: halfway through, and ten minutes before the end at the latest."""
-        cached = self._cached
-        if cached is None:
-            return None
-        halfway = cached.fetched_at + (cached.expires_at - cached.fetched_at) / 2
-        return max(halfway, cached.expires_at - timedelta(minutes=10))
+    def refresh_due(self) -> datetime:
+        """When the prefetch thread should refresh: halfway through, and ten minutes before the end at the latest;
+        at once when nothing is held; never sooner than the retry interval after a failure."""
+        with self._changed:
+            cached = self._cached
+            due = self._clock()
+            if cached is not None:
+                halfway = cached.fetched_at + (cached.expires_at - cached.fetched_at) / 2
+                due = max(halfway, cached.expires_at - timedelta(minutes=10))
+            if self._failed_at is not None:
+                servable = cached is not None and self._left(cached) > SERVABLE_MARGIN
+                retry = RETRY_SECONDS if servable else EMPTY_RETRY_SECONDS
+                due = max(due, self._failed_at + timedelta(seconds=retry))
+            return due
 
     def refresh(self) -> None:
-        with self._refresh_lock:
-            self._refresh()
+        """Refresh in this thread (at the start, on the prefetch thread), or wait for the refresh already running;
+        raises the ServeError it failed with."""
+        with self._changed:
+            mine = not self._refreshing
+            self._refreshing = True
+        if mine:
+            self._attempt()
+        with self._changed:
+            while self._refreshing:
+                self._changed.wait()
+            if self._failure is not None:
+                raise _copy(self._failure)
 
-    def _fresh(self, cached: _Cached) -> bool:
-        return cached.expires_at - self._clock() > REFRESH_MARGIN
+    def _left(self, cached: _Cached) -> timedelta:
+        return cached.expires_at - self._clock()
 
-    def _refresh(self) -> _Cached:
+    def _may_start(self, retry_seconds: float) -> bool:
+        if self._refreshing:
+            return False
+        return self._failed_at is None or self._clock() - self._failed_at >= timedelta(seconds=retry_seconds)
+
+    def _attempt(self) -> None:
+        cached: _Cached | None = None
+        failure: ServeError | None = None
+        try:
+            cached = self._fetch()
+        except ServeError as error:
+            failure = error
+        except Exception as error:  # a bug must not leave a refresh "running" for ever
+            failure = ServeError(502, "credential_error", f"no credentials: {type(error).__name__}")
+        finally:
+            with self._changed:
+                if cached is not None:
+                    self._cached, self._failed_at, self._failure = cached, None, None
+                else:
+                    self._failed_at, self._failure = self._clock(), failure
+                self._refreshing = False
+                self._changed.notify_all()
+
+    def _fetch(self) -> _Cached:
         from client.autoid import BundleError
         from client.aws_call import CallError
         from client.http import AnswerTooLarge, DeadlineExceeded
@@ -142,8 +201,12 @@ class CredentialSource:
             expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
         except ValueError:
             expires_at = now + REFRESH_MARGIN + timedelta(minutes=5)  # an odd date: keep it five minutes
-        self._cached = _Cached(document, now, expires_at)
-        return self._cached
+        return _Cached(document, now, expires_at)
+
+
+def _copy(failure: ServeError) -> ServeError:
+    """One exception object per caller: the same one raised in many threads at once would share its traceback."""
+    return ServeError(failure.status, failure.code, str(failure))
 
 
 def _write_token(path: Path, token: str) -> None:
@@ -255,7 +318,7 @@ def _run(server: ThreadingHTTPServer, source: CredentialSource, token_file: Path
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
     try:
-        source.current()  # warm the cache; a broker that is down now is answered 503 until it is back
+        source.refresh()  # warm the cache; a broker that is down now is answered 503 until it is back
     except ServeError as error:
         print(
             f"credport: warning: no credentials yet ({error}); serving 503 until the endpoint answers", file=sys.stderr
@@ -289,13 +352,11 @@ def _run(server: ThreadingHTTPServer, source: CredentialSource, token_file: Path
 def _prefetch(source: CredentialSource, stopping: threading.Event) -> None:
     """Refresh ahead of time, so an SDK's request (two seconds' timeout) is answered from the cache."""
     while not stopping.is_set():
-        due = source.refresh_due()
-        wait = RETRY_SECONDS if due is None else max(0.0, (due - datetime.now(UTC)).total_seconds())
-        if stopping.wait(min(wait, 3600.0)):
-            return
-        if due is not None and datetime.now(UTC) < due:
+        wait = (source.refresh_due() - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            if stopping.wait(min(wait, 60.0)):  # then look again: a request may have started a refresh meanwhile
+                return
             continue
-        try:
+        with contextlib.suppress(ServeError):  # a failure moves refresh_due to the end of the retry interval
             source.refresh()
-        except ServeError:
-            stopping.wait(RETRY_SECONDS)
+        stopping.wait(1.0)  # never a busy loop, whatever the clocks say

@@ -15,7 +15,11 @@ One lock per bundle serialises the whole request and save of concurrent calls (a
 from several processes at once): the first call saves the new generation, the ones waiting behind it then present
 it and get no second copy. The lock file sits next to the bundle (ours, 0600; one that is not is ignored, or
 anybody able to open it could stall every call), else in the state directory. The wait is bounded; a call that
-could not have the lock still gets its credential, and tries once more, briefly, to have it for the save.
+could not have the lock still gets its credential, and tries once more, briefly, to have it for the save. A
+filesystem that cannot lock at all (NFS without lockd, some FUSE) is said once and the call goes on unserialised.
+
+A bundle with other hard links is not rewritten (a rename would give this path a new file and leave the old
+generation to the others): its state is keyed by device and inode, so every link reads the same state file.
 """
 
 from __future__ import annotations
@@ -27,18 +31,17 @@ import fcntl
 import hashlib
 import json
 import os
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES
 from client.autoid import MAX_BUNDLE_BYTES, Bundle, BundleError, write_bundle
-from client.owned_files import PrivateDir, Untrusted, check_private, private_dir_path
+from client.owned_files import PrivateDir, Squatted, open_lock_beside, owner_writable, private_dir_path, rewrite_refusal
 
 __all__ = ["LOCK_WAIT_SECONDS", "SAVE_LOCK_WAIT_SECONDS", "BundleFiles", "Warn", "default_state_dir", "stderr_warning"]
 
@@ -86,17 +89,41 @@ class BundleFiles:
     bundle: Path
     state_dir: Path
     warn: Warn = stderr_warning
+    _said: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            self.warn(message)
 
     @property
     def _key(self) -> str:
-        # The resolved path: ./autoid.json and /etc/credport/autoid.json are one bundle when they are one file.
+        # The resolved path: ./autoid.json and /etc/credport/autoid.json are one bundle when they are one file;
+        # the file itself when it has hard links, whose paths all name it (and are never rewritten: _keep).
+        with contextlib.suppress(OSError):
+            if (status := os.stat(self.bundle)).st_nlink > 1:
+                return hashlib.sha256(f"inode:{status.st_dev}:{status.st_ino}".encode()).hexdigest()[:16]
         return hashlib.sha256(os.fsencode(self.bundle.resolve())).hexdigest()[:16]
 
     def _state_name(self, client_id: str) -> str:
         return f"autoid-{client_id}-{self._key}.json"
 
     def state_path(self, client_id: str) -> Path:
+        with contextlib.suppress(OSError), self._state_directory(create=False) as directory:
+            return directory.path / self._state_name(client_id)
         return private_dir_path(self.state_dir) / self._state_name(client_id)
+
+    def _state_directory(self, *, create: bool) -> PrivateDir:
+        """The state directory; when another user made our private directory in a shared sticky one first, the
+        default one that ``$CREDPORT_STATE_DIR`` would override, said once (squatting must not lose a generation)."""
+        try:
+            return PrivateDir.open(self.state_dir, create=create)
+        except Squatted as error:
+            fallback = default_state_dir({k: v for k, v in os.environ.items() if k != "CREDPORT_STATE_DIR"})
+            if private_dir_path(fallback) == error.path:
+                raise
+            self._warn_once(f"the state directory {error.strerror}, made by another user; using {fallback} instead")
+            return PrivateDir.open(fallback, create=create)
 
     # The whole call -------------------------------------------------------------------------------
 
@@ -164,34 +191,21 @@ class BundleFiles:
                         yield False
                         return
                     time.sleep(_POLL_SECONDS)
+                except OSError as error:  # ENOLCK (NFS without lockd), EOPNOTSUPP (some FUSE): no lock to wait for
+                    self._warn_once(
+                        f"cannot lock {self.bundle} ({_reason(error)}): concurrent calls are not serialised on this "
+                        "filesystem"
+                    )
+                    break
             yield True
         finally:
             os.close(fd)
 
     def _open_lock(self) -> int | None:
         beside = self.bundle.with_name(self.bundle.name + ".lock")
-        # Created only where the bundle itself may be rewritten; an existing one of ours is used even read-only
-        # (flock works on a descriptor opened read-only). One that is not ours alone is ignored, never waited on.
-        flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        attempts = [os.O_RDWR | os.O_CREAT, os.O_RDONLY] if _owner_writable(self.bundle.parent) else [os.O_RDONLY]
-        for mode in attempts:
-            try:
-                fd = os.open(beside, flags | mode, 0o600)
-            except OSError as error:
-                if error.errno == errno.ELOOP:
-                    self.warn(
-                        f"ignoring the lock file {beside}: it is a symbolic link; using one in the state directory"
-                    )
-                    break
-                continue
-            try:
-                check_private(os.fstat(fd))
-            except Untrusted as error:
-                os.close(fd)
-                self.warn(f"ignoring the lock file {beside}: {error.strerror}; using one in the state directory")
-                break
+        if (fd := open_lock_beside(beside, create=owner_writable(self.bundle.parent), warn=self.warn)) is not None:
             return fd
-        with contextlib.suppress(OSError), PrivateDir.open(self.state_dir, create=True) as directory:
+        with contextlib.suppress(OSError), self._state_directory(create=True) as directory:
             return directory.open_lock(f"autoid-{self._key}.lock")
         return None
 
@@ -212,7 +226,7 @@ class BundleFiles:
         """None: no (usable) state file; (): one that is not newer; (state,): one newer than the bundle."""
         name = self._state_name(bundle.client_id)
         try:
-            directory = PrivateDir.open(self.state_dir, create=False)
+            directory = self._state_directory(create=False)
         except FileNotFoundError:
             return None
         except OSError as error:  # Untrusted included: not ours, or others may write it
@@ -248,7 +262,7 @@ class BundleFiles:
         return (state,) if newer_keys else ()
 
     def _remove_state(self, client_id: str) -> None:
-        with contextlib.suppress(OSError), PrivateDir.open(self.state_dir, create=False) as directory:
+        with contextlib.suppress(OSError), self._state_directory(create=False) as directory:
             directory.unlink(self._state_name(client_id))
 
     # Saving ---------------------------------------------------------------------------------------
@@ -259,7 +273,7 @@ class BundleFiles:
         accepted_state = loaded.state is not None and presented == loaded.state
         if updated == presented and not accepted_state:
             return
-        why = self._read_only_reason()
+        why = rewrite_refusal(self.bundle)
         if why is None:
             try:
                 self._write_bundle(updated)
@@ -271,23 +285,6 @@ class BundleFiles:
         if updated == presented:  # the state file already holds it: nothing new to say
             return
         self._save_state(presented, updated, f"cannot rewrite {self.bundle} ({why})")
-
-    def _read_only_reason(self) -> str | None:
-        """Why the bundle must not be rewritten, from its mode bits (os.access says yes to root for everything):
-        a file or directory without its owner's write bit is read-only, the operator's word."""
-        try:
-            status = os.lstat(self.bundle)
-        except OSError as error:
-            return _reason(error)
-        if stat.S_ISLNK(status.st_mode):
-            return "it is a symbolic link, which a rewrite would replace"
-        if status.st_uid != os.geteuid():
-            return f"it belongs to uid {status.st_uid}"
-        if not status.st_mode & stat.S_IWUSR:
-            return "the file is read-only"
-        if not _owner_writable(self.bundle.parent):
-            return "its directory is read-only"
-        return None
 
     def _write_bundle(self, updated: Bundle) -> None:
         # Under the lock, read again: a process that did not wait for the lock may have saved something newer.
@@ -308,7 +305,7 @@ class BundleFiles:
         try:
             existing = self._read_state(bundle)
             if not (existing and existing[0].generation > updated.generation):
-                with PrivateDir.open(self.state_dir, create=True) as directory:
+                with self._state_directory(create=True) as directory:
                     directory.write(self._state_name(updated.client_id), json.dumps(document).encode())
         except OSError as error:
             if updated.generation > current.generation:
@@ -338,12 +335,6 @@ def _with_news(presented: Bundle, answer: dict[str, Any]) -> Bundle:
         updated = replace(updated, server_keys=dict(server_keys))
         updated.server_key()  # refuse to pin a JWKS we could not use
     return updated
-
-
-def _owner_writable(directory: Path) -> bool:
-    with contextlib.suppress(OSError):
-        return bool(os.stat(directory).st_mode & stat.S_IWUSR)
-    return False
 
 
 def _unb64(value: str) -> bytes:

@@ -13,7 +13,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,16 @@ def role_answer(expires: datetime, key: str = "ASIA1") -> dict[str, Any]:
             "AssumedRoleArn": "arn:aws:sts::123456789012:assumed-role/r/autoid-c",
         }
     }
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (a refresh runs on a thread of its own)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class Clock:
@@ -106,12 +116,16 @@ def test_credentials_are_cached_until_five_minutes_before_they_end_and_kept_whil
     clock.now += timedelta(minutes=54)
     assert source.current()["AccessKeyId"] == "ASIA1"  # 6 minutes left: still served
     assert len(calls) == 1
-    clock.now += timedelta(minutes=2)  # 4 minutes left: refreshed
-    assert source.current()["AccessKeyId"] == "ASIA2"
+    clock.now += timedelta(minutes=2)  # 4 minutes left: still served, and refreshed on a thread of its own
+    assert source.current()["AccessKeyId"] == "ASIA1"
+    assert eventually(lambda: source.current()["AccessKeyId"] == "ASIA2")
+    assert len(calls) == 2
     assert source.refresh_due() == clock.now + timedelta(minutes=50)
 
     down = True
     clock.now += timedelta(minutes=57)  # 3 minutes left, broker down: what we hold is still good
+    assert source.current()["AccessKeyId"] == "ASIA2"
+    assert eventually(lambda: source.refresh_due() > clock.now)  # the refresh failed: retried 30 s later
     assert source.current()["AccessKeyId"] == "ASIA2"
     clock.now += timedelta(minutes=2, seconds=30)  # 30 s left: no longer handed out
     with pytest.raises(ServeError) as refused:
@@ -164,6 +178,104 @@ def test_one_refresh_at_a_time() -> None:
     for thread in threads:
         thread.join()
     assert (len(calls), results) == (1, ["ASIA1"] * 8)
+
+
+class HangingFetch:
+    """The first fetch answers at once; each later one hangs until ``release`` and then fails or answers."""
+
+    def __init__(self, clock: Clock, *, first_answers: bool = True) -> None:
+        self.clock, self.calls, self.fail = clock, 0, False
+        self.release = threading.Event()
+        self.first_answers = first_answers
+
+    def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls > 1 or not self.first_answers:
+            assert self.release.wait(10)
+            if self.fail:
+                raise requests.ConnectionError("refused")
+        return role_answer(self.clock.now + timedelta(hours=1), key=f"ASIA{self.calls}")
+
+
+def concurrently(call: Callable[[], Any], count: int) -> list[tuple[float, Any]]:
+    """``call`` from ``count`` threads at once: each one's seconds taken and result (or exception)."""
+    results: list[tuple[float, Any]] = []
+
+    def one() -> None:
+        started = time.monotonic()
+        try:
+            result = call()
+        except Exception as error:  # the test looks at it
+            result = error
+        results.append((time.monotonic() - started, result))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def test_a_hanging_refresh_never_holds_up_requests_while_what_is_held_is_servable() -> None:
+    clock = Clock()
+    fetch = HangingFetch(clock)
+    source = CredentialSource(fetch, clock)
+    assert source.current()["AccessKeyId"] == "ASIA1"
+    clock.now += timedelta(minutes=56)  # 4 minutes left: inside the refresh margin, still servable
+    results = concurrently(lambda: source.current()["AccessKeyId"], 8)
+    assert [key for _, key in results] == ["ASIA1"] * 8
+    assert max(seconds for seconds, _ in results) < 0.5  # nobody waited for the hanging refresh
+    assert eventually(lambda: fetch.calls == 2)  # one refresh, started by the first of them
+    time.sleep(0.1)
+    assert fetch.calls == 2
+
+    fetch.fail = True
+    fetch.release.set()
+    assert eventually(lambda: source.refresh_due() > clock.now)  # it failed: the next try is 30 s away
+    for step in (0, 10, 19):  # 29 s after the failure: still no second attempt
+        clock.now += timedelta(seconds=step)
+        assert source.current()["AccessKeyId"] == "ASIA1"
+    time.sleep(0.1)
+    assert fetch.calls == 2
+    clock.now += timedelta(seconds=1)  # 30 s after it: exactly one more, hanging again
+    fetch.fail, fetch.release = False, threading.Event()
+    results = concurrently(lambda: source.current()["AccessKeyId"], 8)
+    assert [key for _, key in results] == ["ASIA1"] * 8
+    assert max(seconds for seconds, _ in results) < 0.5
+    assert eventually(lambda: fetch.calls == 3)
+    fetch.release.set()
+    assert eventually(lambda: source.current()["AccessKeyId"] == "ASIA3")
+    assert fetch.calls == 3
+
+
+def test_with_nothing_servable_a_request_waits_at_most_one_and_a_half_seconds_for_the_refresh() -> None:
+    clock = Clock()
+    fetch = HangingFetch(clock, first_answers=False)
+    source = CredentialSource(fetch, clock)
+    results = concurrently(source.current, 4)
+    assert all(1.4 < seconds < 1.9 for seconds, _ in results), results  # under botocore's 2 s
+    for _, refused in results:
+        assert isinstance(refused, ServeError)
+        assert (refused.status, refused.code, str(refused)) == (
+            503,
+            "broker_unreachable",
+            "the credport endpoint has not answered yet",
+        )
+    assert fetch.calls == 1  # one refresh for all four
+
+    fetch.fail = True
+    fetch.release.set()
+    assert eventually(lambda: source.refresh_due() > clock.now)
+    clock.now += timedelta(seconds=4)  # nothing servable: retried 5 s after a failure, answered 503 meanwhile
+    with pytest.raises(ServeError) as refused:
+        source.current()
+    assert (refused.value.status, str(refused.value)) == (503, "the credport endpoint could not be reached")
+    assert fetch.calls == 1
+    clock.now += timedelta(seconds=1)
+    fetch.fail = False
+    assert source.current()["AccessKeyId"] == "ASIA2"
+    assert fetch.calls == 2
 
 
 @pytest.fixture
@@ -317,7 +429,7 @@ def closed_within(connection: socket.socket, seconds: float) -> bool:
 
 
 def test_a_silent_connection_is_closed_after_the_socket_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    with serving(monkeypatch, SOCKET_TIMEOUT=0.5) as url:
+    with serving(monkeypatch, SOCKET_TIMEOUT=0.5, HEAD_SECONDS=30) as url:
         port = int(url.split(":")[2].split("/")[0])
         with socket.create_connection(("127.0.0.1", port)) as connection:
             connection.sendall(b"GET /v1/cred")
@@ -339,21 +451,118 @@ def test_a_trickling_connection_is_cut_off_after_its_time_in_all(monkeypatch: py
             assert time.monotonic() - started < 3
 
 
-def test_connections_past_the_limit_are_refused_at_once_and_the_slots_come_back(
+def test_a_connection_without_its_headers_after_two_seconds_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving(monkeypatch, SOCKET_TIMEOUT=30) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            started = time.monotonic()
+            connection.sendall(f"GET {PATH} HTTP/1.0\r\n".encode())  # and never the end of the headers
+            assert closed_within(connection, 4)
+            assert 1.9 < time.monotonic() - started < 3
+
+
+def test_a_newcomer_finding_every_slot_taken_closes_the_oldest_idle_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with serving(monkeypatch, MAX_CONNECTIONS=2) as url:
         port = int(url.split(":")[2].split("/")[0])
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-        time.sleep(0.2)
+        oldest = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.1)
+        newer = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.1)
+        good = requests.get(url, headers={"Authorization": "right-token"}, timeout=2)
+        assert good.status_code == 200
+        assert closed_within(oldest, 0.5)
+        assert not closed_within(newer, 0.3)
+        newer.sendall(f"GET {PATH} HTTP/1.0\r\nAuthorization: right-token\r\n\r\n".encode())
+        assert newer.recv(65536).startswith(b"HTTP/1.0 200")
+        oldest.close()
+        newer.close()
+
+
+def test_when_every_slot_holds_a_request_being_answered_a_newcomer_gets_503_and_the_slots_come_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(autoid_http, "MAX_CONNECTIONS", 2)
+    answering = threading.Event()
+
+    def current() -> dict[str, Any]:
+        assert answering.wait(10)
+        return {"AccessKeyId": "ASIA1"}
+
+    server = server_for("127.0.0.1", 0, handler_for(current, "right-token"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}{PATH}"
+    try:
+        held = [requests.get, requests.get]
+        answers: list[int] = []
+        threads = [
+            threading.Thread(
+                target=lambda get=get: answers.append(
+                    get(url, headers={"Authorization": "right-token"}, timeout=10).status_code
+                )
+            )
+            for get in held
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # both are headed and waiting in current(): none of them may be evicted
         started = time.monotonic()
         assert raw(url, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 503")
-        assert time.monotonic() - started < 2
-        for connection in idle:
-            connection.close()
-        time.sleep(0.3)
-        good = requests.get(url, headers={"Authorization": "right-token"}, timeout=5)
-        assert good.status_code == 200
+        assert 0.4 < time.monotonic() - started < 1.5  # after waiting BUSY_SECONDS for a slot
+        answering.set()
+        for thread in threads:
+            thread.join(5)
+        assert answers == [200, 200]
+        assert requests.get(url, headers={"Authorization": "right-token"}, timeout=2).status_code == 200
+    finally:
+        answering.set()
+        server.shutdown()
+        server.server_close()
+
+
+class OneTry(ContainerMetadataFetcher):
+    """botocore's own fetcher (2 s timeout), without its retries: every single request must succeed."""
+
+    RETRY_ATTEMPTS = 1
+
+
+def test_forty_reconnecting_idle_connections_never_keep_botocore_from_its_credentials(
+    served: tuple[str, Path],
+) -> None:
+    url, token = served
+    port = int(url.split(":")[2].split("/")[0])
+    stopping = threading.Event()
+    opened: list[int] = []
+
+    def hold_a_slot() -> None:  # connect, say nothing, and connect again as soon as closed
+        while not stopping.is_set():
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as idle:
+                opened.append(1)
+                while not stopping.is_set() and not closed_within(idle, 0.2):
+                    pass
+
+    attackers = [threading.Thread(target=hold_a_slot, daemon=True) for _ in range(40)]
+    for attacker in attackers:
+        attacker.start()
+    try:
+        time.sleep(0.5)
+        fetcher = OneTry()
+        environ = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": url, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token)}
+        for _ in range(10):
+            started = time.monotonic()
+            credentials = ContainerProvider(environ, fetcher).load()
+            assert credentials is not None
+            assert credentials.get_frozen_credentials().access_key == "ASIA1"
+            good = requests.get(url, headers={"Authorization": "right-token"}, timeout=2)
+            assert good.status_code == 200
+            assert time.monotonic() - started < 2
+            time.sleep(0.1)
+        assert len(opened) > 40  # the idle connections were closed and came back: the slots stayed contested
+    finally:
+        stopping.set()
+        for attacker in attackers:
+            attacker.join(5)
 
 
 def test_serve_refuses_a_token_file_or_bundle_that_is_not_a_regular_file(

@@ -25,6 +25,7 @@ from chalicelib.envelope import generate_recipient_key
 from client import autoid, cli
 from client.autoid import Bundle, write_bundle
 from client.autoid_state import BundleFiles, Loaded, default_state_dir
+from client.owned_files import rewrite_refusal
 
 KEY = generate_recipient_key(4096)
 NEW_KEY = generate_recipient_key(4096)
@@ -175,7 +176,7 @@ def test_a_bundle_of_another_user_or_behind_a_symlink_is_not_rewritten(
 ) -> None:
     path, original, files = setup(tmp_path, warnings)
     monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)  # the file now belongs to someone else
-    assert files._read_only_reason() == f"it belongs to uid {os.getuid()}"
+    assert rewrite_refusal(files.bundle) == f"it belongs to uid {os.getuid()}"
     monkeypatch.undo()
     link = tmp_path / "link.json"
     link.symlink_to(path)

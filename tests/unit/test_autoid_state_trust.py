@@ -6,8 +6,10 @@ case only), and a patched ``os.geteuid`` (runs everywhere), which makes our own 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from chalicelib.autoid.protocol import ENTROPY_BYTES
-from client import autoid, cli
+from client import autoid, autoid_state, cli
 from client.autoid import Bundle, BundleError
 from client.autoid_state import BundleFiles
 from client.aws_call import CallError
@@ -264,3 +266,168 @@ def warnings() -> list[str]:
 def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CREDPORT_STATE_DIR", "XDG_STATE_HOME"):
         monkeypatch.delenv(name, raising=False)
+
+
+# The path to the state directory, not only its last component ------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user (uid 65534) needs root")
+
+
+def read_only_bundle(files: BundleFiles) -> None:
+    files.bundle.chmod(0o400)  # the operator's word, for root too: the generation must go to the state directory
+
+
+@needs_root
+def test_a_state_dir_that_is_another_users_symlink_in_a_sticky_dir_is_refused(
+    tmp_path: Path, warnings: list[str]
+) -> None:
+    # The review's repro: `ln -s /tmp/h2w/a/emptyA /tmp/h2state` by uid 65534, then --state-dir /tmp/h2state.
+    _, original, files = setup(tmp_path, warnings)
+    shared, chosen = tmp_path / "tmp", tmp_path / "chosen"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    chosen.mkdir(mode=0o700)
+    link = shared / "h2state"
+    link.symlink_to(chosen)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(Untrusted, match=re.escape(f"{link} is a symbolic link of uid 65534, not of this user or root")):
+        PrivateDir.open(link, create=True)
+    linked = BundleFiles(files.bundle, link, warn=warnings.append)
+    read_only_bundle(linked)
+    save(linked, news(2, os.urandom(ENTROPY_BYTES)))
+    assert list(chosen.iterdir()) == []  # nothing saved where the link leads, not even a lock
+    assert Bundle.load(files.bundle) == original
+    assert f"nor write the state directory {link} ({link} is a symbolic link of uid 65534" in warnings[-1]
+    os.lchown(link, 0, 0)  # the same symlink of our own (or root's) is fine
+    with PrivateDir.open(link, create=True) as directory:
+        assert directory.path == link
+
+
+def test_a_state_dir_under_a_directory_others_can_write_is_refused(tmp_path: Path, warnings: list[str]) -> None:
+    # Whoever can write an ancestor can swap our 0700 `st` for a symlink to anywhere between our check and our use.
+    _, _, files = setup(tmp_path, warnings)
+    shared = tmp_path / "shared"
+    (shared / "st").mkdir(mode=0o700, parents=True)
+    shared.chmod(0o777)
+    reason = f"{shared} is writable by others (mode 0777), so {shared / 'st'} could be swapped"
+    for create in (False, True):
+        with pytest.raises(Untrusted, match=re.escape(reason) + "$"):
+            PrivateDir.open(shared / "st", create=create)
+    under = BundleFiles(files.bundle, shared / "st", warn=warnings.append)
+    plant(under)
+    assert under.load().state is None
+    assert warnings == [f"the state directory {shared / 'st'} cannot be used ({reason}); no state file read"]
+    shared.chmod(0o755)
+    assert under.load().state is not None  # the same directory, once nobody else can write its parent
+
+
+@needs_root
+@pytest.mark.parametrize("kind", ["sticky-with-their-child", "owned-by-them", "their-symlink-deeper"])
+def test_any_component_another_user_could_change_is_refused(tmp_path: Path, kind: str) -> None:
+    top = tmp_path / "top"
+    top.mkdir(mode=0o755)
+    if kind == "sticky-with-their-child":  # sticky protects only the names that are ours (or root's)
+        top.chmod(0o1777)
+        (top / "mid").mkdir(mode=0o755)
+        os.chown(top / "mid", 65534, 65534)
+        reason = f"{top / 'mid'} belongs to uid 65534 in {top}, which others can write (mode 1777)"
+    elif kind == "owned-by-them":  # its owner may rename anything in it, whatever the mode
+        (top / "mid").mkdir(mode=0o755)
+        os.chown(top / "mid", 65534, 65534)
+        reason = f"{top / 'mid'} belongs to uid 65534, not to this user or root"
+    else:  # a symlink of ours leading to one of theirs: every symlink on the way counts
+        (tmp_path / "real").mkdir(mode=0o755)
+        (tmp_path / "real" / "mid").symlink_to(tmp_path / "elsewhere")
+        os.lchown(tmp_path / "real" / "mid", 65534, 65534)
+        top.rmdir()
+        top.symlink_to(tmp_path / "real")
+        reason = f"{tmp_path / 'real' / 'mid'} is a symbolic link of uid 65534, not of this user or root"
+    (tmp_path / "elsewhere" / "st").mkdir(mode=0o700, parents=True)
+    if kind != "their-symlink-deeper":
+        (top / "mid" / "st").mkdir(mode=0o700)
+    with pytest.raises(Untrusted, match=re.escape(reason) + "$"):
+        PrivateDir.open(top / "mid" / "st", create=False)
+
+
+@pytest.mark.parametrize("kind", ["another-user", "open-to-others", "symlink", "file"])
+def test_a_squatted_private_dir_in_a_sticky_one_falls_back_to_the_default_and_the_generation_is_kept(
+    tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # The review's repro: another user pre-creates /tmp/credport-<our uid> 0777; the generation must not be lost.
+    if kind == "another-user" and os.geteuid() != 0:
+        pytest.skip("giving a directory to another user (uid 65534) needs root")
+    _, _, files = setup(tmp_path, warnings)
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    squatted = shared / f"credport-{os.geteuid()}"
+    if kind == "symlink":
+        squatted.symlink_to(tmp_path / "theirs")
+        reason = "is not a directory (a symbolic link or a file)"
+    elif kind == "file":
+        squatted.write_text("")
+        reason = "is not a directory (a symbolic link or a file)"
+    else:
+        squatted.mkdir()
+        squatted.chmod(0o777)
+        if kind == "another-user":
+            os.chown(squatted, 65534, 65534)
+            reason = f"belongs to uid 65534, not to this user (uid {os.geteuid()})"
+        else:
+            reason = "is open to others (mode 0777)"
+    monkeypatch.setenv("CREDPORT_STATE_DIR", str(shared))  # the squatted one: the fallback never goes back to it
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    squatting = BundleFiles(files.bundle, shared, warn=warnings.append)
+    read_only_bundle(squatting)
+    save(squatting, news(2, os.urandom(ENTROPY_BYTES)))
+    fallback = tmp_path / "xdg" / "credport"
+    state = fallback / files.state_path("c-1").name
+    assert warnings == [
+        f"the state directory {squatted} {reason}, made by another user; using {fallback} instead",
+        f"cannot rewrite {files.bundle} (the file is read-only); saved generation 2 to {state}",
+    ]
+    assert squatting.state_path("c-1") == state
+    assert presented(squatting).generation == 2  # kept, and presented by every later call
+    assert len(warnings) == 2  # said once per call, however often the directory is opened
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP])
+def test_a_filesystem_that_cannot_lock_is_said_once_and_the_call_goes_on(
+    tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    path, _, files = setup(tmp_path, warnings)
+    tried: list[int] = []
+
+    def no_locks(fd: int, operation: int) -> None:
+        tried.append(operation)
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(autoid_state.fcntl, "flock", no_locks)
+    newer = os.urandom(ENTROPY_BYTES)
+    assert save(files, news(2, newer)) == {"secret": {"value": "v"}}
+    assert presented(files).generation == 2
+    assert (Bundle.load(path).generation, Bundle.load(path).entropy, len(tried)) == (2, newer, 2)
+    assert warnings == [
+        f"cannot lock {path} ({os.strerror(code)}): concurrent calls are not serialised on this filesystem"
+    ]
+
+
+def test_a_hard_linked_bundle_is_not_replaced_and_every_link_reads_the_same_state(
+    tmp_path: Path, warnings: list[str]
+) -> None:
+    # A rename would give this path a new file and leave link.json on the old generation, silently.
+    path, original, files = setup(tmp_path, warnings)
+    link = tmp_path / "link.json"
+    os.link(path, link)
+    inode = path.stat().st_ino
+    save(files, news(2, os.urandom(ENTROPY_BYTES)))
+    assert (path.stat().st_ino, path.stat().st_nlink, Bundle.load(link)) == (inode, 2, original)
+    state = files.state_path("c-1")
+    assert warnings == [
+        f"cannot rewrite {path} (it has 1 other hard link(s), which a rewrite would leave on the old generation; "
+        "calls through them read this state file too when they use the same state directory, else they present "
+        f"the old generation, accepted only until the grace period ends); saved generation 2 to {state}"
+    ]
+    through_link = BundleFiles(link, tmp_path / "state", warn=warnings.append)
+    assert through_link.state_path("c-1") == state
+    assert (presented(files).generation, presented(through_link).generation) == (2, 2)
