@@ -35,6 +35,7 @@ def moto_stack(**environment: str) -> Iterator[Any]:
     from chalicelib.aws.clients import ClientFactory, ClientOptions
     from chalicelib.config import reset_settings
     from chalicelib.services import Services
+    from local import kms_sign
     from local.provision import Provisioner, app_functions
     from local.template import Template, load_template
 
@@ -42,6 +43,7 @@ def moto_stack(**environment: str) -> Iterator[Any]:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(name, None)
     os.environ.update(_ISOLATED)
+    kms_sign.install()  # KMS signs a DIGEST as AWS does (a long token's signing input goes as its digest)
     try:
         with mock_aws():
             reset_settings()

@@ -19,7 +19,7 @@ from chalicelib.aws import AwsServices
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
 from chalicelib.services import Services
-from local import s3_notifications
+from local import kms_sign, s3_notifications
 from local.iam.sts import install as install_sts
 from local.provision import Provisioned, Provisioner, app_functions
 from local.template import Template, load_template
@@ -77,6 +77,7 @@ def uninstall_services() -> None:
 def moto() -> Iterator[None]:
     install_sts()  # STS checks roles, trust policies, durations and web identity tokens as AWS does
     s3_notifications.install()  # S3 notifications name the version of a versioned bucket's object, as S3's do
+    kms_sign.install()  # KMS Sign/Verify honour MessageType (DIGEST is not hashed again) and the 4096-byte limit
     with mock_aws():
         yield
 
