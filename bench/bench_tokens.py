@@ -78,7 +78,12 @@ def deployment(signer: str, alg: str) -> Iterator[None]:
     metrics on, as deployed); everything is restored afterwards."""
     from chalicelib.config import Env
 
-    environment = {Env.TOKEN_SIGNER: signer, Env.TOKEN_ALGORITHM: alg, "POWERTOOLS_METRICS_DISABLED": "false"}
+    environment = {
+        Env.TOKEN_SIGNER: signer,
+        Env.TOKEN_ALGORITHMS: alg,
+        Env.TOKEN_AUDIENCES: "sts.amazonaws.com,https://rp*",
+        "POWERTOOLS_METRICS_DISABLED": "false",
+    }
     with moto_stack(**environment):
         from tests.support import existing_role
 
@@ -106,12 +111,14 @@ def _logs_to_the_void() -> Iterator[None]:
                     handler.setStream(stream)
 
 
-def token_request() -> Callable[[], str]:
-    """One GET /token through the app, as Lambda invokes it behind IAMAuthorizer; returns the JSON body."""
+def token_request(audiences: int = 1) -> Callable[[], str]:
+    """One GET /token through the app, as Lambda invokes it behind IAMAuthorizer; returns the JSON body. With
+    several ``audiences``, ``aud`` repeats (the token's ``aud`` is then an array)."""
     import app
     from tests.support import gateway_event
 
-    event = gateway_event("/token", IDENTITY, query={"aud": "sts.amazonaws.com"})
+    query = [("aud", "sts.amazonaws.com"), *(("aud", f"https://rp{i}.example.com") for i in range(1, audiences))]
+    event = gateway_event("/token", IDENTITY, query=query)
     handler = app.app
 
     def request() -> str:
@@ -136,7 +143,7 @@ def _quiet(operation: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
-def envelope_figure(alg: str, *, number: int, repeat: int) -> Figure:
+def envelope_figure(alg: str, *, number: int, repeat: int, audiences: int = 1) -> Figure:
     from joserfc import jwt
     from joserfc.jwk import ECKey, RSAKey
     from joserfc.util import urlsafe_b64decode
@@ -144,7 +151,7 @@ def envelope_figure(alg: str, *, number: int, repeat: int) -> Figure:
     import app
 
     with deployment("envelope", alg):
-        request = _quiet(token_request())
+        request = _quiet(token_request(audiences))
         token = json.loads(str(request()))["token"]  # the first request bootstraps the keys
         services = app.services()
         key_id = services.tokens.keyring.current().key_id
@@ -171,8 +178,9 @@ def envelope_figure(alg: str, *, number: int, repeat: int) -> Figure:
         served, encode_alone = statistics.median(served_samples), statistics.median(encode_samples)
 
     ratio = encode_alone / served  # (tokens/s through the handler) / (jwt.encode/s)
+    several = f", {audiences} audiences" if audiences > 1 else ""
     return Figure(
-        name=f"GET /token through the app handler, envelope signer, {alg}",
+        name=f"GET /token through the app handler, envelope signer, {alg}{several}",
         value=1 / served,
         unit="ops/s",
         baseline=f"joserfc jwt.encode {alg} alone, same key",
@@ -200,6 +208,8 @@ def run(quick: bool = False) -> list[Figure]:
     figures = [
         envelope_figure("RS256", number=5 if quick else 200, repeat=1 if quick else 9),
         envelope_figure("ES256", number=5 if quick else 1000, repeat=1 if quick else 9),
+        envelope_figure("ES384", number=5 if quick else 500, repeat=1 if quick else 9),
+        envelope_figure("ES256", number=5 if quick else 1000, repeat=1 if quick else 9, audiences=10),
     ]
     tokens = 5 if quick else 100
     kms_per_token, kms_all = kms_calls_per_token("kms", tokens=tokens)

@@ -10,6 +10,7 @@ deleted and re-created principal with the same name is distinguishable.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.errors import UnsupportedPrincipal
@@ -38,6 +39,10 @@ class Principal:
     session_name: str | None
     organization_id: str | None
     role_name: str | None = None  # roles only: what iam:GetRole takes
+    # The principal's IAM tags where credport can read them (its own account's roles and users); None: unknown.
+    tags: Mapping[str, str] | None = None
+    # The caller account's place in the organization ("o-…/r-…/ou-…/"), where an Organizations lookup is configured.
+    ou_path: str | None = None
 
 
 def principal_of(identity: RequestIdentity, organization_id: str | None = None) -> Principal:

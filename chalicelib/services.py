@@ -30,6 +30,7 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.events.key_events import KeyEventBus
 from chalicelib.events.s3_objects import S3ObjectRouter
 from chalicelib.keys.recipient import IMPORT_KEY, SERVER_KEYS, RecipientKeyStore
+from chalicelib.org_paths import org_paths_for
 from chalicelib.role_arns import RoleArns, role_arns_for
 from chalicelib.sessions.issuing import AutoIdSessions
 from chalicelib.sessions.revocation import CachedClientStanding
@@ -130,7 +131,10 @@ class Services:
 
     @capability
     def tokens(self) -> TokenService:
-        return TokenService(self.settings, self.aws, roles=self.role_arns)
+        org_paths = org_paths_for(self.settings, self.aws)
+        return TokenService(
+            self.settings, self.aws, roles=self.role_arns, ou_paths=org_paths.ou_path if org_paths else None
+        )
 
     # --- sessions -----------------------------------------------------------------------------------------------
 
@@ -261,7 +265,7 @@ class Services:
 
     def _signing_key_changed(self, _event: Mapping[str, Any]) -> None:
         if self.built("tokens"):
-            self.tokens.keyring.invalidate()
+            self.tokens.invalidate()
 
     def _session_key_rotated(self, _event: Mapping[str, Any]) -> None:
         # Every store holding a session key: the main service's two, and the one the auto-id function signs with.

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="signing keys: rotate now, revoke the current key, republish")
     token.add_argument("action", choices=["rotate", "revoke-current", "publish"])
     token.add_argument("--force", action="store_true", help="rotate even if the last rotation was recent")
+    token.add_argument(
+        "--alg",
+        choices=["RS256", "ES256", "ES384"],
+        help="revoke-current: only this algorithm's current key (default: every enabled algorithm's)",
+    )
     target = token.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", help=_STACK_HELP)
     target.add_argument("--local", action="store_true", help=_LOCAL_HELP)
@@ -332,8 +337,10 @@ def _token(args: argparse.Namespace) -> int:
         service.rotation.publish()
         print(json.dumps({"published": True}) if args.json else "published the JWKS and discovery documents")
         return 0
+    if args.alg and args.alg not in service.settings.token_algorithms:
+        raise CliError(f"--alg {args.alg} is not enabled (enabled: {', '.join(service.settings.token_algorithms)})")
     try:
-        report = service.rotate(force=args.force) if args.action == "rotate" else service.rotation.revoke_current()
+        reports = service.rotate(force=args.force) if args.action == "rotate" else service.revoke_current(args.alg)
     except RotationRefused as refused:
         # The capability says why; only the command line knows the option that overrides it.
         message = refused.message.rstrip(".")
@@ -341,12 +348,15 @@ def _token(args: argparse.Namespace) -> int:
             message += ": pass --force to rotate anyway"
         raise CliError(message, Exit.REFUSED) from None
     document = {
-        "kind": report.kind,
-        "rotation_id": report.rotation_id,
-        "current": report.current,
-        "pending": report.pending,
-        "previous": report.previous,
-        "retired": report.retired,
+        report.algorithm: {
+            "kind": report.kind,
+            "rotation_id": report.rotation_id,
+            "current": report.current,
+            "pending": report.pending,
+            "previous": report.previous,
+            "retired": report.retired,
+        }
+        for report in reports
     }
     print(json.dumps(document) if args.json else json.dumps(document, indent=2))
     return 0

@@ -8,10 +8,10 @@ and what came back, whatever came back (a credport error body, API Gateway's own
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -161,11 +161,16 @@ def signed_request(
     *,
     profile: str | None = None,
     region: str | None = None,
-    query: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     body: bytes = b"",
     timeout: float = 10,
 ) -> Any:
-    """Send a SigV4-signed request and return the decoded JSON object; raise :class:`CallError`."""
+    """Send a SigV4-signed request and return the decoded JSON object; raise :class:`CallError`.
+
+    ``query`` may be pairs, so a key can repeat (``[("aud", "a"), ("aud", "b")]``). It is encoded as SigV4's
+    canonical query encodes (RFC 3986: only ``A-Za-z0-9-_.~`` left as they are, a space is ``%20``, never ``+``),
+    and botocore signs the URL's query exactly as it is sent: the gateway, which decodes the query and encodes it
+    again, computes the same canonical string (``urlencode``'s default, ``quote_plus``, would not: a 403)."""
     import boto3.session
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -179,7 +184,8 @@ def signed_request(
             " AWS_SECRET_ACCESS_KEY), or run with an instance or task role",
             Exit.CONFIG,
         )
-    url = endpoint.rstrip("/") + path + (("?" + urlencode(dict(query))) if query else "")
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query or ())
+    url = endpoint.rstrip("/") + path + (("?" + urlencode(pairs, quote_via=quote)) if pairs else "")
     request = AWSRequest(
         method=method, url=url, data=body, headers={"Content-Type": "application/json"} if body else {}
     )

@@ -1,6 +1,7 @@
 """``credport``: the workload-side command line.
 
-    credport token --aud AUDIENCE [--ttl SECONDS] [--endpoint URL] [--profile P] [--region R] [--json]
+    credport token [--aud AUDIENCE ...] [--alg RS256|ES256|ES384] [--ttl SECONDS] [--tag KEY=VALUE ...] [--out F]
+                   [--endpoint URL] [--profile P] [--region R] [--json]
     credport verify TOKEN [--issuer URL] [--aud AUDIENCE] [--json]     (TOKEN "-" reads standard input)
     credport session start|refresh|show [--endpoint URL] [--token-file F] [--profile P] [--print-token]
     credport transfer send-file --to-key import-key.pem --name NAME --value-file F [--out FILE]
@@ -9,7 +10,8 @@
     credport autoid serve (--role-arn ARN | --secret-id NAME) [--bundle F] [--port N] [--token-file F]
 
 ``token`` signs the call with the caller's AWS credentials (profile, environment or instance role) and
-prints the JWT; ``verify`` checks a token through the issuer's discovery document and prints its claims.
+prints the JWT (``--aud`` repeats up to 10 times, ``--tag`` up to 50: :mod:`client.token_request`); ``verify``
+checks a token through the issuer's discovery document and prints its claims.
 ``session`` keeps the session's bearer token in a 0600 file (default ``~/.credport/session.json``).
 The endpoint defaults to ``$CREDPORT_ENDPOINT``, the issuer to ``$CREDPORT_ISSUER``; every command takes
 ``--json``, ``--version`` and ``--help`` (which lists the exit codes, :mod:`client.errors`).
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from client.arguments import add_aws_options, add_endpoint, add_json, env_default, new_parser, parse_checked
 from client.errors import CliError, Exit, run
+from client.token_request import add_token_options, token_query
 from client.transfer import DEFAULT_RECEIVED_PREFIX
 
 _SESSION_FILE = Path("~/.credport/session.json")
@@ -44,11 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("credport", "credport workload client")
     commands = parser.add_subparsers(dest="command", required=True)
     token = commands.add_parser("token", help="get a JWT for your AWS identity")
-    token.add_argument("--aud", help="audience (default: the service's default)")
-    token.add_argument("--ttl", type=int, help="lifetime in seconds (default: the service's default)")
+    add_token_options(token)
     add_endpoint(token)
     add_aws_options(token)
     token.add_argument("--json", action="store_true", help="print the whole response as one line of JSON")
+    token.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the token to FILE (0600, replaced whole, no newline: an AWS_WEB_IDENTITY_TOKEN_FILE) instead of"
+        " printing it",
+    )
     verify = commands.add_parser("verify", help="verify a token through OIDC discovery")
     verify.add_argument("token", help="the JWT, or - to read it from standard input")
     verify.add_argument(
@@ -56,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("CREDPORT_ISSUER"),
         help=f"the issuer's URL, exactly as in the token (required; default: {env_default('CREDPORT_ISSUER')})",
     )
-    verify.add_argument("--aud", help="the audience the token must be for (default: any)")
+    verify.add_argument(
+        "--aud", help="an audience the token must be for (one of its audiences, if it has several; default: any)"
+    )
     add_json(verify, "the claims")
     session = commands.add_parser("session", help="start, refresh or show a session (bearer token)")
     session.add_argument("action", choices=["start", "refresh", "show"])
@@ -284,12 +295,22 @@ def _endpoint(args: argparse.Namespace) -> str:
 
 def _token(args: argparse.Namespace) -> int:
     from client.aws_call import signed_request
+    from client.private_file import write_private_text
 
-    query = {k: str(v) for k, v in (("aud", args.aud), ("ttl", args.ttl)) if v is not None}
+    query = token_query(args)  # before anything else: a mistake on the command line costs no round trip
     endpoint = _endpoint(args)
     response = signed_request("GET", endpoint, "/token", profile=args.profile, region=args.region, query=query)
     if not isinstance(response.get("token"), str):
         raise CliError(f"GET {endpoint}/token answered no token: is --endpoint the API's URL?", Exit.CONFIG)
+    if args.out is not None:
+        # What AWS_WEB_IDENTITY_TOKEN_FILE names: the token alone, no newline (the SDKs send the file as it is),
+        # 0600 and replaced whole, so a refresh never leaves a reader half a token.
+        write_private_text(args.out, response["token"], prefix=".credport-token-")
+        if args.json:
+            print(
+                json.dumps({key: value for key, value in response.items() if key != "token"} | {"out": str(args.out)})
+            )
+        return 0
     print(json.dumps(response) if args.json else response["token"])
     return 0
 

@@ -67,9 +67,30 @@ def explain_rejection(token: str, rejected: TokenRejected, *, issuer: str, audie
     found_issuer, found_audience = claims.get("iss"), claims.get("aud")
     if found_issuer is not None and found_issuer != issuer:
         return f"invalid token: issued by {_shown(found_issuer)}, not by --issuer {_shown(issuer)} ({because})"
-    if rejected.check == "aud" and audience is not None and found_audience != audience:
-        return f"invalid token: its audience is {_shown(found_audience)}, not --aud {_shown(audience)} ({because})"
+    if rejected.check == "aud" and audience is not None and not _holds(found_audience, audience):
+        return f"invalid token: {_audiences(found_audience)}, not --aud {_shown(audience)} ({because})"
     return f"invalid token ({because})"
+
+
+def _holds(found: object, audience: str) -> bool:
+    """Whether a token's ``aud`` (a string, or an array of them: RFC 7519, 4.1.3) names ``audience``."""
+    return found == audience or (isinstance(found, list) and audience in found)
+
+
+def _audiences(found: object, limit: int = 200) -> str:
+    """A token's ``aud`` for a reader: ``its audience is 'a'``, or ``its audiences are 'a', 'b'``; a long array is
+    cut at whole entries and says how many it holds (the line stays readable, and one_line bounds it anyway)."""
+    if not isinstance(found, list):
+        return f"its audience is {_shown(found)}"
+    if len(found) < 2:
+        return f"its audience is [{_shown(found[0])}]" if found else "its audience is an empty array"
+    shown: list[str] = []
+    for entry in found:
+        text = _shown(entry)
+        if shown and len(", ".join([*shown, text])) > limit:
+            return f"its audiences are {', '.join(shown)}, … ({len(found)} in all)"
+        shown.append(text)
+    return f"its audiences are {', '.join(shown)}"
 
 
 def _unverified_claims(token: str) -> dict[str, Any]:

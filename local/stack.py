@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.aws.clients import ClientFactory, ClientOptions
-from chalicelib.config import reset_settings
+from chalicelib.config import Env, reset_settings
 from chalicelib.services import Services
-from local import s3_notifications
+from local import kms_sign, s3_notifications
 from local.control import ControlRoutes
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
@@ -47,6 +47,7 @@ __all__ = ["DEFAULT_STATE_DIR", "REPO_ROOT", "LocalStack", "StackInfo", "StackOp
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 ACCOUNT_ID = "123456789012"  # moto's default account
+LOCAL_AUDIENCES = "sts.amazonaws.com,https://*"  # unless CREDPORT_TOKEN_AUDIENCES says otherwise
 TAG_AUTHORIZATION_DELAY = 300  # seconds: KMS Developer Guide, ABAC ("up to five minutes")
 
 
@@ -166,6 +167,8 @@ class LocalStack:
         self._proxy_routes.update(provisioned.proxy_routes)
         self._api.set_resource_policy(provisioned.api_resource_policy)
         os.environ.update(provisioned.app_environment())
+        # A developer's stack: AWS's audience and any https one (README "Token service"); a deployment lists its own.
+        os.environ.setdefault(Env.TOKEN_AUDIENCES, LOCAL_AUDIENCES)
         for note in provisioned.notes:
             _print(f"note: {note}")
         reset_settings()
@@ -269,6 +272,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call drowns the app's logs
         install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
         s3_notifications.install()  # notifications name the object's version, as S3's do for a versioned bucket
+        kms_sign.install()  # KMS Sign/Verify honour MessageType and refuse a message over 4096 bytes, as AWS does
         self._notifications.install()  # what SNS publishes, for `python -m local notifications`
         root = root_keys()
         self._enforce_iam(root)

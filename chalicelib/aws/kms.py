@@ -36,10 +36,14 @@ class KeyService:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def sign(self, key_id: str, message: bytes, algorithm: str) -> bytes:
-        """Sign the raw message inside KMS (KMS hashes it); the private key never leaves KMS."""
+    def sign(self, key_id: str, message: bytes, algorithm: str, *, digest: bool = False) -> bytes:
+        """Sign inside KMS (the private key never leaves it): the raw message, which KMS hashes (at most 4096 bytes),
+        or with ``digest`` the message's hash itself (KMS API Reference, Sign: ``MessageType``)."""
+        message_type = "DIGEST" if digest else "RAW"
         with aws_call("kms", "Sign"):
-            response = self._client.sign(KeyId=key_id, Message=message, MessageType="RAW", SigningAlgorithm=algorithm)
+            response = self._client.sign(
+                KeyId=key_id, Message=message, MessageType=message_type, SigningAlgorithm=algorithm
+            )
         return bytes(response["Signature"])
 
     def public_key(self, key_id: str) -> PublicKeyInfo:

@@ -13,18 +13,24 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 __all__ = [
+    "TOKEN_ALGORITHMS",
+    "TOKEN_CLAIM_LAYOUTS",
     "TOKEN_SIGNERS",
     "audience_matches",
     "because",
     "integer",
     "is_valid_audience",
     "parse_algorithm",
+    "parse_algorithms",
     "parse_arn",
     "parse_audience",
     "parse_audiences",
+    "parse_claim_layout",
+    "parse_claims_namespace",
     "parse_issuer",
     "parse_name",
     "parse_organization",
+    "parse_policy_file",
     "parse_prefix",
     "parse_role_arn",
     "parse_secret_prefix",
@@ -159,10 +165,51 @@ def parse_serving_prefixes(raw: str) -> tuple[str, ...]:
     return _listed(raw, "secret name prefix", _serving_prefix)
 
 
+TOKEN_ALGORITHMS = ("RS256", "ES256", "ES384")  # chalicelib/tokens/algorithms.py holds what each one is
+TOKEN_CLAIM_LAYOUTS = ("namespaced", "flat")
+
+
 def parse_algorithm(raw: str) -> str:
-    if raw not in ("RS256", "ES256"):
-        raise ValueError(f"must be RS256 or ES256, got {show(raw)}")
+    if raw not in TOKEN_ALGORITHMS:
+        raise ValueError(f"must be one of {', '.join(TOKEN_ALGORITHMS)}, got {show(raw)}")
     return raw
+
+
+def parse_algorithms(raw: str) -> tuple[str, ...]:
+    algorithms = _listed(raw, "signing algorithm", parse_algorithm)
+    if len(set(algorithms)) != len(algorithms):
+        raise ValueError(f"must list each algorithm once, got {show(raw)}")
+    return algorithms
+
+
+def parse_claim_layout(raw: str) -> str:
+    if raw not in TOKEN_CLAIM_LAYOUTS:
+        raise ValueError(f"must be one of {', '.join(TOKEN_CLAIM_LAYOUTS)}, got {show(raw)}")
+    return raw
+
+
+def parse_claims_namespace(raw: str) -> str:
+    """A URI naming the claim that holds the AWS identity (as AWS's ``https://sts.amazonaws.com/``): an absolute
+    https URL or a URN, printable ASCII, no spaces."""
+    if raw == "-":
+        return ""
+    pattern = r"(https://[\x21-\x7e]{1,240}|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[\x21-\x7e]{1,200})"
+    return _matching(pattern, raw, "an https URL or a URN")
+
+
+def parse_policy_file(raw: str) -> str:
+    """Where the token policy document is, relative to the app's root: inside ``chalicelib/``, the only folder
+    besides app.py that ``chalice package`` puts into the deployment package."""
+    if raw == "":
+        return ""
+    parts = raw.split("/")
+    misplaced = parts[0] != "chalicelib" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts)
+    if misplaced or not raw.endswith(".json"):
+        raise ValueError(
+            "must be a .json file under chalicelib/ (relative, no '..'): chalice packages only app.py and chalicelib/,"
+            f" got {show(raw)}"
+        )
+    return _matching(r"[A-Za-z0-9._/-]{1,255}", raw, "a relative path")
 
 
 def parse_signer(raw: str) -> str:

@@ -34,6 +34,10 @@ class Reader:
         self.problem(name, "is not valid UTF-8 text")
         return False
 
+    def given(self, name: str) -> bool:
+        """Whether the environment sets ``name`` (to anything but blanks)."""
+        return bool(self._environ.get(name, "").strip())
+
     def failed(self, *names: str) -> bool:
         return any(n in self._failed for n in names)
 

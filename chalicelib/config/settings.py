@@ -16,12 +16,16 @@ from .parsers import (
     because,
     integer,
     parse_algorithm,
+    parse_algorithms,
     parse_arn,
     parse_audience,
     parse_audiences,
+    parse_claim_layout,
+    parse_claims_namespace,
     parse_issuer,
     parse_name,
     parse_organization,
+    parse_policy_file,
     parse_prefix,
     parse_role_arn,
     parse_secret_prefix,
@@ -82,9 +86,20 @@ class Settings:
     token_default_ttl: int
     token_max_ttl: int
     token_min_ttl: int
-    token_algorithm: str
+    # The enabled signing algorithms, each with keys (and rotation, and JWKS entries) of its own; the first is what
+    # a request without ``alg`` gets.
+    token_algorithms: tuple[str, ...]
+    # The algorithm whose keys keep the unqualified key names of releases before per-algorithm keys
+    # (CREDPORT_TOKEN_ALGORITHM, RS256 unless it was set): an upgraded deployment keeps signing with its keys.
+    token_legacy_algorithm: str
     token_signer: str
     token_organization_id: str | None
+    token_claims: str  # "namespaced" (the AWS identity under one claim, as GetWebIdentityToken) or "flat" (v1)
+    token_claims_namespace: str  # that claim's name, a URI
+    token_policy_file: str | None  # relative to the app's root; None: the default policy (the settings above)
+    # A role in the organization's management (or delegated administrator) account that may call
+    # organizations:ListParents: with it, tokens carry the caller account's OU path.
+    organization_lookup_role_arn: str | None
     signing_key_rotation_days: int
     jwks_max_age: int
     # How long a CDN in front of the public documents may keep them (the template's CloudFront cache policy MaxTTL):
@@ -115,10 +130,12 @@ class Settings:
         max_ttl = reader.get(Env.TOKEN_MAX_TTL, "43200", seconds(60, 43200))
         session_ttl = reader.get(Env.SESSION_TOKEN_TTL, "420", seconds(60, 3600))
         session_max_age = reader.get(Env.SESSION_MAX_AGE, "7200", seconds(300, 7 * _DAY))
+        issuer = reader.get(Env.ISSUER, "http://127.0.0.1:8000", parse_issuer)
+        legacy_algorithm = reader.get(Env.TOKEN_ALGORITHM, "-", lambda r: "" if r == "-" else parse_algorithm(r))
         settings = cls(
             prefix=prefix,
             stage=reader.get(Env.STAGE, "dev", parse_stage),
-            issuer=reader.get(Env.ISSUER, "http://127.0.0.1:8000", parse_issuer),
+            issuer=issuer,
             resources=ResourceNames(
                 transfer_bucket=reader.require(Env.TRANSFER_BUCKET, parse_name),
                 public_bucket=reader.require(Env.PUBLIC_BUCKET, parse_name),
@@ -139,9 +156,17 @@ class Settings:
             token_default_ttl=default_ttl,
             token_max_ttl=max_ttl,
             token_min_ttl=reader.get(Env.TOKEN_MIN_TTL, "60", seconds(60, 43200)),
-            token_algorithm=reader.get(Env.TOKEN_ALGORITHM, "RS256", parse_algorithm),
+            token_algorithms=reader.get(Env.TOKEN_ALGORITHMS, legacy_algorithm or "RS256,ES384", parse_algorithms),
+            token_legacy_algorithm=legacy_algorithm or "RS256",
             token_signer=reader.get(Env.TOKEN_SIGNER, "kms", parse_signer),
             token_organization_id=reader.get(Env.TOKEN_ORGANIZATION_ID, "-", parse_organization) or None,
+            token_claims=reader.get(Env.TOKEN_CLAIMS, "namespaced", parse_claim_layout),
+            token_claims_namespace=reader.get(Env.TOKEN_CLAIMS_NAMESPACE, "-", parse_claims_namespace) or f"{issuer}/",
+            token_policy_file=reader.get(Env.TOKEN_POLICY_FILE, "", parse_policy_file) or None,
+            organization_lookup_role_arn=reader.get(
+                Env.ORGANIZATION_LOOKUP_ROLE_ARN, "-", lambda raw: "" if raw == "-" else parse_role_arn(raw)
+            )
+            or None,
             signing_key_rotation_days=reader.get(Env.SIGNING_KEY_ROTATION_DAYS, "90", integer(1, 365)),
             jwks_max_age=reader.get(Env.JWKS_MAX_AGE, "3600", seconds(60, _DAY)),
             jwks_edge_max_age=reader.get(Env.JWKS_EDGE_MAX_AGE, "0", seconds(0, _DAY)),
@@ -185,6 +210,17 @@ def _check_relations(s: Settings, reader: Reader) -> None:
         reader.problem(Env.TOKEN_DEFAULT_AUDIENCE, f"must be allowed by {Env.TOKEN_AUDIENCES}")
     if s.token_min_ttl > s.token_default_ttl and not reader.failed(Env.TOKEN_MIN_TTL, Env.TOKEN_DEFAULT_TTL):
         reader.problem(Env.TOKEN_MIN_TTL, f"must not exceed {Env.TOKEN_DEFAULT_TTL} ({s.token_default_ttl})")
+    legacy = reader.given(Env.TOKEN_ALGORITHM) and not reader.failed(Env.TOKEN_ALGORITHM, Env.TOKEN_ALGORITHMS)
+    if legacy and s.token_legacy_algorithm not in s.token_algorithms:
+        reader.problem(Env.TOKEN_ALGORITHM, f"must be one of {Env.TOKEN_ALGORITHMS} (its keys stay in use)")
+    lookup = s.organization_lookup_role_arn or ""
+    checked = lookup and not reader.failed(Env.ORGANIZATION_LOOKUP_ROLE_ARN, Env.PREFIX)
+    if checked and lookup.rsplit("/", 1)[-1] != f"{s.prefix}-org-lookup":
+        reader.problem(
+            Env.ORGANIZATION_LOOKUP_ROLE_ARN,
+            f"must name a role {s.prefix}-org-lookup (any path, any account): the API handler's policy may assume"
+            " that role only (.chalice/policy-<stage>-api_handler.json, LookUpOrganizationPaths)",
+        )
     if s.session_token_ttl > s.session_max_age and not reader.failed(Env.SESSION_TOKEN_TTL, Env.SESSION_MAX_AGE):
         reader.problem(Env.SESSION_TOKEN_TTL, f"must not exceed {Env.SESSION_MAX_AGE} ({s.session_max_age})")
     if not reader.failed(Env.PREFIX):

@@ -1,10 +1,10 @@
 """The ``envelope`` signer: private keys made here, kept in Secrets Manager, used in memory.
 
 For deployments whose token rate outgrows KMS request quotas. Each key is generated locally with
-``cryptography`` (RSA-2048 for RS256, P-256 for ES256) and stored as the PKCS#8 PEM of its own secret,
+``cryptography`` (RSA-2048 for RS256, P-256 for ES256, P-384 for ES384) and stored as the PKCS#8 PEM of its own secret,
 ``<prefix>/token-signing/<rotation id>/<slot>``, which Secrets Manager encrypts under the deployment's data key
 (CREDPORT_DATA_KEY_ARN); the function may use that key only through Secrets Manager. Which key holds which
-role is one item in the state table, written whole, so every role moves at once.
+role is one item in the state table per algorithm, written whole, so every role moves at once.
 
 A container reads the roles at most once a minute and each key's secret once, then signs locally: no AWS call
 per token. A revoked key leaves the roles (and the JWKS) at once and its secret is scheduled for deletion, so
@@ -27,7 +27,7 @@ from chalicelib.internal_secrets import TOKEN_SIGNING
 from chalicelib.observability import logger
 from chalicelib.tokens.algorithms import SigningAlgorithm, algorithm, public_jwk
 from chalicelib.tokens.exceptions import InvalidSigningKey
-from chalicelib.tokens.keyring import ROLES, SigningKey, signing_key
+from chalicelib.tokens.keyring import ROLES, SigningKey, qualified, signing_key
 
 __all__ = [
     "DELETION_WINDOW_DAYS",
@@ -48,6 +48,7 @@ RSA_BITS = 2048
 _DELETED_CODES = frozenset({"InvalidRequestException"})
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+_CURVES: dict[str, type[ec.EllipticCurve]] = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
 
 
 def secret_namespace(prefix: str) -> str:
@@ -60,22 +61,24 @@ def generate_private_pem(alg: SigningAlgorithm) -> str:
     key: PrivateKey = (
         rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
         if alg.key_type == "RSA"
-        else ec.generate_private_key(ec.SECP256R1())
+        else ec.generate_private_key(_CURVES[alg.jose]())
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return pem.decode("ascii")
 
 
 def load_private_pem(pem: str | bytes) -> tuple[SigningAlgorithm, PrivateKey]:
-    """The key and the algorithm it signs with: RSA of at least 2048 bits (RS256) or P-256 (ES256) only."""
+    """The key and the algorithm it signs with: RSA of at least 2048 bits (RS256), P-256 (ES256) or P-384 (ES384)."""
     try:
         key = serialization.load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, password=None)
     except Exception:  # ValueError, TypeError, UnsupportedAlgorithm: none of them may carry the input along
         raise InvalidSigningKey() from None
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= RSA_BITS:
         return algorithm("RS256"), key
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return algorithm("ES256"), key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        for jose, curve in _CURVES.items():
+            if isinstance(key.curve, curve):
+                return algorithm(jose), key
     raise InvalidSigningKey()
 
 
@@ -87,7 +90,7 @@ def _signer(key: PrivateKey, alg: SigningAlgorithm) -> Callable[[bytes], bytes]:
             return key.sign(signing_input, pkcs1, sha256)
 
         return sign_rsa
-    ecdsa, to_jose = ec.ECDSA(hashes.SHA256()), alg.to_jose
+    ecdsa, to_jose = ec.ECDSA(hashes.SHA384() if alg.hash_name == "sha384" else hashes.SHA256()), alg.to_jose
 
     def sign_ec(signing_input: bytes) -> bytes:
         return to_jose(key.sign(signing_input, ecdsa))
@@ -97,21 +100,34 @@ def _signer(key: PrivateKey, alg: SigningAlgorithm) -> Callable[[bytes], bytes]:
 
 class EnvelopeKeyStore:
     signer = "envelope"
-    journal_key: Mapping[str, str] = ENVELOPE_JOURNAL_KEY
     refresh_interval = 60.0
 
     def __init__(
-        self, secrets: SecretStore, table: ItemTable, *, prefix: str, algorithm_name: str, data_key_arn: str
+        self,
+        secrets: SecretStore,
+        table: ItemTable,
+        *,
+        prefix: str,
+        algorithm_name: str,
+        data_key_arn: str,
+        key_set: str = "",
     ) -> None:
         self._secrets = secrets
         self._table = table
         self._prefix = prefix
         self._algorithm = algorithm(algorithm_name)
         self._data_key_arn = data_key_arn
+        journal_sk = qualified(ENVELOPE_JOURNAL_KEY["sk"], key_set)
+        self.journal_key: Mapping[str, str] = {**ENVELOPE_JOURNAL_KEY, "sk": journal_sk}
+        self._roles_key = {**ROLES_KEY, "sk": qualified(ROLES_KEY["sk"], key_set)}
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm.jose
 
     def roles(self, *, usable_only: bool = False) -> dict[str, str | None]:
         # A key that can no longer sign (its secret scheduled for deletion) is found out by open().
-        item = self._table.get(ROLES_KEY) or {}
+        item = self._table.get(self._roles_key) or {}
         return {role: str(item[role]) if item.get(role) else None for role in ROLES}
 
     def open(self, key_id: str) -> SigningKey | None:
@@ -127,6 +143,9 @@ class EnvelopeKeyStore:
                 return None
             raise
         alg, private = load_private_pem(version.value)
+        if alg != self._algorithm:
+            logger.warning("a signing-key role names a key of another algorithm", extra={"key_id": key_id})
+            return None
         public = private.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -153,7 +172,7 @@ class EnvelopeKeyStore:
 
     def point(self, targets: Mapping[str, str | None]) -> None:
         roles: dict[str, Any] = {**self.roles(), **targets}
-        self._table.put({**ROLES_KEY, **{role: roles[role] for role in ROLES if roles.get(role)}})
+        self._table.put({**self._roles_key, **{role: roles[role] for role in ROLES if roles.get(role)}})
 
     def revoke(self, key_id: str) -> None:
         # The rotation has already taken it out of the roles. A secret scheduled for deletion cannot be read,

@@ -12,8 +12,10 @@ from chalicelib.errors import (
 from chalicelib.jose import TokenRefusal
 
 __all__ = [
+    "InvalidAlgorithm",
     "InvalidAudience",
     "InvalidSigningKey",
+    "InvalidTag",
     "InvalidTtl",
     "KeysNotReady",
     "NoSigningKey",
@@ -21,6 +23,7 @@ __all__ = [
     "RotationRefused",
     "RotationTooSoon",
     "TokenRejected",
+    "TokenTooLarge",
     "UnsupportedPrincipal",
 ]
 
@@ -32,6 +35,20 @@ class InvalidAudience(BadRequest):
 
 class InvalidTtl(BadRequest):
     code = "invalid_ttl"
+
+
+class InvalidAlgorithm(BadRequest):
+    code = "invalid_algorithm"
+
+
+class InvalidTag(BadRequest):
+    code = "invalid_tag"
+
+
+class TokenTooLarge(BadRequest):
+    """The claims outgrow the documented maximum (as STS answers ``JWTPayloadSizeExceeded``)."""
+
+    code = "token_too_large"
 
 
 class KeysNotReady(ServiceUnavailable):
@@ -62,4 +79,4 @@ class InvalidSigningKey(ValueError):
     """A signing-key secret that does not hold a private key of an allowed algorithm (never says more)."""
 
     def __init__(self) -> None:
-        super().__init__("the signing-key secret does not hold an RS256 or ES256 private key")
+        super().__init__("the signing-key secret does not hold an RS256, ES256 or ES384 private key")

@@ -24,13 +24,35 @@ from chalicelib.keys.source import CachedKeySource
 from chalicelib.tokens.algorithms import SigningAlgorithm
 from chalicelib.tokens.exceptions import NoSigningKey
 
-__all__ = ["ROLES", "KeyRing", "KeyStore", "NoSigningKey", "SigningKey", "alias_name", "signing_key"]
+__all__ = [
+    "ROLES",
+    "KeyRing",
+    "KeyStore",
+    "NoSigningKey",
+    "SigningKey",
+    "alias_name",
+    "key_set_name",
+    "qualified",
+    "signing_key",
+]
 
 ROLES = ("previous", "current", "pending")
 
 
-def alias_name(prefix: str, role: str) -> str:
-    return f"alias/{prefix}/signing/{role}"
+def key_set_name(algorithm: str, legacy_algorithm: str) -> str:
+    """The name of an algorithm's key set in key names and journal items: empty for the legacy algorithm, whose keys
+    keep the names of releases before per-algorithm keys (an upgrade signs on with them), else the algorithm in
+    lower case (``es384``)."""
+    return "" if algorithm == legacy_algorithm else algorithm.lower()
+
+
+def qualified(name: str, key_set: str) -> str:
+    return f"{name}/{key_set}" if key_set else name
+
+
+def alias_name(prefix: str, role: str, key_set: str = "") -> str:
+    """``alias/<prefix>/signing/<role>``, or ``alias/<prefix>/signing/<key set>/<role>``."""
+    return f"alias/{prefix}/signing/{key_set + '/' if key_set else ''}{role}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,11 @@ class KeyStore(Protocol):
     @property
     def signer(self) -> str:
         """``kms`` or ``envelope`` (CREDPORT_TOKEN_SIGNER)."""
+        ...
+
+    @property
+    def algorithm(self) -> str:
+        """The JOSE ``alg`` of every key of this store (one key set per algorithm)."""
         ...
 
     @property

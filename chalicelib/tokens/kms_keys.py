@@ -1,6 +1,9 @@
-"""The ``kms`` signer: asymmetric KMS keys behind aliases ``alias/<prefix>/signing/{previous,current,pending}``.
+"""The ``kms`` signer: asymmetric KMS keys behind aliases ``alias/<prefix>/signing/{previous,current,pending}``
+(``alias/<prefix>/signing/es384/...`` for the key set of another algorithm than the legacy one, see
+:func:`~chalicelib.tokens.keyring.key_set_name`).
 
-The private keys never leave KMS: every token costs one KMS Sign (``MessageType=RAW``). A disabled or
+The private keys never leave KMS: every token costs one KMS Sign (``MessageType=RAW``, or ``DIGEST`` for a signing
+input over KMS's 4096-byte limit: the same signature). A disabled or
 deleted key answers Sign with an error, which makes a warm container look the aliases up again at once.
 
 A new key must be usable by the principal that made it *at once*. The IAM policy scopes key use by the
@@ -25,13 +28,15 @@ from typing import Any
 from chalicelib.aws.errors import AwsNotFound, AwsRejected
 from chalicelib.aws.kms import KeyService
 from chalicelib.aws.tagging import TaggedResources
+from chalicelib.observability import logger
 from chalicelib.tokens.algorithms import KMS_SPEC_TO_JOSE, SigningAlgorithm, algorithm, public_jwk
-from chalicelib.tokens.keyring import ROLES, SigningKey, alias_name, signing_key
+from chalicelib.tokens.keyring import ROLES, SigningKey, alias_name, qualified, signing_key
 
 __all__ = [
     "CREATOR_ONLY_ACTIONS",
     "DELETION_WINDOW_DAYS",
     "KMS_JOURNAL_KEY",
+    "KMS_RAW_LIMIT",
     "SIGNER_ACTIONS",
     "SIGNING_KEY_FUNCTIONS",
     "KmsKeyStore",
@@ -39,6 +44,7 @@ __all__ = [
 ]
 
 KMS_JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
+KMS_RAW_LIMIT = 4096  # the longest Message KMS Sign takes as RAW (KMS API Reference, Sign)
 DELETION_WINDOW_DAYS = 7
 USABLE_STATES = frozenset({"Enabled"})
 LABEL_TAG = "credport:label"
@@ -120,7 +126,6 @@ def signing_key_policy(caller_arn: str, prefix: str) -> dict[str, Any]:
 
 class KmsKeyStore:
     signer = "kms"
-    journal_key: Mapping[str, str] = KMS_JOURNAL_KEY
     refresh_interval = 300.0
 
     def __init__(
@@ -131,31 +136,44 @@ class KmsKeyStore:
         *,
         tagged: TaggedResources,
         caller_arn: Callable[[], str],
+        key_set: str = "",
     ) -> None:
         self._kms = kms
         self._prefix = prefix
         self._algorithm = algorithm(algorithm_name)
         self._tagged = tagged
         self._caller_arn = caller_arn
+        self._key_set = key_set
+        self.journal_key: Mapping[str, str] = {**KMS_JOURNAL_KEY, "sk": qualified(KMS_JOURNAL_KEY["sk"], key_set)}
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm.jose
 
     def roles(self, *, usable_only: bool = False) -> dict[str, str | None]:
         result: dict[str, str | None] = {}
         for role in ROLES:
-            info = self._kms.alias_target(alias_name(self._prefix, role))
+            info = self._kms.alias_target(alias_name(self._prefix, role, self._key_set))
             usable = info is not None and info.state in USABLE_STATES and info.usage == "SIGN_VERIFY"
             result[role] = info.arn if info is not None and (usable or not usable_only) else None
         return result
 
-    def open(self, key_id: str) -> SigningKey:
+    def open(self, key_id: str) -> SigningKey | None:
         public = self._kms.public_key(key_id)
-        alg = algorithm(KMS_SPEC_TO_JOSE.get(public.key_spec, public.key_spec))
+        if KMS_SPEC_TO_JOSE.get(public.key_spec) != self._algorithm.jose:
+            # An alias of this key set pointed by hand at a key of another algorithm: never sign with it here.
+            logger.warning("a signing-key alias names a key of another algorithm", extra={"key_id": key_id})
+            return None
+        alg = self._algorithm
         return signing_key(key_id, alg, public_jwk(public.der, alg), self._signer(key_id, alg))
 
     def _signer(self, key_id: str, alg: SigningAlgorithm) -> Callable[[bytes], bytes]:
-        kms, to_jose, kms_algorithm = self._kms, alg.to_jose, alg.kms_algorithm
+        kms, to_jose, kms_algorithm, digest = self._kms, alg.to_jose, alg.kms_algorithm, alg.digest
 
         def sign(signing_input: bytes) -> bytes:
-            return to_jose(kms.sign(key_id, signing_input, kms_algorithm))
+            if len(signing_input) <= KMS_RAW_LIMIT:
+                return to_jose(kms.sign(key_id, signing_input, kms_algorithm))
+            return to_jose(kms.sign(key_id, digest(signing_input), kms_algorithm, digest=True))
 
         return sign
 
@@ -202,9 +220,9 @@ class KmsKeyStore:
                 continue
             target = targets[role]
             if target:
-                self._kms.set_alias(alias_name(self._prefix, role), target)
+                self._kms.set_alias(alias_name(self._prefix, role, self._key_set), target)
             else:
-                self._kms.delete_alias(alias_name(self._prefix, role))
+                self._kms.delete_alias(alias_name(self._prefix, role, self._key_set))
 
     def revoke(self, key_id: str) -> None:
         if self._kms.describe(key_id).state == "Enabled":

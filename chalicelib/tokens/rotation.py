@@ -25,9 +25,9 @@ from chalicelib.aws.sns import Publisher
 from chalicelib.config import Settings
 from chalicelib.events import key_event
 from chalicelib.observability import log_unexpected, logger, rotation_failed
-from chalicelib.tokens.discovery import jwks_document, openid_configuration
+from chalicelib.tokens.discovery import discovery_document, jwks_document
 from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused, RotationTooSoon
-from chalicelib.tokens.keyring import ROLES, KeyRing
+from chalicelib.tokens.keyring import ROLES, KeyRing, SigningKey
 from chalicelib.tokens.kms_keys import KMS_JOURNAL_KEY
 
 __all__ = ["JOURNAL_KEY", "OIDC_PREFIX", "KeyRotation", "RotationReport"]
@@ -45,6 +45,7 @@ PLANS = {
 
 @dataclass(frozen=True)
 class RotationReport:
+    algorithm: str
     kind: str
     rotation_id: str
     previous: str | None
@@ -64,6 +65,7 @@ class KeyRotation:
         *,
         clock: Callable[[], float] = time.time,
         fail_at: Callable[[str], None] | None = None,
+        published: Callable[[], list[SigningKey]] | None = None,
     ) -> None:
         self._table, self._s3, self._sns = table, s3, sns
         self._store = keyring.store  # the keys' home: the one the key ring reads
@@ -72,6 +74,8 @@ class KeyRotation:
         self._keyring = keyring
         self._clock = clock
         self._fail_at = fail_at or (lambda _step: None)  # fault injection point for crash tests
+        # What the public documents hold: every enabled algorithm's keys (the token service's), or this set's alone.
+        self._published = published or self._fresh_keys
 
     # Entry points ----------------------------------------------------------------------------------
 
@@ -188,6 +192,7 @@ class KeyRotation:
     def _report(self, journal: dict[str, Any]) -> RotationReport:
         targets = self._targets(journal)
         return RotationReport(
+            algorithm=self._store.algorithm,
             kind=journal["kind"],
             rotation_id=journal["rotation_id"],
             previous=targets["previous"],
@@ -257,6 +262,7 @@ class KeyRotation:
                 event_type,
                 kind=journal["kind"],
                 rotation_id=journal["rotation_id"],
+                alg=self._store.algorithm,
                 kids=keys,
             ),
             attributes={"type": event_type},
@@ -264,18 +270,19 @@ class KeyRotation:
 
     # Publishing ------------------------------------------------------------------------------------
 
-    def _fresh_keys(self) -> list[Any]:
+    def _fresh_keys(self) -> list[SigningKey]:
         self._keyring.invalidate()
         return self._keyring.published()
 
     def publish(self) -> None:
         """Write the JWKS and discovery documents under ``oidc/`` (served at the issuer by CloudFront)."""
-        keys = self._fresh_keys()
+        self._keyring.invalidate()
+        keys = self._published()
         bucket = self._settings.resources.public_bucket
         cache = f"public, max-age={self._settings.jwks_max_age}"
         documents = {
             "jwks.json": jwks_document(keys),
-            "openid-configuration": openid_configuration(self._settings.issuer, [k.alg.jose for k in keys]),
+            "openid-configuration": discovery_document(self._settings),
         }
         for name, document in documents.items():
             self._s3.put(
@@ -316,6 +323,7 @@ class KeyRotation:
                     "signing-key-rotation-failed",
                     kind=journal["kind"],
                     rotation_id=journal["rotation_id"],
+                    alg=self._store.algorithm,
                     step=step,
                     error_type=type(error).__name__,
                 ),

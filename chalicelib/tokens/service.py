@@ -3,48 +3,51 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import re
+import hashlib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from chalicelib.aws import AwsServices, running_function
-from chalicelib.config import Settings, audience_matches, is_valid_audience
+from chalicelib.config import Env, Settings
+from chalicelib.errors import ConfigError
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import MetricUnit, logger, metrics
-from chalicelib.principal import principal_of
+from chalicelib.principal import Principal, principal_of
 from chalicelib.role_arns import RoleArns, role_arns_for
-from chalicelib.tokens.discovery import jwks_document, openid_configuration
+from chalicelib.tokens.claims import ClaimsLayout
+from chalicelib.tokens.discovery import discovery_document, jwks_document
 from chalicelib.tokens.envelope_keys import EnvelopeKeyStore
-from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl, RotationTooSoon
+from chalicelib.tokens.exceptions import RotationTooSoon
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
-from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey
+from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey, SigningKey, key_set_name
 from chalicelib.tokens.kms_keys import KmsKeyStore
+from chalicelib.tokens.policy import MintRequest, TokenPolicy
+from chalicelib.tokens.policy_errors import AlgorithmNotAllowed, PolicyRefusal, TokenPolicyInvalid, TtlNotAllowed
+from chalicelib.tokens.request import TokenRequest, read_token_request
 from chalicelib.tokens.rotation import KeyRotation, RotationReport
+
+APP_ROOT = Path(__file__).resolve().parents[2]  # where app.py and chalicelib/ are, in the repository and in Lambda
 
 __all__ = ["TokenService", "key_store"]
 
-MAX_AUDIENCE_LENGTH = 256
-_DIGITS = re.compile(r"[0-9]{1,6}")
 
-
-def key_store(settings: Settings, aws: AwsServices) -> KeyStore:
-    """The signing keys' home, as CREDPORT_TOKEN_SIGNER chooses."""
+def key_store(settings: Settings, aws: AwsServices, algorithm: str | None = None) -> KeyStore:
+    """The signing keys of ``algorithm`` (default: the first enabled), where CREDPORT_TOKEN_SIGNER keeps them."""
+    alg = algorithm or settings.token_algorithms[0]
+    key_set = key_set_name(alg, settings.token_legacy_algorithm)
     if settings.token_signer == "envelope":  # noqa: S105 (a mode, not a password)
         return EnvelopeKeyStore(
             aws.secrets,
             aws.table(settings.resources.state_table),
             prefix=settings.prefix,
-            algorithm_name=settings.token_algorithm,
+            algorithm_name=alg,
             data_key_arn=settings.resources.data_key_arn,
+            key_set=key_set,
         )
-    return KmsKeyStore(
-        aws.kms,
-        settings.prefix,
-        settings.token_algorithm,
-        tagged=aws.tagging,
-        caller_arn=_caller_arn(aws),
-    )
+    return KmsKeyStore(aws.kms, settings.prefix, alg, tagged=aws.tagging, caller_arn=_caller_arn(aws), key_set=key_set)
 
 
 def _caller_arn(aws: AwsServices) -> Callable[[], str]:
@@ -62,83 +65,213 @@ def _caller_arn(aws: AwsServices) -> Callable[[], str]:
 
 
 class TokenService:
-    """``roles`` is the deployment's role resolver, shared with sessions where the composition root builds both."""
+    """``roles`` is the deployment's role resolver, shared with sessions where the composition root builds both;
+    ``ou_paths`` answers an account's OU path where an Organizations lookup is configured."""
 
-    def __init__(self, settings: Settings, aws: AwsServices, *, roles: RoleArns | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        aws: AwsServices,
+        *,
+        roles: RoleArns | None = None,
+        policy: TokenPolicy | None = None,
+        ou_paths: Callable[[str, str | None], str | None] | None = None,
+    ) -> None:
         self.settings = settings
-        self.keyring = KeyRing(key_store(settings, aws))
-        self.issuer = TokenIssuer(self.keyring, settings.issuer)
+        self.keyrings = {alg: KeyRing(key_store(settings, aws, alg)) for alg in settings.token_algorithms}
+        layout = ClaimsLayout(
+            issuer=settings.issuer,
+            layout=settings.token_claims,
+            namespace=settings.token_claims_namespace,
+            source_region=settings.resources.data_key_arn.split(":")[3],  # the stack's region: its data key's
+        )
+        self.issuer = TokenIssuer(self.keyrings, layout)
         self.roles = roles or role_arns_for(settings, aws)  # a role's sub is its real ARN, path included
+        self._policy = policy
+        self._ou_paths = ou_paths
         self._aws = aws
 
     @functools.cached_property
-    def rotation(self) -> KeyRotation:
-        # Built on first use: its table, S3 and SNS clients are not needed to serve a token, and each client
-        # costs a cold start tens of milliseconds.
+    def policy(self) -> TokenPolicy:
+        """Read at the first token request, not at construction: a bad document must not stop key rotation."""
+        return self._policy or token_policy(self.settings)
+
+    @property
+    def keyring(self) -> KeyRing:
+        """The key ring of the first enabled algorithm (what a request without ``alg`` signs with)."""
+        return self.keyrings[self.settings.token_algorithms[0]]
+
+    @functools.cached_property
+    def rotations(self) -> dict[str, KeyRotation]:
+        # Built on first use: their table, S3 and SNS clients are not needed to serve a token, and each client
+        # costs a cold start tens of milliseconds. Every rotation publishes every algorithm's keys.
         s, aws = self.settings, self._aws
-        return KeyRotation(aws.table(s.resources.state_table), aws.s3, aws.sns, s, self.keyring)
+        table = aws.table(s.resources.state_table)
+        return {
+            alg: KeyRotation(table, aws.s3, aws.sns, s, keyring, published=self._published)
+            for alg, keyring in self.keyrings.items()
+        }
+
+    @property
+    def rotation(self) -> KeyRotation:
+        """The first enabled algorithm's rotation."""
+        return self.rotations[self.settings.token_algorithms[0]]
+
+    def _published(self) -> list[SigningKey]:
+        keys: list[SigningKey] = []
+        for keyring in self.keyrings.values():
+            keyring.invalidate()
+            keys += keyring.published()
+        return keys
+
+    def invalidate(self) -> None:
+        for keyring in self.keyrings.values():
+            keyring.invalidate()
 
     def issue(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> IssuedToken:
-        query = query or {}
-        audience = self.audience(query.get("aud"))
-        ttl = self.ttl(query.get("ttl"))
+        request = read_token_request(query, self.settings)
         identity.require_organization(self.settings.token_organization_id)
         principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
+        if self._ou_paths is not None and principal.organization_id:
+            ou_path = self._ou_paths(principal.account_id, principal.organization_id)
+            principal = dataclasses.replace(principal, ou_path=ou_path)
+        rule = self._allowed(principal, request)
+        sign = functools.partial(
+            self.issuer.issue,
+            principal,
+            audience=request.audience_claim,
+            ttl=request.ttl,
+            algorithm=request.algorithm,
+            request_tags=request.tags,
+        )
         try:
-            issued = self.issuer.issue(principal, audience=audience, ttl=ttl)
+            issued = sign()
         except NoSigningKey:
-            self.rotation.ensure_keys()  # a fresh deployment: first use bootstraps the keys
-            issued = self.issuer.issue(principal, audience=audience, ttl=ttl)
+            self.rotations[request.algorithm].ensure_keys()  # a fresh deployment: first use bootstraps the keys
+            issued = sign()
         metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
         logger.info(
             "token issued",
-            extra={"sub": principal.subject, "aud": audience, "jti": issued.jti, "kid": issued.kid, "ttl": ttl},
+            extra={
+                "sub": principal.subject,
+                "aud": request.audience_claim,
+                "alg": issued.alg,
+                "jti": issued.jti,
+                "kid": issued.kid,
+                "ttl": request.ttl,
+                "rule": rule,
+                "request_tag_keys": list(request.tags),
+            },
         )
         return issued
+
+    def _allowed(self, principal: Principal, request: TokenRequest) -> str:
+        """The policy rule that allows the request; a refusal is logged with the rule and reason (the audit trail),
+        which the caller's answer never names."""
+        mint = MintRequest(
+            subject=principal.subject,
+            account=principal.account_id,
+            org_id=principal.organization_id,
+            principal_tags=principal.tags,
+            audiences=request.audiences,
+            ttl=request.ttl,
+            algorithm=request.algorithm,
+            tag_keys=tuple(request.tags),
+        )
+        try:
+            return self.policy.check(mint)
+        except PolicyRefusal as refused:
+            metrics.add_metric(name="TokensRefusedByPolicy", unit=MetricUnit.Count, value=1)
+            # The audit trail: who, which rule, which check. What the caller sent is not logged as sent (a refused
+            # audience or tag key may be anything, a pasted secret included): audiences and tag keys by digest,
+            # the reason only where it holds no caller text (a ttl, an algorithm of the registry).
+            fields: dict[str, Any] = {
+                "sub": principal.subject,
+                "error": refused.code,
+                "rule": refused.rule,
+                "aud_sha256": [_digest(audience) for audience in request.audiences],
+                "request_tag_keys_sha256": [_digest(key) for key in request.tags],
+                "alg": request.algorithm,
+                "ttl": request.ttl,
+            }
+            if isinstance(refused, (TtlNotAllowed, AlgorithmNotAllowed)):
+                fields["reason"] = refused.reason
+            logger.warning("token refused by policy", extra=fields)
+            raise
 
     def token_for(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> dict[str, Any]:
         """``GET /token``: the answer for the caller API Gateway verified and its query parameters."""
         issued = self.issue(identity, query)
         return {"token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in}
 
-    def audience(self, requested: str | None) -> str:
-        if requested is None or requested == "":
-            return self.settings.token_default_audience
-        if len(requested) > MAX_AUDIENCE_LENGTH or not is_valid_audience(requested) or "*" in requested:
-            raise InvalidAudience()
-        if not any(audience_matches(pattern, requested) for pattern in self.settings.token_audiences):
-            raise InvalidAudience()
-        return requested
-
-    def ttl(self, requested: str | None) -> int:
-        s = self.settings
-        if requested is None or requested == "":
-            return s.token_default_ttl
-        # ASCII digits only: str.isdigit() also accepts '²' and other scripts' digits.
-        if not _DIGITS.fullmatch(requested) or not s.token_min_ttl <= int(requested) <= s.token_max_ttl:
-            raise InvalidTtl(f"ttl must be a whole number of seconds from {s.token_min_ttl} to {s.token_max_ttl}.")
-        return int(requested)
-
     def jwks(self) -> dict[str, Any]:
-        if not self.keyring.published():
-            self.rotation.ensure_keys()
-        return jwks_document(self.keyring.published())
+        for alg, keyring in self.keyrings.items():
+            if not keyring.published():
+                self.rotations[alg].ensure_keys()
+        # The key rings' own cache: a public route never makes an AWS call on a warm container.
+        return jwks_document([key for keyring in self.keyrings.values() for key in keyring.published()])
 
     def discovery(self) -> dict[str, Any]:
-        algorithms = [key.alg.jose for key in self.keyring.published()] or [self.settings.token_algorithm]
-        return openid_configuration(self.settings.issuer, algorithms)
+        return discovery_document(self.settings)
 
-    def rotate(self, *, force: bool = False) -> RotationReport:
-        report = self.rotation.rotate(force=force)
-        self.keyring.invalidate()
-        return report
+    def rotate(self, *, force: bool = False) -> list[RotationReport]:
+        """Rotate every enabled algorithm's keys. Each set has its own journal: one that fails or is refused leaves
+        the others rotated, and the first failure is raised once every set had its turn."""
+        reports: list[RotationReport] = []
+        failure: Exception | None = None
+        for rotation in self.rotations.values():
+            try:
+                reports.append(rotation.rotate(force=force))
+            except Exception as error:  # re-raised below, after the other algorithms' runs
+                failure = failure or error
+        self.invalidate()
+        if failure is not None:
+            raise failure
+        return reports
 
-    def rotate_on_schedule(self) -> dict[str, str]:
-        """The schedule's run. An operator's rotation shortly before makes this one too soon: that is nothing to do
-        (the keys are fresh; the next period rotates), not a failure to retry, dead-letter and alarm on."""
-        try:
-            report = self.rotate()
-        except RotationTooSoon as too_soon:
-            logger.info("scheduled signing-key rotation skipped", extra={"reason": too_soon.message})
-            return {"kind": "skipped", "reason": too_soon.message}
-        return {"kind": report.kind, "rotation_id": report.rotation_id}
+    def revoke_current(self, algorithm: str | None = None) -> list[RotationReport]:
+        """Emergency: revoke the current key of ``algorithm`` (default: of every enabled algorithm)."""
+        algorithms = [algorithm] if algorithm else list(self.rotations)
+        reports = [self.rotations[alg].revoke_current() for alg in algorithms]
+        self.invalidate()
+        return reports
+
+    def rotate_on_schedule(self) -> dict[str, Any]:
+        """The schedule's run, for each algorithm. An operator's rotation shortly before makes one too soon: that is
+        nothing to do (the keys are fresh; the next period rotates), not a failure to retry, dead-letter and alarm
+        on. Any other failure of one algorithm's run is raised once the others had theirs."""
+        results: dict[str, dict[str, str]] = {}
+        failure: Exception | None = None
+        for alg, rotation in self.rotations.items():
+            try:
+                report = rotation.rotate()
+            except RotationTooSoon as too_soon:
+                logger.info("scheduled signing-key rotation skipped", extra={"alg": alg, "reason": too_soon.message})
+                results[alg] = {"kind": "skipped", "reason": too_soon.message}
+            except Exception as error:  # re-raised below, after the other algorithms' runs
+                failure = failure or error
+            else:
+                results[alg] = {"kind": report.kind, "rotation_id": report.rotation_id}
+        self.invalidate()
+        if failure is not None:
+            raise failure
+        return {"algorithms": results}
+
+
+def _digest(text: str) -> str:
+    """A caller's text as the audit log keeps it: enough to match against a known value, nothing to read back."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def token_policy(settings: Settings) -> TokenPolicy:
+    """The deployment's token policy: its document (CREDPORT_TOKEN_POLICY_FILE, relative to the app's root), or
+    the global allow-list of the settings as one rule. A document with problems stops the function at its first
+    request with every problem listed (a ConfigError), as a bad setting does."""
+    s = settings
+    if s.token_policy_file is None:
+        return TokenPolicy.default(s.token_audiences, s.token_max_ttl, s.token_algorithms)
+    path = APP_ROOT / s.token_policy_file
+    try:
+        return TokenPolicy.load(path, max_ttl=s.token_max_ttl, algorithms=s.token_algorithms)
+    except TokenPolicyInvalid as invalid:
+        raise ConfigError(f"{Env.TOKEN_POLICY_FILE}: {s.token_policy_file}: {p}" for p in invalid.problems) from None

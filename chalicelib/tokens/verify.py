@@ -26,7 +26,8 @@ from chalicelib.tokens.exceptions import TokenRejected
 
 __all__ = ["MAX_TOKEN_BYTES", "TokenVerifier"]
 
-MAX_TOKEN_BYTES = 8192
+MAX_TOKEN_BYTES = 20000  # STS's WebIdentityToken limit; credport's own tokens stay under 17,000 (tokens/claims.py)
+MAX_AUDIENCES = 10
 _KID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # an RFC 7638 SHA-256 thumbprint, base64url
 _REQUIRED = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti")
 _DATES: tuple[TokenCheck, ...] = ("iat", "nbf", "exp")
@@ -82,7 +83,12 @@ class TokenVerifier:
             raise TokenRejected("kid")
         jwk = self._keys[kid]
         alg = ALGORITHMS[header["alg"]]
-        if jwk.get("kty") != alg.key_type or jwk.get("alg", alg.jose) != alg.jose or jwk.get("use", "sig") != "sig":
+        if (
+            jwk.get("kty") != alg.key_type
+            or jwk.get("crv") != alg.curve
+            or jwk.get("alg", alg.jose) != alg.jose
+            or jwk.get("use", "sig") != "sig"
+        ):
             raise TokenRejected("key", "key does not match alg")
         try:
             key = RSAKey.import_key(dict(jwk)) if alg.key_type == "RSA" else ECKey.import_key(dict(jwk))
@@ -96,12 +102,12 @@ class TokenVerifier:
         missing = [name for name in _REQUIRED if name not in claims]
         if missing:
             raise TokenRejected("claims", f"missing claims {missing}")
-        aud = claims["aud"]
-        if not isinstance(aud, str):
-            raise TokenRejected("aud", "aud must be a single string")
-        if audience is not None and aud != audience:
+        audiences = _audiences(claims["aud"])
+        if audience is not None and audience not in audiences:
             raise TokenRejected("aud")
-        if self._audiences is not None and not any(audience_matches(p, aud) for p in self._audiences):
+        if self._audiences is not None and not any(
+            audience_matches(p, aud) for p in self._audiences for aud in audiences
+        ):
             raise TokenRejected("aud", "aud not allowed")
         registry = JWTClaimsRegistry(
             now=lambda: int(self._now()),
@@ -120,6 +126,20 @@ class TokenVerifier:
             raise TokenRejected(fractional, "dates must be whole seconds")
         if claims["iat"] > self._now() + self._leeway:
             raise TokenRejected("iat", "iat in the future")
+
+
+def _audiences(aud: Any) -> list[str]:
+    """``aud`` as credport issues it: one string, or an array of 2 to 10 distinct strings (RFC 7519 section 4.1.3)."""
+    if isinstance(aud, str):
+        return [aud]
+    if (
+        isinstance(aud, list)
+        and 2 <= len(aud) <= MAX_AUDIENCES
+        and all(isinstance(a, str) for a in aud)
+        and len(set(aud)) == len(aud)
+    ):
+        return aud
+    raise TokenRejected("aud", "aud must be a string or an array of 2 to 10 distinct strings")
 
 
 def _claim_check(error: JoseError) -> TokenCheck:

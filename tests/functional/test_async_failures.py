@@ -70,9 +70,12 @@ def test_a_schedule_failing_every_attempt_leaves_its_invocation_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broken = Broken()
-    monkeypatch.setattr(services.tokens, "rotate", broken)
+    rotations = services.tokens.rotations  # one per enabled algorithm: the schedule runs each
+    for rotation in rotations.values():
+        monkeypatch.setattr(rotation, "rotate", broken)
     assert pump.fire("rotate_signing_keys") is False
-    assert broken.calls == 3  # MaximumRetryAttempts: 2, after the first attempt
+    # MaximumRetryAttempts: 2, after the first attempt; each attempt runs every algorithm's rotation.
+    assert broken.calls == 3 * len(rotations)
     (record,) = _records(factory, provisioned)
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 3
@@ -116,21 +119,25 @@ def test_an_sns_event_failing_every_attempt_leaves_its_invocation_record(
 def test_a_scheduled_rotation_too_soon_after_an_operators_is_skipped_not_failed(
     pump: EventPump, provisioned: Provisioned, services: Services, factory: ClientFactory
 ) -> None:
-    services.tokens.rotate(force=True)  # an operator's rotation (credport-admin token rotate): keys made just now
-    current = services.tokens.keyring.current().kid
-    calls: list[bool] = []
-    rotate = services.tokens.rotate
+    tokens = services.tokens
+    tokens.rotate(force=True)  # an operator's rotation (credport-admin token rotate): keys made just now
+    current = {alg: keyring.current().kid for alg, keyring in tokens.keyrings.items()}
+    calls: list[tuple[str, bool]] = []
 
-    def counted(*, force: bool = False) -> Any:
-        calls.append(force)
-        return rotate(force=force)
+    def counted(alg: str, rotate: Any) -> Any:
+        def rotate_counted(*, force: bool = False) -> Any:
+            calls.append((alg, force))
+            return rotate(force=force)
 
-    services.tokens.rotate = counted  # type: ignore[method-assign]
+        return rotate_counted
+
+    for alg, rotation in tokens.rotations.items():
+        rotation.rotate = counted(alg, rotation.rotate)  # type: ignore[method-assign]
     assert pump.fire("rotate_signing_keys") is True  # nothing to do is a success: no retry, no record, no alarm
-    assert calls == [False]
+    assert calls == [("RS256", False), ("ES384", False)]  # once each, never forced
     assert _records(factory, provisioned) == []
-    services.tokens.keyring.invalidate()
-    assert services.tokens.keyring.current().kid == current  # the schedule rotated nothing
+    tokens.invalidate()
+    assert {alg: keyring.current().kid for alg, keyring in tokens.keyrings.items()} == current  # nothing rotated
 
 
 def test_any_other_refusal_of_a_scheduled_rotation_still_fails_and_is_recorded(
@@ -145,7 +152,8 @@ def test_any_other_refusal_of_a_scheduled_rotation_still_fails_and_is_recorded(
     def refused(*, force: bool = False) -> Any:
         raise RotationRefused("A token could outlive its key's publication")
 
-    monkeypatch.setattr(services.tokens, "rotate", refused)
+    for rotation in services.tokens.rotations.values():
+        monkeypatch.setattr(rotation, "rotate", refused)
     assert pump.fire("rotate_signing_keys") is False
     (record,) = _records(factory, provisioned)
     assert record["responsePayload"]["errorType"] == "RotationRefused"

@@ -223,6 +223,9 @@ ACCOUNT_WIDE_READS = {
     # A token's sub is the caller's role ARN with its path, and callers' roles have any name
     # (chalicelib/role_arns.py). GetRole reads the function's own account only, whatever the ARN says.
     ("iam:GetRole", "arn:aws:iam::*:role/*"),
+    # A token's principal_tags of a caller that is an IAM user, any name (chalicelib/role_arns.py); GetUser, too,
+    # reads the function's own account only.
+    ("iam:GetUser", "arn:aws:iam::*:user/*"),
 }
 
 
@@ -290,11 +293,14 @@ def test_envelope_signing_keys_stay_where_the_policy_reaches_them(
     factory = services.aws.factory
     factory.client("secretsmanager").meta.events.register("before-parameter-build.secretsmanager", record)
     service = services.tokens
-    service.rotation.ensure_keys()
+    for rotation in service.rotations.values():  # every enabled algorithm's key set (RS256 and ES384 by default)
+        rotation.ensure_keys()
     service.rotate(force=True)
-    service.rotation.revoke_current()
+    service.revoke_current()
     cold = Services(get_settings(), services.aws)  # another container, on the same clients (their calls recorded)
-    assert len(cold.tokens.jwks()["keys"]) == 3  # previous, current (the old pending), a new pending
+    published = [key["alg"] for key in cold.tokens.jwks()["keys"]]
+    # Each set: previous, current (the old pending), a new pending.
+    assert {alg: published.count(alg) for alg in published} == {"RS256": 3, "ES384": 3}
     assert "kms" not in factory.created
 
     from chalicelib.tokens.kms_keys import SIGNING_KEY_FUNCTIONS

@@ -120,11 +120,10 @@ IMPORT, AUTOID = (
 # route -> (its AWS calls on a cold container, its setup and requests)
 ROUTES: dict[str, tuple[str, Prepare]] = {
     "GET /token": (f"iam.GetRole {KMS_KEYS} kms.Sign", plain("GET", "/token", iam=True)),
-    "GET /.well-known/openid-configuration": (
-        KMS_KEYS,
-        plain("GET", f"{WELL_KNOWN}openid-configuration", warm_up="/token"),
-    ),
-    "GET /.well-known/jwks.json": (KMS_KEYS, plain("GET", f"{WELL_KNOWN}jwks.json", warm_up="/token")),
+    # The discovery document is the deployment's settings (issuer, enabled algorithms, claims): no AWS call to fail.
+    "GET /.well-known/openid-configuration": ("", plain("GET", f"{WELL_KNOWN}openid-configuration")),
+    # Each default algorithm's key set (RS256, ES384), read once; the first request bootstrapped both.
+    "GET /.well-known/jwks.json": (f"{KMS_KEYS} {KMS_KEYS}", plain("GET", f"{WELL_KNOWN}jwks.json")),
     "POST /session": (f"iam.GetRole {SESSION_KEYS}", plain("POST", "/session", iam=True)),
     "POST /session/refresh": (SESSION_KEYS, bearer("POST", "/session/refresh")),
     "GET /session": (SESSION_KEYS, bearer("GET", "/session")),

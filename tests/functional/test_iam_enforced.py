@@ -128,6 +128,10 @@ NOT_EXERCISED: dict[tuple[str, str, str], str] = {
         if (reason := _GRANTS_NOT_EXERCISED.get((statement["Sid"], action)))
     },
     ("auto_id", "AutoIdNonces", "dynamodb:DeleteItem"): NONCE_RELEASE,
+    ("api_handler", "LookUpOrganizationPaths", "sts:AssumeRole"): (
+        "the OU-path lookup: only with CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN, a role in the organization's management "
+        "account (tests/functional/test_principal_details.py)"
+    ),
     **{("api_handler", sid, f"kms:{a}"): RESUMED_RUN for sid, a in (("PointTokenSigningAliases", "UpdateAlias"),)},
     **{("api_handler", "UseTokenSigningKeys", f"kms:{a}"): RESUMED_RUN for a in ("ScheduleKeyDeletion", "UpdateAlias")},
     ("api_handler", "UseEnvelopeSigningKeys", "secretsmanager:DeleteSecret"): RESUMED_RUN,
@@ -233,10 +237,22 @@ def ok(response: dict[str, Any]) -> dict[str, Any]:
     return json.loads(response["body"])  # type: ignore[no-any-return]
 
 
-def call(path: str, method: str = "GET", body: Any = None, **path_parameters: str) -> dict[str, Any]:
-    """An IAM-authorised route, with the caller's identity as API Gateway passes it."""
+def call(
+    path: str,
+    method: str = "GET",
+    body: Any = None,
+    *,
+    who: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    **path_parameters: str,
+) -> dict[str, Any]:
+    """An IAM-authorised route, with the caller's identity (``who``, else :data:`CALLER`) as API Gateway passes it."""
     event = gateway_event(
-        path.format(**path_parameters), CALLER, method=method, headers={"Content-Type": "application/json"}
+        path.format(**path_parameters),
+        who or CALLER,
+        method=method,
+        query=query,
+        headers={"Content-Type": "application/json"},
     )
     event.update(resource=path, pathParameters=path_parameters or None, body=None if body is None else json.dumps(body))
     event["requestContext"]["resourcePath"] = path
@@ -272,14 +288,24 @@ def deliver_s3_events(client: Client) -> int:
 
 
 def flow_tokens(client: Client, journal: dict[str, str] = KMS_JOURNAL_KEY) -> None:
+    """Every enabled algorithm's key set (RS256 under the legacy names, ES384 under its own: one journal each) is
+    bootstrapped, signs, and is rotated by the schedule until its first key is retired."""
     get(client, "/.well-known/openid-configuration")
-    assert get(client, "/.well-known/jwks.json")["keys"]
+    assert {key["alg"] for key in get(client, "/.well-known/jwks.json")["keys"]} == {"RS256", "ES384"}
     assert call("/token")["token_type"] == "Bearer"
+    assert call("/token", query={"alg": "ES384"})["token"]
     state = boto3.resource("dynamodb").Table(get_settings().resources.state_table)
+    journals = [journal, {**journal, "sk": f"{journal['sk']}/es384"}]
     for run in range(3):  # the third rotation retires the first key
-        state.update_item(Key=journal, UpdateExpression="SET completed_at = :t", ExpressionAttributeValues={":t": 0})
-        schedule(client, "rotate_signing_keys", f"run-{run}")  # the last rotation is long past
+        for key in journals:
+            state.update_item(Key=key, UpdateExpression="SET completed_at = :t", ExpressionAttributeValues={":t": 0})
+        ran = schedule(client, "rotate_signing_keys", f"run-{run}")  # the last rotation is long past
+        assert {alg: result["kind"] for alg, result in ran["algorithms"].items()} == {
+            "RS256": "rotate",
+            "ES384": "rotate",
+        }
         assert call("/token")["token"]
+        assert call("/token", query={"alg": "ES384"})["token"]
 
 
 def flow_tokens_after_role_replacement(client: Client) -> None:
@@ -304,6 +330,14 @@ def flow_tokens_after_role_replacement(client: Client) -> None:
         assert call("/token")["token"]
     finally:
         _sign_as(original)
+
+
+def flow_user_tokens(client: Client) -> None:
+    """An IAM user of the account asks for a token: the app reads the user's tags with GetUser (ReadCallerUsers)."""
+    user = boto3.client("iam").create_user(UserName="ci-user", Path="/ops/", Tags=[{"Key": "team", "Value": "ci"}])
+    user_id = user["User"]["UserId"]
+    who = {**CALLER, "userArn": user["User"]["Arn"], "caller": user_id, "user": user_id, "accessKey": "AKIAEXAMPLE"}
+    assert call("/token", who=who)["token"]
 
 
 def flow_envelope_tokens(client: Client) -> None:
@@ -402,6 +436,7 @@ FLOWS: dict[str, Callable[[Client], None]] = {
     "tokens": flow_tokens,
     "tokens-after-role-replacement": flow_tokens_after_role_replacement,
     "envelope-tokens": flow_envelope_tokens,
+    "user-tokens": flow_user_tokens,
     "sessions": flow_sessions,
     "transfer": flow_transfer,
     "autoid": flow_autoid,

@@ -319,9 +319,15 @@ def test_token_issuance(
         )
         assert status == 200, second
         hygiene.watch_token("issued token 2", second["token"])
-        for query in ({"aud": CANARY}, {"ttl": CANARY}, {"aud": f"sts.amazonaws.com{CANARY}"}):
+        # Malformed (400), or well-formed but outside the allow-list: the token policy's refusal (403).
+        for query, refusal in (
+            ({"aud": CANARY}, (403, "audience_not_allowed")),
+            ({"ttl": CANARY}, (400, "invalid_ttl")),
+            ({"aud": f"sts.amazonaws.com{CANARY}"}, (403, "audience_not_allowed")),
+            ({"aud": f"{CANARY} x"}, (400, "invalid_audience")),
+        ):
             status, refused = stack.http(flow, "/token", identity=ROLE_IDENTITY, query=query)
-            assert status == 400, refused
+            assert (status, refused["error"]) == refusal, refused
         status, _ = stack.http(flow, "/token", identity={**ROLE_IDENTITY, "userArn": f"arn:aws:iam::1:root{CANARY}"})
         assert status == 403
         for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):

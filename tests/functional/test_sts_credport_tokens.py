@@ -18,6 +18,7 @@ from local.iam import sts as embedded_sts
 from local.iam.jwks import KeysUnavailable
 from tests.functional.conftest import Configure
 from tests.functional.test_tokens import SIGNERS, call, caller_identity, decode, request_token
+from tests.support import existing_user
 
 ACCOUNT = "123456789012"
 ISSUER = "https://tokens.example.com/tenant-a"
@@ -44,6 +45,7 @@ def published_keys(configure: Configure) -> Iterator[None]:
 
 def credport_token(signer: str, configure: Configure) -> tuple[str, dict[str, Any], dict[str, Any]]:
     configure({"CREDPORT_ISSUER": ISSUER, "CREDPORT_TOKEN_AUDIENCES": AUDIENCE, "CREDPORT_TOKEN_SIGNER": signer})
+    existing_user("workload-a", "AIDAEXAMPLEWORKLOAD01")  # credport reads a same-account user's tags (GetUser)
     reply = request_token(WORKLOAD, aud=AUDIENCE)
     assert reply.status == 200, reply.body
     token = str(reply.body["token"])

@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 import pytest
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, RSAKey
 
 from chalicelib.aws.clients import ClientFactory
 from chalicelib.tokens import TokenRejected, TokenVerifier
@@ -100,9 +100,14 @@ def test_discovery_document(configure: Configure) -> None:
     assert "evil" not in json.dumps(document)
     assert document["response_types_supported"] == ["id_token"]
     assert document["subject_types_supported"] == ["public"]
-    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert document["id_token_signing_alg_values_supported"] == ["RS256", "ES384"]  # the default algorithms
     assert set(claims) <= set(document["claims_supported"])
+    assert document["claims_supported"] == ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", ISSUER + "/"]
     assert claims["iss"] == document["issuer"]
+
+
+# Each default algorithm's keys: their key set's name (empty: the legacy names), key type and curve.
+KEY_SETS = {"RS256": ("", "RSA", None), "ES384": ("es384", "EC", "P-384")}
 
 
 @pytest.mark.parametrize("signer", SIGNERS)
@@ -114,16 +119,22 @@ def test_jwks_holds_the_current_and_pending_public_keys(
     assert reply.status == 200, reply.body
     keys = reply.body["keys"]
     assert set(reply.body) == {"keys"}
-    assert len(keys) == 2
-    assert {k["kid"] for k in keys} == {
-        key_thumbprint(factory, "current", signer=signer),
-        key_thumbprint(factory, "pending", signer=signer),
-    }
+    assert len(keys) == 4  # a current and a pending key of each default algorithm
+    for alg, (key_set, _kty, _crv) in KEY_SETS.items():
+        assert {k["kid"] for k in keys if k["alg"] == alg} == {
+            key_thumbprint(factory, role, alg=alg, signer=signer, key_set=key_set) for role in ("current", "pending")
+        }
     for key in keys:
-        assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
+        key_set, kty, crv = KEY_SETS[key["alg"]]
+        assert (key["kty"], key.get("crv"), key["use"]) == (kty, crv, "sig")
         assert not PRIVATE_MEMBERS & set(key)
-        assert key["kid"] == RSAKey.import_key(key).thumbprint()
+        assert key["kid"] == (RSAKey if kty == "RSA" else ECKey).import_key(key).thumbprint()
     assert decode(issue())[0]["kid"] == key_thumbprint(factory, "current", signer=signer)
+    es384 = request_token(alg="ES384")
+    assert es384.status == 200, es384.body
+    assert decode(es384.body["token"])[0]["kid"] == key_thumbprint(
+        factory, "current", alg="ES384", signer=signer, key_set="es384"
+    )
 
 
 def test_public_documents_are_cacheable_for_an_hour_by_default(configure: Configure) -> None:

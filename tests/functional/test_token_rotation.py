@@ -21,6 +21,7 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
 from chalicelib.aws import AwsConflict, AwsServices, AwsUnavailable, KeyService
+from chalicelib.aws.clients import ClientFactory
 from chalicelib.aws.kms import KeyInfo
 from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.principal import Principal
@@ -34,6 +35,8 @@ from chalicelib.tokens.rotation import JOURNAL_KEY, OIDC_PREFIX, PLANS, KeyRotat
 from chalicelib.tokens.service import key_store
 from chalicelib.tokens.verify import TokenVerifier
 from local.provision import Provisioned
+from tests.functional.conftest import Configure
+from tests.functional.test_tokens import call, decode, key_thumbprint, request_token
 from tests.support import Clock
 
 SIGNERS = ("kms", "envelope")
@@ -118,7 +121,7 @@ class Rig:
             return KmsKeyStore(
                 self.signer_kms,
                 self.settings.prefix,
-                self.settings.token_algorithm,
+                self.settings.token_algorithms[0],
                 tagged=self.services.tagging,
                 caller_arn=lambda: self.services.sts.caller_identity().arn,
             )
@@ -174,7 +177,7 @@ class Rig:
             else:
                 client = self.services.factory.client("secretsmanager")
                 pem = client.get_secret_value(SecretId=key_id)["SecretString"]
-                key = RSAKey.import_key(pem) if "RS" in self.settings.token_algorithm else ECKey.import_key(pem)
+                key = RSAKey.import_key(pem) if "RS" in self.settings.token_algorithms[0] else ECKey.import_key(pem)
                 self._kids[key_id] = key.thumbprint()
         return self._kids[key_id]
 
@@ -607,3 +610,62 @@ def test_revoking_during_an_unfinished_rotation_revokes_the_key_that_was_current
         rig.verify(compromised.token)
     assert rejected.value.check == "kid"  # its key is out of the JWKS
     rig.verify(rig.issue().token)
+
+
+@pytest.mark.usefixtures("callers_role")
+@pytest.mark.parametrize("signer", SIGNERS)
+def test_an_upgraded_deployment_keeps_signing_with_its_legacy_key_set(
+    configure: Configure, monkeypatch: pytest.MonkeyPatch, factory: ClientFactory, signer: str
+) -> None:
+    """A deployment from before per-algorithm keys (CREDPORT_TOKEN_ALGORITHM=RS256, keys under the old names) is
+    upgraded to the default algorithms: RS256 signs on with the very same current key, nothing re-bootstrapped, and
+    ES384 gets a key set of its own, under its own names, beside it."""
+    configure({"CREDPORT_TOKEN_ALGORITHM": "RS256", "CREDPORT_TOKEN_SIGNER": signer})
+    before = request_token()
+    assert before.status == 200, before.body
+    legacy_kid = decode(before.body["token"])[0]["kid"]
+    assert legacy_kid == key_thumbprint(factory, "current", signer=signer)  # alias/<prefix>/signing/current
+    table = get_settings().resources.state_table
+    journal_sk = "journal" if signer == "kms" else "envelope-journal"
+    legacy_run = journal_item(factory, table, journal_sk)["rotation_id"]
+    legacy_keys = {k["kid"] for k in call_jwks()["keys"]}
+    assert len(legacy_keys) == 2
+
+    monkeypatch.delenv("CREDPORT_TOKEN_ALGORITHM")
+    configure()  # the release's defaults: RS256,ES384
+    assert get_settings().token_algorithms == ("RS256", "ES384")
+    after = request_token()
+    assert after.status == 200, after.body
+    assert decode(after.body["token"])[0] == {"alg": "RS256", "typ": "JWT", "kid": legacy_kid}  # the same key
+    es384 = request_token(alg="ES384")
+    assert es384.status == 200, es384.body
+    header = decode(es384.body["token"])[0]
+    assert header["alg"] == "ES384"
+    assert header["kid"] == key_thumbprint(factory, "current", alg="ES384", signer=signer, key_set="es384")
+
+    assert journal_item(factory, table, journal_sk)["rotation_id"] == legacy_run  # RS256: no second bootstrap
+    assert journal_item(factory, table, f"{journal_sk}/es384")["kind"] == "bootstrap"
+    if signer == "kms":
+        prefix = f"alias/{get_settings().prefix}/signing/"
+        aliases = {a["AliasName"] for a in factory.client("kms").list_aliases()["Aliases"]}
+        assert {a for a in aliases if a.startswith(prefix)} == {
+            *(prefix + role for role in ("current", "pending")),
+            *(prefix + "es384/" + role for role in ("current", "pending")),
+        }
+    published = call_jwks()["keys"]
+    assert {k["kid"] for k in published if k["alg"] == "RS256"} == legacy_keys
+    assert len([k for k in published if k["alg"] == "ES384"]) == 2
+
+
+def journal_item(factory: ClientFactory, table: str, sk: str) -> dict[str, Any]:
+    """A key set's journal item in the state table, read directly (``signing-keys`` / ``sk``)."""
+    item = factory.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": "signing-keys"}, "sk": {"S": sk}})
+    assert "Item" in item, sk
+    return {name: next(iter(value.values())) for name, value in item["Item"].items()}
+
+
+def call_jwks() -> dict[str, Any]:
+    """The JWKS the app serves."""
+    reply = call("/.well-known/jwks.json")
+    assert reply.status == 200, reply.body
+    return reply.body

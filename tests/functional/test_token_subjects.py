@@ -18,6 +18,7 @@ from joserfc.util import urlsafe_b64decode
 
 import app as credport_app
 from chalicelib.services import Services
+from tests.functional.test_tokens import aws_identity
 from tests.support import existing_role, gateway_event
 
 ACCOUNT = "123456789012"
@@ -64,8 +65,8 @@ def test_a_role_with_a_path_gets_its_real_arn_as_sub(app: None) -> None:
     assert existing_role("reader", ROLE_ID, path="/team/data/") == PATH_ARN
     claims = token_claims(identity())
     assert claims["sub"] == PATH_ARN  # not arn:aws:iam::A:role/reader
-    assert claims["aws_arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/job-7"  # the caller, as verified
-    assert claims["aws_principal_id"] == ROLE_ID
+    caller = aws_identity(claims)  # the caller's session, as verified
+    assert (caller["principal_id"], caller["session_name"]) == (ROLE_ID, "job-7")
 
 
 def test_a_session_of_a_role_with_a_path_names_its_real_arn(app: None) -> None:
@@ -90,14 +91,16 @@ def test_a_warm_container_reads_each_role_once(app: None) -> None:
 
 
 def test_a_role_of_another_account_keeps_the_arn_without_its_path_and_costs_no_call(app: None) -> None:
-    """GetRole reads credport's own account only: another account's path is unknowable; aws_principal_id
+    """GetRole reads credport's own account only: another account's path (and tags) are unknowable; principal_id
     (the role's unique id) identifies it exactly."""
     existing_role("reader", ROLE_ID, path="/team/data/")
     token_claims(identity())
     calls = iam_calls()
     claims = token_claims(identity(role_id="AROAOTHERACCOUNT01", account="210987654321"))
     assert claims["sub"] == "arn:aws:iam::210987654321:role/reader"
-    assert claims["aws_principal_id"] == "AROAOTHERACCOUNT01"
+    caller = aws_identity(claims)
+    assert (caller["aws_account"], caller["principal_id"]) == ("210987654321", "AROAOTHERACCOUNT01")
+    assert "principal_tags" not in caller  # unknown, never claimed empty
     assert calls == []
 
 

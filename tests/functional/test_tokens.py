@@ -20,7 +20,7 @@ from joserfc.util import urlsafe_b64decode
 import app as credport_app
 from chalicelib.aws.clients import ClientFactory
 from tests.functional.conftest import Configure
-from tests.support import gateway_event
+from tests.support import existing_user, gateway_event
 
 ACCOUNT = "123456789012"
 ROLE_NAME = "App+Role=x,y.z@w_v-1"
@@ -96,15 +96,27 @@ def claims_of(identity: Mapping[str, Any] | None = None, **query: str) -> dict[s
     return decode(reply.body["token"])[1]
 
 
-def key_thumbprint(factory: ClientFactory, role: str = "current", alg: str = "RS256", signer: str = "kms") -> str:
+def aws_identity(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's AWS identity in a token of the default (namespaced) layout: the one object under the namespace
+    claim, by default the issuer with a trailing ``/`` (chalicelib/tokens/claims.py)."""
+    return dict(claims[f"{claims['iss']}/"])
+
+
+def key_thumbprint(
+    factory: ClientFactory, role: str = "current", alg: str = "RS256", signer: str = "kms", key_set: str = ""
+) -> str:
     """RFC 7638 thumbprint of the key holding a role, computed independently of the service: from the public
-    key behind the KMS alias, or from the private PEM of the secret the envelope signer's roles item names."""
+    key behind the KMS alias, or from the private PEM of the secret the envelope signer's roles item names.
+    ``key_set`` names an algorithm's own keys (``es384``); empty for the legacy algorithm's (RS256 by default),
+    which keep the names of before per-algorithm keys."""
     if signer == "envelope":
         table = os.environ["CREDPORT_STATE_TABLE"]
-        roles = factory.client("dynamodb").get_item(TableName=table, Key=ENVELOPE_ROLES_ITEM)["Item"]
+        item = {**ENVELOPE_ROLES_ITEM, "sk": {"S": "envelope-roles" + (f"/{key_set}" if key_set else "")}}
+        roles = factory.client("dynamodb").get_item(TableName=table, Key=item)["Item"]
         material = factory.client("secretsmanager").get_secret_value(SecretId=roles[role]["S"])["SecretString"]
     else:
-        material = factory.client("kms").get_public_key(KeyId=SIGNING_ALIAS.format(role))["PublicKey"]
+        alias = SIGNING_ALIAS.format(f"{key_set}/{role}" if key_set else role)
+        material = factory.client("kms").get_public_key(KeyId=alias)["PublicKey"]
     key = RSAKey.import_key(material) if alg == "RS256" else ECKey.import_key(material)
     return key.thumbprint()
 
@@ -116,24 +128,27 @@ def test_assumed_role_maps_to_its_role(configure: Configure) -> None:
     configure()
     claims = claims_of()
     assert claims["sub"] == f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
-    assert claims["aws_principal_type"] == "role"
-    assert claims["aws_session_name"] == "my-session"
-    assert claims["aws_principal_id"] == "AROAEXAMPLE123"
-    assert claims["aws_arn"] == ROLE_SESSION_ARN
-    assert claims["aws_account"] == ACCOUNT
-    assert "aws_org_id" not in claims
+    assert aws_identity(claims) == {  # no org_id (outside any organization), no principal_tags (the role has none)
+        "aws_account": ACCOUNT,
+        "source_region": "us-east-1",
+        "principal_id": "AROAEXAMPLE123",
+        "principal_type": "role",
+        "session_name": "my-session",
+    }
 
 
 def test_iam_user_keeps_its_path(configure: Configure) -> None:
     configure()
-    arn = f"arn:aws:iam::{ACCOUNT}:user/division/team/alice"
+    arn = existing_user("alice", "AIDAEXAMPLE456", path="/division/team/")  # credport reads its tags (GetUser)
+    assert arn == f"arn:aws:iam::{ACCOUNT}:user/division/team/alice"
     claims = claims_of(caller_identity(arn, caller="AIDAEXAMPLE456"))
     assert claims["sub"] == arn
-    assert claims["aws_arn"] == arn
-    assert claims["aws_principal_type"] == "user"
-    assert claims["aws_principal_id"] == "AIDAEXAMPLE456"
-    assert claims["aws_account"] == ACCOUNT
-    assert "aws_session_name" not in claims
+    assert aws_identity(claims) == {  # no session_name (not a role session)
+        "aws_account": ACCOUNT,
+        "source_region": "us-east-1",
+        "principal_id": "AIDAEXAMPLE456",
+        "principal_type": "user",
+    }
 
 
 def test_federated_user_maps_to_itself(configure: Configure) -> None:
@@ -141,11 +156,49 @@ def test_federated_user_maps_to_itself(configure: Configure) -> None:
     arn = f"arn:aws:sts::{ACCOUNT}:federated-user/bob"
     claims = claims_of(caller_identity(arn, caller=f"{ACCOUNT}:bob"))
     assert claims["sub"] == arn
-    assert claims["aws_arn"] == arn
-    assert claims["aws_principal_type"] == "federated-user"
-    assert claims["aws_account"] == ACCOUNT
-    assert claims["aws_principal_id"] == f"{ACCOUNT}:bob"  # AWS's own id for a federated user, kept whole
-    assert "aws_session_name" not in claims
+    assert aws_identity(claims) == {
+        "aws_account": ACCOUNT,
+        "source_region": "us-east-1",
+        "principal_id": f"{ACCOUNT}:bob",  # AWS's own id for a federated user, kept whole
+        "principal_type": "federated-user",
+    }
+
+
+USER_ARN = f"arn:aws:iam::{ACCOUNT}:user/division/team/alice"
+FEDERATED_ARN = f"arn:aws:sts::{ACCOUNT}:federated-user/bob"
+# Each kind of caller: its identity, and the flat claims (besides aws_account) a relying party of v1 tokens reads.
+FLAT_CLAIMS = {
+    "role": (
+        caller_identity(),
+        {"aws_arn": ROLE_SESSION_ARN, "aws_principal_id": "AROAEXAMPLE123", "aws_session_name": "my-session"},
+    ),
+    "user": (
+        caller_identity(USER_ARN, caller="AIDAEXAMPLE456"),
+        {"aws_arn": USER_ARN, "aws_principal_id": "AIDAEXAMPLE456"},
+    ),
+    "federated-user": (
+        caller_identity(FEDERATED_ARN, caller=f"{ACCOUNT}:bob"),
+        {"aws_arn": FEDERATED_ARN, "aws_principal_id": f"{ACCOUNT}:bob"},
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", FLAT_CLAIMS)
+def test_the_flat_layout_gives_relying_parties_the_claims_they_read_before(configure: Configure, kind: str) -> None:
+    """CREDPORT_TOKEN_CLAIMS=flat: a relying party of tokens before v2 reads the caller's ARN as API Gateway verified
+    it (``aws_arn``: the session's, for a role) beside the other ``aws_*`` claims, and no namespace claim."""
+    configure({"CREDPORT_TOKEN_CLAIMS": "flat"})
+    existing_user("alice", "AIDAEXAMPLE456", path="/division/team/")
+    identity, expected = FLAT_CLAIMS[kind]
+    claims = claims_of(identity)
+    assert set(claims) - {name for name in claims if name.startswith("aws_")} == {
+        *("iss", "sub", "aud", "iat", "nbf", "exp", "jti")
+    }
+    assert {name: value for name, value in claims.items() if name.startswith("aws_")} == {
+        "aws_account": ACCOUNT,
+        "aws_principal_type": kind,
+        **expected,
+    }
 
 
 REFUSED_PRINCIPALS = {
@@ -220,9 +273,9 @@ def test_response_shape_header_and_registered_claims(configure: Configure, facto
     assert before <= claims["iat"] <= after
     assert claims["nbf"] == claims["iat"]
     assert claims["exp"] == claims["iat"] + 3600
-    assert set(claims) == {
-        *("iss", "sub", "aud", "iat", "nbf", "exp", "jti"),
-        *("aws_account", "aws_arn", "aws_principal_type", "aws_principal_id", "aws_session_name"),
+    assert set(claims) == {*("iss", "sub", "aud", "iat", "nbf", "exp", "jti"), f"{issuer}/"}
+    assert set(claims[f"{issuer}/"]) == {
+        *("aws_account", "source_region", "principal_id", "principal_type", "session_name"),
     }
 
 
@@ -255,7 +308,7 @@ def test_allowed_audiences_are_issued(configure: Configure, aud: str) -> None:
     assert claims_of(aud=aud)["aud"] == aud
 
 
-REFUSED_AUDIENCES = [
+NOT_ALLOWED_AUDIENCES = [
     "api://two",
     "api://one/x",
     "api://on",
@@ -264,17 +317,27 @@ REFUSED_AUDIENCES = [
     "https://svc.example.com.evil.test/a",
     "https://svc.example.com",
     "sts.amazonaws.com",  # the built-in default is not allowed once the list is configured
-    SVC + "*",
+]
+MALFORMED_AUDIENCES = [
+    SVC + "*",  # a wildcard is the allow-list's, never an audience
     "api://one*",
     "*",
-    SVC + "a" * (257 - len(SVC)),
+    SVC + "a" * (257 - len(SVC)),  # over 256 characters
     SVC + "a" * 5000,
 ]
 
 
-def test_other_audiences_are_refused(configure: Configure) -> None:
+def test_audiences_outside_the_allow_list_are_the_policys_refusal(configure: Configure) -> None:
+    """Well-formed, but not allowed: the token policy refuses (403), as it would any request it does not allow."""
     configure(AUDIENCES)
-    for aud in REFUSED_AUDIENCES:
+    for aud in NOT_ALLOWED_AUDIENCES:
+        reply = request_token(aud=aud)
+        assert (reply.status, reply.body["error"]) == (403, "audience_not_allowed"), aud
+
+
+def test_malformed_audiences_are_refused_before_the_policy(configure: Configure) -> None:
+    configure(AUDIENCES)
+    for aud in MALFORMED_AUDIENCES:
         reply = request_token(aud=aud)
         assert (reply.status, reply.body["error"]) == (400, "invalid_audience"), aud
 
@@ -347,7 +410,7 @@ def test_configured_ttl_bounds(configure: Configure) -> None:
 def test_caller_in_the_organisation_gets_a_token(configure: Configure) -> None:
     configure({"CREDPORT_TOKEN_ORGANIZATION_ID": ORG})
     claims = claims_of(caller_identity(org=ORG))
-    assert claims["aws_org_id"] == ORG
+    assert aws_identity(claims)["org_id"] == ORG
     assert claims["sub"] == f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
 
 
@@ -373,7 +436,7 @@ def test_a_session_is_refused_outside_the_organisation_too(configure: Configure,
 
 def test_without_a_required_organisation_the_callers_org_is_still_reported(configure: Configure) -> None:
     configure()
-    assert claims_of(caller_identity(org=ORG))["aws_org_id"] == ORG
+    assert aws_identity(claims_of(caller_identity(org=ORG)))["org_id"] == ORG
 
 
 # 9. Warm path ----------------------------------------------------------------------------------------
@@ -405,3 +468,26 @@ def test_a_warm_container_makes_one_kms_sign_per_token_or_no_call_at_all_with_en
         assert request_token().status == 200
     assert calls == calls_per_token * 20
     assert set(factory.created) == created  # and no client for any other service either
+
+
+@pytest.mark.parametrize("signer", SIGNERS)
+def test_a_warm_container_serves_the_jwks_with_no_aws_call(configure: Configure, signer: str) -> None:
+    """The JWKS is public and unauthenticated: a warm container answers it from its key rings' cache (refreshed
+    within the store's interval and on a key event), so no caller can make it call KMS or DynamoDB per request,
+    nor drop the keys the token path signs with."""
+    configure({"CREDPORT_TOKEN_SIGNER": signer})
+    first = call("/.well-known/jwks.json")  # bootstraps every algorithm's keys and loads the key rings
+    assert first.status == 200, first.body
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(f"{model.service_model.service_name}:{model.name}")
+
+    import app
+
+    factory = app.services().aws.factory
+    for service in ("kms", "dynamodb", "secretsmanager"):
+        factory.client(service).meta.events.register(f"before-call.{service}", record)
+    for _ in range(5):
+        assert call("/.well-known/jwks.json").body == first.body
+    assert calls == []

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from tests.support.clock import Clock
 from tests.support.gateway import api_gateway, app_routes, gateway_event, proxy_post, proxy_routes
-from tests.support.iam import existing_role
+from tests.support.iam import existing_role, existing_user
 
-__all__ = ["Clock", "api_gateway", "app_routes", "existing_role", "gateway_event", "proxy_post", "proxy_routes"]
+__all__ = [
+    "Clock",
+    "api_gateway",
+    "app_routes",
+    "existing_role",
+    "existing_user",
+    "gateway_event",
+    "proxy_post",
+    "proxy_routes",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["api_gateway", "app_routes", "gateway_event", "proxy_post", "proxy_routes"]
@@ -14,11 +14,16 @@ def gateway_event(
     identity: Mapping[str, Any],
     *,
     method: str = "GET",
-    query: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
     account_id: str = "123456789012",
 ) -> dict[str, Any]:
-    """A REST API proxy event as API Gateway sends it (chalice's test client fills no IAM identity)."""
+    """A REST API proxy event as API Gateway sends it (chalice's test client fills no IAM identity). ``query`` as
+    pairs may repeat a name: API Gateway then gives its last value alone, and every value in the multi-value map."""
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query or [])
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi.setdefault(name, []).append(value)
     all_headers = {"Host": "abc123.execute-api.us-east-1.amazonaws.com", **(headers or {})}
     return {
         "resource": path,
@@ -26,8 +31,8 @@ def gateway_event(
         "httpMethod": method,
         "headers": all_headers,
         "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": dict(query) if query else None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+        "multiValueQueryStringParameters": multi or None,
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {

@@ -1,4 +1,5 @@
-"""The role-ARN resolver on its own: which principals it reads, its cache (bounded, expiring), its refusals."""
+"""The role-ARN resolver on its own: which principals it reads (same-account roles with GetRole, same-account users
+with GetUser), its cache (bounded, expiring), its refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import cast
 import pytest
 
 from chalicelib.aws import AwsNotFound, AwsRejected, AwsUnavailable, Iam
-from chalicelib.aws.iam import RoleInfo
+from chalicelib.aws.iam import RoleInfo, UserInfo
 from chalicelib.errors import CredportError
 from chalicelib.identity import RequestIdentity
 from chalicelib.principal import Principal, principal_of
@@ -18,12 +19,25 @@ ACCOUNT = "123456789012"
 
 
 class FakeIam:
-    """GetRole over a dict of name -> (path, role id); ``failure`` raised instead when set."""
+    """GetRole over a dict of name -> (path, role id), GetUser over ``users`` (name -> (path, user id, tags));
+    ``failure`` raised instead when set."""
 
-    def __init__(self, roles: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self, roles: dict[str, tuple[str, str]], users: dict[str, tuple[str, str, dict[str, str]]] | None = None
+    ) -> None:
         self.roles = roles
+        self.users = users or {}
         self.calls: list[str] = []
         self.failure: CredportError | None = None
+
+    def get_user(self, name: str) -> UserInfo:
+        self.calls.append(f"user:{name}")
+        if self.failure is not None:
+            raise self.failure
+        if name not in self.users:
+            raise AwsNotFound("iam", "GetUser", "NoSuchEntity")
+        path, user_id, tags = self.users[name]
+        return UserInfo(arn=f"arn:aws:iam::{ACCOUNT}:user{path}{name}", user_id=user_id, tags=tags)
 
     def get_role(self, name: str) -> RoleInfo:
         self.calls.append(name)
@@ -59,16 +73,33 @@ def test_a_role_with_a_path_gets_its_real_arn_once() -> None:
     assert iam.calls == ["reader"]  # cached after the first
 
 
-def test_users_federated_users_and_other_accounts_are_never_looked_up() -> None:
+def test_federated_users_and_other_accounts_are_never_looked_up() -> None:
     iam = FakeIam({})
     roles = resolver(iam)
     other = session("reader", "AROAOTHER", account="210987654321")
     assert roles.resolve(other) == other  # its path is unknowable with credport's role: sub stays role/NAME
+    other_user = principal_of(
+        RequestIdentity("arn:aws:iam::210987654321:user/bob", "210987654321", "AIDABOB", "AIDABOB", "AKIA", "ip")
+    )
+    federated = principal_of(
+        RequestIdentity(f"arn:aws:sts::{ACCOUNT}:federated-user/carol", ACCOUNT, f"{ACCOUNT}:carol", "-", "ASIA", "ip")
+    )
+    for principal in (other_user, federated):
+        assert roles.resolve(principal) == principal
+        assert principal.tags is None  # IAM is per account: credport cannot read them
+    assert iam.calls == []
+
+
+def test_a_user_of_the_account_keeps_its_arn_and_gets_its_tags_once() -> None:
+    iam = FakeIam({}, {"alice": ("/ops/", "AIDAALICE", {"team": "platform"})})
+    roles = resolver(iam)
     user = principal_of(
         RequestIdentity(f"arn:aws:iam::{ACCOUNT}:user/ops/alice", ACCOUNT, "AIDAALICE", "AIDAALICE", "AKIA", "ip")
     )
-    assert roles.resolve(user) == user
-    assert iam.calls == []
+    for _ in range(2):
+        resolved = roles.resolve(user)
+        assert (resolved.subject, resolved.tags) == (user.subject, {"team": "platform"})
+    assert iam.calls == ["user:alice"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ from typing import Any
 
 from chalicelib.aws import AwsServices, ClientFactory
 from chalicelib.services import LazyServices, Services
+from chalicelib.tokens.service import TokenService
 from chalicelib.transfer import CLIENTS, INBOX
 from tests.unit.test_config import VALID
 
@@ -40,12 +42,15 @@ def test_routes_and_key_events_are_wired_without_building_a_capability() -> None
 
 
 def test_a_key_event_drops_the_cached_keys_of_a_built_capability() -> None:
+    """Every enabled algorithm's key ring: each algorithm has a key set of its own, all rotated by one run."""
     root = services()
     dropped: list[str] = []
-    keyring = SimpleNamespace(invalidate=lambda: dropped.append("t"))
-    root.__dict__["tokens"] = SimpleNamespace(keyring=keyring)  # as if built
+    keyrings = {alg: SimpleNamespace(invalidate=functools.partial(dropped.append, alg)) for alg in ("RS256", "ES384")}
+    tokens = SimpleNamespace(keyrings=keyrings)
+    tokens.invalidate = functools.partial(TokenService.invalidate, tokens)  # type: ignore[arg-type]  # the real one
+    root.__dict__["tokens"] = tokens  # as if built
     root.key_events.deliver(json.dumps({"type": "signing-key-rotated"}))
-    assert dropped == ["t"]
+    assert dropped == ["RS256", "ES384"]
 
 
 def test_capabilities_share_what_the_root_shares() -> None:

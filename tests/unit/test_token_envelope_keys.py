@@ -27,7 +27,12 @@ def pkcs8(key: Any, password: bytes | None = None) -> str:
 
 
 @pytest.mark.parametrize(
-    ("alg", "kind", "size"), [("RS256", rsa.RSAPrivateKey, 2048), ("ES256", ec.EllipticCurvePrivateKey, 256)]
+    ("alg", "kind", "size"),
+    [
+        ("RS256", rsa.RSAPrivateKey, 2048),
+        ("ES256", ec.EllipticCurvePrivateKey, 256),
+        ("ES384", ec.EllipticCurvePrivateKey, 384),
+    ],
 )
 def test_generated_keys_are_pkcs8_of_the_algorithms_type(alg: str, kind: type, size: int) -> None:
     pem = generate_private_pem(algorithm(alg))
@@ -41,7 +46,8 @@ def test_generated_keys_are_pkcs8_of_the_algorithms_type(alg: str, kind: type, s
 
 REFUSED = {
     "rsa-1024": lambda: pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=1024)),  # noqa: S505 (refused)
-    "p-384": lambda: pkcs8(ec.generate_private_key(ec.SECP384R1())),
+    "p-521": lambda: pkcs8(ec.generate_private_key(ec.SECP521R1())),  # ES512: not an algorithm credport signs with
+    "secp256k1": lambda: pkcs8(ec.generate_private_key(ec.SECP256K1())),  # ES256K: neither
     "ed25519": lambda: pkcs8(ed25519.Ed25519PrivateKey.generate()),
     "password-protected": lambda: pkcs8(ec.generate_private_key(ec.SECP256R1()), b"pw"),
     "public key": lambda: (
@@ -57,11 +63,11 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("make", REFUSED.values(), ids=REFUSED.keys())
-def test_anything_but_an_rs256_or_es256_private_key_is_refused_without_quoting_it(make: Any) -> None:
+def test_anything_but_an_rs256_es256_or_es384_private_key_is_refused_without_quoting_it(make: Any) -> None:
     material = make()
     with pytest.raises(InvalidSigningKey) as caught:
         load_private_pem(material)
-    assert str(caught.value) == "the signing-key secret does not hold an RS256 or ES256 private key"
+    assert str(caught.value) == "the signing-key secret does not hold an RS256, ES256 or ES384 private key"
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None or caught.value.__suppress_context__  # the parser's error stays behind
 
@@ -77,16 +83,21 @@ class OneSecret:
         return SecretVersion(KEY_ID, "n", "v1", ("AWSCURRENT",), datetime.now(UTC), self.value)
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256"])
-def test_an_opened_key_signs_what_joserfc_verifies_and_never_shows_its_private_half(alg: str) -> None:
-    pem = generate_private_pem(algorithm(alg))
-    store = EnvelopeKeyStore(
+def store_of(alg: str, pem: str) -> EnvelopeKeyStore:
+    """The key set of ``alg`` whose one secret holds ``pem``."""
+    return EnvelopeKeyStore(
         OneSecret(pem),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         prefix=PREFIX,
-        algorithm_name="RS256",  # for new keys only: an existing key signs with its own algorithm
+        algorithm_name=alg,
         data_key_arn="arn:aws:kms:us-east-1:123456789012:key/k",
     )
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "ES384"])
+def test_an_opened_key_signs_what_joserfc_verifies_and_never_shows_its_private_half(alg: str) -> None:
+    pem = generate_private_pem(algorithm(alg))
+    store = store_of(alg, pem)
     key = store.open(KEY_ID)
     assert key is not None
     private = RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
@@ -100,6 +111,13 @@ def test_an_opened_key_signs_what_joserfc_verifies_and_never_shows_its_private_h
         if secret_part:
             assert str(secret_part) not in repr(key)
     assert "PRIVATE" not in repr(key)
+
+
+@pytest.mark.parametrize(("store_alg", "key_alg"), [("RS256", "ES256"), ("ES384", "ES256"), ("ES256", "RS256")])
+def test_a_key_of_another_algorithm_is_not_opened(store_alg: str, key_alg: str) -> None:
+    """Each algorithm has its own key set: a key ring signs with its own algorithm's keys only (a request's ``alg``
+    names the key ring), so a role naming another algorithm's key holds no usable key."""
+    assert store_of(store_alg, generate_private_pem(algorithm(key_alg))).open(KEY_ID) is None
 
 
 def test_a_role_naming_a_secret_outside_the_signing_keys_is_not_opened() -> None:

@@ -199,7 +199,8 @@ def test_hmac_signed_by_joserfc_rejected() -> None:
         ("PS256", KIDS["RS256"], RSA_KEY, "alg"),  # algorithms no verifier allows: refused before any key
         ("EdDSA", KIDS["RS256"], ed25519.Ed25519PrivateKey.generate(), "alg"),
         ("RS384", KIDS["RS256"], RSA_KEY, "alg"),
-        ("ES384", KIDS["ES256"], EC_KEY, "alg"),
+        ("ES384", KIDS["ES256"], EC_KEY, "key"),  # ES384 is allowed, but a P-256 key is no ES384 key (its crv)
+        ("ES512", KIDS["ES256"], EC_KEY, "alg"),
     ],
     ids=lambda value: next((name for name, kid in KIDS.items() if kid == value), None),
 )
@@ -336,16 +337,37 @@ def test_typ_other_than_exactly_jwt_rejected(typ: Any) -> None:
 # --- aud ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("aud", [[AUDIENCE], [AUDIENCE, "other"], "sts.amazonaws.com.evil", "", DROP, None, 42])
+@pytest.mark.parametrize(
+    "aud",
+    [
+        [AUDIENCE],  # one audience is a string claim
+        ["other", "another"],
+        [AUDIENCE, AUDIENCE],
+        [AUDIENCE, 42],
+        [AUDIENCE, *(f"a{i}" for i in range(10))],  # 11
+        "sts.amazonaws.com.evil",
+        "",
+        DROP,
+        None,
+        42,
+    ],
+)
 def test_bad_aud_rejected(aud: Any) -> None:
     check: TokenCheck = "claims" if aud is DROP else "aud"  # a missing aud is the required-claims check's
     rejected(token(aud=aud), check=check, audience=AUDIENCE)
     rejected(token(aud=aud), check=check, v=verifier(audiences=(AUDIENCE,)))
 
 
-@pytest.mark.parametrize("aud", [[AUDIENCE], DROP, None, 42, {"aud": AUDIENCE}])
-def test_aud_must_be_one_string_even_unrestricted(aud: Any) -> None:
+@pytest.mark.parametrize("aud", [[AUDIENCE], DROP, None, 42, {"aud": AUDIENCE}, [], ["a", "a"]])
+def test_aud_must_be_a_string_or_an_array_of_distinct_strings_even_unrestricted(aud: Any) -> None:
     rejected(token(aud=aud), check="claims" if aud is DROP else "aud")
+
+
+def test_an_array_of_audiences_is_accepted_by_each_of_its_members() -> None:
+    compact = token(aud=["https://rp.example", AUDIENCE])
+    assert verifier().verify(compact, audience=AUDIENCE)["aud"] == ["https://rp.example", AUDIENCE]
+    assert verifier(audiences=("https://rp.*",)).verify(compact)["aud"] == ["https://rp.example", AUDIENCE]
+    rejected(compact, check="aud", audience="https://other.example")
 
 
 @pytest.mark.parametrize("aud", ["https://svc/a", "https://svc/a/b"])

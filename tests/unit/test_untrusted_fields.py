@@ -22,7 +22,9 @@ from chalicelib.config import Env, Settings
 from chalicelib.envelope import seal
 from chalicelib.errors import ConfigError
 from chalicelib.tokens.exceptions import InvalidAudience, InvalidTtl
-from chalicelib.tokens.service import TokenService
+from chalicelib.tokens.policy import MintRequest, TokenPolicy
+from chalicelib.tokens.policy_errors import AudienceNotAllowed
+from chalicelib.tokens.request import read_token_request
 from chalicelib.transfer.exceptions import ImportRefused, UnknownClient
 from chalicelib.transfer.importer import Importer
 from chalicelib.untrusted import TextKind, check_text, encodable
@@ -117,12 +119,32 @@ SETTINGS = Settings.from_env(VALID)
 @given(utext(80), utext(12))
 @example("sts.amazonaws.com\ud800", "9\udc80")
 def test_token_query_parameters_give_a_value_or_their_400(aud: str, ttl: str) -> None:
-    EXAMPLES["tokens.TokenService.audience/ttl"] += 1
-    service = SimpleNamespace(settings=SETTINGS)
-    audience = only(InvalidAudience, lambda: TokenService.audience(service, aud))  # type: ignore[arg-type]
-    assert audience is None or audience in SETTINGS.token_audiences or audience == SETTINGS.token_default_audience
-    seconds = only(InvalidTtl, lambda: TokenService.ttl(service, ttl))  # type: ignore[arg-type]
-    assert seconds is None or type(seconds) is int
+    """The query's syntax is a 400 (read_token_request); an audience outside the allow-list is the token policy's
+    403 (audience_not_allowed). Anything else would be a 500."""
+    EXAMPLES["tokens.read_token_request (aud/ttl) + the default policy"] += 1
+    request = only(InvalidAudience, lambda: read_token_request({"aud": aud}, SETTINGS))
+    if request is not None:
+        allowed = only(AudienceNotAllowed, lambda: POLICY.check(mint(request.audiences)))
+        (audience,) = request.audiences
+        assert allowed is None or audience in SETTINGS.token_audiences or audience == SETTINGS.token_default_audience
+    timed = only(InvalidTtl, lambda: read_token_request({"ttl": ttl}, SETTINGS))
+    assert timed is None or type(timed.ttl) is int
+
+
+POLICY = TokenPolicy.default(SETTINGS.token_audiences, SETTINGS.token_max_ttl, SETTINGS.token_algorithms)
+
+
+def mint(audiences: tuple[str, ...]) -> MintRequest:
+    return MintRequest(
+        subject="arn:aws:iam::123456789012:role/r",
+        account="123456789012",
+        org_id=None,
+        principal_tags=None,
+        audiences=audiences,
+        ttl=SETTINGS.token_default_ttl,
+        algorithm=SETTINGS.token_algorithms[0],
+        tag_keys=(),
+    )
 
 
 def unreachable() -> Any:

@@ -15,6 +15,7 @@ Reference, "Required permissions" of each). CreateKey with Tags also needs kms:T
 
 from __future__ import annotations
 
+from chalicelib.org_paths import SESSION_NAME as ORG_LOOKUP_SESSION_NAME
 from chalicelib.tokens.envelope_keys import secret_namespace
 from chalicelib.tokens.rotation import OIDC_PREFIX
 from tests.permissions.catalog._common import (
@@ -49,6 +50,12 @@ _ENVELOPE_TAGS = {"credport:prefix": "{prefix}", "credport:purpose": "token-sign
 # A scheduled rotation (rotate_signing_keys) makes the new pending key; every API handler container re-reads the roles
 # within its refresh interval (300 s), so it describes and opens that key while it is minutes old.
 _AFTER_A_ROTATION = {API: ROTATE_SIGNING}
+# The OU-path lookup's session (chalicelib/org_paths.py): the role is in the management account, whichever it is.
+ORG_LOOKUP_SESSION = Access(
+    "sts:AssumeRole",
+    "arn:aws:iam::{account}:role/{prefix}-org-lookup",
+    {"sts:RoleSessionName": ORG_LOOKUP_SESSION_NAME},
+)
 
 ENTRIES = (
     # --- the kms signer -------------------------------------------------------------------------------------------
@@ -222,10 +229,46 @@ ENTRIES = (
         operation="GetRole",
         functions=functions(API),
         site="chalicelib.aws.iam.Iam.get_role",
-        callers=("chalicelib.role_arns.RoleArns._read",),
+        callers=("chalicelib.role_arns.RoleArns._read_role",),
         why="a caller's role of credport's own account: its real ARN (path included) for the token's or the session's "
-        "sub, once per role and container (GET /token, POST /session)",
+        "sub, and its tags (principal_tags), once per role and container (GET /token, POST /session)",
         access=(Access("iam:GetRole", "arn:aws:iam::{account}:role/<caller-role>"),),
+    ),
+    Entry(
+        id="tokens.caller-user",
+        service="iam",
+        operation="GetUser",
+        functions=functions(API),
+        site="chalicelib.aws.iam.Iam.get_user",
+        callers=("chalicelib.role_arns.RoleArns._read_user",),
+        why="a caller that is an IAM user of credport's own account: its tags (principal_tags) and unique id, once per "
+        "user and container (GET /token, POST /session). GetUser reads the function's own account only",
+        # <caller-role>'s sample is a path and a name ("team/ci-runner"), a user's as much as a role's.
+        access=(Access("iam:GetUser", "arn:aws:iam::{account}:user/<caller-role>"),),
+    ),
+    Entry(
+        id="tokens.org-path.session",
+        service="sts",
+        operation="AssumeRole",
+        functions=functions(API),
+        site="chalicelib.aws.sts.Sts.assume_role",
+        callers=("chalicelib.org_paths.OrgPaths._organizations",),
+        why="with CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN: a session of the operator's lookup role, named "
+        "<prefix>-org-lookup (any path; in the organization's management account), for the caller account's OU path "
+        "(ou_path). Its trust policy must trust this function's role; it is the operator's, not in this repository",
+        access=(ORG_LOOKUP_SESSION,),
+    ),
+    Entry(
+        id="tokens.org-path.parents",
+        service="organizations",
+        operation="ListParents",
+        functions=functions(API),
+        site="chalicelib.aws.organizations.Organizations.parent",
+        callers=("chalicelib.org_paths.OrgPaths._lookup",),
+        why="the caller account's parent, then each OU's, up to the root, signed with the lookup role's session: "
+        "authorised by that role's policy in the management account (the operator's), not this function's; what this "
+        "function needs for it is to assume the role",
+        access=(ORG_LOOKUP_SESSION,),
     ),
     # --- the rotation, whichever the signer -----------------------------------------------------------------------
     Entry(
