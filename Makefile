@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-tools.txt pyproject.toml | sha256sum | cut -c1-12)
 STAGE  ?= dev
 OUT    ?= build/package
 
@@ -10,12 +10,15 @@ OUT    ?= build/package
 
 # The first install takes minutes: each step says what it does, and pip shows each package it collects (a line
 # each, no progress bars); the small steps stay quiet. Once the stamp exists, nothing here runs or prints.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-tools.txt pyproject.toml
 	@test -x $(BIN)/python || { echo "make: creating the virtualenv $(VENV) with $(PYTHON)..."; $(PYTHON) -m venv $(VENV); }
 	@echo "make: installing pip into $(VENV)..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check 'pip<26.3'
 	@echo "make: installing Python dependencies into $(VENV) (first run: about 2-5 minutes; later runs skip this)..."
 	@$(BIN)/python -m pip install --progress-bar off --disable-pip-version-check -r requirements-dev.txt
+	@echo "make: installing the AWS CLI into its own virtualenv $(VENV)/awscli (it pins botocore)..."
+	@test -x $(VENV)/awscli/bin/python || $(PYTHON) -m venv $(VENV)/awscli
+	@$(VENV)/awscli/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	@echo "make: installing credport itself (editable)..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@ && echo "make: $(VENV) is ready."

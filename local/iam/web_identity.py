@@ -6,6 +6,11 @@ provider exists in the role's account for its ``iss`` (IAM stores the URL withou
 ``iss``/``sub``/``aud``/``exp`` are present; ``exp`` is in the future; ``aud`` (or ``azp``) is one of the
 provider's client ids. Verification raises :class:`WebIdentityRefused`; it never returns a bool.
 
+Before any of that, the token's length as the API constrains it (API Reference, AssumeRoleWithWebIdentity,
+``WebIdentityToken``: "Minimum length of 4. Maximum length of 20000."): outside it, STS answers a 400
+``ValidationError`` in the words of its request validation, which leave the value out of the message (the member is
+sensitive), before it reads the token at all.
+
 Error codes are STS's (API Reference, AssumeRoleWithWebIdentity, "Errors"). Message texts marked [AWS] are the
 ones STS is reported to send; the others are this emulator's own wording where AWS's text is not documented.
 IAM only accepts https provider URLs; here an ``http`` issuer is accepted for loopback hosts only, because the
@@ -27,7 +32,17 @@ from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
 from local.iam.jwks import IdpUnreachable, JwksResolver, KeysUnavailable
 
-__all__ = ["ALGORITHMS", "MAX_TOKEN_CHARS", "OidcProvider", "WebIdentity", "WebIdentityRefused", "verify_web_identity"]
+__all__ = [
+    "ALGORITHMS",
+    "MAX_TOKEN_CHARS",
+    "MIN_TOKEN_CHARS",
+    "TOO_LONG",
+    "TOO_SHORT",
+    "OidcProvider",
+    "WebIdentity",
+    "WebIdentityRefused",
+    "verify_web_identity",
+]
 
 # STS accepts RSA and ECDSA signatures from OIDC providers; nothing symmetric, nothing unsigned.
 ALGORITHMS: Mapping[str, str] = {
@@ -38,12 +53,23 @@ ALGORITHMS: Mapping[str, str] = {
     "ES384": "EC",
     "ES512": "EC",
 }
-MAX_TOKEN_CHARS = 20000  # WebIdentityToken: "Length Constraints: Minimum length of 4. Maximum length of 20000."
+MIN_TOKEN_CHARS = 4  # WebIdentityToken: "Length Constraints: Minimum length of 4. Maximum length of 20000."
+MAX_TOKEN_CHARS = 20000
 _REQUIRED = ("iss", "sub", "aud", "exp")
 # How far ahead of STS's clock an issuer's nbf/iat may be: AWS does not document its allowance, and an emulator
 # must not refuse what AWS accepts.
 LEEWAY = 60
 
+# STS's request validation: for a sensitive member it leaves the value out ("Value at 'x'", not "Value 'v' at 'x'").
+# [AWS] for the minimum (as reported); the maximum is that same sentence with AWS's usual "less than or equal to".
+TOO_SHORT = (
+    "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: "
+    f"Member must have length greater than or equal to {MIN_TOKEN_CHARS}"
+)
+TOO_LONG = (
+    "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: "
+    f"Member must have length less than or equal to {MAX_TOKEN_CHARS}"
+)
 MALFORMED = "The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)"  # [AWS]
 NO_PROVIDER = "No OpenIDConnect provider found in your account for {iss}"  # [AWS]
 NO_KEY = (  # [AWS], two spaces included
@@ -131,7 +157,10 @@ def verify_web_identity(
 
 
 def _parse(token: object) -> tuple[dict[str, Any], dict[str, Any]]:
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+    if isinstance(token, str) and not MIN_TOKEN_CHARS <= len(token) <= MAX_TOKEN_CHARS:
+        # The API's own constraint, checked before the token is read: a ValidationError, not InvalidIdentityToken.
+        raise WebIdentityRefused("ValidationError", TOO_SHORT if len(token) < MIN_TOKEN_CHARS else TOO_LONG)
+    if not isinstance(token, str) or token.count(".") != 2:
         raise _invalid(MALFORMED)
     try:
         compact = jws.extract_compact(token.encode("ascii"))

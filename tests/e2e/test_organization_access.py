@@ -22,6 +22,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from local.organization import account_client
 from tests.e2e.conftest import RunningStack, launch_e2e
@@ -108,9 +109,31 @@ def test_a_caller_of_a_member_account_gets_a_token(stack: RunningStack) -> None:
     assert arn.startswith(f"arn:aws:iam::{stack.info['organization']['member']['account_id']}:user/")
     answer = get(stack, "/token", credentials)
     assert answer.status_code == 200, answer.text
-    claims = jwt.decode(answer.json()["token"], _jwks(stack), algorithms=["RS256", "ES256"]).claims
+    claims = jwt.decode(answer.json()["token"], _jwks(stack), algorithms=["RS256", "ES384"]).claims
     assert claims["sub"] == arn
-    assert claims["aws_org_id"] == stack.info["organization"]["id"]
+    assert claims[f"{stack.api}/"]["org_id"] == stack.info["organization"]["id"]
+
+
+def test_one_issuer_for_every_account_of_the_organization(stack: RunningStack) -> None:
+    """Issue #18, "one issuer for many accounts": unlike STS GetWebIdentityToken, whose issuer is a URL of each
+    account, a caller of a member account gets a token whose ``iss`` is exactly the one a caller of credport's own
+    account gets, verified with the same keys: those the discovery document of that one issuer points to. A relying
+    party (an IAM OIDC provider in any account) registers one issuer for the whole organization."""
+    discovery = get(stack, "/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == stack.api
+    keys = KeySet.import_key_set(requests.get(discovery["jwks_uri"], timeout=30).json())
+    member_arn, member = caller(stack, "member")
+    own_arn, own = own_user(stack, policy=CALLER_POLICY)
+    claims = {}
+    for who, credentials in (("member", member), ("own", own)):
+        answer = get(stack, "/token?aud=sts.amazonaws.com&alg=ES384", credentials)
+        assert answer.status_code == 200, answer.text
+        token = jwt.decode(answer.json()["token"], keys, algorithms=discovery["id_token_signing_alg_values_supported"])
+        claims[who] = token.claims
+    assert claims["member"]["iss"] == claims["own"]["iss"] == discovery["issuer"]
+    assert (claims["member"]["sub"], claims["own"]["sub"]) == (member_arn, own_arn)
+    accounts = {who: c[f"{stack.api}/"]["aws_account"] for who, c in claims.items()}
+    assert accounts == {"member": stack.info["organization"]["member"]["account_id"], "own": ACCOUNT}
 
 
 def test_a_caller_outside_the_organization_is_refused_by_the_gateway(stack: RunningStack) -> None:
@@ -140,7 +163,7 @@ def test_a_user_of_credports_own_account_needs_its_own_identity_policy(stack: Ru
     arn, credentials = own_user(stack, policy=CALLER_POLICY)
     answer = get(stack, "/token", credentials)
     assert answer.status_code == 200, answer.text
-    assert jwt.decode(answer.json()["token"], _jwks(stack), algorithms=["RS256", "ES256"]).claims["sub"] == arn
+    assert jwt.decode(answer.json()["token"], _jwks(stack), algorithms=["RS256", "ES384"]).claims["sub"] == arn
 
 
 # An administrator of a member account: execute-api:Invoke on everything, as its own account sees it.
@@ -184,6 +207,4 @@ def test_the_unauthenticated_and_bearer_routes_reach_the_app(stack: RunningStack
 
 
 def _jwks(stack: RunningStack) -> Any:
-    from joserfc.jwk import KeySet
-
     return KeySet.import_key_set(get(stack, "/.well-known/jwks.json").json())

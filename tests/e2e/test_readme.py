@@ -9,18 +9,15 @@ environment the caller's without any ``AWS_*`` plus the stack's state directory,
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from local.launcher import REPO_ROOT, child_env
+from local.launcher import REPO_ROOT
 from tests.e2e.conftest import RunningStack, launch_e2e
-from tests.support.readme_blocks import find_failure, parse, script
+from tests.e2e.doc_blocks import run_blocks
+from tests.support.readme_blocks import parse
 
 pytestmark = pytest.mark.e2e
 
@@ -42,35 +39,4 @@ def test_every_shell_block_is_marked_run_or_skip() -> None:
 
 
 def test_run_blocks_succeed_in_order(readme_stack: RunningStack, tmp_path: Path) -> None:
-    readme = parse(README.read_text())
-    work, home = tmp_path / "work", tmp_path / "home"
-    work.mkdir()
-    home.mkdir()
-    (work / ".venv").symlink_to(REPO_ROOT / ".venv")
-    env = {**child_env(), "HOME": str(home), "CREDPORT_LOCAL_STATE_DIR": str(readme_stack.state_dir)}
-    token = f"readme-test-{secrets.token_hex(8)}"
-    (tmp_path / "readme.sh").write_text(script(readme.run, token))
-    output_file = tmp_path / "output.txt"
-    with output_file.open("wb") as sink:
-        # A session of its own: on a timeout the whole group goes, background children included.
-        process = subprocess.Popen(
-            ["bash", str(tmp_path / "readme.sh")],
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            returncode: int | None = process.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            returncode = None
-    output = output_file.read_text(errors="replace")
-    failure = find_failure(readme.run, output, token, returncode)
-    if failure is not None:
-        timed_out = f"\n(stopped after {TIMEOUT:.0f} s)" if returncode is None else ""
-        stack_log = "\n".join(readme_stack.log_text().splitlines()[-30:])
-        pytest.fail(f"{failure}{timed_out}\n--- the stack's log, last lines ---\n{stack_log}", pytrace=False)
+    run_blocks(parse(README.read_text()), README.name, readme_stack, tmp_path, timeout=TIMEOUT)

@@ -1,5 +1,7 @@
-"""STS on the local stack as AWS runs it: a credport token is a web identity AWS STS accepts, a forged one is not,
-and AssumeRole checks roles, trust and role chaining (local/iam/sts.py in the stack's ThreadedMotoServer).
+"""STS on the local stack as AWS runs it: a credport token is a web identity AWS STS accepts (one audience or several,
+RS256 or ES384); a forged one, one for another audience, an expired one and one over the API's length limit are
+not; and AssumeRole checks roles, trust and role chaining (local/iam/sts.py in the stack's ThreadedMotoServer).
+This is issue #18's acceptance, end to end.
 
 The embedded STS fetches the issuers' keys over HTTP from loopback addresses (local/iam/jwks.py): the stack's own
 ``/.well-known/openid-configuration`` for credport tokens, a test IdP on 127.0.0.1 for the hand-made ones.
@@ -8,11 +10,14 @@ The embedded STS fetches the issuers' keys over HTTP from loopback addresses (lo
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import boto3
 import pytest
@@ -23,6 +28,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
+from local.iam.web_identity import MAX_TOKEN_CHARS, TOO_LONG
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_token_service import get_token
 from tests.idp import TestIdp, served, unsigned
@@ -30,6 +36,14 @@ from tests.idp import TestIdp, served, unsigned
 pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
 AUDIENCE = "sts.amazonaws.com"
+# An audience the local stack lets credport sign for (local/stack.py: CREDPORT_TOKEN_AUDIENCES defaults to
+# "sts.amazonaws.com,https://*" there) that is not the IAM provider's client id, which the role's trust names.
+OTHER_AUDIENCE = "https://relying-party.example.com"
+
+
+def _token(stack: RunningStack, *query: tuple[str, str]) -> str:
+    """A credport token for ``query``'s pairs (``aud`` may repeat), encoded as SigV4 canonicalises a query."""
+    return str(get_token(stack, "?" + urlencode(query, quote_via=quote))["token"])
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -91,6 +105,13 @@ def test_idp(stack: RunningStack) -> Iterator[tuple[TestIdp, str]]:
     """A second issuer on 127.0.0.1, registered as a provider too, for tokens credport would never sign."""
     with served() as (idp, _):
         yield idp, _federated_role(stack, "e2e-trusts-test-idp", _provider(stack, idp.issuer))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def short_lived_token(stack: RunningStack) -> str:
+    """A token of 60 seconds (the shortest credport signs), minted as the module starts (autouse) so that the test
+    needing it expired, the module's last, waits only for what the other tests left of its minute."""
+    return _token(stack, ("aud", AUDIENCE), ("ttl", "60"))
 
 
 def test_a_credport_token_is_a_web_identity_sts_accepts(stack: RunningStack, credport_role: str) -> None:
@@ -199,6 +220,70 @@ def test_a_credport_token_for_a_role_that_trusts_another_issuer(
     )
 
 
+def test_a_credport_token_for_several_audiences_or_signed_es384_is_accepted(
+    stack: RunningStack, credport_role: str
+) -> None:
+    """STS accepts an ``aud`` array when one of its values is a client id of the provider (the answer's Audience
+    is that one), and ES384, credport's second default algorithm, is one STS takes.
+
+    With an array, ``<provider>:aud`` is multivalued for the embedded IAM, which refuses a plain StringEquals on it
+    rather than guess (AWS does not document which value the key holds then): the role trusting several-audience
+    tokens says ``ForAnyValue:StringEquals``, which holds either way."""
+    provider_arn = _provider(stack, stack.api)
+    provider = provider_arn.split(":oidc-provider/", 1)[1]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"ForAnyValue:StringEquals": {f"{provider}:aud": AUDIENCE}},
+            }
+        ],
+    }
+    any_audience_role = stack.client("iam").create_role(
+        RoleName="e2e-trusts-credport-any-aud", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    several = _token(stack, ("aud", OTHER_AUDIENCE), ("aud", AUDIENCE))
+    assert _claims(several)["aud"] == [OTHER_AUDIENCE, AUDIENCE]
+    es384 = _token(stack, ("aud", AUDIENCE), ("alg", "ES384"))
+    assert _claims(es384)["header"]["alg"] == "ES384"
+    for token, role in ((several, any_audience_role), (es384, credport_role), (es384, any_audience_role)):
+        answer = _anonymous_sts(stack).assume_role_with_web_identity(
+            RoleArn=role, RoleSessionName="e2e-v2", WebIdentityToken=token
+        )
+        assert answer["Audience"] == AUDIENCE
+        assert answer["SubjectFromWebIdentityToken"] == _claims(token)["sub"]
+
+
+def test_a_credport_token_for_another_audience_is_refused(stack: RunningStack, credport_role: str) -> None:
+    """credport signs it (the stack allows the audience), but the IAM provider's only client id, the audience the
+    role's trust policy names, is not in it: STS's audience check refuses it before the trust policy is read."""
+    token = _token(stack, ("aud", OTHER_AUDIENCE))
+    assert _claims(token)["aud"] == OTHER_AUDIENCE
+    assert _refusal(stack, token, credport_role) == (400, "InvalidIdentityToken", "Incorrect token audience")
+    several_others = _token(stack, ("aud", OTHER_AUDIENCE), ("aud", "https://another.example.com"))
+    assert _refusal(stack, several_others, credport_role) == (400, "InvalidIdentityToken", "Incorrect token audience")
+
+
+def test_a_token_over_the_apis_length_limit_is_a_validation_error(stack: RunningStack, credport_role: str) -> None:
+    """API Reference, AssumeRoleWithWebIdentity: WebIdentityToken is 4 to 20000 characters, and STS's request
+    validation refuses a longer one (ValidationError) before reading it. credport's own tokens stay under the limit
+    (chalicelib/tokens/claims.py caps the claims at 12 KiB): one with fifty long request tags is accepted."""
+    status, code, message = _refusal(stack, "a" * (MAX_TOKEN_CHARS + 1), credport_role)
+    assert (status, code, message) == (400, "ValidationError", TOO_LONG)
+    status, code, _ = _refusal(stack, "a" * MAX_TOKEN_CHARS, credport_role)
+    assert (status, code) == (400, "InvalidIdentityToken")  # at the limit: read, and not a JWT
+
+    big = _token(stack, ("aud", AUDIENCE), *[(f"tag.request-{i:02}", "v" * 200) for i in range(50)])
+    assert 15_000 < len(big) <= MAX_TOKEN_CHARS
+    answer = _anonymous_sts(stack).assume_role_with_web_identity(
+        RoleArn=credport_role, RoleSessionName="e2e-big", WebIdentityToken=big
+    )
+    assert answer["Audience"] == AUDIENCE
+
+
 # AssumeRole --------------------------------------------------------------------------------------------------
 
 
@@ -244,3 +329,21 @@ def test_a_role_session_cannot_chain_into_a_session_longer_than_an_hour(stack: R
         "Message": "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
     }
     assert session.assume_role(RoleArn=long, RoleSessionName="e2e-hop-2", DurationSeconds=3600)["Credentials"]
+
+
+# Last in the module: it waits for the module's short-lived token to expire ------------------------------------
+
+
+def test_an_expired_credport_token_is_refused(stack: RunningStack, credport_role: str, short_lived_token: str) -> None:
+    """Last in the module on purpose: its token was minted with the module's first test (``short_lived_token``,
+    ttl=60, credport's minimum), so by now the other tests have used up most of its minute and this test sleeps
+    only for the rest (a minute when run alone). STS compares ``exp`` with its own clock, the same host's here."""
+    claims = _claims(short_lived_token)
+    assert claims["exp"] - claims["iat"] == 60
+    time.sleep(max(0.0, claims["exp"] - time.time() + 1))
+    status, code, message = _refusal(stack, short_lived_token, credport_role)
+    assert (status, code) == (400, "ExpiredTokenException")
+    expected = rf"Token expired: current date/time (\d+) must be before the expiration date/time {claims['exp']}"
+    match = re.fullmatch(expected, message)
+    assert match is not None, message
+    assert int(match.group(1)) >= claims["exp"]

@@ -21,7 +21,15 @@ from joserfc.jwk import OctKey, RSAKey
 
 from local.iam import sts as embedded_sts
 from local.iam.jwks import IdpUnreachable, KeysUnavailable
-from local.iam.web_identity import NO_KEY
+from local.iam.web_identity import (
+    MALFORMED,
+    MAX_TOKEN_CHARS,
+    NO_KEY,
+    TOO_LONG,
+    TOO_SHORT,
+    WebIdentityRefused,
+    verify_web_identity,
+)
 from tests.idp import TestIdp, unsigned
 
 ACCOUNT = "123456789012"
@@ -207,6 +215,39 @@ def test_the_issuers_keys_cannot_be_had(idp: TestIdp, role: str) -> None:
     with embedded_sts.use_jwks_resolver(unusable):
         answer = refusal(idp.token(), role)
     assert (answer["status"], answer["Code"], answer["Message"]) == (400, "InvalidIdentityToken", NO_KEY)
+
+
+def _token_of_length(idp: TestIdp, length: int) -> str:
+    """A genuine token of exactly ``length`` characters, padded with a claim. Unpadded base64url never has a length
+    of 4k+1, so one of the two algorithms (other header and signature lengths) may be needed to hit it."""
+    for alg in ("RS256", "ES256"):
+        base = len(idp.token(alg=alg, pad=""))
+        for extra in range(max(0, (length - base) * 3 // 4 - 4), length):
+            token = idp.token(alg=alg, pad="x" * extra)
+            if len(token) >= length:
+                if len(token) == length:
+                    return token
+                break
+    raise AssertionError(f"no padding gives a token of {length} characters")
+
+
+def test_the_token_length_is_checked_as_the_api_constrains_it(idp: TestIdp, role: str) -> None:
+    """API Reference, AssumeRoleWithWebIdentity, WebIdentityToken: "Minimum length of 4. Maximum length of 20000."
+    STS's request validation answers ValidationError before it reads the token: one character more than a valid
+    token of the maximum length is refused by the length check, not by the signature check it would fail next."""
+    longest = _token_of_length(idp, MAX_TOKEN_CHARS)
+    assert web_identity(longest, role)["SubjectFromWebIdentityToken"] == "workload-1"  # the limit is inclusive
+    assert refusal(longest + "A", role) == {
+        "Type": "Sender",
+        "status": 400,
+        "Code": "ValidationError",
+        "Message": TOO_LONG,
+    }
+    assert refusal("a" * MAX_TOKEN_CHARS, role)["Message"] == MALFORMED  # within the limit: read, and not a JWT
+    # botocore refuses a token under 4 characters itself (ParamValidationError): the emulator's check, directly.
+    with pytest.raises(WebIdentityRefused) as caught:
+        verify_web_identity("a.b", providers={}, resolver=lambda _: {}, now=0)
+    assert (caught.value.code, caught.value.message) == ("ValidationError", TOO_SHORT)
 
 
 # Refused: the role -------------------------------------------------------------------------------------------

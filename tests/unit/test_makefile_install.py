@@ -40,7 +40,8 @@ def test_an_installed_venv_prints_nothing(tmp_path: Path) -> None:
     stamp = tmp_path / "stamp"
     stamp.touch()
     newer = max(
-        os.stat(REPO / name).st_mtime for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml")
+        os.stat(REPO / name).st_mtime
+        for name in ("requirements.txt", "requirements-dev.txt", "requirements-tools.txt", "pyproject.toml")
     )
     os.utime(stamp, (newer + 60, newer + 60))
     assert [line for line in _dry_run(stamp) if "pip" in line or "echo" in line] == []
