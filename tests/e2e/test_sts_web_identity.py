@@ -67,7 +67,7 @@ def _provider(stack: RunningStack, issuer: str) -> str:
         return f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.split('://', 1)[1]}"
 
 
-def _federated_role(stack: RunningStack, name: str, provider_arn: str) -> str:
+def _federated_role(stack: RunningStack, name: str, provider_arn: str, operator: str = "StringEquals") -> str:
     """A role trusting the provider's tokens for AUDIENCE only, as the IAM console writes it (``<provider>:aud``)."""
     provider = provider_arn.split(":oidc-provider/", 1)[1]
     trust = {
@@ -77,7 +77,7 @@ def _federated_role(stack: RunningStack, name: str, provider_arn: str) -> str:
                 "Effect": "Allow",
                 "Principal": {"Federated": provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {f"{provider}:aud": AUDIENCE}},
+                "Condition": {operator: {f"{provider}:aud": AUDIENCE}},
             }
         ],
     }
@@ -229,22 +229,9 @@ def test_a_credport_token_for_several_audiences_or_signed_es384_is_accepted(
     With an array, ``<provider>:aud`` is multivalued for the embedded IAM, which refuses a plain StringEquals on it
     rather than guess (AWS does not document which value the key holds then): the role trusting several-audience
     tokens says ``ForAnyValue:StringEquals``, which holds either way."""
-    provider_arn = _provider(stack, stack.api)
-    provider = provider_arn.split(":oidc-provider/", 1)[1]
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": provider_arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"ForAnyValue:StringEquals": {f"{provider}:aud": AUDIENCE}},
-            }
-        ],
-    }
-    any_audience_role = stack.client("iam").create_role(
-        RoleName="e2e-trusts-credport-any-aud", AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
+    any_audience_role = _federated_role(
+        stack, "e2e-trusts-credport-any-aud", _provider(stack, stack.api), "ForAnyValue:StringEquals"
+    )
     several = _token(stack, ("aud", OTHER_AUDIENCE), ("aud", AUDIENCE))
     assert _claims(several)["aud"] == [OTHER_AUDIENCE, AUDIENCE]
     es384 = _token(stack, ("aud", AUDIENCE), ("alg", "ES384"))
