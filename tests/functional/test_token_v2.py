@@ -19,6 +19,8 @@ from joserfc.jwk import KeySet
 
 import app as credport_app
 from tests.functional.conftest import Configure
+from tests.functional.test_principal_details import LOOKUP_ROLE, Organization
+from tests.functional.test_principal_details import organization as organization_fixture
 from tests.functional.test_tokens import ACCOUNT, ORG, ROLE_NAME, SIGNERS, Reply, caller_identity, decode
 from tests.support import gateway_event
 
@@ -439,3 +441,19 @@ def test_a_policy_file_outside_chalicelib_is_a_configuration_error(v2: Configure
     with pytest.raises(ConfigError):
         get_settings()
     assert raised.value.invalid == ("CREDPORT_TOKEN_POLICY_FILE",)
+
+
+organization = organization_fixture  # the organization of test_principal_details, with its lookup role
+
+
+def test_the_ou_path_is_a_claim_where_a_lookup_role_is_set(v2: Configure, organization: Organization) -> None:
+    """The caller's account sits right under the organization's root: its path is ``o-…/r-…/``."""
+    o = organization
+    member = caller_identity(org=o.id)
+    assert "ou_path" not in decode(token(identity=member))[1][f"{ISSUER}/"]  # no lookup role: no path
+    v2({"CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN": LOOKUP_ROLE})
+    identity = decode(token(identity=member))[1][f"{ISSUER}/"]
+    assert (identity["org_id"], identity["ou_path"]) == (o.id, f"{o.id}/{o.root}/")
+    assert "ou_path" not in decode(token())[1][f"{ISSUER}/"]  # a caller in no organization has none
+    v2({"CREDPORT_TOKEN_CLAIMS": "flat", "CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN": LOOKUP_ROLE})
+    assert decode(token(identity=member))[1]["aws_ou_path"] == f"{o.id}/{o.root}/"
