@@ -33,6 +33,7 @@ from chalice.test import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
+from joserfc.util import urlsafe_b64decode
 from moto.core.authorization import ActionAuthenticatorMixin, enable_iam_authentication
 
 import app as credport_app
@@ -128,10 +129,6 @@ NOT_EXERCISED: dict[tuple[str, str, str], str] = {
         if (reason := _GRANTS_NOT_EXERCISED.get((statement["Sid"], action)))
     },
     ("auto_id", "AutoIdNonces", "dynamodb:DeleteItem"): NONCE_RELEASE,
-    ("api_handler", "LookUpOrganizationPaths", "sts:AssumeRole"): (
-        "the OU-path lookup: only with CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN, a role in the organization's management "
-        "account (tests/functional/test_principal_details.py)"
-    ),
     **{("api_handler", sid, f"kms:{a}"): RESUMED_RUN for sid, a in (("PointTokenSigningAliases", "UpdateAlias"),)},
     **{("api_handler", "UseTokenSigningKeys", f"kms:{a}"): RESUMED_RUN for a in ("ScheduleKeyDeletion", "UpdateAlias")},
     ("api_handler", "UseEnvelopeSigningKeys", "secretsmanager:DeleteSecret"): RESUMED_RUN,
@@ -340,6 +337,37 @@ def flow_user_tokens(client: Client) -> None:
     assert call("/token", who=who)["token"]
 
 
+def flow_organization_paths(client: Client) -> None:
+    """A caller of the organization gets its OU path: the API handler assumes the operator's lookup role in the
+    management account (LookUpOrganizationPaths), whose own policy allows organizations:ListParents."""
+    organizations = boto3.client("organizations")
+    org_id = organizations.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    prefix = get_settings().prefix
+    handler = f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLES['api_handler']}"
+    trust = {"Effect": "Allow", "Principal": {"AWS": handler}, "Action": "sts:AssumeRole"}
+    iam = boto3.client("iam")
+    lookup = iam.create_role(
+        RoleName=f"{prefix}-org-lookup",
+        Path="/operators/",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+    )["Role"]["Arn"]
+    allowed = {"Effect": "Allow", "Action": "organizations:ListParents", "Resource": "*"}
+    iam.put_role_policy(
+        RoleName=f"{prefix}-org-lookup",
+        PolicyName="list-parents",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allowed]}),
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN", lookup)
+        reset_settings()
+        token = call("/token", who={**CALLER, "principalOrgId": org_id})["token"]
+        claims = json.loads(urlsafe_b64decode(token.split(".")[1].encode()))
+        assert claims[f"{get_settings().issuer}/"]["ou_path"] == f"{org_id}/{root}/"
+    reset_settings()
+    cold()
+
+
 def flow_envelope_tokens(client: Client) -> None:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CREDPORT_TOKEN_SIGNER", "envelope")
@@ -437,6 +465,7 @@ FLOWS: dict[str, Callable[[Client], None]] = {
     "tokens-after-role-replacement": flow_tokens_after_role_replacement,
     "envelope-tokens": flow_envelope_tokens,
     "user-tokens": flow_user_tokens,
+    "organization-paths": flow_organization_paths,
     "sessions": flow_sessions,
     "transfer": flow_transfer,
     "autoid": flow_autoid,

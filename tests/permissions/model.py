@@ -68,6 +68,7 @@ SAMPLES: Mapping[str, str] = {
     "stream": "2025/01/01/[$LATEST]0123456789abcdef",
     "role-name": "reader",
     "caller-role": "team/ci-runner",  # a role with a path: GetRole's resource is the role's ARN, path included
+    "role-path": "operators",  # an operator's role at a path (the OU-path lookup role may be at any)
 }
 _VARIABLE = re.compile(r"<([a-z-]+)>")
 

@@ -56,6 +56,11 @@ ORG_LOOKUP_SESSION = Access(
     "arn:aws:iam::{account}:role/{prefix}-org-lookup",
     {"sts:RoleSessionName": ORG_LOOKUP_SESSION_NAME},
 )
+ORG_LOOKUP_SESSION_AT_A_PATH = Access(
+    "sts:AssumeRole",
+    "arn:aws:iam::{account}:role/<role-path>/{prefix}-org-lookup",
+    {"sts:RoleSessionName": ORG_LOOKUP_SESSION_NAME},
+)
 
 ENTRIES = (
     # --- the kms signer -------------------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ ENTRIES = (
         why="with CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN: a session of the operator's lookup role, named "
         "<prefix>-org-lookup (any path; in the organization's management account), for the caller account's OU path "
         "(ou_path). Its trust policy must trust this function's role; it is the operator's, not in this repository",
-        access=(ORG_LOOKUP_SESSION,),
+        access=(ORG_LOOKUP_SESSION, ORG_LOOKUP_SESSION_AT_A_PATH),
     ),
     Entry(
         id="tokens.org-path.parents",
