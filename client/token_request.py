@@ -67,6 +67,8 @@ def token_query(args: argparse.Namespace) -> list[tuple[str, str]]:
         raise _usage(f"--aud given {len(audiences)} times: a token has at most {MAX_AUDIENCES} audiences")
     if len(tags) > MAX_TAGS:
         raise _usage(f"--tag given {len(tags)} times: a token request has at most {MAX_TAGS} tags")
+    if "" in audiences:  # `--aud "$UNSET"`: never a token for the default audience instead
+        raise _usage("--aud is empty (leave --aud out for the service's default audience)")
     pairs = [("aud", audience) for audience in audiences]
     if args.alg is not None:
         pairs.append(("alg", args.alg))

@@ -83,6 +83,9 @@ class Settings:
     resources: ResourceNames
     token_audiences: tuple[str, ...]
     token_default_audience: str
+    # Audiences a token may only hold alone: a relying party that accepts a token for any of its audiences (AWS STS:
+    # AssumeRoleWithWebIdentity) must never receive one another audience's holder could replay to it.
+    token_exclusive_audiences: tuple[str, ...]
     token_default_ttl: int
     token_max_ttl: int
     token_min_ttl: int
@@ -153,6 +156,11 @@ class Settings:
             ),
             token_audiences=audiences,
             token_default_audience=reader.get(Env.TOKEN_DEFAULT_AUDIENCE, audiences[0], parse_audience),
+            token_exclusive_audiences=reader.get(
+                Env.TOKEN_EXCLUSIVE_AUDIENCES,
+                "sts.amazonaws.com",
+                lambda raw: () if raw == "-" else parse_audiences(raw),
+            ),
             token_default_ttl=default_ttl,
             token_max_ttl=max_ttl,
             token_min_ttl=reader.get(Env.TOKEN_MIN_TTL, "60", seconds(60, 43200)),
@@ -198,6 +206,10 @@ class Settings:
         if reader.problems:
             raise ConfigError(reader.problems)
         return settings
+
+
+def _audiences_or_none(raw: str) -> tuple[str, ...]:
+    return () if raw == "-" else parse_audiences(raw)
 
 
 def _check_relations(s: Settings, reader: Reader) -> None:

@@ -31,7 +31,8 @@ Semantics:
 - ``audiences`` (required, non-empty): each requested audience must match one entry, with exactly the allow-list's
   rules (:func:`chalicelib.config.parsers.parse_audience`, :func:`~chalicelib.config.parsers.audience_matches`):
   exact, or a prefix when the entry ends in its only ``*``. A bare ``*`` is refused at load.
-- ``max_ttl`` (60..3600 and at most the deployment's maximum): the requested ttl must not exceed it. Omitted: the
+- ``max_ttl`` (from 60 to the deployment's maximum): the requested ttl must not exceed it; a request that names no
+  ttl gets the deployment's default or this, whichever is shorter. Omitted: the
   deployment's maximum.
 - ``algorithms``: a subset of the deployment's enabled algorithms (known: RS256, ES256, ES384). Omitted: every
   enabled one.
@@ -55,8 +56,10 @@ Pure: no AWS call, no settings read. ``python -m chalicelib.tokens.policy_check 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +99,11 @@ class MintRequest:
     ttl: int
     algorithm: str
     tag_keys: tuple[str, ...]
+
+
+def _fold(key: str) -> str:
+    """A request-tag key as the request's checks compare it (chalicelib.tokens.request.tag_key_identity)."""
+    return unicodedata.normalize("NFKC", key).casefold()
 
 
 def _glob(pattern: str, one: str) -> str:
@@ -164,7 +172,7 @@ class Rule:
             "tag_items": None if tags is None else tuple((key.lower(), values) for key, values in tags.items()),
             "audience_exact": frozenset(a for a in self.audiences if not a.endswith("*")),
             "audience_prefixes": tuple(a[:-1] for a in self.audiences if a.endswith("*")),
-            "tag_key_matcher": _any_of([_glob(p.lower(), ".") for p in keys or ()]),
+            "tag_key_matcher": _any_of([_glob(_fold(p), ".") for p in keys or ()]),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
@@ -199,7 +207,7 @@ def _failed_check(rule: Rule, request: MintRequest) -> tuple[type[PolicyRefusal]
     if rule.request_tag_keys is not None:
         matcher = rule.tag_key_matcher  # None for []: no key is allowed
         for key in request.tag_keys:
-            if matcher is None or matcher.fullmatch(key.lower()) is None:
+            if matcher is None or matcher.fullmatch(_fold(key)) is None:
                 return TagNotAllowed, key
     return None
 
@@ -297,12 +305,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Validate a credport token policy document: 'ok: N rules', or every problem on stderr (exit 2).",
     )
     parser.add_argument("file", type=Path, help="the policy document (JSON)")
+    # The deployment's own values when this shell has them (as the function will), else the settings' defaults.
     parser.add_argument(
-        "--max-ttl", type=int, default=3600, help="the deployment's CREDPORT_TOKEN_MAX_TTL (default: %(default)s)"
+        "--max-ttl",
+        type=int,
+        default=int(os.environ.get("CREDPORT_TOKEN_MAX_TTL") or 43200),
+        help="the deployment's CREDPORT_TOKEN_MAX_TTL (default: $CREDPORT_TOKEN_MAX_TTL, else 43200: %(default)s)",
     )
     parser.add_argument(
         "--algorithms",
-        default=_DEFAULT_CLI_ALGORITHMS,
+        default=os.environ.get("CREDPORT_TOKEN_ALGORITHMS") or _DEFAULT_CLI_ALGORITHMS,
         help=f"the deployment's enabled algorithms, comma-separated, of {', '.join(KNOWN_ALGORITHMS)}"
         " (default: %(default)s)",
     )

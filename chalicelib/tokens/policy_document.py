@@ -19,7 +19,6 @@ from chalicelib.tokens.policy_errors import TokenPolicyInvalid
 __all__ = [
     "KNOWN_ALGORITHMS",
     "MAX_RULES",
-    "MAX_RULE_TTL",
     "MIN_RULE_TTL",
     "VERSION",
     "RuleFields",
@@ -29,7 +28,7 @@ __all__ = [
 
 VERSION = "credport-token-policy/1"
 KNOWN_ALGORITHMS = ("RS256", "ES256", "ES384")  # the signing algorithms credport can have enabled
-MIN_RULE_TTL, MAX_RULE_TTL, MAX_RULES = 60, 3600, 500  # the ttl range is sts:DurationSeconds'
+MIN_RULE_TTL, MAX_RULES = 60, 500
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ARN_TEXT = re.compile(r"[\x21-\x7e]{1,2048}")
 _ACCOUNT = re.compile(r"[0-9]{12}")
@@ -151,7 +150,7 @@ class _Parser:
 
     def __init__(self, max_ttl: int, algorithms: Sequence[str]) -> None:
         self.problems: list[str] = []
-        self.ttl_high = min(MAX_RULE_TTL, max_ttl)
+        self.ttl_high = max_ttl  # a rule narrows the deployment's maximum, never widens it
         self.deployment_ttl = max_ttl
         self.enabled = tuple(algorithms)
 

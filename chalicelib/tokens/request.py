@@ -1,13 +1,18 @@
 """A ``GET /token`` request's query, read into a :class:`TokenRequest` (syntax only; the token policy decides what
 the caller may have).
 
-The parameters are an allow-list, as STS GetWebIdentityToken's are: ``aud`` (1 to 10, repeated), ``alg`` (one of
-the deployment's enabled algorithms), ``ttl`` (seconds) and request tags as ``tag.<key>=<value>`` (at most 50).
-Any other parameter, or ``alg``/``ttl`` given twice, is refused rather than ignored: a caller who misspells ``aud``
-must not get a token for the default audience. Tags follow AWS's tag rules (IAM User Guide, "Tagging IAM
-resources" and "Passing session tags in AWS STS"): key 1..128 and value 0..256 characters of Unicode letters,
-digits, spaces and ``_ . : / = + - @``; keys unique ignoring case; ``aws:`` (AWS's) and ``credport:`` (ours)
-are reserved prefixes.
+The parameters are an allow-list, as STS GetWebIdentityToken's are: ``aud`` (1 to 10, repeated), ``alg`` (one of the
+deployment's enabled algorithms), ``ttl`` (seconds) and request tags as ``tag.<key>=<value>`` (at most 50). Any other
+parameter, ``alg``/``ttl`` given twice, or any of them empty, is refused rather than ignored: a caller who misspells
+``aud`` or passes an unset variable must not get a token for the default audience. An audience of
+CREDPORT_TOKEN_EXCLUSIVE_AUDIENCES (``sts.amazonaws.com`` by default) is only asked for alone: AWS STS takes a token
+for any of its audiences, so every other audience's holder could exchange it for AWS credentials.
+
+Tags follow AWS's tag rules (IAM User Guide, "Tagging IAM resources" and "Passing session tags in AWS STS"): key
+1..128 and value 0..256 characters of Unicode letters, digits, spaces and ``_ . : / = + - @``. Keys are compared as
+a reader would compare them, by their NFKC case-folded form (a full-width ``aws:x`` and ``aws:x``, ``straße`` and
+``STRASSE`` are one key), for uniqueness and for the reserved prefixes ``aws:`` (AWS's) and ``credport:`` (ours); a
+key may not start or end with a space, which a reader would trim.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "TokenRequest",
     "check_tag",
     "read_token_request",
+    "tag_key_identity",
 ]
 
 MAX_AUDIENCES = 10
@@ -54,6 +60,9 @@ class TokenRequest:
     algorithm: str
     ttl: int
     tags: Mapping[str, str]  # request tags, in the order asked
+    # Whether the caller named them: a default is narrowed to what the token policy allows the caller, a choice not.
+    algorithm_given: bool = True
+    ttl_given: bool = True
 
     @property
     def audience_claim(self) -> str | list[str]:
@@ -80,11 +89,14 @@ def read_token_request(query: Mapping[str, str] | None, settings: Settings) -> T
                 _add_tag(tags, name[len(TAG_PARAMETER) :], value)
         elif name not in ("aud", "alg", "ttl"):
             raise InvalidParameter(f"Unknown query parameter {_shown(name)}: expected aud, alg, ttl or tag.<key>.")
+    alg, ttl = _single(query, "alg"), _single(query, "ttl")
     return TokenRequest(
         audiences=_audiences(_values(query, "aud") if "aud" in query else [], settings),
-        algorithm=_algorithm(_single(query, "alg"), settings),
-        ttl=_ttl(_single(query, "ttl"), settings),
+        algorithm=_algorithm(alg, settings),
+        ttl=_ttl(ttl, settings),
         tags=tags,
+        algorithm_given=alg is not None,
+        ttl_given=ttl is not None,
     )
 
 
@@ -98,7 +110,7 @@ def _single(query: Any, name: str) -> str | None:
 
 
 def _audiences(requested: Sequence[str], settings: Settings) -> tuple[str, ...]:
-    if not requested or list(requested) == [""]:
+    if not requested:
         return (settings.token_default_audience,)
     if len(requested) > MAX_AUDIENCES:
         raise InvalidAudience(f"At most {MAX_AUDIENCES} audiences per token, got {len(requested)}.")
@@ -109,11 +121,16 @@ def _audiences(requested: Sequence[str], settings: Settings) -> tuple[str, ...]:
             )
     if len(set(requested)) != len(requested):
         raise InvalidAudience("Each audience may be asked for once.")
+    exclusive = [a for a in requested if a in settings.token_exclusive_audiences]
+    if exclusive and len(requested) > 1:
+        raise InvalidAudience(
+            f"{exclusive[0]} must be a token's only audience: any other audience's holder could replay the token to it."
+        )
     return tuple(requested)
 
 
 def _algorithm(requested: str | None, settings: Settings) -> str:
-    if requested is None or requested == "":
+    if requested is None:
         return settings.token_algorithms[0]
     if requested not in settings.token_algorithms:
         raise InvalidAlgorithm(f"alg must be one of {', '.join(settings.token_algorithms)}.")
@@ -122,7 +139,7 @@ def _algorithm(requested: str | None, settings: Settings) -> str:
 
 def _ttl(requested: str | None, settings: Settings) -> int:
     s = settings
-    if requested is None or requested == "":
+    if requested is None:
         return s.token_default_ttl
     # ASCII digits only: str.isdigit() also accepts '²' and other scripts' digits.
     if not _DIGITS.fullmatch(requested) or not s.token_min_ttl <= int(requested) <= s.token_max_ttl:
@@ -136,23 +153,28 @@ def _tag_text(text: str) -> bool:
     )
 
 
+def tag_key_identity(key: str) -> str:
+    """What a reader takes the key for: its NFKC form, case-folded (full-width and styled letters, German sharp s)."""
+    return unicodedata.normalize("NFKC", key).casefold()
+
+
 def check_tag(key: str, value: str) -> None:
     """Refuse a tag AWS's rules refuse, or one under a reserved prefix (:class:`InvalidTag` says which rule)."""
-    if not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text(key):
+    if not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text(key) or key != key.strip():
         raise InvalidTag(
-            f"A tag key is 1 to {MAX_TAG_KEY} letters, digits, spaces or _ . : / = + - @ (tag.{_shown(key)})."
+            f"A tag key is 1 to {MAX_TAG_KEY} letters, digits, inner spaces or _ . : / = + - @ (tag.{_shown(key)})."
         )
     if len(value) > MAX_TAG_VALUE or not _tag_text(value):
         raise InvalidTag(
             f"A tag value is at most {MAX_TAG_VALUE} letters, digits, spaces or _ . : / = + - @ (tag.{_shown(key)})."
         )
-    if key.lower().startswith(RESERVED_TAG_PREFIXES):
+    if tag_key_identity(key).startswith(RESERVED_TAG_PREFIXES):
         raise InvalidTag(f"Tag keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved ({_shown(key)}).")
 
 
 def _add_tag(tags: dict[str, str], key: str, value: str) -> None:
     check_tag(key, value)
-    if key.lower() in {k.lower() for k in tags}:
+    if tag_key_identity(key) in {tag_key_identity(k) for k in tags}:
         raise InvalidTag(f"Each tag key may be given once, ignoring case ({_shown(key)}).")
     if len(tags) >= MAX_REQUEST_TAGS:
         raise InvalidTag(f"At most {MAX_REQUEST_TAGS} request tags per token.")

@@ -135,7 +135,7 @@ class TokenService:
         if self._ou_paths is not None and principal.organization_id:
             ou_path = self._ou_paths(principal.account_id, principal.organization_id)
             principal = dataclasses.replace(principal, ou_path=ou_path)
-        rule = self._allowed(principal, request)
+        rule, request = self._allowed(principal, request)
         sign = functools.partial(
             self.issuer.issue,
             principal,
@@ -165,39 +165,61 @@ class TokenService:
         )
         return issued
 
-    def _allowed(self, principal: Principal, request: TokenRequest) -> str:
-        """The policy rule that allows the request; a refusal is logged with the rule and reason (the audit trail),
-        which the caller's answer never names."""
-        mint = MintRequest(
-            subject=principal.subject,
-            account=principal.account_id,
-            org_id=principal.organization_id,
-            principal_tags=principal.tags,
-            audiences=request.audiences,
-            ttl=request.ttl,
-            algorithm=request.algorithm,
-            tag_keys=tuple(request.tags),
+    def _allowed(self, principal: Principal, request: TokenRequest) -> tuple[str, TokenRequest]:
+        """The policy rule that allows the request, and the request with its defaults narrowed to that rule: a caller
+        who names no ``alg`` gets the first enabled one the policy allows it, and no ``ttl`` the default or the
+        rule's ``max_ttl``, whichever is shorter. A refusal is logged with the rule (the audit trail), which the
+        caller's answer never names."""
+        s = self.settings
+        algorithms = [request.algorithm] if request.algorithm_given else list(s.token_algorithms)
+        refusal: PolicyRefusal | None = None
+        for algorithm in algorithms:
+            try:
+                name = self._check(principal, request, algorithm, request.ttl if request.ttl_given else s.token_min_ttl)
+            except PolicyRefusal as refused:
+                refusal = refusal or refused
+                continue
+            if not request.ttl_given:
+                rule = next(r for r in self.policy.rules if r.name == name)
+                request = dataclasses.replace(request, ttl=min(request.ttl, rule.max_ttl))
+            return name, dataclasses.replace(request, algorithm=algorithm)
+        if refusal is None:  # unreachable: the settings enable one algorithm at least
+            raise RuntimeError("no signing algorithm to check the token policy with")
+        self._log_refusal(principal, request, refusal)
+        raise refusal
+
+    def _check(self, principal: Principal, request: TokenRequest, algorithm: str, ttl: int) -> str:
+        return self.policy.check(
+            MintRequest(
+                subject=principal.subject,
+                account=principal.account_id,
+                org_id=principal.organization_id,
+                principal_tags=principal.tags,
+                audiences=request.audiences,
+                ttl=ttl,
+                algorithm=algorithm,
+                tag_keys=tuple(request.tags),
+            )
         )
-        try:
-            return self.policy.check(mint)
-        except PolicyRefusal as refused:
-            metrics.add_metric(name="TokensRefusedByPolicy", unit=MetricUnit.Count, value=1)
-            # The audit trail: who, which rule, which check. What the caller sent is not logged as sent (a refused
-            # audience or tag key may be anything, a pasted secret included): audiences and tag keys by digest,
-            # the reason only where it holds no caller text (a ttl, an algorithm of the registry).
-            fields: dict[str, Any] = {
-                "sub": principal.subject,
-                "error": refused.code,
-                "rule": refused.rule,
-                "aud_sha256": [_digest(audience) for audience in request.audiences],
-                "request_tag_keys_sha256": [_digest(key) for key in request.tags],
-                "alg": request.algorithm,
-                "ttl": request.ttl,
-            }
-            if isinstance(refused, (TtlNotAllowed, AlgorithmNotAllowed)):
-                fields["reason"] = refused.reason
-            logger.warning("token refused by policy", extra=fields)
-            raise
+
+    @staticmethod
+    def _log_refusal(principal: Principal, request: TokenRequest, refused: PolicyRefusal) -> None:
+        metrics.add_metric(name="TokensRefusedByPolicy", unit=MetricUnit.Count, value=1)
+        # The audit trail: who, which rule, which check. What the caller sent is not logged as sent (a refused
+        # audience or tag key may be anything, a pasted secret included): audiences and tag keys by digest,
+        # the reason only where it holds no caller text (a ttl, an algorithm of the registry).
+        fields: dict[str, Any] = {
+            "sub": principal.subject,
+            "error": refused.code,
+            "rule": refused.rule,
+            "aud_sha256": [_digest(audience) for audience in request.audiences],
+            "request_tag_keys_sha256": [_digest(key) for key in request.tags],
+            "alg": request.algorithm,
+            "ttl": request.ttl,
+        }
+        if isinstance(refused, (TtlNotAllowed, AlgorithmNotAllowed)) or refused.rule is None:
+            fields["reason"] = refused.reason  # a ttl, an algorithm of the registry, or "no rule matches"
+        logger.warning("token refused by policy", extra=fields)
 
     def token_for(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> dict[str, Any]:
         """``GET /token``: the answer for the caller API Gateway verified and its query parameters."""

@@ -37,6 +37,7 @@ from tests.e2e.test_token_service import BIN, run
 pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
 A, B = "https://a.example.com", "https://b.example.com"  # allowed by the local stack's "https://*"
+C = "https://c.example.com"
 ENABLED = ("RS256", "ES384")  # CREDPORT_TOKEN_ALGORITHMS' default, the pair STS GetWebIdentityToken offers
 POLICY_PLUGIN = "tests.e2e.token_policy_plugin"
 
@@ -109,7 +110,7 @@ def test_each_enabled_algorithm_verifies_through_discovery_with_joserfc_and_pyjw
     discovery = requests.get(f"{stack.api}/.well-known/openid-configuration", timeout=30).json()
     assert discovery["issuer"] == stack.api
     assert discovery["id_token_signing_alg_values_supported"] == list(ENABLED)
-    response = signed_get(stack, [("aud", A), ("aud", "sts.amazonaws.com"), ("alg", alg), ("ttl", "900")])
+    response = signed_get(stack, [("aud", A), ("aud", B), ("alg", alg), ("ttl", "900")])
     assert response.status_code == 200, response.text
     token = response.json()["token"]
     assert unverified(token)[0]["alg"] == alg
@@ -118,16 +119,16 @@ def test_each_enabled_algorithm_verifies_through_discovery_with_joserfc_and_pyjw
     published = {k["kid"]: k for k in keys["keys"]}
     assert published[unverified(token)[0]["kid"]]["alg"] == alg  # each algorithm signs with keys of its own
     by_joserfc = jwt.decode(token, KeySet.import_key_set(keys), algorithms=[alg])
-    jwt.JWTClaimsRegistry(
-        iss={"essential": True, "value": stack.api}, aud={"essential": True, "value": "sts.amazonaws.com"}
-    ).validate(by_joserfc.claims)
+    jwt.JWTClaimsRegistry(iss={"essential": True, "value": stack.api}, aud={"essential": True, "value": B}).validate(
+        by_joserfc.claims
+    )
 
     client = pyjwt.PyJWKClient(discovery["jwks_uri"], cache_keys=False)
     by_pyjwt = pyjwt.decode(
         token,
         client.get_signing_key_from_jwt(token).key,
         algorithms=[alg],
-        audience="sts.amazonaws.com",
+        audience=B,
         issuer=discovery["issuer"],
     )
     assert by_pyjwt == by_joserfc.claims
@@ -201,7 +202,7 @@ POLICY = {
             "name": "e2e-narrow",
             "description": "Narrower than the deployment on every axis, so each of the policy's checks can refuse.",
             "principals": {"account": [ACCOUNT]},
-            "audiences": ["sts.amazonaws.com", A],
+            "audiences": ["sts.amazonaws.com", A, C],
             "max_ttl": 900,
             "algorithms": ["RS256"],
             "request_tag_keys": ["team"],
@@ -209,7 +210,7 @@ POLICY = {
     ],
 }
 # The policy checks audience, ttl, algorithm, tags in that order and names the first that fails: each request is
-# within the rule but for one part (--ttl 900: the deployment's default, 3600, is over the rule's max_ttl).
+# within the rule but for one part.
 POLICY_REFUSALS = {
     "audience_not_allowed": ["--aud", B, "--ttl", "900"],  # https, so the deployment's allow-list would take it
     "ttl_not_allowed": ["--ttl", "901"],  # within the deployment's 60..43200
@@ -236,10 +237,10 @@ def policy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSt
 
 
 def test_what_the_policy_allows_is_signed(policy_stack: RunningStack) -> None:
-    result = credport_token(policy_stack, "--aud", A, "--aud", "sts.amazonaws.com", "--ttl", "900", "--tag", "team=x")
+    result = credport_token(policy_stack, "--aud", A, "--aud", C, "--ttl", "900", "--tag", "team=x")
     assert result.returncode == 0, result.stderr
     _, claims = unverified(result.stdout.strip())
-    assert claims["aud"] == [A, "sts.amazonaws.com"]
+    assert claims["aud"] == [A, C]
     assert identity(policy_stack, claims)["request_tags"] == {"team": "x"}
 
 

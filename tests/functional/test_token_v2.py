@@ -94,8 +94,8 @@ def v2(configure: Configure) -> Configure:
 
 def test_one_audience_is_a_string_several_are_an_array_in_the_order_asked(v2: Configure) -> None:
     assert decode(token(("aud", "https://a.example.com")))[1]["aud"] == "https://a.example.com"
-    asked = ["https://b.example.com", "sts.amazonaws.com", "https://svc.example.org/x", "https://a.example.com"]
-    claims = verify_both(token(*[("aud", a) for a in asked]), "sts.amazonaws.com")
+    asked = ["https://b.example.com", "https://svc.example.org/y", "https://svc.example.org/x", "https://a.example.com"]
+    claims = verify_both(token(*[("aud", a) for a in asked]), "https://svc.example.org/x")
     assert claims["aud"] == asked
     assert decode(token())[1]["aud"] == "sts.amazonaws.com"  # none asked: the default audience
 
@@ -457,3 +457,48 @@ def test_the_ou_path_is_a_claim_where_a_lookup_role_is_set(v2: Configure, organi
     assert "ou_path" not in decode(token())[1][f"{ISSUER}/"]  # a caller in no organization has none
     v2({"CREDPORT_TOKEN_CLAIMS": "flat", "CREDPORT_ORGANIZATION_LOOKUP_ROLE_ARN": LOOKUP_ROLE})
     assert decode(token(identity=member))[1]["aws_ou_path"] == f"{o.id}/{o.root}/"
+
+
+def test_defaults_are_narrowed_to_what_the_allowing_rule_grants(policy_file: Any) -> None:
+    """A caller naming no alg gets the first enabled one its rule allows; no ttl, the default or the rule's max_ttl,
+    whichever is shorter (CREDPORT_TOKEN_DEFAULT_TTL is 3600 here, build-role's max_ttl 900)."""
+    policy_file(POLICY)
+    header, claims, _ = decode(token(("aud", "https://a.example.com")))
+    assert header["alg"] == "ES384"  # RS256 comes first, but build-role allows ES384 only
+    assert claims["exp"] - claims["iat"] == 900
+    assert refused(("aud", "https://a.example.com"), ("alg", "RS256"), status=403) == "algorithm_not_allowed"
+
+
+def test_an_aws_sts_audience_is_only_asked_for_alone(v2: Configure) -> None:
+    """AWS STS takes a token for any of its audiences: every other audience's holder could replay it to STS."""
+    assert refused(("aud", "https://a.example.com"), ("aud", "sts.amazonaws.com")) == "invalid_audience"
+    assert decode(token(("aud", "sts.amazonaws.com")))[1]["aud"] == "sts.amazonaws.com"
+    v2({"CREDPORT_TOKEN_EXCLUSIVE_AUDIENCES": "https://a.example.com"})
+    assert refused(("aud", "https://a.example.com"), ("aud", "https://b.example.com")) == "invalid_audience"
+    assert decode(token(("aud", "https://b.example.com"), ("aud", "sts.amazonaws.com")))[1]["aud"] == [
+        "https://b.example.com",
+        "sts.amazonaws.com",
+    ]
+
+
+@pytest.mark.parametrize("name", ["aud", "alg", "ttl"])
+def test_an_empty_parameter_is_refused_never_a_default(v2: Configure, name: str) -> None:
+    """`credport token --aud "$UNSET"` must not print a token for the default audience."""
+    assert refused((name, "")) == {"aud": "invalid_audience", "alg": "invalid_algorithm", "ttl": "invalid_ttl"}[name]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [" aws:x"],  # a reader trims
+        ["aws:x "],
+        ["\u00a0aws:x"],
+        ["\uff41\uff57\uff53:x"],  # full-width letters: NFKC makes them aws:x
+        ["\U0001d41a\U0001d430\U0001d42c:x"],  # mathematical bold
+        ["\uff43\uff52\uff45\uff44\uff50\uff4f\uff52\uff54:y"],
+        ["stra\u00dfe", "STRASSE"],  # one key, case-folded
+        ["kelvin", "\u212aELVIN"],  # the Kelvin sign folds to k
+    ],
+)
+def test_tag_keys_are_compared_as_a_reader_would(v2: Configure, keys: list[str]) -> None:
+    assert refused(*[(f"tag.{key}", "v") for key in keys]) == "invalid_tag"

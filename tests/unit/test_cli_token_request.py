@@ -354,3 +354,12 @@ def test_out_writes_the_token_alone_0600_and_replaces_it_whole(
     assert answer["out"] == str(target)
     assert target.stat().st_ino != before  # renamed over, never rewritten in place
     assert list(target.parent.iterdir()) == [target]
+
+
+def test_an_empty_aud_is_a_usage_error_not_the_default_audience(
+    server: tuple[str, Seen], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, seen = server
+    assert main(["token", "--endpoint", url, "--aud", ""]) == Exit.USAGE
+    assert capsys.readouterr().err.startswith("credport: --aud is empty")
+    assert seen.requests == []

@@ -606,10 +606,14 @@ def test_duplicate_keys_are_reported_at_every_level() -> None:
     ]
 
 
-def test_the_ttl_bound_is_the_lower_of_3600_and_the_deployment_maximum() -> None:
+def test_the_ttl_bound_is_the_deployment_maximum() -> None:
+    """A rule narrows the deployment's CREDPORT_TOKEN_MAX_TTL, never widens it (one bound, explicit or omitted)."""
     document = {"version": VERSION, "rules": [rule(max_ttl=4000)]}
     assert problems(document, max_ttl=900) == ["rules[0].max_ttl: must be 60..900, got 4000"]
-    assert problems(document, max_ttl=43200) == ["rules[0].max_ttl: must be 60..3600, got 4000"]
+    assert problems(document, max_ttl=43200) == []
+    assert problems({"version": VERSION, "rules": [rule(max_ttl=43201)]}, max_ttl=43200) == [
+        "rules[0].max_ttl: must be 60..43200, got 43201"
+    ]
 
 
 def test_every_problem_is_reported_at_once_in_document_order() -> None:
