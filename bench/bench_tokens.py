@@ -117,7 +117,12 @@ def token_request(audiences: int = 1) -> Callable[[], str]:
     import app
     from tests.support import gateway_event
 
-    query = [("aud", "sts.amazonaws.com"), *(("aud", f"https://rp{i}.example.com") for i in range(1, audiences))]
+    # Several audiences are relying parties' (sts.amazonaws.com is only ever a token's only audience).
+    query = (
+        [("aud", "sts.amazonaws.com")]
+        if audiences == 1
+        else [("aud", f"https://rp{i}.example.com") for i in range(audiences)]
+    )
     event = gateway_event("/token", IDENTITY, query=query)
     handler = app.app
 
