@@ -114,6 +114,18 @@ def test_a_rotation_too_soon_says_force_with_its_dashes(
     assert kinds(capsys) == {"RS256": "rotate", "ES384": "rotate"}
 
 
+def test_revoke_current_of_one_algorithm_or_of_an_algorithm_not_enabled(
+    provisioned: Provisioned, factory: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_outputs_stack(factory, provisioned)
+    assert main(["token", "rotate", "--stack", "credport-prod", "--json"]) == Exit.OK
+    capsys.readouterr()
+    err = failed(capsys, ["token", "revoke-current", "--alg", "ES256", "--stack", "credport-prod"], Exit.USAGE)
+    assert "--alg ES256 is not enabled (enabled: RS256, ES384)" in err
+    assert main(["token", "revoke-current", "--alg", "ES384", "--stack", "credport-prod", "--json"]) == Exit.OK
+    assert kinds(capsys) == {"ES384": "revoke"}  # the other algorithm's keys are untouched
+
+
 def test_enroll_refusals_keep_their_codes(
     provisioned: Provisioned, factory: ClientFactory, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
