@@ -20,6 +20,7 @@ __all__ = [
     "reset_settings",
     "s3_events_queue_name",
     "signing_key_rotation_days",
+    "token_policy_limits",
     "transfer_rotation_days",
     "under_chalice_cli",
 ]
@@ -69,6 +70,13 @@ def under_chalice_cli(environ: Mapping[str, str] | None = None) -> bool:
     Lambda always sets, so a function given the chalice flag by mistake still answers as on Lambda."""
     source = environ if environ is not None else os.environ
     return source.get("AWS_CHALICE_CLI_MODE") == "true" and "AWS_LAMBDA_FUNCTION_NAME" not in source
+
+
+def token_policy_limits(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The raw CREDPORT_TOKEN_MAX_TTL and CREDPORT_TOKEN_ALGORITHMS of this process (empty when unset): the token
+    policy checker's defaults, so it checks a document against the limits the function will have."""
+    env = os.environ if environ is None else environ
+    return env.get(Env.TOKEN_MAX_TTL, "").strip(), env.get(Env.TOKEN_ALGORITHMS, "").strip()
 
 
 def s3_events_queue_name(prefix: str) -> str:

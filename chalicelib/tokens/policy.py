@@ -56,7 +56,6 @@ Pure: no AWS call, no settings read. ``python -m chalicelib.tokens.policy_check 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import unicodedata
@@ -64,6 +63,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.config.environment import token_policy_limits
 from chalicelib.config.parsers import audience_matches
 from chalicelib.tokens.policy_document import KNOWN_ALGORITHMS, check_deployment, parse_document
 from chalicelib.tokens.policy_errors import (
@@ -306,15 +306,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("file", type=Path, help="the policy document (JSON)")
     # The deployment's own values when this shell has them (as the function will), else the settings' defaults.
+    env_max_ttl, env_algorithms = token_policy_limits()
     parser.add_argument(
         "--max-ttl",
         type=int,
-        default=int(os.environ.get("CREDPORT_TOKEN_MAX_TTL") or 43200),
+        default=env_max_ttl or "43200",  # a string default goes through type=int: a bad one is a usage error
         help="the deployment's CREDPORT_TOKEN_MAX_TTL (default: $CREDPORT_TOKEN_MAX_TTL, else 43200: %(default)s)",
     )
     parser.add_argument(
         "--algorithms",
-        default=os.environ.get("CREDPORT_TOKEN_ALGORITHMS") or _DEFAULT_CLI_ALGORITHMS,
+        default=env_algorithms or _DEFAULT_CLI_ALGORITHMS,
         help=f"the deployment's enabled algorithms, comma-separated, of {', '.join(KNOWN_ALGORITHMS)}"
         " (default: %(default)s)",
     )

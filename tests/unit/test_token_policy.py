@@ -610,7 +610,7 @@ def test_the_ttl_bound_is_the_deployment_maximum() -> None:
     """A rule narrows the deployment's CREDPORT_TOKEN_MAX_TTL, never widens it (one bound, explicit or omitted)."""
     document = {"version": VERSION, "rules": [rule(max_ttl=4000)]}
     assert problems(document, max_ttl=900) == ["rules[0].max_ttl: must be 60..900, got 4000"]
-    assert problems(document, max_ttl=43200) == []
+    assert TokenPolicy.from_json(json.dumps(document), source="test", max_ttl=43200, algorithms=ENABLED).rules
     assert problems({"version": VERSION, "rules": [rule(max_ttl=43201)]}, max_ttl=43200) == [
         "rules[0].max_ttl: must be 60..43200, got 43201"
     ]
@@ -714,3 +714,22 @@ def test_cli_mistakes_exit_2_without_a_traceback(argv: tuple[str, ...], expected
     assert done.returncode == 2
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_checks_against_the_deployments_limits_from_its_environment() -> None:
+    """As the function will: CREDPORT_TOKEN_MAX_TTL and CREDPORT_TOKEN_ALGORITHMS, unless --max-ttl/--algorithms."""
+    import os
+
+    env = {**os.environ, "CREDPORT_TOKEN_MAX_TTL": "900", "CREDPORT_TOKEN_ALGORITHMS": "RS256,ES384"}
+    done = subprocess.run(
+        [sys.executable, "-m", "chalicelib.tokens.policy_check", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "must be 60..900" in done.stderr
+    assert cli(EXAMPLE, "--max-ttl", "3600").returncode == 0
