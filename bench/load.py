@@ -214,7 +214,8 @@ class Rotator:
             (
                 "signing_keys",
                 [str(BIN / "credport-admin"), "token", "rotate", "--force", "--local"],
-                lambda out: out.get("kind") == "rotate",
+                # One report per enabled algorithm: {"RS256": {"kind": ...}, "ES384": {...}}.
+                lambda out: bool(out) and all(report.get("kind") == "rotate" for report in out.values()),
             ),
             (
                 "session_key",

@@ -57,15 +57,17 @@ def test_rotation_and_revocation_from_the_operator_cli(envelope_stack: RunningSt
     old_kids = _kids(stack)
     result = run(stack, str(BIN / "credport-admin"), "token", "rotate", "--force", "--local")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert ":secretsmanager:" in report["current"]  # the CLI followed the stack's signer (a stack output)
+    reports = json.loads(result.stdout)  # one per enabled algorithm
+    assert sorted(reports) == ["ES384", "RS256"]
+    for report in reports.values():
+        assert ":secretsmanager:" in report["current"]  # the CLI followed the stack's signer (a stack output)
     assert _eventually(lambda: _kids(stack) != old_kids), "the API kept serving the old JWKS"
-    assert len(_kids(stack)) == 3
+    assert len(_kids(stack)) == 6  # previous, current and pending of each algorithm
     assert credport_verify(stack, before).returncode == 0  # signed by what is now the previous key
     after = get_token(stack)["token"]
     assert _kid(after) != _kid(before)
 
-    result = run(stack, str(BIN / "credport-admin"), "token", "revoke-current", "--local")
+    result = run(stack, str(BIN / "credport-admin"), "token", "revoke-current", "--alg", "RS256", "--local")
     assert result.returncode == 0, result.stderr
     assert _eventually(lambda: _kid(after) not in _kids(stack))
     assert credport_verify(stack, after).returncode == 1
