@@ -1,11 +1,16 @@
 """Measuring: medians over repeated runs after a warm-up, one table, one JSON file.
 
 A figure is compared with a baseline measured in the same run on the same machine, so the ratio means
-something on any machine; absolute numbers are reported too, with the machine they came from.
+something on any machine; absolute numbers are reported too, with the machine they came from. A ratio comes from
+:func:`paired`: short batches of the subject and the baseline alternate (A/B, then B/A), each round gives one
+ratio from two batches measured moments apart, and the figure is the median of those ratios with their spread.
+A change in the machine's load then hits both sides of a ratio alike, where two long runs minutes apart would
+each see a different machine.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -14,9 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Figure", "machine", "per_op_seconds", "print_table", "write_results"]
+__all__ = ["Figure", "Paired", "machine", "paired", "per_op_seconds", "print_table", "write_results"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,21 @@ class Figure:
     baseline_value: float | None = None
     ratio: float | None = None
     note: str = ""
+    # Half the interquartile range of the per-round ratios, relative to their median (0.03: +-3%).
+    spread: float | None = None
+    rounds: int | None = None
+
+
+@dataclass(frozen=True)
+class Paired:
+    """What :func:`paired` measured: seconds per operation of each side (medians of their batches), and the
+    median of the per-round ratios with its spread."""
+
+    subject: float
+    baseline: float
+    ratio: float
+    spread: float
+    rounds: int
 
 
 def per_op_seconds(
@@ -52,6 +72,63 @@ def per_op_seconds(
         if index >= warmup:
             samples.append(elapsed)
     return statistics.median(samples)
+
+
+def paired(
+    subject: Callable[[], object],
+    baseline: Callable[[], object],
+    *,
+    number: int,
+    rounds: int,
+    better: Literal["faster", "cheaper"],
+    baseline_number: int | None = None,
+    warmup: int = 1,
+    setup: Callable[[], None] | None = None,
+) -> Paired:
+    """Alternating batches: ``number`` subject calls, then ``baseline_number`` (default ``number``) baseline calls,
+    the order swapped every round, ``rounds`` rounds after ``warmup``. ``better="faster"`` gives throughput ratios
+    (subject ops/s over baseline ops/s: higher is better); ``"cheaper"`` gives cost ratios (subject seconds over
+    baseline seconds: lower is better). ``setup`` runs before every subject batch, outside the clock."""
+    if rounds < 1 or number < 1:
+        raise ValueError("paired() needs one round and one call at least")
+    per_baseline = baseline_number or number
+    subject_times: list[float] = []
+    baseline_times: list[float] = []
+    ratios: list[float] = []
+    for index in range(warmup + rounds):
+        gc.collect()  # a collection owed by one side is not paid inside the other's batch
+        if index % 2 == 0:
+            a = _batch(subject, number, setup)
+            b = _batch(baseline, per_baseline, None)
+        else:
+            b = _batch(baseline, per_baseline, None)
+            a = _batch(subject, number, setup)
+        if index < warmup:
+            continue
+        subject_times.append(a)
+        baseline_times.append(b)
+        ratios.append(b / a if better == "faster" else a / b)
+    ratio = statistics.median(ratios)
+    if len(ratios) >= 4:
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    else:
+        q1, q3 = min(ratios), max(ratios)
+    return Paired(
+        subject=statistics.median(subject_times),
+        baseline=statistics.median(baseline_times),
+        ratio=ratio,
+        spread=(q3 - q1) / 2 / ratio,
+        rounds=rounds,
+    )
+
+
+def _batch(operation: Callable[[], object], number: int, setup: Callable[[], None] | None) -> float:
+    if setup is not None:
+        setup()
+    started = time.perf_counter()
+    for _ in range(number):
+        operation()
+    return (time.perf_counter() - started) / number
 
 
 def machine() -> dict[str, Any]:
@@ -82,6 +159,8 @@ def print_table(figures: list[Figure], info: dict[str, Any]) -> str:
     for f in figures:
         baseline = f"{f.baseline}: {_fmt(f.baseline_value, f.unit)}" if f.baseline else "-"
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
+        if f.ratio is not None and f.spread is not None:
+            ratio += f" +-{f.spread * 100:.0f}%"
         rows.append((f.name, _fmt(f.value, f.unit), baseline, ratio, f.target, "yes" if f.met else "NO"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
