@@ -109,6 +109,7 @@ def run(quick: bool = False) -> list[Figure]:
     )
     return [
         Figure(
+            key="autoid.server",
             name="auto-id server cost per successful request (stores in memory)",
             value=measured.subject,
             unit="s",

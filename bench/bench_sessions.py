@@ -46,6 +46,7 @@ def run(quick: bool = False) -> list[Figure]:
         )
     return [
         Figure(
+            key="sessions.authorizer",
             name="session-token verifications/s through the authorizer",
             value=1 / measured.subject,
             unit="ops/s",

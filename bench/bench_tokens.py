@@ -178,6 +178,7 @@ def envelope_figure(alg: str, *, number: int, rounds: int, audiences: int = 1) -
 
     several = f", {audiences} audiences" if audiences > 1 else ""
     return Figure(
+        key=f"tokens.envelope.{alg}" + (f".aud{audiences}" if audiences > 1 else ""),
         name=f"GET /token through the app handler, envelope signer, {alg}{several}",
         value=1 / measured.subject,
         unit="ops/s",
@@ -216,6 +217,7 @@ def run(quick: bool = False) -> list[Figure]:
     envelope_per_token, envelope_all = kms_calls_per_token("envelope", tokens=tokens)
     figures.append(
         Figure(
+            key="tokens.kms_calls_per_token",
             name="KMS calls per token on a warm container, kms signer",
             value=kms_per_token,
             unit="calls/token",

@@ -65,6 +65,7 @@ def run(quick: bool = False) -> list[Figure]:
     )
     return [
         Figure(
+            key="transfer.import",
             name="transfer imports/s (decrypt + store, stores in memory)",
             value=1 / measured.subject,
             unit="ops/s",

@@ -38,6 +38,8 @@ class Figure:
     # Half the interquartile range of the per-round ratios, relative to their median (0.03: +-3%).
     spread: float | None = None
     rounds: int | None = None
+    # A stable name for scripts (bench/cost.py) to find the figure by, whatever its display name becomes.
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,16 @@ def paired(
     baseline_number: int | None = None,
     warmup: int = 1,
     setup: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.thread_time,
 ) -> Paired:
     """Alternating batches: ``number`` subject calls, then ``baseline_number`` (default ``number``) baseline calls,
     the order swapped every round, ``rounds`` rounds after ``warmup``. ``better="faster"`` gives throughput ratios
     (subject ops/s over baseline ops/s: higher is better); ``"cheaper"`` gives cost ratios (subject seconds over
-    baseline seconds: lower is better). ``setup`` runs before every subject batch, outside the clock."""
+    baseline seconds: lower is better). ``setup`` runs before every subject batch, outside the clock.
+
+    The clock is the measuring thread's CPU time by default: both sides run on this thread, and the time it spends
+    descheduled while a neighbour on the machine runs counts for neither (wall time would charge it to whichever
+    batch it fell in). Pass ``time.perf_counter`` where the work happens in other processes."""
     if rounds < 1 or number < 1:
         raise ValueError("paired() needs one round and one call at least")
     per_baseline = baseline_number or number
@@ -98,11 +105,11 @@ def paired(
     for index in range(warmup + rounds):
         gc.collect()  # a collection owed by one side is not paid inside the other's batch
         if index % 2 == 0:
-            a = _batch(subject, number, setup)
-            b = _batch(baseline, per_baseline, None)
+            a = _batch(subject, number, setup, clock)
+            b = _batch(baseline, per_baseline, None, clock)
         else:
-            b = _batch(baseline, per_baseline, None)
-            a = _batch(subject, number, setup)
+            b = _batch(baseline, per_baseline, None, clock)
+            a = _batch(subject, number, setup, clock)
         if index < warmup:
             continue
         subject_times.append(a)
@@ -122,13 +129,15 @@ def paired(
     )
 
 
-def _batch(operation: Callable[[], object], number: int, setup: Callable[[], None] | None) -> float:
+def _batch(
+    operation: Callable[[], object], number: int, setup: Callable[[], None] | None, clock: Callable[[], float]
+) -> float:
     if setup is not None:
         setup()
-    started = time.perf_counter()
+    started = clock()
     for _ in range(number):
         operation()
-    return (time.perf_counter() - started) / number
+    return (clock() - started) / number
 
 
 def machine() -> dict[str, Any]:

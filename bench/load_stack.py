@@ -33,7 +33,9 @@ __all__ = [
     "Jwks",
     "Prepared",
     "Signer",
+    "enroll_autoid",
     "prepare",
+    "run_command",
     "start_session",
 ]
 
@@ -143,6 +145,15 @@ def run_command(stack: RunningStack, args: list[str], *, timeout: float = 120) -
     )
 
 
+def enroll_autoid(stack: RunningStack, client_id: str, bundle: Path, *policy: str) -> None:
+    """The operator's enrolment, ``credport-admin autoid enroll CLIENT_ID POLICY... --out BUNDLE --local``: the
+    client's bundle (0600) at ``bundle``; ``policy`` is what it may get (``--secret NAME``, ``--role ARN``)."""
+    command = [str(BIN / "credport-admin"), "autoid", "enroll", client_id, *policy, "--out", str(bundle), "--local"]
+    result = run_command(stack, command)
+    if result.returncode != 0:
+        raise RuntimeError(f"credport-admin autoid enroll failed: {result.stderr.strip()}")
+
+
 def prepare(stack: RunningStack, workdir: Path, workers: int, signer: Signer) -> Prepared:
     """A secret, an auto-id client allowed to read it (a bundle per worker), a session per worker; one warm-up
     call of each kind (a container's first call loads its keys: not what a load run measures)."""
@@ -154,10 +165,7 @@ def prepare(stack: RunningStack, workdir: Path, workers: int, signer: Signer) ->
     enrolled_dir = workdir / "enrolled"
     enrolled_dir.mkdir(mode=0o700)
     enrolled = enrolled_dir / "bundle.json"
-    enroll = [str(BIN / "credport-admin"), "autoid", "enroll", client_id, "--secret", secret_id]
-    result = run_command(stack, [*enroll, "--out", str(enrolled), "--local"])
-    if result.returncode != 0:
-        raise RuntimeError(f"credport-admin autoid enroll failed: {result.stderr.strip()}")
+    enroll_autoid(stack, client_id, enrolled, "--secret", secret_id)
     answer = fetch(enrolled, Want(secret_id=secret_id), timeout=TIMEOUT)
     if answer.get("secret", {}).get("value") != secret_value:
         raise RuntimeError("the warm-up auto-id call did not return the secret")
