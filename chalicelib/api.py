@@ -9,7 +9,7 @@ import binascii
 import functools
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from chalice.app import AuthRequest, AuthResponse, AuthRoute, IAMAuthorizer, Request, Response
@@ -190,15 +190,39 @@ def check_request_text(request: Request | None) -> None:
         return
     query: Any = request.query_params or {}
     getlist = getattr(query, "getlist", None)
+    # The headers as the event holds them (chalice's case-insensitive view reads each one through Python calls).
+    headers: Any = request.to_original_event().get("headers") if isinstance(request, Request) else request.headers
+    headers = headers or {}
+    uri_params = request.uri_params or {}
+    try:  # all of it at once, one encoding in C: what nearly every request is; only a failure looks for where
+        "".join(_texts(uri_params, query, getlist, headers)).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
     places: dict[str, list[Any]] = {
-        "path parameters": [*(request.uri_params or {}).items()],
+        "path parameters": [*uri_params.items()],
         "query parameters": [(k, v) for k in query for v in (getlist(k) if getlist else [query[k]])],
-        "headers": [*(request.headers or {}).items()],
+        "headers": [*headers.items()],
     }
     # Names and values alike; the message names the place, never the text (it could be anything a caller sent).
     place = first_unencodable({place: [text for pair in pairs for text in pair] for place, pairs in places.items()})
     if place is not None:
         raise InvalidText(f"The request's {place} hold text that is not valid Unicode.")
+
+
+def _texts(
+    uri_params: Mapping[str, Any], query: Any, getlist: Callable[[str], list[Any]] | None, headers: Mapping[str, Any]
+) -> Iterator[str]:
+    for name, value in uri_params.items():
+        yield name if isinstance(name, str) else ""
+        yield value if isinstance(value, str) else ""
+    for name in query:
+        yield name if isinstance(name, str) else ""
+        for value in getlist(name) if getlist else [query[name]]:
+            yield value if isinstance(value, str) else ""
+    for name, value in headers.items():
+        yield name if isinstance(name, str) else ""
+        yield value if isinstance(value, str) else ""
 
 
 def json_body(request: Request, *, max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, Any]:

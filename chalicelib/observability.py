@@ -11,10 +11,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, single_metric
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from chalicelib.aws.clients import running_as, running_function
+from chalicelib.emf import EmfMetrics, MetricUnit
 
 __all__ = [
     "API_HANDLER",
@@ -38,25 +38,18 @@ METRICS_NAMESPACE = "Credport"
 ROTATION_KINDS = ("signing-keys", "session-key", "autoid-keys")
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+metrics = EmfMetrics(METRICS_NAMESPACE, SERVICE)
 
 
 def count_once(name: str, **dimensions: str) -> None:
     """One count of ``name`` with dimensions of its own, written at once as its own EMF document.
 
-    Powertools' ``metrics`` keeps one dimension set per flush: a dimension added there would land on every other
-    metric of the invocation (``TokensIssued`` would gain ``operation``), and an alarm on the plain metric would stop
-    seeing it. ``single_metric`` is a separate metric set. Callers pass only bounded values (a fixed kind, an AWS
-    service and operation named in code), never request data: each distinct set is a CloudWatch metric of its own.
+    ``metrics`` keeps one dimension set per flush: a dimension added there would land on every other metric of the
+    invocation (``TokensIssued`` would gain ``operation``), and an alarm on the plain metric would stop seeing it.
+    Callers pass only bounded values (a fixed kind, an AWS service and operation named in code), never request
+    data: each distinct set is a CloudWatch metric of its own.
     """
-    with single_metric(
-        name=name,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=METRICS_NAMESPACE,
-        default_dimensions={"service": SERVICE, **dimensions},
-    ):
-        pass
+    metrics.count_once(name, **dimensions)
 
 
 def rotation_failed(kind: str) -> None:

@@ -16,7 +16,9 @@ organization), ``ou_path`` (no Organizations lookup configured), ``principal_tag
 account: IAM tags are readable in credport's own account only), ``session_name`` (not a role session),
 ``request_tags`` (none asked for). The README's claims table documents each one.
 
-The payload is serialized once, compactly, and must fit :data:`MAX_PAYLOAD_BYTES`: with the header and the largest
+A caller's claims but the time and ``jti`` are serialized once into a :class:`ClaimsTemplate`, which completes
+each token's payload with a format string: a warm container asked for the same token again serializes nothing.
+The payload is compact JSON and must fit :data:`MAX_PAYLOAD_BYTES`: with the header and the largest
 signature the token then stays under 17,000 characters, inside STS's 20,000-character ``WebIdentityToken`` limit
 (STS API Reference, AssumeRoleWithWebIdentity), so every credport token can be federated into AWS.
 """
@@ -24,6 +26,7 @@ signature the token then stays under 17,000 characters, inside STS's 20,000-char
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +34,7 @@ from typing import Any
 from chalicelib.principal import Principal
 from chalicelib.tokens.exceptions import TokenTooLarge
 
-__all__ = ["FLAT_NAMES", "MAX_PAYLOAD_BYTES", "NAMESPACED_NAMES", "ClaimsLayout", "TokenClaims"]
+__all__ = ["FLAT_NAMES", "MAX_PAYLOAD_BYTES", "NAMESPACED_NAMES", "ClaimsLayout", "ClaimsTemplate", "TokenClaims"]
 
 MAX_PAYLOAD_BYTES = 12 * 1024
 # Each layout's claim for each fact about the caller (a fact a layout has no name for is not in its tokens).
@@ -59,12 +62,41 @@ FLAT_NAMES = {
 }
 
 
+# A jti goes into the payload unescaped: it must be text JSON never escapes (base64url, as secrets.token_urlsafe).
+_JTI = re.compile(r"[A-Za-z0-9_-]{8,128}")
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 @dataclass(frozen=True)
 class TokenClaims:
     """One token's claims, serialized: ``payload`` is the JSON the signature covers."""
 
-    claims: dict[str, Any]
     payload: bytes
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return dict(json.loads(self.payload))
+
+
+@dataclass(frozen=True)
+class ClaimsTemplate:
+    """One caller's claims, serialized, but ``iat``/``nbf``/``exp``/``jti``: ``head`` is the JSON object up to
+    ``aud`` (no closing brace), ``tail`` what follows ``jti`` (the identity claims and the closing brace)."""
+
+    head: str
+    tail: str
+    ttl: int
+
+    def complete(self, now: int, jti: str) -> TokenClaims:
+        if not _JTI.fullmatch(jti):
+            raise ValueError("a jti is 8 to 128 base64url characters")
+        payload = f'{self.head},"iat":{now:d},"nbf":{now:d},"exp":{now + self.ttl:d},"jti":"{jti}"{self.tail}'.encode()
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise TokenTooLarge(
+                f"The token's claims would be {len(payload)} bytes, over the maximum of {MAX_PAYLOAD_BYTES}:"
+                " ask for fewer or shorter audiences or request tags."
+            )
+        return TokenClaims(payload)
 
 
 @dataclass(frozen=True)
@@ -84,15 +116,14 @@ class ClaimsLayout:
         jti: str,
         request_tags: Mapping[str, str],
     ) -> TokenClaims:
-        claims: dict[str, Any] = {
-            "iss": self.issuer,
-            "sub": principal.subject,
-            "aud": audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl,
-            "jti": jti,
-        }
+        return self.template(principal, audience=audience, ttl=ttl, request_tags=request_tags).complete(now, jti)
+
+    def template(
+        self, principal: Principal, *, audience: str | list[str], ttl: int, request_tags: Mapping[str, str]
+    ) -> ClaimsTemplate:
+        """The claims of a token for ``principal``, serialized, in this layout, but its time and jti."""
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise TypeError("a token's ttl is an int")
         facts = {
             "account": principal.account_id,
             "arn": principal.caller_arn,
@@ -107,14 +138,6 @@ class ClaimsLayout:
         }
         names = FLAT_NAMES if self.layout == "flat" else NAMESPACED_NAMES
         identity = {name: facts[fact] for fact, name in names.items() if facts[fact] is not None}
-        if self.layout == "flat":
-            claims.update(identity)
-        else:
-            claims[self.namespace] = identity
-        payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise TokenTooLarge(
-                f"The token's claims would be {len(payload)} bytes, over the maximum of {MAX_PAYLOAD_BYTES}:"
-                " ask for fewer or shorter audiences or request tags."
-            )
-        return TokenClaims(claims, payload)
+        head = _COMPACT({"iss": self.issuer, "sub": principal.subject, "aud": audience})[:-1]
+        rest = _COMPACT(identity if self.layout == "flat" else {self.namespace: identity})
+        return ClaimsTemplate(head=head, tail="}" if rest == "{}" else "," + rest[1:], ttl=ttl)

@@ -18,7 +18,7 @@ from joserfc.util import urlsafe_b64encode
 
 from chalicelib.aws.errors import AwsNotFound, AwsRejected
 from chalicelib.principal import Principal
-from chalicelib.tokens.claims import ClaimsLayout
+from chalicelib.tokens.claims import ClaimsLayout, ClaimsTemplate
 from chalicelib.tokens.keyring import KeyRing
 
 __all__ = ["IssuedToken", "TokenIssuer"]
@@ -57,6 +57,10 @@ class TokenIssuer:
         self._clock = clock
         self._new_jti = new_jti or (lambda: secrets.token_urlsafe(18))
 
+    @property
+    def layout(self) -> ClaimsLayout:
+        return self._layout
+
     def issue(
         self,
         principal: Principal,
@@ -66,21 +70,22 @@ class TokenIssuer:
         algorithm: str | None = None,
         request_tags: Mapping[str, str] | None = None,
     ) -> IssuedToken:
-        now = int(self._clock())
+        template = self._layout.template(principal, audience=audience, ttl=ttl, request_tags=request_tags or {})
+        return self.issue_from(template, algorithm=algorithm)
+
+    def issue_from(self, template: ClaimsTemplate, *, algorithm: str | None = None) -> IssuedToken:
+        """A token with ``template``'s claims, issued now, with a fresh jti."""
         jti = self._new_jti()
         keyring = self._keyrings[algorithm or self._default]
-        claims = self._layout.build(
-            principal, audience=audience, now=now, ttl=ttl, jti=jti, request_tags=request_tags or {}
-        )
-        payload = urlsafe_b64encode(claims.payload)
+        payload = urlsafe_b64encode(template.complete(int(self._clock()), jti).payload)
         try:
-            return self._sign(keyring, payload, jti, ttl)
+            return self._sign(keyring, payload, jti, template.ttl)
         except (AwsRejected, AwsNotFound) as error:
             if error.aws_code not in _STALE_KEY_CODES:
                 raise
             # The cached current KMS key was revoked or rotated away: look the aliases up again, once.
             keyring.invalidate()
-            return self._sign(keyring, payload, jti, ttl)
+            return self._sign(keyring, payload, jti, template.ttl)
 
     @staticmethod
     def _sign(keyring: KeyRing, payload: bytes, jti: str, ttl: int) -> IssuedToken:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.audit import AuditLine
 from chalicelib.aws import AwsServices, running_function
 from chalicelib.config import Env, Settings
 from chalicelib.errors import ConfigError
@@ -24,11 +25,13 @@ from chalicelib.tokens.exceptions import RotationTooSoon
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
 from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey, SigningKey, key_set_name
 from chalicelib.tokens.kms_keys import KmsKeyStore
+from chalicelib.tokens.plans import MintPlan, MintPlans, plan_key
 from chalicelib.tokens.policy import MintRequest, TokenPolicy
 from chalicelib.tokens.policy_errors import AlgorithmNotAllowed, PolicyRefusal, TokenPolicyInvalid, TtlNotAllowed
 from chalicelib.tokens.request import TokenRequest, read_token_request
 from chalicelib.tokens.rotation import KeyRotation, RotationReport
 
+_SIZE_PROBE_JTI = "j" * 24  # as long as the jti a token gets (secrets.token_urlsafe(18))
 APP_ROOT = Path(__file__).resolve().parents[2]  # where app.py and chalicelib/ are, in the repository and in Lambda
 
 __all__ = ["TokenService", "key_store"]
@@ -90,6 +93,9 @@ class TokenService:
         self._policy = policy
         self._ou_paths = ou_paths
         self._aws = aws
+        # The audit trail: every token issued, who for, which audiences, jti and kid (built once, written cheaply).
+        self._issued = AuditLine(logger, "token issued")
+        self._plans = MintPlans()
 
     @functools.cached_property
     def policy(self) -> TokenPolicy:
@@ -129,41 +135,56 @@ class TokenService:
             keyring.invalidate()
 
     def issue(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> IssuedToken:
+        key = plan_key(identity, query)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan, reusable = self._plan(identity, query)
+            if reusable:
+                self._plans.put(key, plan)
+        try:
+            issued = self.issuer.issue_from(plan.claims, algorithm=plan.algorithm)
+        except NoSigningKey:
+            self.rotations[plan.algorithm].ensure_keys()  # a fresh deployment: first use bootstraps the keys
+            issued = self.issuer.issue_from(plan.claims, algorithm=plan.algorithm)
+        metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
+        self._issued(
+            sub=plan.subject,
+            aud=plan.audience,
+            alg=issued.alg,
+            jti=issued.jti,
+            kid=issued.kid,
+            ttl=plan.ttl,
+            rule=plan.rule,
+            request_tag_keys=list(plan.request_tag_keys),
+        )
+        return issued
+
+    def _plan(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> tuple[MintPlan, bool]:
+        """Decide the request (every check; a refusal raises), and whether the decision may be reused: not when the
+        caller's OU path, which the token should carry, could not be read this time."""
         request = read_token_request(query, self.settings)
         identity.require_organization(self.settings.token_organization_id)
         principal = self.roles.resolve(principal_of(identity, identity.principal_org_id))
+        lookup_failed = False
         if self._ou_paths is not None and principal.organization_id:
             ou_path = self._ou_paths(principal.account_id, principal.organization_id)
             principal = dataclasses.replace(principal, ou_path=ou_path)
+            lookup_failed = ou_path is None
         rule, request = self._allowed(principal, request)
-        sign = functools.partial(
-            self.issuer.issue,
-            principal,
+        claims = self.issuer.layout.template(
+            principal, audience=request.audience_claim, ttl=request.ttl, request_tags=request.tags
+        )
+        plan = MintPlan(
+            claims=claims,
+            algorithm=request.algorithm,
+            subject=principal.subject,
             audience=request.audience_claim,
             ttl=request.ttl,
-            algorithm=request.algorithm,
-            request_tags=request.tags,
+            rule=rule,
+            request_tag_keys=tuple(request.tags),
         )
-        try:
-            issued = sign()
-        except NoSigningKey:
-            self.rotations[request.algorithm].ensure_keys()  # a fresh deployment: first use bootstraps the keys
-            issued = sign()
-        metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "token issued",
-            extra={
-                "sub": principal.subject,
-                "aud": request.audience_claim,
-                "alg": issued.alg,
-                "jti": issued.jti,
-                "kid": issued.kid,
-                "ttl": request.ttl,
-                "rule": rule,
-                "request_tag_keys": list(request.tags),
-            },
-        )
-        return issued
+        claims.complete(0, _SIZE_PROBE_JTI)  # a request whose token would be too large is refused before it is kept
+        return plan, not lookup_failed
 
     def _allowed(self, principal: Principal, request: TokenRequest) -> tuple[str, TokenRequest]:
         """The policy rule that allows the request, and the request with its defaults narrowed to that rule: a caller

@@ -17,6 +17,12 @@ from chalicelib.observability import ROTATION_KINDS, metrics, rotation_failed
 from chalicelib.sessions.exceptions import BearerRefused
 
 
+@pytest.fixture(autouse=True)
+def metrics_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As deployed: the tests' default (POWERTOOLS_METRICS_DISABLED=true) writes no metric at all."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+
+
 def emf_documents(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
 

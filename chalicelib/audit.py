@@ -1,0 +1,175 @@
+"""Audit lines: one structured log line per security event (a token issued), at a fraction of a log call's cost.
+
+A Powertools log call builds a ``LogRecord``, walks the stack for its location, copies the record's ``__dict__``,
+formats the time with ``strftime`` and creates a JSON encoder, every time: ~45 us, more than the ES256 signature
+of the token it reports. An :class:`AuditLine` is bound once to the logger and one message, and writes the same
+line itself: the fields Powertools would write, in its order, through one pre-built encoder, the time formatted
+once per second. It does so only where the logger's output is exactly that line: while every handler a record would
+reach is the logger's own JSON stream handler (or one Powertools silenced for it, as in Lambda's root logger) and the
+formatter is Powertools' default. Anywhere else (a test capturing records, an operator's extra handler, another
+formatter) the line goes through ``logger.info`` like any other, so nothing that reads records misses one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.filters import SuppressFilter
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+__all__ = ["AuditLine"]
+
+# The log_format templates the fast path fills in (Powertools' defaults); any other template takes the slow path.
+_LEVEL, _LOCATION, _TIME = "%(levelname)s", "%(funcName)s:%(lineno)d", "%(asctime)s"
+_TRACE_ENV = "_X_AMZN_TRACE_ID"  # where Lambda puts the invocation's X-Ray trace header (Powertools reads it too)
+_ENCODE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+
+
+class AuditLine:
+    """``line(**fields)`` logs ``message`` at ``level`` with ``fields``, as ``logger.info(message, extra=fields)``
+    would (its location is the caller's), without a log record wherever nothing reads one."""
+
+    def __init__(
+        self, logger: Logger, message: str, *, level: int = logging.INFO, clock: Callable[[], float] = time.time
+    ):
+        try:
+            json.loads(message)
+        except ValueError:
+            pass
+        else:  # Powertools logs a message that parses as JSON as the parsed document: not an audit line's shape
+            raise ValueError("an audit line's message is plain text")
+        self._logger = logger
+        self._std: logging.Logger = logger._logger
+        self._message = message
+        self._level = level
+        self._level_name = logging.getLevelName(level)
+        self._clock = clock
+        self._second = -1
+        self._stamp = ("", "")
+        self._lock = threading.Lock()
+
+    def __call__(self, **fields: Any) -> None:
+        std = self._std
+        if not std.isEnabledFor(self._level):
+            return
+        handler = self._sole_handler()
+        if handler is None:
+            self._std.log(self._level, self._message, extra=fields, stacklevel=2)
+            return
+        caller = sys._getframe(1)
+        line = self._line(f"{caller.f_code.co_name}:{caller.f_lineno}", fields, handler.formatter)
+        if line is None:
+            self._std.log(self._level, self._message, extra=fields, stacklevel=2)
+            return
+        with handler.lock or _NO_LOCK:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+
+    def _sole_handler(self) -> logging.StreamHandler[Any] | None:
+        """The logger's JSON stream handler when it is the only one a record would reach, else None."""
+        std = self._std
+        if std.filters:
+            return None
+        found: logging.StreamHandler[Any] | None = None
+        current: logging.Logger | None = std
+        while current is not None:
+            for handler in current.handlers:
+                if current is std and found is None and _is_powertools_stream(handler, self._level):
+                    found = handler  # type: ignore[assignment]
+                elif not _silenced_for(handler, std.name):
+                    return None
+            if not current.propagate:
+                break
+            current = current.parent
+        return found
+
+    def _line(self, location: str, fields: Mapping[str, Any], formatter: Any) -> str | None:
+        if not _is_default_powertools(formatter):
+            return None
+        document: dict[str, Any] = {}
+        for key, template in formatter.log_format.items():
+            if key == "message":
+                document[key] = self._message
+            elif isinstance(template, str) and "%(" in template:
+                if template == _LEVEL:
+                    document[key] = self._level_name
+                elif template == _LOCATION:
+                    document[key] = location
+                elif template == _TIME:
+                    document[key] = self._timestamp(formatter)
+                else:
+                    return None  # a template of the operator's: let Powertools fill it in
+            else:
+                document[key] = template
+        document.update(formatter.thread_safe_get_current_keys())
+        document.update(fields)
+        trace = os.environ.get(_TRACE_ENV)
+        document["xray_trace_id"] = trace.split(";")[0].replace("Root=", "") if trace else None
+        return _ENCODE({key: value for key, value in document.items() if value is not None})
+
+    def _timestamp(self, formatter: LambdaPowertoolsFormatter) -> str:
+        """``2026-12-02 02:05:51,648+0000``, as Powertools' default format writes it, strftime'd once a second."""
+        now = self._clock()
+        second = int(now)
+        msecs = int((now - second) * 1000)  # as logging.LogRecord computes msecs
+        with self._lock:
+            if second != self._second:
+                converted = formatter.converter(now)
+                self._stamp = (time.strftime("%Y-%m-%d %H:%M:%S", converted), time.strftime("%z", converted))
+                self._second = second
+            date, zone = self._stamp
+        return f"{date},{msecs:03d}{zone}"
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def _is_powertools_stream(handler: logging.Handler, level: int) -> bool:
+    return (
+        type(handler) is logging.StreamHandler
+        and not handler.filters
+        and handler.level <= level
+        and isinstance(handler.formatter, LambdaPowertoolsFormatter)
+    )
+
+
+def _silenced_for(handler: logging.Handler, name: str) -> bool:
+    """A handler Powertools gave a filter that drops this logger's records (Lambda's root handler)."""
+    return any(isinstance(f, SuppressFilter) and f.logger in name for f in handler.filters)
+
+
+@functools.lru_cache(maxsize=8)
+def _default_serializer(serializer: Any) -> bool:
+    keywords = getattr(serializer, "keywords", None)
+    return (
+        isinstance(serializer, functools.partial)
+        and serializer.func is json.dumps
+        and not serializer.args
+        and keywords == {"default": str, "separators": (",", ":"), "indent": None, "ensure_ascii": False}
+    )
+
+
+def _is_default_powertools(formatter: Any) -> bool:
+    return (
+        type(formatter) is LambdaPowertoolsFormatter
+        and formatter.datefmt is None
+        and not formatter.use_rfc3339_iso8601
+        and _default_serializer(formatter.json_serializer)
+    )
