@@ -65,6 +65,6 @@ def test_a_refusal_is_decided_every_time(checks: list[tuple[str, ...]], caplog: 
 
 def test_every_token_is_audited_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     jtis = {decode(token(("aud", "https://a.example.com")))[1]["jti"] for _ in range(3)}
-    audited = [r for r in caplog.records if r.getMessage() == "token issued"]
-    assert {r.jti for r in audited} == jtis
-    assert all(r.rule and r.sub and r.kid for r in audited)
+    audited = [vars(r) for r in caplog.records if r.getMessage() == "token issued"]
+    assert {r["jti"] for r in audited} == jtis
+    assert all(r["rule"] and r["sub"] and r["kid"] for r in audited)
