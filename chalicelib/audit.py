@@ -56,6 +56,8 @@ class AuditLine:
         self._second = -1
         self._stamp = ("", "")
         self._lock = threading.Lock()
+        self._formatter: Any = None
+        self._formatter_is_default = False
 
     def __call__(self, **fields: Any) -> None:
         std = self._std
@@ -70,9 +72,12 @@ class AuditLine:
         if line is None:
             self._std.log(self._level, self._message, extra=fields, stacklevel=2)
             return
-        with handler.lock or _NO_LOCK:
+        handler.acquire()  # as logging.Handler.handle does: lines of concurrent requests are not interleaved
+        try:
             handler.stream.write(line + handler.terminator)
             handler.flush()
+        finally:
+            handler.release()
 
     def _sole_handler(self) -> logging.StreamHandler[Any] | None:
         """The logger's JSON stream handler when it is the only one a record would reach, else None."""
@@ -93,7 +98,9 @@ class AuditLine:
         return found
 
     def _line(self, location: str, fields: Mapping[str, Any], formatter: Any) -> str | None:
-        if not _is_default_powertools(formatter):
+        if formatter is not self._formatter:  # checked once per formatter the logger is given
+            self._formatter, self._formatter_is_default = formatter, _is_default_powertools(formatter)
+        if not self._formatter_is_default:
             return None
         document: dict[str, Any] = {}
         for key, template in formatter.log_format.items():
@@ -130,17 +137,6 @@ class AuditLine:
         return f"{date},{msecs:03d}{zone}"
 
 
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
-
-
 def _is_powertools_stream(handler: logging.Handler, level: int) -> bool:
     return (
         type(handler) is logging.StreamHandler
@@ -155,7 +151,6 @@ def _silenced_for(handler: logging.Handler, name: str) -> bool:
     return any(isinstance(f, SuppressFilter) and f.logger in name for f in handler.filters)
 
 
-@functools.lru_cache(maxsize=8)
 def _default_serializer(serializer: Any) -> bool:
     keywords = getattr(serializer, "keywords", None)
     return (

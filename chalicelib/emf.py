@@ -14,7 +14,6 @@ keep every count of its life in memory.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -66,7 +65,8 @@ class EmfMetrics:
         self._clock = clock
         self._write = write
         self._lock = threading.Lock()  # the local stack serves requests on threads
-        self._directives: dict[tuple[tuple[str, str], ...], str] = {}
+        # (metric names and units, dimension names and values) -> the document's directive and dimension members
+        self._rendered: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def add_metric(self, *, name: str, unit: MetricUnit | str, value: float) -> None:
         unit_name = MetricUnit(unit).value
@@ -104,9 +104,9 @@ class EmfMetrics:
 
     def _emit(self, metric_set: dict[str, dict[str, Any]], dimensions: dict[str, str]) -> None:
         definitions = tuple((name, metric["Unit"]) for name, metric in metric_set.items())
-        key = (*definitions, ("", "\0".join(dimensions)))
-        directive = self._directives.get(key)
-        if directive is None:
+        key = (definitions, tuple(dimensions.items()))
+        rendered = self._rendered.get(key)
+        if rendered is None:
             directive = json.dumps(
                 {
                     "Namespace": self.namespace,
@@ -115,24 +115,15 @@ class EmfMetrics:
                 },
                 separators=(",", ":"),
             )
-            if len(self._directives) < 256:  # a bounded cache: the names come from code, the sets are few
-                self._directives[key] = directive
+            rendered = directive, json.dumps(dimensions, separators=(",", ":"))[1:-1]
+            if len(self._rendered) < 256:  # a bounded cache: the names come from code, the sets are few
+                self._rendered[key] = rendered
+        directive, members = rendered
         timestamp = int(self._clock() * 1000)
         # Names are checked to need no escaping and values are finite floats, whose repr is their JSON.
         values = ",".join(f'"{name}":[{",".join(map(repr, metric["Value"]))}]' for name, metric in metric_set.items())
-        line = (
-            f'{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{directive}]}},{_members(dimensions)},{values}}}'
-        )
+        line = f'{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{directive}]}},{members},{values}}}'
         (self._write or _stdout)(line)
-
-
-@functools.lru_cache(maxsize=64)
-def _dimension_members(items: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(dict(items), separators=(",", ":"))[1:-1]
-
-
-def _members(dimensions: dict[str, str]) -> str:
-    return _dimension_members(tuple(dimensions.items()))
 
 
 def _check_name(name: str) -> None:
