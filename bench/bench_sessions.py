@@ -1,10 +1,11 @@
 """Sessions: bearer-token verifications per second through the authorizer, against joserfc alone.
 
 The authorizer is the real one (``chalicelib.api.authorizer_response`` over ``SessionService.authorize``: bearer
-parsing, route, header policy, the
-key lookup by kid in the cached key store, HS256 verification, claims, the policy document), warm, on moto
-provisioned from template.yaml; the baseline is joserfc's HS256 ``jwt.decode`` plus claims validation with
-the same key and token.
+parsing, route, header policy (decoded once per header segment), the key lookup by kid in the cached key store
+and the key's standing, the HS256 signature (constant-time, the key's HMAC keyed once), every claim, the grant),
+warm, on moto provisioned from template.yaml; the baseline is joserfc's HS256 ``jwt.decode`` plus claims
+validation with the same key and token. Chalice's ``AuthResponse.to_dict`` (the policy document, ~1.6 us) runs
+after the authorizer returns and is in neither side.
 """
 
 from __future__ import annotations

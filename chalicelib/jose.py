@@ -27,8 +27,10 @@ __all__ = [
     "MalformedToken",
     "TokenCheck",
     "TokenRefusal",
+    "compact_segments",
     "decode_check",
     "jwe_header",
+    "jws_header",
     "protected_header",
 ]
 
@@ -86,7 +88,13 @@ def decode_check(error: Exception) -> TokenCheck:
 
 def protected_header(token: object, *, max_bytes: int) -> dict[str, Any]:
     """The decoded protected header of a compact JWS (a JWT), once its shape and header policy pass."""
-    header = _decode(token, max_bytes=max_bytes, dots=2)
+    return jws_header(compact_segments(token, max_bytes=max_bytes, dots=2)[0])
+
+
+def jws_header(header_segment: str) -> dict[str, Any]:
+    """The decoded protected header of a JWS from its first segment (of a token whose shape
+    :func:`compact_segments` passed), once the header policy passes."""
+    header = _decode_header(header_segment)
     if header.get("typ") != "JWT":
         raise MalformedToken("typ")
     if not JWS_HEADERS.issuperset(header):
@@ -96,18 +104,24 @@ def protected_header(token: object, *, max_bytes: int) -> dict[str, Any]:
 
 def jwe_header(token: object, *, max_bytes: int) -> dict[str, Any]:
     """The decoded protected header of a compact JWE, once its shape and header policy pass."""
-    header = _decode(token, max_bytes=max_bytes, dots=4)
+    header = _decode_header(compact_segments(token, max_bytes=max_bytes, dots=4)[0])
     if not JWE_HEADERS.issuperset(header):
         raise MalformedToken("header", "forbidden header")
     return header
 
 
-def _decode(token: object, *, max_bytes: int, dots: int) -> dict[str, Any]:
+def compact_segments(token: object, *, max_bytes: int, dots: int) -> list[str]:
+    """The segments of a compact JWS (``dots=2``) or JWE (``dots=4``): a str of at most ``max_bytes`` characters
+    with exactly that many dots, else ``shape``. Nothing is decoded yet."""
     if not isinstance(token, str) or len(token) > max_bytes or token.count(".") != dots:
         raise MalformedToken("shape")
+    return token.split(".")
+
+
+def _decode_header(segment: str) -> dict[str, Any]:
     try:
         # The strict loader: a header spelling a lone surrogate (in a kid, say) never reaches a lookup or a log.
-        header = loads(urlsafe_b64decode(token.split(".", 1)[0].encode("ascii")))
+        header = loads(urlsafe_b64decode(segment.encode("ascii")))
     except (UntrustedInput, ValueError, UnicodeError):
         raise MalformedToken("shape", "header encoding") from None
     if not isinstance(header, dict):

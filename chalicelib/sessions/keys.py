@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -50,6 +52,12 @@ class SessionKey:
         """The key as joserfc signs and verifies with it: a key is immutable (one per secret version), so it is
         imported once, kept with the key (and dropped with it), not on every token."""
         return OctKey.import_key(self.secret)
+
+    @functools.cached_property
+    def hmac_sha256(self) -> hmac.HMAC:
+        """HMAC-SHA256 keyed with this key, to be copied (never updated itself): the key schedule is computed once
+        per key version, so a token's HS256 signature costs one copy and one digest."""
+        return hmac.new(self.secret, digestmod=hashlib.sha256)
 
 
 class KeySource(Protocol):

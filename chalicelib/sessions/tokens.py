@@ -3,7 +3,9 @@
 Verification raises :class:`~chalicelib.errors.InvalidToken` for every failure, one opaque answer; the check
 that refused (:data:`~chalicelib.jose.TokenCheck`) and the reason go to the log. The key is chosen by ``kid``
 (never by trying keys), ``alg`` must be exactly HS256 (an RS/ES token or ``none`` is refused before any key is
-touched), and claims are validated separately.
+touched), the signature is checked in constant time (:mod:`chalicelib.sessions.compact`), and claims are validated
+separately. Every token is verified in full, signature and expiry included: only what is a pure function of a
+header segment (its decoding and policy checks) is remembered, and only for segments a verified token carried.
 
 Two key sets, each bound to its subjects by structure: the auto-id session key signs only ``autoid:<client>``
 sessions, carrying ``autoid_client`` and ``autoid_gen``; the main session key signs only other subjects. So the
@@ -22,20 +24,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc import jws
 from joserfc.jws import JWSRegistry
 
 from chalicelib.aws.secrets import CURRENT
 from chalicelib.errors import InvalidToken
-from chalicelib.jose import MalformedToken, TokenCheck, decode_check, protected_header
+from chalicelib.jose import MalformedToken, TokenCheck, jws_header
 from chalicelib.observability import logger
+from chalicelib.sessions.compact import MAX_HEADER_CHARS, check_signature, claims_of, payload_of, segments
 from chalicelib.sessions.exceptions import SessionTokenRejected
 from chalicelib.sessions.keys import KeySource, SessionKey
 
 __all__ = [
     "AUTOID_CLAIMS",
     "AUTOID_SUBJECT_PREFIX",
+    "HEADERS_REMEMBERED",
     "SESSION_AUDIENCE",
     "AutoIdClients",
     "IssuedToken",
@@ -55,8 +58,12 @@ _KID = re.compile(r"[A-Za-z0-9-]{32,64}")  # Secrets Manager version ids (Client
 _JTI = re.compile(r"[A-Za-z0-9_-]{22,64}")  # ours are 128 CSPRNG bits, base64url (22 characters)
 _DATES: tuple[TokenCheck, ...] = ("iat", "exp", "sess_exp")
 _IDS: tuple[TokenCheck, ...] = ("sub", "sid")
-# The allow-list, built once: it is the same for every token (building it per call cost ~10% of a verify).
+# joserfc's algorithm allow-list for signing (:func:`sign`), built once: it is the same for every token.
 _REGISTRY = JWSRegistry(algorithms=[ALGORITHM])
+# Header segments of verified tokens remembered with their kid: one per key version in use (at most two per key set);
+# past this many the memory starts over, so no sequence of tokens makes it grow. No lock: under the GIL each dict
+# operation is whole, and an entry lost to a concurrent clear costs one more decoding.
+HEADERS_REMEMBERED = 8
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,9 @@ class SessionTokens:
         self._ttl = token_ttl
         self._refresh_window = refresh_window
         self._clock = clock
+        self._lookups = _lookup_order(keys, autoid_keys)
+        # header segment -> its kid, for segments that passed the header policy in a token that verified in full.
+        self._known_headers: dict[str, str] = {}
 
     def issue(self, subject: str, session_id: str, session_ends_at: int, **extra: Any) -> IssuedToken:
         """A token signed with the current key of the subject's key set, with a new random ``jti``; it never
@@ -148,28 +158,39 @@ class SessionTokens:
             logger.info("session token rejected", extra={"check": rejected.check, "reason": rejected.reason})
             raise InvalidToken() from None
 
-    def _verify(self, token: str, expired_grace: int) -> SessionClaims:
-        key, autoid_key = self._key_for(_header(token))
-        try:
-            claims = dict(jwt.decode(token, key.jose_key, registry=_REGISTRY).claims)
-        except (JoseError, ValueError, TypeError) as error:
-            check = decode_check(error)
-            raise SessionTokenRejected(check, "signature" if check == "signature" else "payload encoding") from None
+    def _verify(self, token: object, expired_grace: int) -> SessionClaims:
+        header_segment, payload_segment, signature = segments(token, max_bytes=MAX_TOKEN_BYTES)
+        # A header segment is checked once (decoding, typ, allow-list, alg, kid format: a pure function of its
+        # text); the kid it names is looked up, and the key's standing checked, on every token.
+        kid = self._known_headers.get(header_segment) or _kid_of(header_segment)
+        key, autoid_key = self._key_for(kid)
+        payload = payload_of(payload_segment)
+        check_signature(key, header_segment, payload_segment, signature)
+        claims = claims_of(payload)
         _check_claims(claims, issuer=self._issuer, now=self._clock(), expired_grace=expired_grace)
         problem = _binding_problem(claims, autoid_key=autoid_key)
         if problem is not None:
             raise SessionTokenRejected("binding", problem)
         if autoid_key:
             self._check_client(claims["autoid_client"], claims["autoid_gen"])
+        self._remember_header(header_segment, kid)
         return SessionClaims(
             subject=claims["sub"],
             session_id=claims["sid"],
             issued_at=claims["iat"],
             expires_at=claims["exp"],
             session_ends_at=claims["sess_exp"],
-            extra={k: v for k, v in claims.items() if k not in _RESERVED},
+            # Most tokens carry no claim but the registered ones: no comprehension for them.
+            extra={} if claims.keys() <= _RESERVED else {k: v for k, v in claims.items() if k not in _RESERVED},
             token_id=claims["jti"],
         )
+
+    def _remember_header(self, header_segment: str, kid: str) -> None:
+        known = self._known_headers
+        if header_segment not in known:
+            if len(known) >= HEADERS_REMEMBERED:
+                known.clear()
+            known[header_segment] = kid
 
     def _check_client(self, client_id: str, generation: int) -> None:
         # After the signature and every claim: only a genuine auto-id session costs a registry lookup.
@@ -179,11 +200,8 @@ class SessionTokens:
         if refusal is not None:
             raise SessionTokenRejected("client", refusal)
 
-    def _key_for(self, header: dict[str, Any]) -> tuple[SessionKey, bool]:
-        """The key named by ``kid`` and whether it is the auto-id set's."""
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not _KID.fullmatch(kid):
-            raise SessionTokenRejected("kid")
+    def _key_for(self, kid: str) -> tuple[SessionKey, bool]:
+        """The key named by ``kid`` (well-formed: :func:`_kid_of`) and whether it is the auto-id set's."""
         source, autoid, key = self._locate(kid)
         if key.stage != CURRENT:
             # The previous key is honoured only while tokens it signed can still be valid or refreshed: a
@@ -196,16 +214,20 @@ class SessionTokens:
         return key, autoid
 
     def _locate(self, kid: str) -> tuple[KeySource, bool, SessionKey]:
-        sets = [(source, False) for source in (self._keys,) if source is not None]
-        sets += [(source, True) for source in (self._autoid_keys,) if source is not None]
-        # With two sets, each one's cache first: only a kid neither knows costs a (rate-limited) re-read of each,
-        # so one set's tokens never make the other re-read its secret.
-        for reload in (False, True) if len(sets) > 1 else (True,):
-            for source, autoid in sets:
-                key = source.find(kid) if reload else source.find(kid, reload=False)
-                if key is not None:
-                    return source, autoid, key
+        for source, autoid, reload in self._lookups:
+            key = source.find(kid) if reload else source.find(kid, reload=False)
+            if key is not None:
+                return source, autoid, key
         raise SessionTokenRejected("kid", "unknown kid")
+
+
+def _lookup_order(keys: KeySource | None, autoid_keys: KeySource | None) -> tuple[tuple[KeySource, bool, bool], ...]:
+    """(key set, is the auto-id set, may force a re-read) in the order a kid is looked up, built once. With two
+    sets, each one's cache first: only a kid neither knows costs a (rate-limited) re-read of each, so one set's
+    tokens never make the other re-read its secret."""
+    sets = [(source, autoid) for source, autoid in ((keys, False), (autoid_keys, True)) if source is not None]
+    passes = (False, True) if len(sets) > 1 else (True,)
+    return tuple((source, autoid, reload) for reload in passes for source, autoid in sets)
 
 
 def _check_claims(claims: Mapping[str, Any], *, issuer: str, now: float, expired_grace: int) -> None:
@@ -249,14 +271,20 @@ def _binding_problem(claims: Mapping[str, Any], *, autoid_key: bool) -> str | No
     return None
 
 
-def _header(token: str) -> dict[str, Any]:
+def _kid_of(header_segment: str) -> str:
+    """The kid of a header segment that passes the JWS header policy, names exactly HS256 and a well-formed kid."""
     try:
-        header = protected_header(token, max_bytes=MAX_TOKEN_BYTES)
+        header = jws_header(header_segment)
     except MalformedToken as malformed:
         raise SessionTokenRejected(malformed.check, malformed.reason) from None
     if header.get("alg") != ALGORITHM:
         raise SessionTokenRejected("alg")
-    return header
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
+        raise SessionTokenRejected("kid")
+    if len(header_segment) > MAX_HEADER_CHARS:  # padded with whitespace or escapes: no header we ever write
+        raise SessionTokenRejected("shape", "header too long")
+    return kid
 
 
 def sign(key: SessionKey, claims: dict[str, Any]) -> str:
