@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -58,6 +59,7 @@ class AuditLine:
         self._lock = threading.Lock()
         self._formatter: Any = None
         self._formatter_is_default = False
+        self._layout: _Layout | None = None
 
     def __call__(self, **fields: Any) -> None:
         std = self._std
@@ -98,30 +100,35 @@ class AuditLine:
         return found
 
     def _line(self, location: str, fields: Mapping[str, Any], formatter: Any) -> str | None:
+        layout = self._layout_for(formatter)
+        if layout is None:
+            return None
+        extra = {**formatter.thread_safe_get_current_keys(), **fields}
+        if not layout.keys.isdisjoint(extra):
+            return None  # a field named like one of the format's keys takes that key's place: Powertools' to write
+        trace = os.environ.get(_TRACE_ENV)
+        if trace:
+            extra["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
+        body = _ENCODE({key: value for key, value in extra.items() if value is not None})
+        pieces = [
+            _ENCODE(location) if piece is _LOCATION else f'"{self._timestamp(formatter)}"' if piece is _TIME else piece
+            for piece in layout.pieces
+        ]
+        return "".join(pieces) + ("}" if body == "{}" else "," + body[1:])
+
+    def _layout_for(self, formatter: Any) -> _Layout | None:
+        """The line's fixed part, rendered once for the formatter's current ``log_format`` (None: not a format this
+        writes itself)."""
         if formatter is not self._formatter:  # checked once per formatter the logger is given
             self._formatter, self._formatter_is_default = formatter, _is_default_powertools(formatter)
+            self._layout = None
         if not self._formatter_is_default:
             return None
-        document: dict[str, Any] = {}
-        for key, template in formatter.log_format.items():
-            if key == "message":
-                document[key] = self._message
-            elif isinstance(template, str) and "%(" in template:
-                if template == _LEVEL:
-                    document[key] = self._level_name
-                elif template == _LOCATION:
-                    document[key] = location
-                elif template == _TIME:
-                    document[key] = self._timestamp(formatter)
-                else:
-                    return None  # a template of the operator's: let Powertools fill it in
-            else:
-                document[key] = template
-        document.update(formatter.thread_safe_get_current_keys())
-        document.update(fields)
-        trace = os.environ.get(_TRACE_ENV)
-        document["xray_trace_id"] = trace.split(";")[0].replace("Root=", "") if trace else None
-        return _ENCODE({key: value for key, value in document.items() if value is not None})
+        snapshot = tuple(formatter.log_format.items())
+        layout = self._layout
+        if layout is None or layout.snapshot != snapshot:
+            layout = self._layout = _render(snapshot, self._message, self._level_name)
+        return layout if layout.pieces else None
 
     def _timestamp(self, formatter: LambdaPowertoolsFormatter) -> str:
         """``2026-12-02 02:05:51,648+0000``, as Powertools' default format writes it, strftime'd once a second."""
@@ -135,6 +142,41 @@ class AuditLine:
                 self._second = second
             date, zone = self._stamp
         return f"{date},{msecs:03d}{zone}"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A line's JSON up to its extra keys: literal pieces, and the location and time slots between them."""
+
+    snapshot: tuple[tuple[str, Any], ...]
+    pieces: tuple[str, ...]  # empty: a template this does not fill (the line goes through Powertools)
+    keys: frozenset[str]
+
+
+def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str) -> _Layout:
+    pieces: list[str] = []
+    for key, template in snapshot:
+        name = _ENCODE(key) + ":"
+        if key == "message":
+            pieces.append(name + _ENCODE(message))
+        elif isinstance(template, str) and "%(" in template:
+            if template == _LEVEL:
+                pieces.append(name + _ENCODE(level_name))
+            elif template == _LOCATION:
+                pieces += [name, _LOCATION]  # a slot: the module's own string, told apart by identity
+            elif template == _TIME:
+                pieces += [name, _TIME]
+            else:
+                return _Layout(snapshot, (), frozenset())  # an operator's template: Powertools fills it in
+        elif template is not None:
+            pieces.append(name + _ENCODE(template))
+    joined: list[str] = []
+    for piece in pieces:  # "{" and the commas between members; a slot's name and value are one member
+        if piece is _LOCATION or piece is _TIME:
+            joined.append(piece)
+        else:
+            joined.append(("{" if not joined else ",") + piece)
+    return _Layout(snapshot, tuple(joined), frozenset(key for key, _ in snapshot) | {"xray_trace_id"})
 
 
 def _is_powertools_stream(handler: logging.Handler, level: int) -> bool:

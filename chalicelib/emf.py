@@ -69,10 +69,13 @@ class EmfMetrics:
         self._rendered: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def add_metric(self, *, name: str, unit: MetricUnit | str, value: float) -> None:
-        unit_name = MetricUnit(unit).value
+        unit_name = unit.value if type(unit) is MetricUnit else MetricUnit(unit).value
         if name not in self.metric_set:
             _check_name(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        # The one value credport counts with passes at no cost; anything else is checked.
+        if (value != 1 or type(value) is not int) and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
             raise ValueError(f"a metric value is a finite number, not {value!r}")
         with self._lock:
             metric = self.metric_set.setdefault(name, {"Unit": unit_name, "StorageResolution": 60, "Value": []})

@@ -214,3 +214,24 @@ def test_below_its_level_nothing_is_written(powertools_logger: tuple[Logger, io.
 def test_a_json_message_is_refused(powertools_logger: tuple[Logger, io.StringIO]) -> None:
     with pytest.raises(ValueError, match="plain text"):
         AuditLine(powertools_logger[0], '{"a": 1}')
+
+
+def test_the_format_s_own_keys_are_followed_when_they_change(powertools_logger: tuple[Logger, io.StringIO]) -> None:
+    """Keys appended to the logger (its log_format) after the line was bound, and a field named like one of them
+    (which takes that key's place in Powertools' line), are written as Powertools writes them."""
+    logger, stream = powertools_logger
+    own_stream_only(logger)
+    line = AuditLine(logger, "token issued")
+    line(sub="x")
+    logger.append_keys(stage="prod", region=None)
+    line(sub="y")
+    logger.info("token issued", extra={"sub": "y"})
+    line(sub="z", service="other")  # the format's own key, as a field
+    logger.info("token issued", extra={"sub": "z", "service": "other"})
+    first, ours, theirs, ours_collided, theirs_collided = (json.loads(t) for t in stream.getvalue().splitlines())
+    assert "stage" not in first
+    for a, b in ((ours, theirs), (ours_collided, theirs_collided)):
+        del a["timestamp"], b["timestamp"], a["location"], b["location"]
+        assert list(a.items()) == list(b.items())
+    assert ours["stage"] == "prod"
+    assert ours_collided["service"] == "other"
