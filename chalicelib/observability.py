@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.aws.clients import running_as, running_function
+from chalicelib.aws.clients import running_function
 from chalicelib.emf import EmfMetrics, MetricUnit
 
 __all__ = [
@@ -37,6 +37,7 @@ METRICS_NAMESPACE = "Credport"
 # The rotations whose failure raises an alarm: token signing keys, the session keys (both secrets), auto-id keys.
 ROTATION_KINDS = ("signing-keys", "session-key", "autoid-keys")
 
+_INVOCATION_KEYS = ("invocation_id", "request_id")
 logger = Logger(service=SERVICE)
 metrics = EmfMetrics(METRICS_NAMESPACE, SERVICE)
 
@@ -100,12 +101,16 @@ def invocation_middleware(lambda_context: Callable[[], Any]) -> Callable[[Any, C
         # functions (chalicelib.aws.clients); on AWS it changes nothing. Every route is chalice's API handler (its
         # Lambda context is set on the app only later, inside the handler); an event carries its own context.
         function = API_HANDLER if isinstance(request_context, dict) else getattr(context, "function_name", None)
-        with running_as(str(function) if function else running_function.get()):
+        # running_as's work without its generator: this wraps every invocation.
+        token = running_function.set(str(function) if function else running_function.get())
+        try:
+            return get_response(event)
+        finally:
             try:
-                return get_response(event)
-            finally:
                 if metrics.metric_set:
                     metrics.flush_metrics()
-                logger.thread_safe_remove_keys(["invocation_id", "request_id"])
+                logger.thread_safe_remove_keys(_INVOCATION_KEYS)
+            finally:
+                running_function.reset(token)
 
     return middleware
