@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -27,12 +26,22 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.filters import SuppressFilter
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-__all__ = ["AuditLine"]
+from chalicelib.config.environment import xray_trace_header
+
+__all__ = ["AuditLine", "PreparedFields"]
 
 # The log_format templates the fast path fills in (Powertools' defaults); any other template takes the slow path.
 _LEVEL, _LOCATION, _TIME = "%(levelname)s", "%(funcName)s:%(lineno)d", "%(asctime)s"
-_TRACE_ENV = "_X_AMZN_TRACE_ID"  # where Lambda puts the invocation's X-Ray trace header (Powertools reads it too)
 _ENCODE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True)
+class PreparedFields:
+    """Fields many lines share, JSON-encoded once (:meth:`AuditLine.prepare`)."""
+
+    fields: Mapping[str, Any]
+    encoded: str  # the members, without braces ("" when none)
+    keys: frozenset[str]
 
 
 class AuditLine:
@@ -61,18 +70,23 @@ class AuditLine:
         self._formatter_is_default = False
         self._layout: _Layout | None = None
 
-    def __call__(self, **fields: Any) -> None:
+    def prepare(self, **fields: Any) -> PreparedFields:
+        """``fields`` encoded once, for the lines that share them (``line(prepared, **the_rest)``)."""
+        kept = {key: value for key, value in fields.items() if value is not None}
+        return PreparedFields(dict(fields), _ENCODE(kept)[1:-1], frozenset(fields))
+
+    def __call__(self, prepared: PreparedFields | None = None, /, **fields: Any) -> None:
         std = self._std
         if not std.isEnabledFor(self._level):
             return
         handler = self._sole_handler()
-        if handler is None:
-            self._std.log(self._level, self._message, extra=fields, stacklevel=2)
-            return
-        caller = sys._getframe(1)
-        line = self._line(f"{caller.f_code.co_name}:{caller.f_lineno}", fields, handler.formatter)
-        if line is None:
-            self._std.log(self._level, self._message, extra=fields, stacklevel=2)
+        line = None
+        if handler is not None:
+            caller = sys._getframe(1)
+            line = self._line(f"{caller.f_code.co_name}:{caller.f_lineno}", prepared, fields, handler.formatter)
+        if handler is None or line is None:
+            extra = {**prepared.fields, **fields} if prepared is not None else fields
+            self._std.log(self._level, self._message, extra=extra, stacklevel=2)
             return
         handler.acquire()  # as logging.Handler.handle does: lines of concurrent requests are not interleaved
         try:
@@ -99,22 +113,33 @@ class AuditLine:
             current = current.parent
         return found
 
-    def _line(self, location: str, fields: Mapping[str, Any], formatter: Any) -> str | None:
+    def _line(
+        self, location: str, prepared: PreparedFields | None, fields: Mapping[str, Any], formatter: Any
+    ) -> str | None:
         layout = self._layout_for(formatter)
         if layout is None:
             return None
-        extra = {**formatter.thread_safe_get_current_keys(), **fields}
-        if not layout.keys.isdisjoint(extra):
-            return None  # a field named like one of the format's keys takes that key's place: Powertools' to write
-        trace = os.environ.get(_TRACE_ENV)
-        if trace:
-            extra["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
-        body = _ENCODE({key: value for key, value in extra.items() if value is not None})
+        context = formatter.thread_safe_get_current_keys()
+        shared = prepared.keys if prepared is not None else frozenset()
+        # A key given twice (a field named like one of the format's keys, the context's or the prepared ones) takes
+        # its first place with its last value in Powertools' line: Powertools writes that one.
+        if not (layout.keys.isdisjoint(context) and layout.keys.isdisjoint(fields) and shared.isdisjoint(fields)):
+            return None
+        if not (shared.isdisjoint(context) and layout.keys.isdisjoint(shared) and context.keys().isdisjoint(fields)):
+            return None
+        trace = xray_trace_header()
+        members = [
+            _ENCODE({key: value for key, value in context.items() if value is not None})[1:-1] if context else "",
+            prepared.encoded if prepared is not None else "",
+            _ENCODE({key: value for key, value in fields.items() if value is not None})[1:-1] if fields else "",
+            '"xray_trace_id":' + _ENCODE(trace.split(";")[0].replace("Root=", "")) if trace else "",
+        ]
         pieces = [
             _ENCODE(location) if piece is _LOCATION else f'"{self._timestamp(formatter)}"' if piece is _TIME else piece
             for piece in layout.pieces
         ]
-        return "".join(pieces) + ("}" if body == "{}" else "," + body[1:])
+        body = ",".join(member for member in members if member)
+        return "".join(pieces) + ("," + body + "}" if body else "}")
 
     def _layout_for(self, formatter: Any) -> _Layout | None:
         """The line's fixed part, rendered once for the formatter's current ``log_format`` (None: not a format this

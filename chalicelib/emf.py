@@ -7,16 +7,16 @@ This writes what Powertools' ``Metrics`` writes (the same document, byte for byt
 does with metrics, counting, at a fraction of its cost per request: a count is a list append, and the document's
 directive is rendered once per set of metric names rather than rebuilt and validated at every flush.
 
-Powertools' switches are honoured: ``POWERTOOLS_METRICS_DISABLED`` (or ``POWERTOOLS_DEV`` with it unset)
-writes nothing. Unlike Powertools, a disabled flush still empties the set, so a long-running local stack does not
-keep every count of its life in memory.
+Powertools' switches are honoured (:func:`chalicelib.config.environment.metrics_disabled`):
+``POWERTOOLS_METRICS_DISABLED`` (or ``POWERTOOLS_DEV`` with it unset) writes nothing. Unlike Powertools, a
+disabled flush still empties the set, so a long-running local stack does not keep every count of its life in
+memory.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 import threading
@@ -25,24 +25,17 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from chalicelib.config.environment import metrics_disabled
+
 __all__ = ["MAX_VALUES", "EmfMetrics", "MetricUnit", "metrics_disabled"]
 
 MAX_VALUES = 100  # EMF: at most 100 metrics per document and 100 values per metric
 # A metric or dimension name written into the directive as is: no character JSON would escape.
 _NAME = re.compile(r"[A-Za-z0-9_.:/#-]{1,255}")
-_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
 
 
 class MetricUnit(StrEnum):
     Count = "Count"
-
-
-def metrics_disabled() -> bool:
-    """Powertools' rule: ``POWERTOOLS_METRICS_DISABLED`` when set, else ``POWERTOOLS_DEV``."""
-    disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED")
-    if disabled is not None:
-        return disabled.strip().lower() in _TRUE
-    return os.environ.get("POWERTOOLS_DEV", "false").strip().lower() in _TRUE
 
 
 class EmfMetrics:

@@ -17,13 +17,17 @@ __all__ = [
     "deployment_prefix",
     "get_settings",
     "key_events_topic_name",
+    "metrics_disabled",
     "reset_settings",
     "s3_events_queue_name",
     "signing_key_rotation_days",
     "token_policy_limits",
     "transfer_rotation_days",
     "under_chalice_cli",
+    "xray_trace_header",
 ]
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,3 +89,18 @@ def s3_events_queue_name(prefix: str) -> str:
 
 def key_events_topic_name(prefix: str) -> str:
     return f"{prefix}-key-events"
+
+
+def metrics_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Powertools' switch for EMF metrics, which credport's writer honours: ``POWERTOOLS_METRICS_DISABLED`` when
+    set, else ``POWERTOOLS_DEV`` (read at each flush, as Powertools reads it)."""
+    source = os.environ if environ is None else environ
+    disabled = source.get("POWERTOOLS_METRICS_DISABLED")
+    if disabled is not None:
+        return disabled.strip().lower() in _TRUE
+    return source.get("POWERTOOLS_DEV", "false").strip().lower() in _TRUE
+
+
+def xray_trace_header(environ: Mapping[str, str] | None = None) -> str | None:
+    """The invocation's X-Ray trace header, where Lambda puts it (``_X_AMZN_TRACE_ID``, set per invocation)."""
+    return (os.environ if environ is None else environ).get("_X_AMZN_TRACE_ID")

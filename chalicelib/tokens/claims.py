@@ -80,17 +80,18 @@ class TokenClaims:
 
 @dataclass(frozen=True)
 class ClaimsTemplate:
-    """One caller's claims, serialized, but ``iat``/``nbf``/``exp``/``jti``: ``head`` is the JSON object up to
-    ``aud`` (no closing brace), ``tail`` what follows ``jti`` (the identity claims and the closing brace)."""
+    """One caller's claims, serialized, but ``iat``/``nbf``/``exp``/``jti``: ``opening`` is the JSON object up to
+    ``aud`` (no closing brace), ``closing`` what follows ``jti`` (the identity claims and the closing brace)."""
 
-    head: str
-    tail: str
+    opening: str
+    closing: str
     ttl: int
 
     def complete(self, now: int, jti: str) -> TokenClaims:
         if not _JTI.fullmatch(jti):
             raise ValueError("a jti is 8 to 128 base64url characters")
-        payload = f'{self.head},"iat":{now:d},"nbf":{now:d},"exp":{now + self.ttl:d},"jti":"{jti}"{self.tail}'.encode()
+        times = f'"iat":{now:d},"nbf":{now:d},"exp":{now + self.ttl:d}'
+        payload = f'{self.opening},{times},"jti":"{jti}"{self.closing}'.encode()
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise TokenTooLarge(
                 f"The token's claims would be {len(payload)} bytes, over the maximum of {MAX_PAYLOAD_BYTES}:"
@@ -140,4 +141,4 @@ class ClaimsLayout:
         identity = {name: facts[fact] for fact, name in names.items() if facts[fact] is not None}
         head = _COMPACT({"iss": self.issuer, "sub": principal.subject, "aud": audience})[:-1]
         rest = _COMPACT(identity if self.layout == "flat" else {self.namespace: identity})
-        return ClaimsTemplate(head=head, tail="}" if rest == "{}" else "," + rest[1:], ttl=ttl)
+        return ClaimsTemplate(opening=head, closing="}" if rest == "{}" else "," + rest[1:], ttl=ttl)

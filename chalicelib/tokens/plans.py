@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.audit import PreparedFields
 from chalicelib.identity import RequestIdentity
 from chalicelib.tokens.claims import ClaimsTemplate
 
@@ -31,15 +32,12 @@ PlanKey = tuple[str, str, str | None, tuple[tuple[str, tuple[str, ...]], ...]]
 
 @dataclass(frozen=True)
 class MintPlan:
-    """An allowed request, decided: the claims but time and jti, the algorithm, and the audit line's fields."""
+    """An allowed request, decided: the claims but time and jti, the algorithm, and the audit line's fields but the
+    token's own (``jti``, ``kid``)."""
 
     claims: ClaimsTemplate
     algorithm: str
-    subject: str
-    audience: str | list[str]
-    ttl: int
-    rule: str
-    request_tag_keys: tuple[str, ...]
+    audit: PreparedFields
 
 
 def plan_key(identity: RequestIdentity, query: Mapping[str, Any] | None) -> PlanKey:

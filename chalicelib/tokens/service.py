@@ -8,7 +8,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.audit import AuditLine
 from chalicelib.aws import AwsServices, running_function
@@ -20,7 +20,6 @@ from chalicelib.principal import Principal, principal_of
 from chalicelib.role_arns import RoleArns, role_arns_for
 from chalicelib.tokens.claims import ClaimsLayout
 from chalicelib.tokens.discovery import discovery_document, jwks_document
-from chalicelib.tokens.envelope_keys import EnvelopeKeyStore
 from chalicelib.tokens.exceptions import RotationTooSoon
 from chalicelib.tokens.issuer import IssuedToken, TokenIssuer
 from chalicelib.tokens.keyring import KeyRing, KeyStore, NoSigningKey, SigningKey, key_set_name
@@ -29,7 +28,9 @@ from chalicelib.tokens.plans import MintPlan, MintPlans, plan_key
 from chalicelib.tokens.policy import MintRequest, TokenPolicy
 from chalicelib.tokens.policy_errors import AlgorithmNotAllowed, PolicyRefusal, TokenPolicyInvalid, TtlNotAllowed
 from chalicelib.tokens.request import TokenRequest, read_token_request
-from chalicelib.tokens.rotation import KeyRotation, RotationReport
+
+if TYPE_CHECKING:  # imported where used: a container serving tokens never builds a rotation
+    from chalicelib.tokens.rotation import KeyRotation, RotationReport
 
 _SIZE_PROBE_JTI = "j" * 24  # as long as the jti a token gets (secrets.token_urlsafe(18))
 APP_ROOT = Path(__file__).resolve().parents[2]  # where app.py and chalicelib/ are, in the repository and in Lambda
@@ -42,6 +43,8 @@ def key_store(settings: Settings, aws: AwsServices, algorithm: str | None = None
     alg = algorithm or settings.token_algorithms[0]
     key_set = key_set_name(alg, settings.token_legacy_algorithm)
     if settings.token_signer == "envelope":  # noqa: S105 (a mode, not a password)
+        from chalicelib.tokens.envelope_keys import EnvelopeKeyStore
+
         return EnvelopeKeyStore(
             aws.secrets,
             aws.table(settings.resources.state_table),
@@ -111,6 +114,8 @@ class TokenService:
     def rotations(self) -> dict[str, KeyRotation]:
         # Built on first use: their table, S3 and SNS clients are not needed to serve a token, and each client
         # costs a cold start tens of milliseconds. Every rotation publishes every algorithm's keys.
+        from chalicelib.tokens.rotation import KeyRotation
+
         s, aws = self.settings, self._aws
         table = aws.table(s.resources.state_table)
         return {
@@ -147,16 +152,7 @@ class TokenService:
             self.rotations[plan.algorithm].ensure_keys()  # a fresh deployment: first use bootstraps the keys
             issued = self.issuer.issue_from(plan.claims, algorithm=plan.algorithm)
         metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
-        self._issued(
-            sub=plan.subject,
-            aud=plan.audience,
-            alg=issued.alg,
-            jti=issued.jti,
-            kid=issued.kid,
-            ttl=plan.ttl,
-            rule=plan.rule,
-            request_tag_keys=list(plan.request_tag_keys),
-        )
+        self._issued(plan.audit, jti=issued.jti, kid=issued.kid)
         return issued
 
     def _plan(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> tuple[MintPlan, bool]:
@@ -174,15 +170,15 @@ class TokenService:
         claims = self.issuer.layout.template(
             principal, audience=request.audience_claim, ttl=request.ttl, request_tags=request.tags
         )
-        plan = MintPlan(
-            claims=claims,
-            algorithm=request.algorithm,
-            subject=principal.subject,
-            audience=request.audience_claim,
+        audit = self._issued.prepare(
+            sub=principal.subject,
+            aud=request.audience_claim,
+            alg=request.algorithm,  # the key ring of that algorithm signs
             ttl=request.ttl,
             rule=rule,
-            request_tag_keys=tuple(request.tags),
+            request_tag_keys=list(request.tags),
         )
+        plan = MintPlan(claims=claims, algorithm=request.algorithm, audit=audit)
         claims.complete(0, _SIZE_PROBE_JTI)  # a request whose token would be too large is refused before it is kept
         return plan, not lookup_failed
 

@@ -235,3 +235,20 @@ def test_the_format_s_own_keys_are_followed_when_they_change(powertools_logger: 
         assert list(a.items()) == list(b.items())
     assert ours["stage"] == "prod"
     assert ours_collided["service"] == "other"
+
+
+def test_prepared_fields_make_the_same_line(powertools_logger: tuple[Logger, io.StringIO]) -> None:
+    logger, stream = powertools_logger
+    own_stream_only(logger)
+    line = AuditLine(logger, "token issued")
+    shared = {k: v for k, v in FIELDS.items() if k not in ("jti", "kid")}
+    prepared = line.prepare(**shared)
+    line(prepared, jti="j" * 24, kid="k1")
+    logger.info("token issued", extra={**shared, "jti": "j" * 24, "kid": "k1"})
+    line(prepared, sub="twice")  # a prepared key given again: Powertools' line (its first place, the last value)
+    logger.info("token issued", extra={**shared, "sub": "twice"})
+    ours, theirs, ours_again, theirs_again = (json.loads(t) for t in stream.getvalue().splitlines())
+    for a, b in ((ours, theirs), (ours_again, theirs_again)):
+        del a["timestamp"], b["timestamp"], a["location"], b["location"]
+        assert list(a.items()) == list(b.items())
+    assert ours_again["sub"] == "twice"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.audit import PreparedFields
 from chalicelib.identity import RequestIdentity
 from chalicelib.principal import Principal
 from chalicelib.tokens.claims import MAX_PAYLOAD_BYTES, ClaimsLayout, ClaimsTemplate
@@ -42,8 +43,8 @@ class MultiDict(dict[str, list[str]]):
 
 
 def plan(rule: str = "r") -> MintPlan:
-    template = ClaimsTemplate(head='{"iss":"i","sub":"s","aud":"a"', tail="}", ttl=60)
-    return MintPlan(template, "ES256", "s", "a", 60, rule, ())
+    template = ClaimsTemplate(opening='{"iss":"i","sub":"s","aud":"a"', closing="}", ttl=60)
+    return MintPlan(template, "ES256", PreparedFields({"rule": rule}, f'"rule":"{rule}"', frozenset({"rule"})))
 
 
 def test_the_key_is_the_verified_caller_and_every_value_in_order() -> None:
@@ -101,13 +102,13 @@ def test_a_template_makes_the_payload_serializing_the_claims_would(layout: str, 
 
 @pytest.mark.parametrize("jti", ["short", 'a"b' * 4, "a" * 129, "ok+slash/" * 2, "ünïcodé!"])
 def test_a_jti_json_would_escape_is_refused(jti: str) -> None:
-    template = ClaimsTemplate(head='{"iss":"i"', tail="}", ttl=60)
+    template = ClaimsTemplate(opening='{"iss":"i"', closing="}", ttl=60)
     with pytest.raises(ValueError, match="jti"):
         template.complete(1, jti)
 
 
 def test_a_payload_over_the_limit_is_refused_as_too_large() -> None:
-    template = ClaimsTemplate(head='{"iss":"' + "i" * MAX_PAYLOAD_BYTES + '"', tail="}", ttl=60)
+    template = ClaimsTemplate(opening='{"iss":"' + "i" * MAX_PAYLOAD_BYTES + '"', closing="}", ttl=60)
     with pytest.raises(TokenTooLarge):
         template.complete(1, "a" * 24)
 
