@@ -18,7 +18,7 @@ from chalice.app import (
     SQSEvent,
 )
 
-from chalicelib import autoid, config, health, sessions
+from chalicelib import config, health
 from chalicelib.api import (
     api_view,
     authorizer_response,
@@ -28,12 +28,15 @@ from chalicelib.api import (
     json_route,
     public_document,
 )
-from chalicelib.envelope import MAX_ENVELOPE_BYTES
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
 from chalicelib.services import LazyServices, Services
 
 app = Chalice(app_name="credport")
+# credport's API speaks JSON only: no route takes or returns a binary media type. Chalice's default list (sixteen
+# image, audio, video and archive types) would have API Gateway base64 such bodies for routes that refuse them anyway
+# (415), and costs every request three content-type matches against the list (~25 us of a warm /token).
+app.api.binary_types = []
 # The process's capabilities, built on the first call (importing the app creates no AWS client); tests install
 # their own with services.use(...), the local stack its builder with services.build_with(...).
 services = LazyServices(Services.from_environment)
@@ -45,6 +48,28 @@ def request() -> Request:
     current = app.current_request
     assert current is not None, "Chalice sets the request before it calls a view"
     return current
+
+
+# What only some routes and functions use is imported on their first call, not with the app: a container's cold
+# start pays only for what its first request needs (a token needs neither the session parser, nor auto-id, nor the
+# transfer envelope, whose packages bring JOSE and crypto imports that cost tens of milliseconds).
+def bearer_token(authorization: str | None) -> str:
+    from chalicelib.sessions.service import bearer_token as parse  # noqa: PLC0415 (lazy, see above)
+
+    return parse(authorization)
+
+
+def autoid_max_body_bytes() -> int:
+    from chalicelib.autoid.service import MAX_BODY_BYTES  # noqa: PLC0415 (lazy, see above)
+
+    return MAX_BODY_BYTES
+
+
+def transfer_import_max_bytes() -> int:
+    """An envelope at its largest, and room for the JSON around it."""
+    from chalicelib.envelope import MAX_ENVELOPE_BYTES  # noqa: PLC0415 (lazy, see above)
+
+    return MAX_ENVELOPE_BYTES + 1024
 
 
 _prefix = config.deployment_prefix()
@@ -110,14 +135,14 @@ def start_session() -> dict[str, Any]:
 @app.route("/session/refresh", methods=["POST"], authorizer=bearer)
 @api
 def refresh_session() -> dict[str, Any]:
-    token = sessions.bearer_token(request().headers.get("authorization"))
+    token = bearer_token(request().headers.get("authorization"))
     return services().sessions.refresh(token)
 
 
 @app.route("/session", methods=["GET"], authorizer=bearer)
 @api
 def show_session() -> dict[str, Any]:
-    token = sessions.bearer_token(request().headers.get("authorization"))
+    token = bearer_token(request().headers.get("authorization"))
     return services().sessions.show(token)
 
 
@@ -132,7 +157,7 @@ def transfer_import_key() -> Response:
 @api
 def transfer_import() -> dict[str, Any]:
     identity = RequestIdentity.from_context(request().context)
-    body = json_body(request(), max_bytes=MAX_ENVELOPE_BYTES + 1024)
+    body = json_body(request(), max_bytes=transfer_import_max_bytes())
     return services().transfer.import_request(body, identity.user_arn)
 
 
@@ -162,7 +187,7 @@ def autoid_keys() -> Response:
 def auto_id(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Not services().autoid.identify: the service is built only for a request that passed the route's checks.
     identify = lambda body: services().autoid.identify(body)  # noqa: E731, PLW0108
-    return json_route(event, identify, max_bytes=autoid.MAX_BODY_BYTES)
+    return json_route(event, identify, max_bytes=autoid_max_body_bytes())
 
 
 @app.schedule(Rate(config.autoid_rotation_days(), unit=Rate.DAYS), name="rotate_autoid_keys")

@@ -10,7 +10,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice.app import AuthRequest, AuthResponse, AuthRoute, IAMAuthorizer, Request, Response
 
@@ -27,8 +27,10 @@ from chalicelib.errors import (
     UnsupportedMediaType,
 )
 from chalicelib.observability import count_once, log_unexpected, logger
-from chalicelib.sessions.service import BearerGrant, BearerRefused
 from chalicelib.untrusted import NOT_JSON, UntrustedInput, first_unencodable, loads
+
+if TYPE_CHECKING:  # the session package is imported by the authorizer's first call, not with the app
+    from chalicelib.sessions.service import BearerGrant
 
 __all__ = [
     "API_VIEW_MARK",
@@ -259,6 +261,8 @@ def public_document(document: dict[str, Any], *, max_age: int) -> Response:
 
 def authorizer_response(request: AuthRequest, authorize: Callable[[str, str | None], BearerGrant]) -> AuthResponse:
     """The bearer authorizer: ``authorize(methodArn, token)`` decides; a refusal is API Gateway's 401, no detail."""
+    from chalicelib.sessions.exceptions import BearerRefused
+
     try:
         grant = authorize(request.method_arn, request.token)
     except BearerRefused:

@@ -16,32 +16,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from chalicelib.autoid.clients import ACTIVE, ClientRegistry
-from chalicelib.autoid.scheduled import ScheduledRotation
-from chalicelib.autoid.scheduled import key_rotation_seen as autoid_key_rotation_seen
-from chalicelib.autoid.scope import ServingScope
-from chalicelib.autoid.service import AutoIdService
 from chalicelib.aws import AwsServices
 from chalicelib.aws.clients import ClientFactory, ClientOptions
-from chalicelib.aws.s3 import ObjectStore
 from chalicelib.config import Settings, get_settings
-from chalicelib.events.key_events import KeyEventBus
-from chalicelib.events.s3_objects import S3ObjectRouter
-from chalicelib.keys.recipient import IMPORT_KEY, SERVER_KEYS, RecipientKeyStore
-from chalicelib.org_paths import org_paths_for
-from chalicelib.role_arns import RoleArns, role_arns_for
-from chalicelib.sessions.issuing import AutoIdSessions
-from chalicelib.sessions.revocation import CachedClientStanding
-from chalicelib.sessions.service import SessionService
-from chalicelib.sessions.service import key_rotation_seen as session_key_rotation_seen
-from chalicelib.tokens.service import TokenService
-from chalicelib.transfer.fates import ObjectFates
-from chalicelib.transfer.importer import INBOX, Importer
-from chalicelib.transfer.links import LinkSigner
-from chalicelib.transfer.requests import TransferRequests
-from chalicelib.transfer.sending import CLIENTS, Sender
+
+# Each capability's modules are imported by the builder that needs them, not here: a cold start imports only what
+# its first request builds (a token needs neither auto-id, nor transfer, nor the S3 router, nor the recipient keys,
+# and their imports cost tens of milliseconds). The names below are for the type checker only.
+if TYPE_CHECKING:
+    from chalicelib.autoid.clients import ClientRegistry
+    from chalicelib.autoid.scheduled import ScheduledRotation
+    from chalicelib.autoid.scope import ServingScope
+    from chalicelib.autoid.service import AutoIdService
+    from chalicelib.events.key_events import KeyEventBus
+    from chalicelib.events.s3_objects import S3ObjectRouter
+    from chalicelib.keys.recipient import RecipientKeyStore
+    from chalicelib.role_arns import RoleArns
+    from chalicelib.sessions.issuing import AutoIdSessions
+    from chalicelib.sessions.service import SessionService
+    from chalicelib.tokens.service import TokenService
+    from chalicelib.transfer.importer import Importer
+    from chalicelib.transfer.requests import TransferRequests
+    from chalicelib.transfer.sending import Sender
 
 __all__ = ["LazyServices", "Services", "capability"]
 
@@ -108,10 +106,14 @@ class Services:
     @capability
     def role_arns(self) -> RoleArns:
         """Callers' roles, resolved to their real ARNs: the same cache serves tokens and sessions."""
+        from chalicelib.role_arns import role_arns_for
+
         return role_arns_for(self.settings, self.aws)
 
     @capability
     def autoid_registry(self) -> ClientRegistry:
+        from chalicelib.autoid.clients import ClientRegistry
+
         s, r = self.settings, self.settings.resources
         return ClientRegistry(
             self.aws.table(r.state_table),
@@ -125,12 +127,17 @@ class Services:
 
     @capability
     def _autoid_scope(self) -> ServingScope:
+        from chalicelib.autoid.scope import ServingScope
+
         return ServingScope(self.settings.prefix, self.settings.autoid_serving_prefixes)
 
     # --- tokens -------------------------------------------------------------------------------------------------
 
     @capability
     def tokens(self) -> TokenService:
+        from chalicelib.org_paths import org_paths_for
+        from chalicelib.tokens.service import TokenService
+
         org_paths = org_paths_for(self.settings, self.aws)
         return TokenService(
             self.settings, self.aws, roles=self.role_arns, ou_paths=org_paths.ou_path if org_paths else None
@@ -142,6 +149,10 @@ class Services:
     def sessions(self) -> SessionService:
         """Both session keys; auto-id sessions are checked against the auto-id registry's client records, cached
         no longer than the session keys."""
+        from chalicelib.autoid.clients import ACTIVE
+        from chalicelib.sessions.revocation import CachedClientStanding
+        from chalicelib.sessions.service import SessionService
+
         standing = CachedClientStanding(self.autoid_registry, active_status=ACTIVE, clock=self.clock)
         return SessionService(self.settings, self.aws, autoid_clients=standing, roles=self.role_arns, clock=self.clock)
 
@@ -149,6 +160,8 @@ class Services:
 
     @capability
     def autoid_server_keys(self) -> RecipientKeyStore:
+        from chalicelib.keys.recipient import SERVER_KEYS, RecipientKeyStore
+
         return RecipientKeyStore(
             self.aws.secrets,
             self.settings.resources.autoid_key_secret_arn,
@@ -161,6 +174,8 @@ class Services:
     def autoid(self) -> AutoIdService:
         """The unauthenticated auto-id function's service. It starts sessions with the auto-id session key only:
         nothing built for it can read the main session key (or start another kind of session)."""
+        from chalicelib.autoid.service import AutoIdService
+
         s, r = self.settings, self.settings.resources
         return AutoIdService(
             server_keys=self.autoid_server_keys,
@@ -177,10 +192,14 @@ class Services:
     @capability
     def autoid_sessions(self) -> AutoIdSessions:
         """What auto-id gets of sessions: starting an auto-id client's session, with the auto-id session key only."""
+        from chalicelib.sessions.issuing import AutoIdSessions
+
         return AutoIdSessions(self.settings, self.aws.secrets, clock=self.clock)
 
     @capability
     def autoid_rotation(self) -> ScheduledRotation:
+        from chalicelib.autoid.scheduled import ScheduledRotation
+
         r = self.settings.resources
         return ScheduledRotation(
             self.autoid,
@@ -194,12 +213,17 @@ class Services:
 
     @capability
     def import_keys(self) -> RecipientKeyStore:
+        from chalicelib.keys.recipient import IMPORT_KEY, RecipientKeyStore
+
         # No grace period: the previous import key (AWSPREVIOUS, a key rotated by hand) opens files as long as the
         # secret keeps it, as it always has.
         return RecipientKeyStore(self.aws.secrets, self.settings.resources.import_key_secret_arn, IMPORT_KEY)
 
     @capability
     def importer(self) -> Importer:
+        from chalicelib.transfer.fates import ObjectFates
+        from chalicelib.transfer.importer import Importer
+
         s, aws = self.settings, self.aws
         return Importer(
             aws.s3,
@@ -213,6 +237,11 @@ class Services:
 
     @capability
     def sender(self) -> Sender:
+        from chalicelib.aws.s3 import ObjectStore
+        from chalicelib.transfer.fates import ObjectFates
+        from chalicelib.transfer.links import LinkSigner
+        from chalicelib.transfer.sending import Sender
+
         s, aws, r = self.settings, self.aws, self.settings.resources
         return Sender(
             aws.s3,
@@ -237,6 +266,8 @@ class Services:
 
     @capability
     def transfer(self) -> TransferRequests:
+        from chalicelib.transfer.requests import TransferRequests
+
         return TransferRequests(
             importer=lambda: self.importer,
             sender=lambda: self.sender,
@@ -249,6 +280,10 @@ class Services:
 
     @capability
     def s3_routes(self) -> S3ObjectRouter:
+        from chalicelib.events.s3_objects import S3ObjectRouter
+        from chalicelib.transfer.importer import INBOX
+        from chalicelib.transfer.sending import CLIENTS
+
         router = S3ObjectRouter()  # TransferRequests is providers only: registering builds no importer or sender
         router.register(INBOX, self.transfer.on_inbox_object)
         router.register(CLIENTS, self.transfer.on_client_object)
@@ -256,6 +291,8 @@ class Services:
 
     @capability
     def key_events(self) -> KeyEventBus:
+        from chalicelib.events.key_events import KeyEventBus
+
         bus = KeyEventBus()
         for event_type in ("signing-key-rotated", "signing-key-revoked"):
             bus.subscribe(event_type, self._signing_key_changed)
@@ -268,6 +305,8 @@ class Services:
             self.tokens.invalidate()
 
     def _session_key_rotated(self, _event: Mapping[str, Any]) -> None:
+        from chalicelib.sessions.service import key_rotation_seen as session_key_rotation_seen
+
         # Every store holding a session key: the main service's two, and the one the auto-id function signs with.
         stores = [*((self.sessions.keys, self.sessions.autoid_keys) if self.built("sessions") else ())]
         if self.built("autoid_sessions"):
@@ -275,6 +314,8 @@ class Services:
         session_key_rotation_seen(stores)
 
     def _autoid_keys_rotated(self, _event: Mapping[str, Any]) -> None:
+        from chalicelib.autoid.scheduled import key_rotation_seen as autoid_key_rotation_seen
+
         # Counted and logged even where no auto-id service was built (nothing to drop then).
         autoid_key_rotation_seen(self.autoid if self.built("autoid") else None)
 

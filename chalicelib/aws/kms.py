@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.aws.errors import AwsNotFound, aws_call
+from chalicelib.aws.errors import AwsNotFound, AwsRejected, aws_call
 
-__all__ = ["KeyInfo", "KeyService", "PublicKeyInfo"]
+__all__ = ["UNUSABLE_KEY_CODES", "KeyInfo", "KeyService", "PublicKeyInfo"]
+
+# What KMS answers a request to use a key that exists but cannot be used: a Disabled key (DisabledException), one
+# PendingDeletion or PendingImport (KMSInvalidStateException), a symmetric key asked for a public key
+# (UnsupportedOperationException). KMS Developer Guide, "Key states of AWS KMS keys"; API Reference, GetPublicKey.
+UNUSABLE_KEY_CODES = frozenset({"DisabledException", "KMSInvalidStateException", "UnsupportedOperationException"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class PublicKeyInfo:
     der: bytes
     key_spec: str
     signing_algorithms: tuple[str, ...]
+    usage: str = ""
 
 
 class KeyService:
@@ -54,7 +60,21 @@ class KeyService:
             der=bytes(response["PublicKey"]),
             key_spec=response.get("KeySpec") or response.get("CustomerMasterKeySpec", ""),
             signing_algorithms=tuple(response.get("SigningAlgorithms", ())),
+            usage=response.get("KeyUsage", ""),
         )
+
+    def usable_public_key(self, key_id: str) -> PublicKeyInfo | None:
+        """The public key of the key ``key_id`` names (an alias is resolved by KMS, and ``arn`` is then the key's),
+        or None when there is no such key or alias, or when the key cannot be used (:data:`UNUSABLE_KEY_CODES`): one
+        call, where DescribeKey and then GetPublicKey took two. Any other refusal (AccessDenied) is raised."""
+        try:
+            return self.public_key(key_id)
+        except AwsNotFound:
+            return None
+        except AwsRejected as refused:
+            if refused.aws_code in UNUSABLE_KEY_CODES:
+                return None
+            raise
 
     def create_key(
         self,

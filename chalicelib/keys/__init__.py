@@ -3,20 +3,29 @@
 :class:`CachedKeySource` is the one expiring cache, :class:`KeySet` the keys in force (the first seals or signs,
 every one opens or verifies), :class:`RecipientKeyStore` the RSA recipient keys kept in one secret (the auto-id
 server keys and the transfer import key).
+
+The recipient keys are imported on first use of one of their names (PEP 562): they bring the JWE envelope and its
+crypto, which the session and token-signing key rings (users of the cache and the key set) never need, so a cold
+start serving a token does not pay for them.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from chalicelib.keys.exceptions import InvalidKeySet, KeyUnavailable
 from chalicelib.keys.keyset import Keyed, KeySet
-from chalicelib.keys.recipient import (
-    IMPORT_KEY,
-    SERVER_KEYS,
-    RecipientKeyKind,
-    RecipientKeyStore,
-    RecipientRotation,
-)
 from chalicelib.keys.source import CachedKeySource
+
+if TYPE_CHECKING:
+    from chalicelib.keys.recipient import (
+        IMPORT_KEY,
+        SERVER_KEYS,
+        RecipientKeyKind,
+        RecipientKeyStore,
+        RecipientRotation,
+    )
 
 __all__ = [
     "IMPORT_KEY",
@@ -30,3 +39,13 @@ __all__ = [
     "RecipientKeyStore",
     "RecipientRotation",
 ]
+
+_RECIPIENT_NAMES = frozenset(
+    {"IMPORT_KEY", "SERVER_KEYS", "RecipientKeyKind", "RecipientKeyStore", "RecipientRotation"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECIPIENT_NAMES:
+        return getattr(import_module("chalicelib.keys.recipient"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

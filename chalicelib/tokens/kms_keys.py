@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.aws.errors import AwsNotFound, AwsRejected
-from chalicelib.aws.kms import KeyService
+from chalicelib.aws.kms import KeyService, PublicKeyInfo
 from chalicelib.aws.tagging import TaggedResources
 from chalicelib.observability import logger
 from chalicelib.tokens.algorithms import KMS_SPEC_TO_JOSE, SigningAlgorithm, algorithm, public_jwk
@@ -46,7 +46,6 @@ __all__ = [
 KMS_JOURNAL_KEY = {"pk": "signing-keys", "sk": "journal"}
 KMS_RAW_LIMIT = 4096  # the longest Message KMS Sign takes as RAW (KMS API Reference, Sign)
 DELETION_WINDOW_DAYS = 7
-USABLE_STATES = frozenset({"Enabled"})
 LABEL_TAG = "credport:label"
 # What the rotation and the signer do with a signing key: granted to its creator and to the functions' roles.
 SIGNER_ACTIONS = (
@@ -144,6 +143,7 @@ class KmsKeyStore:
         self._tagged = tagged
         self._caller_arn = caller_arn
         self._key_set = key_set
+        self._looked_up: dict[str, PublicKeyInfo] = {}  # the public keys of the last usable-roles lookup, by key id
         self.journal_key: Mapping[str, str] = {**KMS_JOURNAL_KEY, "sk": qualified(KMS_JOURNAL_KEY["sk"], key_set)}
 
     @property
@@ -151,15 +151,36 @@ class KmsKeyStore:
         return self._algorithm.jose
 
     def roles(self, *, usable_only: bool = False) -> dict[str, str | None]:
+        if usable_only:
+            return self._usable_roles()
         result: dict[str, str | None] = {}
         for role in ROLES:
             info = self._kms.alias_target(alias_name(self._prefix, role, self._key_set))
-            usable = info is not None and info.state in USABLE_STATES and info.usage == "SIGN_VERIFY"
-            result[role] = info.arn if info is not None and (usable or not usable_only) else None
+            result[role] = info.arn if info is not None else None
+        return result
+
+    def _usable_roles(self) -> dict[str, str | None]:
+        """What a key ring loads: one GetPublicKey per alias, where a DescribeKey per alias and then a GetPublicKey
+        per key took up to six calls. KMS resolves the alias and refuses a key that cannot sign (Disabled,
+        PendingDeletion: :data:`~chalicelib.aws.kms.UNUSABLE_KEY_CODES`), which counts as absent, as does a key
+        not made to sign. The public keys are kept for :meth:`open`, which then makes no call of its own. Same
+        permission as before (kms:GetPublicKey, authorised on the key whether it is named by alias or by ARN);
+        moto does not refuse a disabled key here, AWS does."""
+        looked_up: dict[str, PublicKeyInfo] = {}
+        result: dict[str, str | None] = {}
+        for role in ROLES:
+            public = self._kms.usable_public_key(alias_name(self._prefix, role, self._key_set))
+            if public is None or public.usage != "SIGN_VERIFY":
+                result[role] = None
+                continue
+            result[role] = public.arn
+            looked_up[public.arn] = public
+        self._looked_up = looked_up
         return result
 
     def open(self, key_id: str) -> SigningKey | None:
-        public = self._kms.public_key(key_id)
+        # A key's public half never changes: the one the roles' lookup just read is as good as a new GetPublicKey.
+        public = self._looked_up.get(key_id) or self._kms.public_key(key_id)
         if KMS_SPEC_TO_JOSE.get(public.key_spec) != self._algorithm.jose:
             # An alias of this key set pointed by hand at a key of another algorithm: never sign with it here.
             logger.warning("a signing-key alias names a key of another algorithm", extra={"key_id": key_id})

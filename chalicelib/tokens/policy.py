@@ -50,22 +50,20 @@ names a rule; its ``rule`` and ``reason`` are for the audit log.
 Loading validates the whole document and reports every problem at once (policy_document.py). With no document
 configured, :meth:`TokenPolicy.default` is the implicit policy: today's global allow-list as one rule, ``default``.
 
-Pure: no AWS call, no settings read. ``python -m chalicelib.tokens.policy_check FILE`` validates a document.
+Pure: no AWS call, no settings read. ``python -m chalicelib.tokens.policy_check FILE`` validates a document (the
+command line lives there: a function serving tokens never imports argparse).
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.config.environment import token_policy_limits
 from chalicelib.config.parsers import audience_matches
-from chalicelib.tokens.policy_document import KNOWN_ALGORITHMS, check_deployment, parse_document
+from chalicelib.tokens.policy_document import check_deployment, parse_document
 from chalicelib.tokens.policy_errors import (
     AlgorithmNotAllowed,
     AudienceNotAllowed,
@@ -75,10 +73,9 @@ from chalicelib.tokens.policy_errors import (
     TtlNotAllowed,
 )
 
-__all__ = ["MAX_DOCUMENT_BYTES", "MintRequest", "Rule", "TokenPolicy", "main"]
+__all__ = ["MAX_DOCUMENT_BYTES", "MintRequest", "Rule", "TokenPolicy"]
 
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a reviewed document is far smaller; refuse to read a wrong file whole
-_DEFAULT_CLI_ALGORITHMS = "RS256,ES384"  # the settings' default CREDPORT_TOKEN_ALGORITHMS
 _REASONS = {  # for the audit log: which rule, which check, which requested value
     AudienceNotAllowed: "audience {value} matches none of rule {rule}'s audiences",
     TtlNotAllowed: "ttl {value} exceeds rule {rule}'s max_ttl {max_ttl}",
@@ -297,40 +294,3 @@ class TokenPolicy:
             if refusal is None:
                 refusal = _refusal(rule, *failure)
         raise refusal or AudienceNotAllowed(rule=None, reason="no rule matches the principal")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chalicelib.tokens.policy_check",
-        description="Validate a credport token policy document: 'ok: N rules', or every problem on stderr (exit 2).",
-    )
-    parser.add_argument("file", type=Path, help="the policy document (JSON)")
-    # The deployment's own values when this shell has them (as the function will), else the settings' defaults.
-    env_max_ttl, env_algorithms = token_policy_limits()
-    parser.add_argument(
-        "--max-ttl",
-        type=int,
-        default=env_max_ttl or "43200",  # a string default goes through type=int: a bad one is a usage error
-        help="the deployment's CREDPORT_TOKEN_MAX_TTL (default: $CREDPORT_TOKEN_MAX_TTL, else 43200: %(default)s)",
-    )
-    parser.add_argument(
-        "--algorithms",
-        default=env_algorithms or _DEFAULT_CLI_ALGORITHMS,
-        help=f"the deployment's enabled algorithms, comma-separated, of {', '.join(KNOWN_ALGORITHMS)}"
-        " (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    algorithms = tuple(name.strip() for name in args.algorithms.split(",") if name.strip())
-    try:
-        check_deployment(args.max_ttl, algorithms)
-    except ValueError as exc:
-        parser.error(str(exc))  # exits 2 with the usage line
-    try:
-        policy = TokenPolicy.load(args.file, max_ttl=args.max_ttl, algorithms=algorithms)
-    except TokenPolicyInvalid as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    count = len(policy.rules)
-    print(f"ok: {count} rule{'' if count == 1 else 's'}")
-    return 0

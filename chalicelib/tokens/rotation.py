@@ -23,7 +23,6 @@ from chalicelib.aws.errors import AwsConflict
 from chalicelib.aws.s3 import ObjectStore
 from chalicelib.aws.sns import Publisher
 from chalicelib.config import Settings
-from chalicelib.events import key_event
 from chalicelib.observability import log_unexpected, logger, rotation_failed
 from chalicelib.tokens.discovery import discovery_document, jwks_document
 from chalicelib.tokens.exceptions import KeysNotReady, RotationRefused, RotationTooSoon
@@ -258,7 +257,7 @@ class KeyRotation:
         event_type = "signing-key-revoked" if journal["kind"] == "revoke" else "signing-key-rotated"
         self._sns.publish(
             self._settings.resources.key_events_topic_arn,
-            key_event(
+            _key_event(
                 event_type,
                 kind=journal["kind"],
                 rotation_id=journal["rotation_id"],
@@ -319,7 +318,7 @@ class KeyRotation:
         try:
             self._sns.publish(
                 self._settings.resources.key_events_topic_arn,
-                key_event(
+                _key_event(
                     "signing-key-rotation-failed",
                     kind=journal["kind"],
                     rotation_id=journal["rotation_id"],
@@ -331,3 +330,11 @@ class KeyRotation:
             )
         except Exception as alarm_error:  # the alarm must not hide the original failure
             log_unexpected("signing-key alarm failed", alarm_error)
+
+
+def _key_event(event_type: str, **fields: Any) -> dict[str, Any]:
+    # Imported when a run announces something, not with this module: chalicelib.events also holds the S3 event
+    # parsing (Powertools' data classes), which a container that only serves tokens never needs at its cold start.
+    from chalicelib.events.key_events import key_event
+
+    return key_event(event_type, **fields)

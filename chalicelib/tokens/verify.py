@@ -12,17 +12,19 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from joserfc import jwt
 from joserfc.errors import ClaimError, JoseError
-from joserfc.jwk import ECKey, RSAKey
-from joserfc.jwt import JWTClaimsRegistry
 
 from chalicelib.config import audience_matches
 from chalicelib.jose import MalformedToken, TokenCheck, decode_check, protected_header
 from chalicelib.tokens.algorithms import ALGORITHMS
 from chalicelib.tokens.exceptions import TokenRejected
+
+# joserfc's JWT and JWK modules are imported by the first verification, not with this module: chalicelib.tokens
+# imports the verifier, and a container that only issues tokens would otherwise pay for them at its cold start.
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey, RSAKey
 
 __all__ = ["MAX_TOKEN_BYTES", "TokenVerifier"]
 
@@ -59,6 +61,8 @@ class TokenVerifier:
 
     def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
         """The token's claims, if it is authentic, current, ours, and for ``audience``."""
+        from joserfc import jwt
+
         header = self._header(token)
         key = self._key_for(header)
         try:
@@ -78,6 +82,8 @@ class TokenVerifier:
         return header
 
     def _key_for(self, header: Mapping[str, Any]) -> RSAKey | ECKey:
+        from joserfc.jwk import ECKey, RSAKey
+
         kid = header.get("kid")
         if not isinstance(kid, str) or not _KID.fullmatch(kid) or kid not in self._keys:
             raise TokenRejected("kid")
@@ -109,6 +115,8 @@ class TokenVerifier:
             audience_matches(p, aud) for p in self._audiences for aud in audiences
         ):
             raise TokenRejected("aud", "aud not allowed")
+        from joserfc.jwt import JWTClaimsRegistry
+
         registry = JWTClaimsRegistry(
             now=lambda: int(self._now()),
             leeway=self._leeway,

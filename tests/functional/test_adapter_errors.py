@@ -51,13 +51,20 @@ def stubbed(service: str) -> tuple[Any, Stubber]:
 # --- ClientFactory ----------------------------------------------------------------------------------------------------
 
 
-def test_factory_creates_no_client_until_an_adapter_is_used(factory: ClientFactory) -> None:
+def test_factory_creates_no_client_until_an_adapter_calls_aws(factory: ClientFactory) -> None:
+    """Building an adapter creates no client (a cold start pays only for the clients its first request calls): its
+    first call does, and every adapter of that service shares it."""
     services = AwsServices(factory)
     assert not factory.created
-    services.table("anything")
-    assert factory.created == ("dynamodb",)
+    table, tagging = services.table("anything"), services.tagging
     assert services.s3 is services.s3
-    assert list(factory.created) == ["dynamodb", "s3"]
+    assert services.table("other") is not table
+    assert not factory.created
+    assert services.kms.alias_target("alias/none") is None  # moto: NotFoundException
+    assert factory.created == ("kms",)
+    assert services.kms.alias_target("alias/none") is None
+    assert factory.created == ("kms",)
+    assert tagging is services.tagging
 
 
 def test_factory_returns_one_client_per_service(factory: ClientFactory) -> None:

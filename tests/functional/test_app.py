@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from chalicelib.events import S3ObjectEvent
 from chalicelib.services import Services
 from tests.conftest import EVENTS_DIR, REPO_ROOT
 from tests.support import gateway_event
+from tests.unit.test_config import VALID
 
 
 @pytest.fixture
@@ -86,6 +88,42 @@ def test_importing_the_app_creates_no_aws_client() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "boto3 imported: False" in result.stdout
+
+
+# What only other routes and functions use: a token's cold start imports none of it (bench/bench_cold_start.py).
+# The sessions package and chalicelib.events can join once chalicelib.api no longer imports the sessions package.
+NOT_FOR_A_TOKEN = (
+    "chalicelib.autoid",
+    "chalicelib.transfer",
+    "chalicelib.envelope",
+    "chalicelib.keys.recipient",
+    "argparse",
+)
+
+
+def test_building_the_token_service_imports_nothing_only_other_capabilities_use() -> None:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import app
+        from chalicelib.aws import AwsServices, ClientFactory
+        from chalicelib.config import get_settings
+        from chalicelib.services import Services
+        Services(get_settings(), AwsServices(ClientFactory())).tokens  # builds the token service, calls no AWS
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith({NOT_FOR_A_TOKEN!r}))))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env={**os.environ, **VALID, "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
 # The event fixture's key is "inbox/team a/secret@one.jwe": a route on its folder wins over the

@@ -112,7 +112,7 @@ def identifying(want: Want) -> Prepare:
     return prepare
 
 
-KMS_KEYS, SESSION_KEYS = "kms.DescribeKey*3 kms.GetPublicKey*2", "sm.DescribeSecret sm.GetSecretValue*2"
+KMS_KEYS, SESSION_KEYS = "kms.GetPublicKey*3", "sm.DescribeSecret sm.GetSecretValue*2"
 IMPORT, AUTOID = (
     "sm.GetSecretValue*2 sm.DescribeSecret",
     "sm.GetSecretValue dynamodb.GetItem s3.GetObject dynamodb.PutItem",

@@ -129,6 +129,10 @@ NOT_EXERCISED: dict[tuple[str, str, str], str] = {
         if (reason := _GRANTS_NOT_EXERCISED.get((statement["Sid"], action)))
     },
     ("auto_id", "AutoIdNonces", "dynamodb:DeleteItem"): NONCE_RELEASE,
+    ("api_handler", "UseTokenSigningKeys", "kms:DescribeKey"): (
+        "a signing-key run of the API handler's own (a fresh deployment's first token, or one a crash interrupted: "
+        "ensure_keys); its key ring reads the keys with GetPublicKey by alias, and the schedule made them here"
+    ),
     **{("api_handler", sid, f"kms:{a}"): RESUMED_RUN for sid, a in (("PointTokenSigningAliases", "UpdateAlias"),)},
     **{("api_handler", "UseTokenSigningKeys", f"kms:{a}"): RESUMED_RUN for a in ("ScheduleKeyDeletion", "UpdateAlias")},
     ("api_handler", "UseEnvelopeSigningKeys", "secretsmanager:DeleteSecret"): RESUMED_RUN,

@@ -345,8 +345,9 @@ JOURNAL = "dynamodb.PutItem dynamodb.GetItem"  # a signing-key step journaled, t
 SIGNING_ROTATION = (
     f"dynamodb.GetItem kms.DescribeKey*3 dynamodb.PutItem {JOURNAL}"  # begun
     f" resourcegroupstaggingapi.GetResources sts.GetCallerIdentity kms.CreateKey dynamodb.PutItem {JOURNAL}"  # new key
-    f" kms.UpdateAlias*3 {JOURNAL} kms.DescribeKey*3 kms.GetPublicKey*3 s3.PutObject*2 {JOURNAL}"  # moved, published
-    f" kms.ScheduleKeyDeletion {JOURNAL} kms.DescribeKey*3 sns.Publish dynamodb.PutItem*2"  # retired, announced, done
+    # The key ring reads each alias with one GetPublicKey (the key and its public half): published, then announced.
+    f" kms.UpdateAlias*3 {JOURNAL} kms.GetPublicKey*3 s3.PutObject*2 {JOURNAL}"  # moved, published
+    f" kms.ScheduleKeyDeletion {JOURNAL} kms.GetPublicKey*3 sns.Publish dynamodb.PutItem*2"  # retired, announced, done
 )
 # operation -> (its AWS calls, its setup and cases, whether every call is a kill point)
 OPERATIONS: dict[str, tuple[str, Prepare, bool]] = {

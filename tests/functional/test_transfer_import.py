@@ -178,12 +178,13 @@ def test_a_transient_failure_propagates_and_keeps_the_file(
     def unavailable(*_args: Any, **_kwargs: Any) -> None:
         raise AwsUnavailable("secretsmanager", "CreateSecret", "ThrottlingException")
 
-    monkeypatch.setattr(aws.secrets.__class__, "create", unavailable)
-    with pytest.raises(AwsUnavailable):
-        importer.import_object(key)
+    # Only this patch is undone (monkeypatch.undo() would also undo the fixtures' environment, the region included).
+    with monkeypatch.context() as patch:
+        patch.setattr(aws.secrets.__class__, "create", unavailable)
+        with pytest.raises(AwsUnavailable):
+            importer.import_object(key)
     assert keys_under(aws, "inbox/") == [key]  # retried by SQS, and dead-lettered in the end, never lost
     assert keys_under(aws, "quarantine/") == []
-    monkeypatch.undo()
     assert importer.import_object(key) is not None
 
 

@@ -196,6 +196,7 @@ MUTATIONS: dict[str, tuple[Callable[[Policy], None], dict[str, tuple[str, ...]]]
                 "tokens.kms.found-describe",
                 "tokens.kms.found-policy",
                 "tokens.kms.public-key",
+                "tokens.kms.usable-keys",
                 "tokens.kms.update-alias",
                 "tokens.kms.create-alias",
                 "tokens.kms.delete-alias",

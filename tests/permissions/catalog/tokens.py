@@ -71,9 +71,21 @@ ENTRIES = (
         functions=KEY_USERS,
         site="chalicelib.aws.kms.KeyService.describe",
         callers=(f"{_KMS}.roles", "chalicelib.aws.kms.KeyService.alias_target"),
-        why="which key holds each role: DescribeKey of alias/<prefix>/signing/{previous,current,pending}, for the "
-        "key ring (tokens, JWKS, discovery) and at the start of each rotation",
+        why="which key holds each role: DescribeKey of alias/<prefix>/signing/{previous,current,pending}, at the "
+        "start of each rotation",
         access=(signing("DescribeKey", by_alias=True),),
+        key_made_by=_AFTER_A_ROTATION,
+    ),
+    Entry(
+        id="tokens.kms.usable-keys",
+        service="kms",
+        operation="GetPublicKey",
+        functions=KEY_USERS,
+        site="chalicelib.aws.kms.KeyService.public_key",
+        callers=(f"{_KMS}.roles", f"{_KMS}._usable_roles", "chalicelib.aws.kms.KeyService.usable_public_key"),
+        why="the key ring (tokens, JWKS, discovery): GetPublicKey of alias/<prefix>/signing/{previous,current,"
+        "pending}, the key behind each alias that can sign and its public half in one call",
+        access=(signing("GetPublicKey", by_alias=True),),
         key_made_by=_AFTER_A_ROTATION,
     ),
     Entry(
@@ -93,7 +105,7 @@ ENTRIES = (
         functions=KEY_USERS,
         site="chalicelib.aws.kms.KeyService.public_key",
         callers=(f"{_KMS}.open",),
-        why="the key ring opens each key once: its public half for the JWKS and the token header",
+        why="opening a key the roles' lookup did not just read (its public half; the key ring's keys come with it)",
         access=(signing("GetPublicKey"),),
         key_made_by=_AFTER_A_ROTATION,
     ),
