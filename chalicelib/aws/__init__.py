@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import functools
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws.clients import ClientFactory, ClientOptions, LazyClient, running_as, running_function
 from chalicelib.aws.errors import AwsConflict, AwsNotFound, AwsRejected, AwsUnavailable, aws_call, translate
+from chalicelib.lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from chalicelib.aws.dynamodb import ItemTable
@@ -63,9 +63,7 @@ _MODULE_OF = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        return getattr(import_module(f"chalicelib.aws.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_attribute(__name__, _MODULE_OF, name)
 
 
 class AwsServices:

@@ -11,12 +11,12 @@ start serving a token does not pay for them.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.keys.exceptions import InvalidKeySet, KeyUnavailable
 from chalicelib.keys.keyset import Keyed, KeySet
 from chalicelib.keys.source import CachedKeySource
+from chalicelib.lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from chalicelib.keys.recipient import (
@@ -40,12 +40,14 @@ __all__ = [
     "RecipientRotation",
 ]
 
-_RECIPIENT_NAMES = frozenset(
-    {"IMPORT_KEY", "SERVER_KEYS", "RecipientKeyKind", "RecipientKeyStore", "RecipientRotation"}
-)
+_MODULE_OF = {
+    "IMPORT_KEY": "recipient",
+    "SERVER_KEYS": "recipient",
+    "RecipientKeyKind": "recipient",
+    "RecipientKeyStore": "recipient",
+    "RecipientRotation": "recipient",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RECIPIENT_NAMES:
-        return getattr(import_module("chalicelib.keys.recipient"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_attribute(__name__, _MODULE_OF, name)

@@ -6,8 +6,9 @@ cold start serving a token must not pay for the session parser, its JOSE imports
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from chalicelib.lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from chalicelib.sessions.issuing import AutoIdSessions
@@ -53,6 +54,4 @@ _MODULE_OF = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        return getattr(import_module(f"chalicelib.sessions.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_attribute(__name__, _MODULE_OF, name)
