@@ -27,7 +27,7 @@ from bench.harness import Figure, paired
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MIB = 100.0
-ROUNDS = 9
+ROUNDS = 15  # a spawn pair is ~1 s: 15 rounds keep the median steady against a stray slow spawn
 ROOT = Path(__file__).resolve().parents[1]
 
 COLD = r"""

@@ -75,7 +75,7 @@ def requests() -> dict[str, MintRequest]:
 
 
 def run(quick: bool = False) -> list[Figure]:
-    number, repeat = (20, 1) if quick else (20000, 7)
+    number, repeat = (20, 1) if quick else (5000, 21)
     checked = policy()
 
     def check(request: MintRequest) -> None:
