@@ -149,6 +149,7 @@ def run(quick: bool = False) -> list[Figure]:
         werkzeug.setLevel(werkzeug_level)
     return [
         Figure(
+            key="cold_start.first_token",
             name="cold start: fresh interpreter, import app, first /token",
             value=measured.subject,
             unit="s",
@@ -162,6 +163,7 @@ def run(quick: bool = False) -> list[Figure]:
             rounds=measured.rounds,
         ),
         Figure(
+            key="cold_start.peak_rss",
             name="peak RSS of that cold-start process",
             value=max(rss_mib),
             unit="MiB",
