@@ -13,6 +13,8 @@ from pathlib import Path
 from bench.harness import Figure, machine, print_table, write_results
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
+# A run of some modules only does not replace the full run's results (bench/cost.py reads latest.json whole).
+PARTIAL_RESULTS = Path(__file__).parent / "results" / "only.json"
 _SINK = open(os.devnull, "w")  # noqa: SIM115 (open for the whole run: loggers may keep it as their stream)
 
 
@@ -23,23 +25,41 @@ def modules() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="one short round each (a smoke run, not a figure)")
-    parser.add_argument("--only", action="append", help="run only these benchmark modules (e.g. bench_autoid)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=modules(),
+        metavar="MODULE",
+        help=f"run only this module (repeat for several): {', '.join(modules())}",
+    )
+    parser.add_argument("--out", type=Path, help="where to write the results (default: latest.json, only.json)")
     args = parser.parse_args(argv)
+    out = args.out or (PARTIAL_RESULTS if args.only else RESULTS)
     _quiet_logs()
     figures: list[Figure] = []
+    failed: list[str] = []
     for name in modules():
         if args.only and name not in args.only:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        # The app's EMF metric lines go to standard output, as Lambda wants them: measured, but not shown.
-        with contextlib.redirect_stdout(_SINK):
-            figures.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+        try:
+            # The app's EMF metric lines go to standard output, as Lambda wants them: measured, but not shown.
+            with contextlib.redirect_stdout(_SINK):
+                figures.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+        except Exception as error:  # one module's failure is reported and the others still run
+            failed.append(name)
+            print(f"{name} failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
     info = machine()
     print(print_table(figures, info))
-    if not args.quick:
-        write_results(args.out, figures, info)
-        print(f"\nwrote {args.out}")
+    if args.quick:
+        print("\nquick run: one short round each, to check the modules run; these are not measurements,")
+        print("the local-stack figures are skipped, and nothing is written")
+    else:
+        write_results(out, figures, info)
+        print(f"\nwrote {out}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0 if all(f.met for f in figures) or args.quick else 1
 
 

@@ -98,7 +98,8 @@ def measure(stack: RunningStack, workdir: Path, *, rounds: int, warmup: int = 1)
 def _check_installed() -> None:
     for executable, what in ((CREDPORT, "the credport console script"), (AWS_CLI, "the AWS CLI")):
         if not executable.exists():
-            raise RuntimeError(f"no {what} at {executable}: run make install")
+            reinstall = "rm -f .venv/.installed-* && make install"
+            raise RuntimeError(f"{what} not found at {executable}: reinstall with `{reinstall}`")
 
 
 def _skipped() -> Figure:

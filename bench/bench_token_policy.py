@@ -104,8 +104,7 @@ def run(quick: bool = False) -> list[Figure]:
                 unit="µs",
                 baseline="joserfc jwt.encode ES384 (the token it guards)",
                 baseline_value=measured.baseline * 1e6,
-                ratio=measured.ratio,
-                spread=measured.spread,
+                # The target is absolute: the signature it guards is context, not a ratio to hold.
                 rounds=measured.rounds,
                 target=f"<= {TARGET_SECONDS * 1e6:.0f} µs",
                 met=measured.subject <= TARGET_SECONDS,

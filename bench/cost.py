@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, CostInputError) as error:
         # One line, no traceback: a missing file or figure is a usage problem, not a bug.
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        print(f"python -m bench.cost: {args.results}: {reason}", file=sys.stderr)
+        hint = " (run make bench first: it writes bench/results/latest.json)" if isinstance(error, OSError) else ""
+        print(f"python -m bench.cost: {args.results}: {reason}{hint}", file=sys.stderr)
         return 2
     if args.markdown:
         print(markdown(rows))

@@ -16,7 +16,7 @@ request, per container start and per hour of a warm container (its key caches' r
   Decrypt); the server keys and the auto-id session key are cached 300 s, as above. A role instead of a secret
   makes an STS AssumeRole (no charge; STS publishes no rate quota) instead of the GetSecretValue.
 
-Figures are found by ``key`` when the results carry one, else by name (``Figure`` has no stable key yet).
+Figures are found by their stable ``key``, else by name (results written before figures had keys).
 """
 
 from __future__ import annotations

@@ -62,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.stability: cannot read the results: {error}", file=sys.stderr)
         return 2
     found = rows(runs)
+    if len(runs) < 2 or not found:
+        print("bench.stability: give two results files at least, with ratio figures in them", file=sys.stderr)
+        return 2
     print(markdown(found, len(runs)))
+    partial = [name for name, values, _, _ in found if None in values]
+    if partial:
+        print(f"\nnot in every run (compared over the runs that have them): {', '.join(partial)}", file=sys.stderr)
     moved = [name for name, _, _, deviation in found if deviation > args.tolerance]
     if moved:
         print(f"\nmoved more than {args.tolerance:.0%} from their median: {', '.join(moved)}", file=sys.stderr)

@@ -24,7 +24,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.filters import SuppressFilter
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.formatter import RESERVED_LOG_ATTRS, LambdaPowertoolsFormatter
 
 from chalicelib.config.environment import xray_trace_header
 
@@ -32,6 +32,7 @@ __all__ = ["AuditLine", "PreparedFields"]
 
 # The log_format templates the fast path fills in (Powertools' defaults); any other template takes the slow path.
 _LEVEL, _LOCATION, _TIME = "%(levelname)s", "%(funcName)s:%(lineno)d", "%(asctime)s"
+_RESERVED = frozenset(RESERVED_LOG_ATTRS)
 _ENCODE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -120,6 +121,8 @@ class AuditLine:
         if layout is None:
             return None
         context = formatter.thread_safe_get_current_keys()
+        if not _RESERVED.isdisjoint(context):
+            return None  # Powertools fills a reserved key's template in even from the context
         shared = prepared.keys if prepared is not None else frozenset()
         # A key given twice (a field named like one of the format's keys, the context's or the prepared ones) takes
         # its first place with its last value in Powertools' line: Powertools writes that one.
@@ -179,12 +182,20 @@ class _Layout:
 
 
 def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str) -> _Layout:
+    """The fixed part as Powertools' formatter writes it: a reserved key's template filled in (the three its default
+    format has), any other key's value as it is; a format this cannot write exactly gets no pieces (slow path)."""
+    keys = {key for key, _ in snapshot}
+    unwritable = _Layout(snapshot, (), frozenset())
+    # Without "message" among the keys, Powertools writes it after the extra fields; an explicit xray_trace_id key
+    # (None: left out, a value: written twice) changes what it writes at the end. Both are Powertools' to write.
+    if "message" not in keys or "xray_trace_id" in keys:
+        return unwritable
     pieces: list[str] = []
     for key, template in snapshot:
         name = _ENCODE(key) + ":"
         if key == "message":
             pieces.append(name + _ENCODE(message))
-        elif isinstance(template, str) and "%(" in template:
+        elif template and key in RESERVED_LOG_ATTRS:  # Powertools fills these in from the record
             if template == _LEVEL:
                 pieces.append(name + _ENCODE(level_name))
             elif template == _LOCATION:
@@ -192,16 +203,16 @@ def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str
             elif template == _TIME:
                 pieces += [name, _TIME]
             else:
-                return _Layout(snapshot, (), frozenset())  # an operator's template: Powertools fills it in
+                return unwritable  # another template (or a % to format): Powertools fills it in
         elif template is not None:
-            pieces.append(name + _ENCODE(template))
+            pieces.append(name + _ENCODE(template))  # any other key: its value as it is, "%(" and all
     joined: list[str] = []
     for piece in pieces:  # "{" and the commas between members; a slot's name and value are one member
         if piece is _LOCATION or piece is _TIME:
             joined.append(piece)
         else:
             joined.append(("{" if not joined else ",") + piece)
-    return _Layout(snapshot, tuple(joined), frozenset(key for key, _ in snapshot) | {"xray_trace_id"})
+    return _Layout(snapshot, tuple(joined), frozenset(keys) | {"xray_trace_id"})
 
 
 def _is_powertools_stream(handler: logging.Handler, level: int) -> bool:

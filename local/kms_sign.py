@@ -1,4 +1,5 @@
-"""KMS ``Sign`` and ``Verify`` honour ``MessageType`` as AWS KMS does (KMS API Reference, "Sign" and "Verify").
+"""KMS ``Sign`` and ``Verify`` honour ``MessageType`` as AWS KMS does (KMS API Reference, "Sign" and "Verify"), and
+``Sign``, ``Verify`` and ``GetPublicKey`` refuse a key that is not enabled, as AWS does.
 
 AWS: ``Message`` is 1..4096 bytes. ``MessageType=RAW`` (the default) makes KMS hash the message with the signing
 algorithm's hash; ``DIGEST`` says the message IS that hash, so its length must be the hash's (32 bytes for
@@ -13,6 +14,12 @@ and algorithm checks and the response shape all moto's. For ``DIGEST`` a context
 makes moto's hash choice for the key (the one private method of RSA and of ECDSA keys that picks it) hand
 ``cryptography`` a ``Prehashed`` hash: PKCS#1 v1.5, PSS and ECDSA then sign the digest as it is. A context variable
 keeps concurrent requests of the threaded server apart.
+
+Key state (KMS Developer Guide, "Key states of AWS KMS keys": a disabled key or one pending deletion cannot be used in
+cryptographic operations or to get its public key): moto answers all three for such a key. AWS refuses a disabled key
+with ``DisabledException`` and one pending deletion (or in any other state but Enabled) with
+``KMSInvalidStateException``; credport's key ring counts either as a key it cannot use, so the local stack must refuse
+them too, or a revoked key would go on signing there.
 
 Error texts (all ValidationException): the 4096-byte refusal is quoted from an error AWS returned; "Digest is invalid
 length for algorithm X." is the text clients report from AWS for a DIGEST of the wrong length; the ``messageType``
@@ -30,11 +37,21 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from moto.core.exceptions import JsonRESTError
 from moto.kms import utils as kms_utils
 from moto.kms.exceptions import ValidationException
 from moto.kms.responses import KmsResponse
 
-__all__ = ["MAX_MESSAGE_BYTES", "MESSAGE_TYPES", "digest_size", "install", "installed", "uninstall"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MESSAGE_TYPES",
+    "DisabledException",
+    "KMSInvalidStateException",
+    "digest_size",
+    "install",
+    "installed",
+    "uninstall",
+]
 
 MAX_MESSAGE_BYTES = 4096
 MESSAGE_TYPES = ("RAW", "DIGEST", "EXTERNAL_MU")
@@ -48,6 +65,34 @@ _ECDSA_HASH = ("ECDSAPrivateKey", "_ECDSAPrivateKey__hash_algorithm")
 _lock = threading.Lock()
 _originals: dict[str, Any] = {}
 _prehashed: ContextVar[bool] = ContextVar("credport_kms_prehashed", default=False)
+
+
+class DisabledException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("DisabledException", message)
+
+
+class KMSInvalidStateException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("KMSInvalidStateException", message)
+
+
+def _usable_key(response: KmsResponse) -> None:
+    """Refuse a key that is not Enabled, as AWS does; a key moto cannot find is left to moto's own answer."""
+    key_id = response._get_param("KeyId")
+    try:
+        key = response.kms_backend.describe_key(key_id)
+    except Exception:  # moto's lookup errors (NotFoundException, KeyError): moto answers them itself
+        return
+    state = getattr(key, "key_state", "Enabled")
+    if state == "Disabled":
+        raise DisabledException(f"{key.arn} is disabled.")
+    if state != "Enabled":
+        raise KMSInvalidStateException(f"{key.arn} is {'pending deletion' if state == 'PendingDeletion' else state}.")
 
 
 def digest_size(signing_algorithm: str) -> int | None:
@@ -96,14 +141,22 @@ def _digest_mode(digest: bool) -> Iterator[None]:
 
 
 def _sign(self: KmsResponse) -> str:
+    _usable_key(self)
     with _digest_mode(_checked(self)):
         result: str = _originals["sign"](self)
     return result
 
 
 def _verify(self: KmsResponse) -> str:
+    _usable_key(self)
     with _digest_mode(_checked(self)):
         result: str = _originals["verify"](self)
+    return result
+
+
+def _get_public_key(self: KmsResponse) -> str:
+    _usable_key(self)
+    result: str = _originals["get_public_key"](self)
     return result
 
 
@@ -137,9 +190,15 @@ def install() -> None:
         hooks = {_RSA_HASH: _rsa_hash, _ECDSA_HASH: _ecdsa_hash}
         # AttributeError here, before any change: this moto no longer picks hashes where the hooks expect.
         found = {where: getattr(getattr(kms_utils, where[0]), where[1]) for where in hooks}
-        _originals.update(sign=KmsResponse.sign, verify=KmsResponse.verify, **{w[1]: f for w, f in found.items()})
+        _originals.update(
+            sign=KmsResponse.sign,
+            verify=KmsResponse.verify,
+            get_public_key=KmsResponse.get_public_key,
+            **{w[1]: f for w, f in found.items()},
+        )
         KmsResponse.sign = _sign  # type: ignore[method-assign]
         KmsResponse.verify = _verify  # type: ignore[method-assign]
+        KmsResponse.get_public_key = _get_public_key  # type: ignore[method-assign]
         for (cls, name), hook in hooks.items():
             setattr(getattr(kms_utils, cls), name, hook(found[(cls, name)]))
 
@@ -151,6 +210,7 @@ def uninstall() -> None:
             return
         KmsResponse.sign = _originals.pop("sign")  # type: ignore[method-assign]
         KmsResponse.verify = _originals.pop("verify")  # type: ignore[method-assign]
+        KmsResponse.get_public_key = _originals.pop("get_public_key")  # type: ignore[method-assign]
         for cls, name in (_RSA_HASH, _ECDSA_HASH):
             setattr(getattr(kms_utils, cls), name, _originals.pop(name))
 

@@ -27,7 +27,7 @@ __all__ = ["MAX_PLANS", "PLAN_SECONDS", "MintPlan", "MintPlans", "plan_key"]
 PLAN_SECONDS = 60.0
 MAX_PLANS = 1024
 
-PlanKey = tuple[str, str, str | None, tuple[tuple[str, tuple[str, ...]], ...]]
+PlanKey = tuple[str, str, str, str | None, tuple[tuple[str, tuple[str, ...]], ...]]
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,15 @@ class MintPlan:
 
 
 def plan_key(identity: RequestIdentity, query: Mapping[str, Any] | None) -> PlanKey:
-    """What a plan depends on: the caller as API Gateway verified it (the ARN and the unique id with its session, and
-    the organization) and every query parameter with all its values, in the order sent."""
+    """What a plan depends on: the caller as API Gateway verified it (the ARN, the account, the unique id with its
+    session, and the organization: every field of the identity a decision reads) and every query parameter with all
+    its values, in the order sent."""
     if not query:
         items: tuple[tuple[str, tuple[str, ...]], ...] = ()
     else:
         getlist = getattr(query, "getlist", None)
         items = tuple((name, tuple(getlist(name)) if getlist else (query[name],)) for name in query)
-    return (identity.user_arn, identity.caller, identity.principal_org_id, items)
+    return (identity.user_arn, identity.account_id, identity.caller, identity.principal_org_id, items)
 
 
 class MintPlans:

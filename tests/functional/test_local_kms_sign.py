@@ -216,3 +216,29 @@ def test_uninstall_gives_moto_back_its_stock_behaviour(stock_kms: Any) -> None:
     assert not verifies(kms, key_id, spec, MESSAGE, signature)  # moto hashes the digest again
     assert verifies(kms, key_id, spec, spec.digest(MESSAGE), signature)
     assert verifies(kms, key_id, spec, b"m" * 4097, sign(kms, key_id, spec, b"m" * 4097, "RAW"))  # no limit
+
+
+def refusal_code(call: Any) -> str:
+    with pytest.raises(ClientError) as refused:
+        call()
+    return str(refused.value.response["Error"]["Code"])
+
+
+def test_a_key_that_is_not_enabled_signs_nothing_and_shows_no_public_key(kms: Any) -> None:
+    """KMS Developer Guide, "Key states of AWS KMS keys": a disabled key, or one pending deletion, is not usable in
+    cryptographic operations nor for GetPublicKey. Through an alias too, as credport's key ring reads it."""
+    spec = SPECS[0]
+    key_id = make_key(kms, spec)
+    kms.create_alias(AliasName="alias/state-test", TargetKeyId=key_id)
+    signature = sign(kms, key_id, spec, b"m", "RAW")
+    kms.disable_key(KeyId=key_id)
+    for target in (key_id, "alias/state-test"):
+        assert refusal_code(lambda t=target: kms.get_public_key(KeyId=t)) == "DisabledException"
+        assert refusal_code(lambda t=target: sign(kms, t, spec, b"m", "RAW")) == "DisabledException"
+    assert refusal_code(lambda: kms_verify(kms, key_id, spec, b"m", signature, "RAW")) == "DisabledException"
+    kms.enable_key(KeyId=key_id)
+    assert kms.get_public_key(KeyId="alias/state-test")["KeyId"].endswith(key_id)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert refusal_code(lambda: kms.get_public_key(KeyId="alias/state-test")) == "KMSInvalidStateException"
+    assert refusal_code(lambda: sign(kms, key_id, spec, b"m", "RAW")) == "KMSInvalidStateException"
+    assert refusal_code(lambda: kms.get_public_key(KeyId="alias/no-such-key")) == "NotFoundException"  # moto answers

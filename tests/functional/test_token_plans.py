@@ -68,3 +68,28 @@ def test_every_token_is_audited_and_counted(caplog: pytest.LogCaptureFixture) ->
     audited = [vars(r) for r in caplog.records if r.getMessage() == "token issued"]
     assert {r["jti"] for r in audited} == jtis
     assert all(r["rule"] and r["sub"] and r["kid"] for r in audited)
+
+
+def test_a_request_whose_token_is_too_large_is_never_kept(checks: list[tuple[str, ...]]) -> None:
+    """At the size limit: the plan's size check uses a real time and jti length, so the first request refused as
+    token_too_large leaves no plan behind, and the next is decided again (found by a hostile review)."""
+    plans = credport_app.services().tokens._plans
+
+    def query(k: int, m: int) -> list[tuple[str, str]]:
+        tags = [(f"tag.k{i:02d}", "v" * 240) for i in range(k)]
+        return [("aud", "https://a.example.com"), *tags, ("tag.last", "v" * m)]
+
+    def status(k: int, m: int) -> int:
+        plans.clear()
+        return get("/token", query(k, m)).status
+
+    k = next(k for k in range(30, 50) if status(k, 256) != 200)
+    m = next(m for m in range(257) if status(k, m) != 200)  # the first size refused
+    assert status(k, m - 1) == 200  # the largest allowed is kept
+    assert len(plans) == 1
+    plans.clear()
+    checks.clear()
+    for _ in range(2):
+        assert refused(*query(k, m)) == "token_too_large"
+    assert len(plans) == 0
+    assert len(checks) == 2  # decided each time

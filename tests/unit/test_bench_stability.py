@@ -34,3 +34,11 @@ def test_the_verdict_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "figure a" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    assert main([str(steady)]) == 2  # one run says nothing about stability
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"figures": []}))
+    assert main([str(empty), str(empty)]) == 2
+    partial = tmp_path / "3.json"
+    partial.write_text(json.dumps(run(("b", 1.0))))
+    assert main([str(steady), str(steady), str(partial)]) == 0
+    assert "not in every run" in capsys.readouterr().err

@@ -144,7 +144,10 @@ def test_unusable_results_are_one_line_and_exit_2(
 def test_a_missing_results_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cost.main(["--results", str(tmp_path / "absent.json")]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == f"python -m bench.cost: {tmp_path / 'absent.json'}: No such file or directory"
+    assert err.strip() == (
+        f"python -m bench.cost: {tmp_path / 'absent.json'}: No such file or directory"
+        " (run make bench first: it writes bench/results/latest.json)"
+    )
 
 
 def test_the_deployment_read_from_the_repository() -> None:

@@ -252,3 +252,46 @@ def test_prepared_fields_make_the_same_line(powertools_logger: tuple[Logger, io.
         del a["timestamp"], b["timestamp"], a["location"], b["location"]
         assert list(a.items()) == list(b.items())
     assert ours_again["sub"] == "twice"
+
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"
+
+
+def _no_message_key(logger: Logger) -> None:
+    logger.remove_keys(["message"])
+
+
+CONFIGURATIONS: dict[str, tuple[dict[str, Any], Any]] = {
+    "message not among the keys": ({"log_record_order": ["level", "location", "timestamp"]}, None),
+    "message key removed": ({}, _no_message_key),
+    "xray key disabled": ({"xray_trace_id": None}, None),
+    "xray key appended": ({}, lambda logger: logger.append_keys(xray_trace_id="fixed")),
+    "a template in a key of the operator's": ({}, lambda logger: logger.append_keys(note="%(levelname)s")),
+    "a reserved key in the context": ({}, lambda logger: logger.thread_safe_append_keys(process="%(process)d")),
+    "a percent sign in a value": ({}, lambda logger: logger.append_keys(note="100%")),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_every_format_gets_the_line_powertools_writes(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Formats the fast path cannot write exactly go through Powertools: either way, the line is Powertools'
+    (found by a hostile review: a missing message, a doubled or unwanted trace id, templates filled or not)."""
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", TRACE)
+    options, configure = CONFIGURATIONS[name]
+    stream = io.StringIO()
+    logger = Logger(service=f"audit-test-{uuid.uuid4().hex}", logger_handler=logging.StreamHandler(stream), **options)
+    own_stream_only(logger)
+    logger._logger.propagate = False
+    if configure is not None:
+        configure(logger)
+    try:
+        line = AuditLine(logger, "token issued")
+        line(line.prepare(sub="x", ttl=60), jti="j" * 24)
+        logger.info("token issued", extra={"sub": "x", "ttl": 60, "jti": "j" * 24})
+    finally:
+        logger.thread_safe_remove_keys(["process"])
+    ours, theirs = (json.loads(text) for text in stream.getvalue().splitlines())
+    for document in (ours, theirs):
+        document.pop("timestamp", None)
+        document.pop("location", None)
+    assert list(ours.items()) == list(theirs.items())

@@ -56,6 +56,8 @@ def test_the_key_is_the_verified_caller_and_every_value_in_order() -> None:
     assert one != plan_key(other, MultiDict(aud=["a", "b"]))
     in_org = RequestIdentity(**{**IDENTITY.__dict__, "principal_org_id": "o-abcdefghij"})
     assert one != plan_key(in_org, MultiDict(aud=["a", "b"]))
+    other_account = RequestIdentity(**{**IDENTITY.__dict__, "account_id": "210987654321"})  # principal_of checks it
+    assert one != plan_key(other_account, MultiDict(aud=["a", "b"]))
     assert plan_key(IDENTITY, None) == plan_key(IDENTITY, {})
     assert plan_key(IDENTITY, {"aud": "a"}) == plan_key(IDENTITY, MultiDict(aud=["a"]))
 
