@@ -40,9 +40,12 @@ class LinkSigner:
         session = self._sts.assume_role(
             self._role_arn, SESSION_NAME, duration_seconds=max(MIN_SESSION_SECONDS, lifetime)
         )
+        # The session's client is made first (tens of milliseconds): the clock is read just before botocore stamps
+        # X-Amz-Date, so both fall in the same second and the advertised expiry is the link's own.
+        store = self._store_as(session)
         issued = int(self._clock())  # <= the X-Amz-Date botocore stamps a moment later
         expires_at = min(issued + lifetime, int(session.expiration.timestamp()))
         if expires_at <= issued:  # a session shorter than asked: never sign a link that is already dead
             raise AwsUnavailable("sts", "AssumeRole", "SessionTooShort", retry_after=5)
-        url = self._store_as(session).presign_get(bucket, key, expires_in=expires_at - issued)
+        url = store.presign_get(bucket, key, expires_in=expires_at - issued)
         return PresignedLink(url, expires_at)
