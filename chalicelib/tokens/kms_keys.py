@@ -164,8 +164,8 @@ class KmsKeyStore:
         per key took up to six calls. KMS resolves the alias and refuses a key that cannot sign (Disabled,
         PendingDeletion: :data:`~chalicelib.aws.kms.UNUSABLE_KEY_CODES`), which counts as absent, as does a key
         not made to sign. The public keys are kept for :meth:`open`, which then makes no call of its own. Same
-        permission as before (kms:GetPublicKey, authorised on the key whether it is named by alias or by ARN);
-        moto does not refuse a disabled key here, AWS does."""
+        permission as before (kms:GetPublicKey, authorised on the key whether it is named by alias or by ARN); the
+        embedded KMS refuses such keys as AWS does (local/kms_sign.py)."""
         looked_up: dict[str, PublicKeyInfo] = {}
         result: dict[str, str | None] = {}
         for role in ROLES:
