@@ -28,6 +28,7 @@ from chalicelib.api import (
     json_route,
     public_document,
 )
+from chalicelib.coldstart import FirstInvocation
 from chalicelib.identity import RequestIdentity
 from chalicelib.observability import invocation_middleware
 from chalicelib.services import LazyServices, Services
@@ -74,7 +75,8 @@ def transfer_import_max_bytes() -> int:
 
 _prefix = config.deployment_prefix()
 
-app.register_middleware(invocation_middleware(lambda: app.lambda_context), "all")
+# A container's first invocation (its cold start's bulk) runs without the cyclic garbage collector: coldstart.py.
+app.register_middleware(invocation_middleware(lambda: app.lambda_context, FirstInvocation()), "all")
 app.register_middleware(chalice_errors_middleware, "http")
 app.register_middleware(chalice_local_middleware(lambda: app.routes), "http")  # acts under `chalice local` only
 

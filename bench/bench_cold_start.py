@@ -1,6 +1,10 @@
 """Cold start: a fresh interpreter imports the app and serves its first ``/token`` (an API Gateway-shaped
 event with an IAM identity, against an embedded AWS on loopback), next to a fresh interpreter that imports
-boto3 and creates one client. Both are timed from spawn to exit, so both pay the interpreter's own start.
+boto3 and creates one client. Both are timed from spawn until their work is done (the first response built, the
+client made), so both pay the interpreter's own start; the child reads ``time.monotonic()`` then, a clock the
+parent shares on Linux (CLOCK_MONOTONIC is system-wide). The interpreter's exit is not part of a cold start: Lambda
+keeps the process for the next invocation, and a process that froze its objects (chalicelib/coldstart.py) also
+exits faster, which would flatter the ratio. Spawn to exit is reported in the note, for comparison.
 The cold process's peak RSS is reported against a 128 MB Lambda.
 
 Like with like: both children get the same environment, and both read every module as bytecode (a private
@@ -17,13 +21,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.harness import Figure, paired
+
+
+def _exit_ratio(exits: dict[str, list[float]]) -> float:
+    return statistics.median(exits["cold"]) / statistics.median(exits["baseline"])
+
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MIB = 100.0
@@ -52,25 +64,58 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:credport-dev"
     def get_remaining_time_in_millis(self): return 30000
 response = app.app(event, Context())
+import time
+done = time.monotonic()
 assert response["statusCode"] == 200, response
 assert json.loads(response["body"])["token"].count(".") == 2
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so it would report the parent's peak.
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"rss_kib": int(hwm.split()[1])}))
+print(json.dumps({"rss_kib": int(hwm.split()[1]), "done": done}))
 """
 
-BASELINE = "import boto3; boto3.session.Session(region_name='us-east-1').client('sts')"
+BASELINE = """
+import boto3; boto3.session.Session(region_name='us-east-1').client('sts')
+import json, time
+print(json.dumps({"done": time.monotonic()}))
+"""
 
 
-def _spawn(code: str, env: dict[str, str]) -> tuple[float, str]:
-    started = time.perf_counter()
+@dataclass
+class Spawned:
+    """One child: seconds from spawn until its work was done, and until it exited; what it printed last."""
+
+    ready: float
+    exited: float
+    report: dict[str, Any]
+
+
+def _spawn(code: str, env: dict[str, str]) -> Spawned:
+    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
-    elapsed = time.perf_counter() - started
+    exited = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"cold-start child failed:\n{done.stderr[-3000:]}")
-    return elapsed, done.stdout
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return Spawned(ready=report["done"] - started, exited=exited, report=report)
+
+
+class ReadyClock:
+    """A clock for :func:`bench.harness.paired` that advances by each child's spawn-to-ready time only."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.exits: dict[str, list[float]] = {"cold": [], "baseline": []}
+
+    def __call__(self) -> float:
+        return self.total
+
+    def spawn(self, side: str, code: str, env: dict[str, str]) -> Spawned:
+        spawned = _spawn(code, env)
+        self.total += spawned.ready
+        self.exits[side].append(spawned.exited)
+        return spawned
 
 
 def _children_environment(base: dict[str, str], pycache: str) -> dict[str, str]:
@@ -127,20 +172,21 @@ def run(quick: bool = False) -> list[Figure]:
             _spawn(cold_code, env)  # the deployment's first token ever creates the signing keys: not a cold start
             rss_mib: list[float] = []
 
+            clock = ReadyClock()
+
             def cold() -> None:
-                out = _spawn(cold_code, env)[1]
-                rss_mib.append(json.loads(out.strip().splitlines()[-1])["rss_kib"] / 1024)
+                rss_mib.append(clock.spawn("cold", cold_code, env).report["rss_kib"] / 1024)
 
             # The warm-up round also compiles the baseline's modules (boto3's) into the bytecode cache.
-            # Wall time from spawn to exit: the work happens in the children (and the embedded AWS), not on this thread.
+            # Wall time from spawn to ready: the work happens in the children and the embedded AWS, not on this thread.
             measured = paired(
                 cold,
-                lambda: _spawn(BASELINE, env),
+                lambda: clock.spawn("baseline", BASELINE, env),
                 number=1,
                 rounds=rounds,
                 better="cheaper",
                 warmup=1,
-                clock=time.perf_counter,
+                clock=clock,
             )
     finally:
         os.environ.clear()
@@ -158,7 +204,11 @@ def run(quick: bool = False) -> list[Figure]:
             ratio=measured.ratio,
             target=f"<= {TARGET_RATIO}x",
             met=measured.ratio <= TARGET_RATIO,
-            note="both read bytecode compiled ahead; spawns alternate, median of per-round ratios",
+            note=(
+                "spawn to first response / to client made; both read bytecode compiled ahead; spawns alternate, median"
+                f" of per-round ratios; spawn to exit {_exit_ratio(clock.exits):.2f}x"
+                f" ({statistics.median(clock.exits['cold']) * 1000:.0f} ms)"
+            ),
             spread=measured.spread,
             rounds=measured.rounds,
         ),

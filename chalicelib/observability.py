@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from chalicelib.aws.clients import running_function
+from chalicelib.coldstart import FirstInvocation
 from chalicelib.emf import EmfMetrics, MetricUnit
 
 __all__ = [
@@ -80,11 +81,23 @@ def log_unexpected(message: str, exc: BaseException, **keys: Any) -> None:
     logger.error(message, extra={"error_type": type(exc).__name__, "where": safe_traceback(exc), **keys})
 
 
-def invocation_middleware(lambda_context: Callable[[], Any]) -> Callable[[Any, Callable[[Any], Any]], Any]:
+def invocation_middleware(
+    lambda_context: Callable[[], Any], first_invocation: FirstInvocation | None = None
+) -> Callable[[Any, Callable[[Any], Any]], Any]:
     """Chalice middleware for every handler: ids on each log line (thread-safe, since the local stack
-    serves requests on threads), and EMF metrics flushed at the end of each invocation."""
+    serves requests on threads), and EMF metrics flushed at the end of each invocation. With ``first_invocation``,
+    the process's first invocation runs without the cyclic garbage collector (:mod:`chalicelib.coldstart`)."""
 
     def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
+        end_of_first = first_invocation.begin() if first_invocation is not None else None
+        if end_of_first is None:  # every invocation but a process's first
+            return around(event, get_response)
+        try:
+            return around(event, get_response)
+        finally:
+            end_of_first()
+
+    def around(event: Any, get_response: Callable[[Any], Any]) -> Any:
         request_context = getattr(event, "context", None)
         # An HTTP request's ``context`` is API Gateway's requestContext (a dict) and chalice keeps the Lambda
         # context on the app; an event (SQS, SNS, schedule) carries the Lambda context itself, and chalice never
