@@ -1,10 +1,13 @@
 """Token policy: one ``TokenPolicy.check`` against a 20-rule document (issue #18: at most 20 µs), which runs for
-every token.
+every token request a mint plan does not answer.
 
-Three requests, each walking all 20 rules: allowed by the last rule; matched by no rule (refused without one); and
-refused by a rule whose principals match, after every rule was tried. Every rule has ARN patterns (exact-prefix and
-wildcard-in-the-account forms), an organization, principal tags, three audiences, request-tag-key patterns. The
-baseline, for scale, is what the same request costs to sign: joserfc ``jwt.encode`` ES256.
+Three requests, each answered only once all 20 rules are accounted for: allowed by the last rule; matched by no rule
+(refused without one); and refused by a rule whose principals match, after every later rule was ruled out. Every
+rule has ARN patterns (exact-prefix and wildcard-in-the-account forms), an organization, principal tags, three
+audiences, request-tag-key patterns. The policy's index (chalicelib/tokens/policy_index.py) rules out by the ARN's
+resource the rules that cannot match, so only the rules whose resource prefix fits are checked in full; a policy
+whose every rule matches any resource (``arn:aws:iam::*:*``) is checked rule by rule, as every policy was before.
+The baseline, for scale, is what the same request costs to sign: joserfc ``jwt.encode`` ES384.
 """
 
 from __future__ import annotations

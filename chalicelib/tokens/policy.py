@@ -62,7 +62,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.config.parsers import audience_matches
 from chalicelib.tokens.policy_document import check_deployment, parse_document
 from chalicelib.tokens.policy_errors import (
     AlgorithmNotAllowed,
@@ -72,6 +71,7 @@ from chalicelib.tokens.policy_errors import (
     TokenPolicyInvalid,
     TtlNotAllowed,
 )
+from chalicelib.tokens.policy_index import PrincipalIndex
 
 __all__ = ["MAX_DOCUMENT_BYTES", "MintRequest", "Rule", "TokenPolicy"]
 
@@ -179,9 +179,23 @@ class Rule:
         exact audience (a wildcard entry can only match an audience that starts with its prefix)."""
         if audience in self.audience_exact:
             return True
+        # audience_matches for an entry "PREFIX*": the audience starts with PREFIX and is longer.
         return audience.startswith(self.audience_prefixes) and any(
-            audience_matches(p, audience) for p in self.audiences
+            audience.startswith(prefix) and len(audience) > len(prefix) for prefix in self.audience_prefixes
         )
+
+
+def _principal_holds(rule: Rule, subject: str, account: str, org_id: str | None) -> bool:
+    """``rule``'s account, organization and ARN conditions (its principal tags are checked apart)."""
+    if (rule.accounts is not None and account not in rule.accounts) or (
+        rule.org_ids is not None and org_id not in rule.org_ids
+    ):
+        return False
+    return rule.arns is None or (
+        subject in rule.arn_exact
+        or subject.startswith(rule.arn_prefixes)
+        or (rule.arn_matcher is not None and rule.arn_matcher.fullmatch(subject) is not None)
+    )
 
 
 def _tags_hold(required: tuple[tuple[str, frozenset[str]], ...], tags: Mapping[str, str]) -> bool:
@@ -227,6 +241,7 @@ class TokenPolicy:
         self._rules = tuple(rules)
         self.source = source
         self._uses_tags = any(rule.principal_tags is not None for rule in self._rules)
+        self._index = PrincipalIndex([rule.arns for rule in self._rules])
 
     def __repr__(self) -> str:
         return f"TokenPolicy(source={self.source!r}, rules={[rule.name for rule in self._rules]!r})"
@@ -274,17 +289,11 @@ class TokenPolicy:
             tags = {key.lower(): value for key, value in request.principal_tags.items()}
         refusal: PolicyRefusal | None = None  # the first matching rule's, raised when no later rule allows it
         subject, account, org_id = request.subject, request.account, request.org_id
-        for rule in self._rules:
-            # The principal conditions, inline and cheapest first: this loop runs for every token.
-            if (rule.accounts is not None and account not in rule.accounts) or (
-                rule.org_ids is not None and org_id not in rule.org_ids
-            ):
-                continue
-            if rule.arns is not None and not (
-                subject in rule.arn_exact
-                or subject.startswith(rule.arn_prefixes)
-                or (rule.arn_matcher is not None and rule.arn_matcher.fullmatch(subject))
-            ):
+        rules = self._rules
+        for index in self._index.candidates(subject):
+            rule = rules[index]
+            # Every condition, checked here whatever proposed the rule: the index narrows the search, never decides.
+            if not _principal_holds(rule, subject, account, org_id):
                 continue
             if rule.tag_items is not None and (tags is None or not _tags_hold(rule.tag_items, tags)):
                 continue
