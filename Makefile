@@ -53,10 +53,12 @@ bench: install
 load: install
 	$(BIN)/python -m bench.load $(ARGS)
 
-# One SAM stack: the app merged with template.yaml (CREDPORT_PREFIX names the event queue and topic).
+# One SAM stack: the app merged with template.yaml (CREDPORT_PREFIX names the event queue and topic), its package
+# carrying bytecode for every module (local/package_bytecode.py: Lambda's /var/task is read-only).
 package: install
 	CREDPORT_PREFIX=credport-$(STAGE) AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 		$(BIN)/chalice package --stage $(STAGE) --merge-template template.yaml $(OUT)
+	$(BIN)/python -m local.package_bytecode $(OUT)/deployment.zip
 
 clean:
 	rm -rf build .local .mypy_cache .pytest_cache .ruff_cache .chalice/deployments

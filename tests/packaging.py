@@ -1,5 +1,6 @@
 """The deployment artefacts as the README builds them, made once per test session: `chalice package
---merge-template template.yaml` per stage, and cfn-lint with its informational checks."""
+--merge-template template.yaml` per stage and its bytecode (`make package`), and cfn-lint with its informational
+checks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from local.package_bytecode import add_bytecode
 from local.template import load_template
 
 __all__ = [
@@ -61,6 +63,7 @@ def packaged_stage(stage: str) -> tuple[Path, dict[str, Any]]:
     )
     if result.returncode != 0:
         raise RuntimeError(f"chalice package --stage {stage} failed:\n{result.stdout}{result.stderr}")
+    add_bytecode(out / "deployment.zip")  # make package's last step
     return out / "sam.yaml", load_template(out / "sam.yaml")
 
 

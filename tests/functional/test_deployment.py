@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -345,3 +348,25 @@ def test_runtime_requirements_are_bounded_and_runtime_only() -> None:
         assert re.search(r"(==|<)", line), f"{line} has no upper bound or pin"
         name = re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower()
         assert name not in {"chalice", "moto", "pytest", "cfn-lint", "aws-sam-translator", "boto3", "botocore"}
+
+
+def bytecode_of(module: str) -> str:
+    """Where Python looks for a module's bytecode beside it (``__pycache__``), as Lambda unpacks the package."""
+    folder, _, name = module.rpartition("/")
+    return f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_package_carries_bytecode_for_every_module(stage: str) -> None:
+    """`make package` compiles deployment.zip (Lambda's /var/task is read-only): every module has unchecked-hash
+    bytecode for this Python, and no bytecode of the working tree's (stamped with its timestamps) is left."""
+    package = packaged_stage(stage)[0].parent / "deployment.zip"
+    with zipfile.ZipFile(package) as archive:
+        names = set(archive.namelist())
+        for module in ("app.py", "chalicelib/coldstart.py", "chalicelib/tokens/service.py", "joserfc/jwk.py"):
+            assert module in names
+        assert not [m for m in names if m.endswith(".py") and bytecode_of(m) not in names]
+        assert not [n for n in names if n.endswith(".pyc") and f".{sys.implementation.cache_tag}." not in n]
+        pyc = archive.read(bytecode_of("chalicelib/coldstart.py"))
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # unchecked hash (PEP 552)
