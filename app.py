@@ -75,8 +75,9 @@ def transfer_import_max_bytes() -> int:
 
 _prefix = config.deployment_prefix()
 
-# A container's first invocation (its cold start's bulk) runs without the cyclic garbage collector: coldstart.py.
-app.register_middleware(invocation_middleware(lambda: app.lambda_context, FirstInvocation()), "all")
+# On Lambda, a container's first invocation (its cold start's bulk) runs without the cyclic collector: coldstart.py.
+first_invocation = FirstInvocation(enabled=config.on_lambda())
+app.register_middleware(invocation_middleware(lambda: app.lambda_context, first_invocation), "all")
 app.register_middleware(chalice_errors_middleware, "http")
 app.register_middleware(chalice_local_middleware(lambda: app.routes), "http")  # acts under `chalice local` only
 

@@ -89,13 +89,15 @@ def invocation_middleware(
     the process's first invocation runs without the cyclic garbage collector (:mod:`chalicelib.coldstart`)."""
 
     def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
-        end_of_first = first_invocation.begin() if first_invocation is not None else None
-        if end_of_first is None:  # every invocation but a process's first
+        if first_invocation is None:
             return around(event, get_response)
+        end_of_first = None
         try:
+            end_of_first = first_invocation.begin()
             return around(event, get_response)
         finally:
-            end_of_first()
+            if end_of_first is not None:  # a process's first invocation only
+                end_of_first()
 
     def around(event: Any, get_response: Callable[[Any], Any]) -> Any:
         request_context = getattr(event, "context", None)

@@ -18,6 +18,7 @@ __all__ = [
     "get_settings",
     "key_events_topic_name",
     "metrics_disabled",
+    "on_lambda",
     "reset_settings",
     "s3_events_queue_name",
     "signing_key_rotation_days",
@@ -74,6 +75,13 @@ def under_chalice_cli(environ: Mapping[str, str] | None = None) -> bool:
     Lambda always sets, so a function given the chalice flag by mistake still answers as on Lambda."""
     source = environ if environ is not None else os.environ
     return source.get("AWS_CHALICE_CLI_MODE") == "true" and "AWS_LAMBDA_FUNCTION_NAME" not in source
+
+
+def on_lambda(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is a Lambda execution environment: ``AWS_LAMBDA_FUNCTION_NAME`` is a reserved variable
+    Lambda always sets (Lambda Developer Guide, "Defined runtime environment variables"); the local stack, chalice's
+    CLI and the tests do not."""
+    return "AWS_LAMBDA_FUNCTION_NAME" in (os.environ if environ is None else environ)
 
 
 def token_policy_limits(environ: Mapping[str, str] | None = None) -> tuple[str, str]:

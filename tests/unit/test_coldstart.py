@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -100,6 +101,28 @@ def test_a_process_that_turned_the_collector_off_keeps_it_off() -> None:
     assert not collector.enabled
 
 
+def test_an_invocation_beginning_alongside_the_first_ends_the_pause_and_nothing_is_frozen() -> None:
+    collector = FakeCollector()
+    first = FirstInvocation(collector)
+    end = first.begin()
+    assert end is not None
+    assert not collector.enabled
+    assert first.begin() is None  # a second invocation while the first runs (a threaded host)
+    assert collector.enabled
+    end()
+    assert collector.calls == ["disable", "enable"]  # never frozen: the heap holds the other invocation's objects
+    assert first.begin() is None
+    assert collector.calls == ["disable", "enable"]
+
+
+def test_a_process_that_is_not_lambda_never_pauses() -> None:
+    collector = FakeCollector()
+    first = FirstInvocation(collector, enabled=False)
+    middleware = invocation_middleware(lambda_context, first)
+    assert middleware(http_event(), lambda _: collector.isenabled()) is True
+    assert collector.calls == []
+
+
 def test_one_thread_only_is_the_first() -> None:
     collector = FakeCollector()
     first = FirstInvocation(collector)
@@ -116,10 +139,11 @@ def test_one_thread_only_is_the_first() -> None:
     for thread in threads:
         thread.join()
     assert sum(end is not None for end in ends) == 1
-    assert collector.calls == ["disable"]
+    assert collector.calls == ["disable", "enable"]  # the others ran alongside it: the pause ended, nothing frozen
 
 
-def test_the_app_pauses_the_real_collector_for_its_first_request_only() -> None:
+@pytest.mark.parametrize("on_lambda", [True, False])
+def test_the_app_pauses_the_real_collector_for_its_first_request_on_lambda_only(on_lambda: bool) -> None:
     """In a fresh interpreter (a freeze would outlive this test's process): the app's own wiring, the real gc."""
     child = textwrap.dedent(
         """
@@ -145,13 +169,20 @@ def test_the_app_pauses_the_real_collector_for_its_first_request_only() -> None:
         }))
         """
     )
+    env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
+    if on_lambda:
+        env["AWS_LAMBDA_FUNCTION_NAME"] = "credport-dev"  # Lambda always sets it
     done = subprocess.run(
-        [sys.executable, "-c", child], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", child], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["answers"] == [200, 200]
-    assert report["enabled_during"] == [False, True]
     assert report["enabled_after"] is True
     assert report["frozen_before"] == 0
-    assert report["frozen_after"] > 10_000  # the app and its libraries, never scanned again
+    if on_lambda:
+        assert report["enabled_during"] == [False, True]
+        assert report["frozen_after"] > 10_000  # the app and its libraries, never scanned again
+    else:
+        assert report["enabled_during"] == [True, True]
+        assert report["frozen_after"] == 0
