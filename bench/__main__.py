@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    return 0 if all(f.met for f in figures) or args.quick else 1
+    return 0 if all(f.met is not False for f in figures) or args.quick else 1
 
 
 def _quiet_logs() -> None:

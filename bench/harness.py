@@ -30,7 +30,7 @@ class Figure:
     value: float
     unit: str
     target: str
-    met: bool
+    met: bool | None  # None: a figure shown for scale, with no target to meet
     baseline: str = ""
     baseline_value: float | None = None
     ratio: float | None = None
@@ -170,7 +170,8 @@ def print_table(figures: list[Figure], info: dict[str, Any]) -> str:
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
         if f.ratio is not None and f.spread is not None:
             ratio += f" +-{f.spread * 100:.0f}%"
-        rows.append((f.name, _fmt(f.value, f.unit), baseline, ratio, f.target, "yes" if f.met else "NO"))
+        met = "-" if f.met is None else "yes" if f.met else "NO"
+        rows.append((f.name, _fmt(f.value, f.unit), baseline, ratio, f.target, met))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -254,6 +254,9 @@ class TokenPolicy:
     def from_json(cls, text: str | bytes, *, source: str, max_ttl: int, algorithms: Sequence[str]) -> TokenPolicy:
         """The policy in ``text``; TokenPolicyInvalid (listing every problem) when it is not a valid document.
         ``max_ttl`` and ``algorithms`` are the deployment's; a ValueError when they are themselves invalid."""
+        size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_DOCUMENT_BYTES:
+            raise TokenPolicyInvalid([f"(document): larger than {MAX_DOCUMENT_BYTES} bytes"], source=source)
         try:
             rules = parse_document(text, max_ttl=max_ttl, algorithms=algorithms)
         except TokenPolicyInvalid as exc:

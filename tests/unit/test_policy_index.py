@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from chalicelib.config.parsers import audience_matches
 from chalicelib.tokens.policy import MintRequest, Rule, TokenPolicy
 from chalicelib.tokens.policy_errors import AudienceNotAllowed, PolicyRefusal
-from chalicelib.tokens.policy_index import PrincipalIndex, resource_prefix
+from chalicelib.tokens.policy_index import MAX_LENGTHS, MIN_RULES, PrincipalIndex, resource_prefix
 
 
 def glob(pattern: str, one: str) -> str:
@@ -111,7 +111,7 @@ def rules(draw: st.DrawFn, index: int) -> Rule:
 
 @st.composite
 def policies(draw: st.DrawFn) -> TokenPolicy:
-    count = draw(st.integers(min_value=1, max_value=8))
+    count = draw(st.integers(min_value=1, max_value=12))
     return TokenPolicy([draw(rules(i)) for i in range(count)], source="property")
 
 
@@ -173,3 +173,12 @@ def test_rules_are_filed_under_their_prefixes_and_wildcard_resources_are_everyon
     assert list(index.candidates("arn:aws:iam::1:role/svc-1-a")) == [1, 2, 3]
     assert list(index.candidates("arn:aws:iam::1:user/x")) == [2, 3, 4]
     assert list(index.candidates("not an arn")) == [2, 3]
+
+
+def test_where_looking_up_cannot_pay_every_rule_is_a_candidate() -> None:
+    few = [["arn:aws:iam::1:role/a"]] * (MIN_RULES - 1)
+    assert list(PrincipalIndex(few).candidates("arn:aws:iam::1:user/other")) == list(range(MIN_RULES - 1))
+    lengths = [[f"arn:aws:iam::1:role/{'x' * n}"] for n in range(MAX_LENGTHS + 1)]
+    assert list(PrincipalIndex(lengths).candidates("arn:aws:iam::1:user/other")) == list(range(MAX_LENGTHS + 1))
+    nothing_filed = [None, ["arn:aws:iam::1:*"]] * MIN_RULES
+    assert list(PrincipalIndex(nothing_filed).candidates("x")) == list(range(2 * MIN_RULES))

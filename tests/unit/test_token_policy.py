@@ -665,6 +665,9 @@ def test_load_reports_a_file_it_cannot_read_as_an_invalid_policy(tmp_path: Path)
     big.write_bytes(b" " * (MAX_DOCUMENT_BYTES + 1))
     with pytest.raises(TokenPolicyInvalid, match="larger than"):
         TokenPolicy.load(big, max_ttl=3600, algorithms=ENABLED)
+    for text in (b" " * (MAX_DOCUMENT_BYTES + 1), "é" * (MAX_DOCUMENT_BYTES // 2 + 1)):  # the text given directly
+        with pytest.raises(TokenPolicyInvalid, match="larger than"):
+            TokenPolicy.from_json(text, source="given", max_ttl=3600, algorithms=ENABLED)
     good = tmp_path / "good.json"
     good.write_bytes(b"\xef\xbb\xbf" + json.dumps({"version": VERSION, "rules": [rule()]}).encode())  # a BOM is fine
     assert TokenPolicy.load(good, max_ttl=3600, algorithms=ENABLED).source == str(good)
