@@ -25,13 +25,19 @@ def package_of(path: Path, entries: dict[str, tuple[bytes, int]]) -> Path:
     return path
 
 
+# A package as chalice builds one: app.py and a chalicelib module it imports.
+APP = {
+    "app.py": (b"import chalicelib.mod\nANSWER = chalicelib.mod.VALUE\n", 0o644),
+    "chalicelib/__init__.py": (b"", 0o644),
+    "chalicelib/mod.py": (b"VALUE = 42\ndef where():\n    return where.__code__.co_filename\n", 0o644),
+}
+
+
 def test_each_module_gets_unchecked_hash_bytecode_and_the_rest_is_kept(tmp_path: Path) -> None:
     package = package_of(
         tmp_path / "deployment.zip",
         {
-            "app.py": (b"import chalicelib.mod\nANSWER = chalicelib.mod.VALUE\n", 0o644),
-            "chalicelib/__init__.py": (b"", 0o644),
-            "chalicelib/mod.py": (b"VALUE = 42\n", 0o644),
+            **APP,
             "chalicelib/__pycache__/mod.cpython-311.pyc": (b"stale bytecode of the working tree", 0o644),
             "chalicelib/policy.json": (b'{"rules": []}', 0o600),
             "bin/tool": (b"#!/bin/sh\n", 0o755),
@@ -61,14 +67,7 @@ def test_each_module_gets_unchecked_hash_bytecode_and_the_rest_is_kept(tmp_path:
 
 def test_the_package_runs_from_its_bytecode_alone(tmp_path: Path) -> None:
     """Unpacked as Lambda does, every source replaced by one that refuses to run: the bytecode answers."""
-    package = package_of(
-        tmp_path / "deployment.zip",
-        {
-            "app.py": (b"import chalicelib.mod\nANSWER = chalicelib.mod.VALUE\n", 0o644),
-            "chalicelib/__init__.py": (b"", 0o644),
-            "chalicelib/mod.py": (b"VALUE = 42\ndef where():\n    return where.__code__.co_filename\n", 0o644),
-        },
-    )
+    package = package_of(tmp_path / "deployment.zip", APP)
     add_bytecode(package)
     task = tmp_path / "task"
     zipfile.ZipFile(package).extractall(task)
