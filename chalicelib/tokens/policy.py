@@ -62,6 +62,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.config.parsers import audience_matches
 from chalicelib.tokens.policy_document import check_deployment, parse_document
 from chalicelib.tokens.policy_errors import (
     AlgorithmNotAllowed,
@@ -179,9 +180,8 @@ class Rule:
         exact audience (a wildcard entry can only match an audience that starts with its prefix)."""
         if audience in self.audience_exact:
             return True
-        # audience_matches for an entry "PREFIX*": the audience starts with PREFIX and is longer.
         return audience.startswith(self.audience_prefixes) and any(
-            audience.startswith(prefix) and len(audience) > len(prefix) for prefix in self.audience_prefixes
+            audience_matches(entry, audience) for entry in self.audiences if entry.endswith("*")
         )
 
 
