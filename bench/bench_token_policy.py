@@ -111,11 +111,12 @@ def run(quick: bool = False) -> list[Figure]:
     key = ECKey.import_key(ec.generate_private_key(ec.SECP384R1()))
     claims = {"sub": f"arn:aws:iam::{ACCOUNT}:role/ci/runner", "aud": "sts.amazonaws.com", "exp": 2_000_000_000}
     figures = []
+    asked = requests()
     cases = [
         (checked, f"20 rules: {name}", request, slug)
-        for (name, request), slug in zip(requests().items(), ("last_rule", "no_rule", "refused"), strict=True)
+        for (name, request), slug in zip(asked.items(), ("last_rule", "no_rule", "refused"), strict=True)
     ]
-    unnarrowed, ci = unnarrowed_policy(), requests()["allowed by the last of 20 rules"]
+    unnarrowed, ci = unnarrowed_policy(), asked["allowed by the last of 20 rules"]
     assert unnarrowed.check(ci) == "last", "the worst case must walk every rule"
     name = "20 rules without ARN patterns, all matching (the index cannot narrow): allowed by the last"
     cases.append((unnarrowed, name, ci, "unnarrowed"))
