@@ -3,24 +3,31 @@
 A presigned URL stops working when the credentials that signed it expire, even before its X-Amz-Expires (S3 User
 Guide, "Sharing objects with presigned URLs"), and Lambda hands a function its role credentials with no stated
 expiry. So a link is not signed with the function's credentials: each is signed with a fresh session of the
-deployment's link-signer role (template.yaml ``LinkSignerRole``: it may only read ``outbox/``), assumed for at least
-the link's lifetime. The link's X-Amz-Expires and its advertised ``expires_at`` are the same moment, never after the
-session's end. The session is assumed with the function's own role credentials (role chaining), which AWS caps at an
-hour: hence CREDPORT_TRANSFER_LINK_TTL <= 3600.
+deployment's link-signer role (template.yaml ``LinkSignerRole``: it may only read ``outbox/``), assumed for a
+minute more than the link's lifetime. The link's X-Amz-Date plus X-Amz-Expires and its advertised ``expires_at`` are
+the same moment, never after the session's end. The session is assumed with the function's own role credentials (role
+chaining), which AWS caps at an hour: hence CREDPORT_TRANSFER_LINK_TTL <= 3600, and a link of nearly an hour may end
+a second or two before its lifetime.
 """
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.aws.errors import AwsUnavailable
 from chalicelib.aws.s3 import ObjectStore, PresignedLink
 from chalicelib.aws.sts import Sts, TemporaryCredentials
+from chalicelib.config import ROLE_CHAINING_MAX_SECONDS
 
-__all__ = ["MIN_SESSION_SECONDS", "LinkSigner"]
+__all__ = ["MIN_SESSION_SECONDS", "SESSION_SLACK_SECONDS", "LinkSigner"]
 
 MIN_SESSION_SECONDS = 900  # STS's shortest DurationSeconds
+# The session is asked for this much longer than the link, so the seconds between AssumeRole and signing never clip
+# the link (up to role chaining's one-hour cap, where only the session's own end can bound it).
+SESSION_SLACK_SECONDS = 60
 SESSION_NAME = "credport-transfer-link"
 
 
@@ -37,15 +44,20 @@ class LinkSigner:
 
     def link(self, bucket: str, key: str, *, lifetime: int) -> PresignedLink:
         """A GET link to ``bucket/key`` that works for ``lifetime`` seconds and not a moment longer."""
-        session = self._sts.assume_role(
-            self._role_arn, SESSION_NAME, duration_seconds=max(MIN_SESSION_SECONDS, lifetime)
-        )
-        # The session's client is made first (tens of milliseconds): the clock is read just before botocore stamps
-        # X-Amz-Date, so both fall in the same second and the advertised expiry is the link's own.
+        duration = min(ROLE_CHAINING_MAX_SECONDS, max(MIN_SESSION_SECONDS, lifetime + SESSION_SLACK_SECONDS))
+        session = self._sts.assume_role(self._role_arn, SESSION_NAME, duration_seconds=duration)
         store = self._store_as(session)
-        issued = int(self._clock())  # <= the X-Amz-Date botocore stamps a moment later
-        expires_at = min(issued + lifetime, int(session.expiration.timestamp()))
-        if expires_at <= issued:  # a session shorter than asked: never sign a link that is already dead
+        session_ends = int(session.expiration.timestamp())
+        # botocore stamps X-Amz-Date a moment after this reading, possibly in the next second: one second is kept in
+        # hand so the link can never outlive its session, and the advertised expiry is read off the signed link.
+        expires_in = min(lifetime, session_ends - int(self._clock()) - 1)
+        if expires_in <= 0:  # a session shorter than asked: never sign a link that is already dead
             raise AwsUnavailable("sts", "AssumeRole", "SessionTooShort", retry_after=5)
-        url = store.presign_get(bucket, key, expires_in=expires_at - issued)
-        return PresignedLink(url, expires_at)
+        url = store.presign_get(bucket, key, expires_in=expires_in)
+        return PresignedLink(url, _signed_at(url) + expires_in)
+
+
+def _signed_at(url: str) -> int:
+    """The moment botocore signed ``url`` (its X-Amz-Date), so the advertised expiry is exactly the link's own."""
+    (stamp,) = parse_qs(urlsplit(url).query)["X-Amz-Date"]
+    return calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
