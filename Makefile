@@ -34,12 +34,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy app.py chalicelib client local bench
 
-# Unit and functional tests on every core (each xdist worker has its own in-process moto); the end-to-end tests
-# share one local stack per session, so they run in one process after them.
+# Unit and functional tests on every core (each xdist worker has its own in-process moto). The end-to-end tests then
+# run a file per worker (each worker starts its own local stack; a file's tests share module state and stacks), but
+# test_schemathesis.py alone in one process: its generated tests share one node id, which xdist cannot schedule.
 PYTEST_JOBS ?= auto
+SCHEMATHESIS_TESTS = tests/e2e/test_schemathesis.py
 pytest: install
 	$(BIN)/python -m pytest -n $(PYTEST_JOBS) tests/unit tests/functional $(PYTEST_ARGS)
-	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile tests/e2e --ignore=$(SCHEMATHESIS_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(SCHEMATHESIS_TESTS) $(PYTEST_ARGS)
 
 run: install
 	$(BIN)/python -m local $(ARGS)
