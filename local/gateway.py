@@ -214,6 +214,8 @@ class _Handler(StrictHttp, ChaliceRequestHandler):  # StrictHttp: http.server's 
         self._answered, self.path = False, ""  # nothing of the previous request on the connection
         try:
             super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError):  # the client went away: nothing to answer, nothing broke
+            self.close_connection = True
         except Exception:
             traceback.print_exc()
             self.close_connection = True

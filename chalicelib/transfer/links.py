@@ -6,8 +6,8 @@ expiry. So a link is not signed with the function's credentials: each is signed 
 deployment's link-signer role (template.yaml ``LinkSignerRole``: it may only read ``outbox/``), assumed for a
 minute more than the link's lifetime. The link's X-Amz-Date plus X-Amz-Expires and its advertised ``expires_at`` are
 the same moment, never after the session's end. The session is assumed with the function's own role credentials (role
-chaining), which AWS caps at an hour: hence CREDPORT_TRANSFER_LINK_TTL <= 3600, and a link of nearly an hour may end
-a second or two before its lifetime.
+chaining), which AWS caps at an hour: hence CREDPORT_TRANSFER_LINK_TTL <= 3600, and a link of more than 3540 s ends as
+many seconds early as AssumeRole took, and one more (its advertised expiry says so).
 """
 
 from __future__ import annotations

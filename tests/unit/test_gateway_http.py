@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +29,11 @@ def port() -> Iterator[int]:
     @app.route("/health")
     def health() -> dict[str, bool]:
         return {"ok": True}
+
+    @app.route("/slow")
+    def slow() -> dict[str, str]:  # answers after its caller has gone (test_a_client_that_went_away_...)
+        time.sleep(0.3)
+        return {"padding": "x" * 256 * 1024}
 
     server = gateway.ApiServer(
         gateway.make_thread_safe(app),
@@ -138,6 +145,19 @@ def test_a_well_formed_request_is_still_served_and_kept_alive(port: int) -> None
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.count(b"HTTP/1.1 200 OK") == 2, answer
+
+
+def test_a_client_that_went_away_is_no_error_and_the_gateway_serves_on(
+    port: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /slow HTTP/1.1\r\n" + HOST + b"\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        sock.close()
+    time.sleep(1.0)  # the three answers meet a reset connection
+    assert exchange(port, b"GET /health HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(
