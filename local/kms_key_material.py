@@ -12,6 +12,7 @@ moto's bookkeeping costs. Asymmetric keys keep their material from the moment th
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -36,10 +37,21 @@ class _OnFirstUse:
         self._key: Any = None
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy's and pickle's probes, and this object's own slots before they are set
+            raise AttributeError(name)
+        return getattr(self._material(), name)
+
+    def __copy__(self) -> _OnFirstUse:
+        return self  # a shallow copy of a moto Key (ReplicateKey) shares its key material, as it did before
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self._material(), memo)
+
+    def _material(self) -> Any:
         with self._lock:
             if self._key is None:
                 self._key = kms_utils.generate_private_key(self._spec)
-        return getattr(self._key, name)
+            return self._key
 
 
 def _generate(key_spec: str) -> Any:

@@ -29,6 +29,7 @@ MIN_SESSION_SECONDS = 900  # STS's shortest DurationSeconds
 # the link (up to role chaining's one-hour cap, where only the session's own end can bound it).
 SESSION_SLACK_SECONDS = 60
 SESSION_NAME = "credport-transfer-link"
+_SIGNING_ATTEMPTS = 3
 
 
 class LinkSigner:
@@ -44,20 +45,32 @@ class LinkSigner:
 
     def link(self, bucket: str, key: str, *, lifetime: int) -> PresignedLink:
         """A GET link to ``bucket/key`` that works for ``lifetime`` seconds and not a moment longer."""
+        if lifetime <= 0:
+            raise ValueError(f"a link's lifetime is a positive number of seconds, not {lifetime}")
         duration = min(ROLE_CHAINING_MAX_SECONDS, max(MIN_SESSION_SECONDS, lifetime + SESSION_SLACK_SECONDS))
         session = self._sts.assume_role(self._role_arn, SESSION_NAME, duration_seconds=duration)
         store = self._store_as(session)
         session_ends = int(session.expiration.timestamp())
-        # botocore stamps X-Amz-Date a moment after this reading, possibly in the next second: one second is kept in
-        # hand so the link can never outlive its session, and the advertised expiry is read off the signed link.
+        # botocore stamps X-Amz-Date a moment after the clock is read, usually in the same second: one second is kept
+        # in hand, and the signed link is checked against its session anyway (a pause can last longer than that).
+        # Signing is local and cheap: a link that would outlive its session is signed again, shorter.
         expires_in = min(lifetime, session_ends - int(self._clock()) - 1)
-        if expires_in <= 0:  # a session shorter than asked: never sign a link that is already dead
-            raise AwsUnavailable("sts", "AssumeRole", "SessionTooShort", retry_after=5)
-        url = store.presign_get(bucket, key, expires_in=expires_in)
-        return PresignedLink(url, _signed_at(url) + expires_in)
+        for _ in range(_SIGNING_ATTEMPTS):
+            if expires_in <= 0:  # a session shorter than asked: never sign a link that is already dead
+                break
+            url = store.presign_get(bucket, key, expires_in=expires_in)
+            signed_at = _signed_at(url)
+            if signed_at + expires_in <= session_ends:
+                return PresignedLink(url, signed_at + expires_in)
+            expires_in = session_ends - signed_at - 1
+        raise AwsUnavailable("sts", "AssumeRole", "SessionTooShort", retry_after=5)
 
 
 def _signed_at(url: str) -> int:
     """The moment botocore signed ``url`` (its X-Amz-Date), so the advertised expiry is exactly the link's own."""
-    (stamp,) = parse_qs(urlsplit(url).query)["X-Amz-Date"]
-    return calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    stamps = parse_qs(urlsplit(url).query).get("X-Amz-Date", [])
+    try:
+        (stamp,) = stamps
+        return calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:  # the S3 client is configured for SigV4 (chalicelib.aws.clients): never a link without one
+        raise RuntimeError("a presigned link without one SigV4 X-Amz-Date") from None

@@ -4,6 +4,7 @@ symmetric keys encrypt, and whatever moto answered for a symmetric key's public 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -100,3 +101,14 @@ def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
     finally:
         kms_key_material.install()
     assert models.generate_private_key is patched
+
+
+def test_a_symmetric_key_copies_as_moto_copies_it(kms: Any, generated: mock.MagicMock) -> None:
+    from moto.kms.models import kms_backends
+
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    key = kms_backends["123456789012"]["us-east-1"].keys[key_id]
+    assert copy.copy(key).private_key is key.private_key  # ReplicateKey's shallow copy shares the material
+    assert generated.call_count == 0
+    deep = copy.deepcopy(key)
+    assert deep.private_key.public_key() == key.private_key.public_key()  # a deep copy holds the same material

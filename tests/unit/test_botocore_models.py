@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3.session
 import botocore.session
 
 
@@ -23,3 +24,13 @@ def test_a_session_with_another_data_path_gets_a_loader_of_its_own(tmp_path: Pat
     loader = other.get_component("data_loader")
     assert loader is not default.get_component("data_loader")
     assert str(tmp_path) in loader.search_paths
+
+
+def test_boto3_sessions_leave_the_shared_search_path_as_it_was() -> None:
+    boto3.session.Session()
+    paths = list(botocore.session.get_session().get_component("data_loader").search_paths)
+    for _ in range(5):
+        boto3.session.Session()
+    assert botocore.session.get_session().get_component("data_loader").search_paths == paths
+    assert len(paths) == len(set(paths))
+    assert any(path.endswith("boto3/data") for path in paths)

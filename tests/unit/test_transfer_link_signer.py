@@ -66,6 +66,7 @@ EDGES = [  # (assumed, clock read, X-Amz-Date): same second, read and signed acr
     (T0 + 0.1, T0 + 0.2, T0 + 0.3),
     (T0 + 0.9, T0 + 0.999, T0 + 1.001),
     (T0 + 0.999, T0 + 1.2, T0 + 2.01),
+    (T0 + 0.25, T0 + 0.8, T0 + 2.1),  # a pause of more than a second between reading the clock and signing
 ]
 
 
@@ -92,6 +93,34 @@ def test_a_session_shorter_than_asked_bounds_the_link() -> None:
     )
     assert expires_in < 1800
     assert signed_at + expires_in == expires_at <= session_ends
+
+
+@pytest.mark.parametrize("signs", [T0 + 1.5, T0 + 2.5, T0 + 4.0])
+def test_a_short_session_and_a_slow_signature_never_give_a_link_past_the_session(signs: float) -> None:
+    expires_at, signed_at, expires_in, session_ends, _ = link(
+        1800, assumed_at=T0, read_at=T0 + 0.5, signs_at=signs, shortened_by=1500
+    )
+    assert signed_at + expires_in == expires_at <= session_ends
+
+
+class UnsignedStore(FakeStore):
+    def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str:
+        return super().presign_get(bucket, key, expires_in=expires_in).replace("X-Amz-Date", "Expires")
+
+
+def test_a_link_without_its_signing_time_is_a_plain_error_not_a_retry() -> None:
+    signer = LinkSigner(FakeSts(T0), "arn:aws:iam::1:role/signer", lambda _: UnsignedStore(T0), clock=lambda: T0)  # type: ignore[arg-type, return-value]
+    with pytest.raises(RuntimeError, match="without one SigV4 X-Amz-Date"):
+        signer.link("b", "outbox/k", lifetime=600)
+
+
+@pytest.mark.parametrize("lifetime", [0, -1])
+def test_a_lifetime_that_is_not_positive_is_refused_before_any_session(lifetime: int) -> None:
+    sts = FakeSts(T0)
+    signer = LinkSigner(sts, "arn:aws:iam::1:role/signer", lambda _: FakeStore(T0), clock=lambda: T0)  # type: ignore[arg-type, return-value]
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        signer.link("b", "outbox/k", lifetime=lifetime)
+    assert sts.durations == []
 
 
 def test_a_session_already_over_signs_nothing() -> None:
