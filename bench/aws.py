@@ -35,7 +35,7 @@ def moto_stack(**environment: str) -> Iterator[Any]:
     from chalicelib.aws.clients import ClientFactory, ClientOptions
     from chalicelib.config import reset_settings
     from chalicelib.services import Services
-    from local import kms_key_material, kms_sign
+    from local import kms_key_material, kms_key_state, kms_sign
     from local.provision import Provisioner, app_functions
     from local.template import Template, load_template
 
@@ -44,7 +44,8 @@ def moto_stack(**environment: str) -> Iterator[Any]:
         os.environ.pop(name, None)
     os.environ.update(_ISOLATED)
     kms_sign.install()  # KMS signs a DIGEST as AWS does (a long token's signing input goes as its digest)
-    kms_key_material.install()  # as the local stack's embedded KMS
+    kms_key_state.install()  # as the local stack's embedded KMS
+    kms_key_material.install()
     try:
         with mock_aws():
             reset_settings()

@@ -50,6 +50,7 @@ __all__ = [
     "digest_size",
     "install",
     "installed",
+    "require_enabled",
     "uninstall",
 ]
 
@@ -82,10 +83,15 @@ class KMSInvalidStateException(JsonRESTError):
 
 
 def _usable_key(response: KmsResponse) -> None:
-    """Refuse a key that is not Enabled, as AWS does; a key moto cannot find is left to moto's own answer."""
-    key_id = response._get_param("KeyId")
+    require_enabled(response.kms_backend, response._get_param("KeyId"))
+
+
+def require_enabled(backend: Any, key_id: Any) -> None:
+    """Refuse a key (id, ARN or alias) that is not Enabled, as AWS does; one moto cannot find is left to moto."""
+    if not isinstance(key_id, str) or not key_id:
+        return
     try:
-        key = response.kms_backend.describe_key(key_id)
+        key = backend.describe_key(key_id)
     except Exception:  # moto's lookup errors (NotFoundException, KeyError): moto answers them itself
         return
     state = getattr(key, "key_state", "Enabled")

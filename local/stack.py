@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import Env, reset_settings
 from chalicelib.services import Services
-from local import kms_key_material, kms_sign, s3_notifications
+from local import kms_key_material, kms_key_state, kms_sign, s3_notifications
 from local.control import ControlRoutes
 from local.credentials import MotoCredentials
 from local.developer import Developer, create_developer
@@ -273,6 +273,7 @@ class LocalStack:
         install_sts()  # the embedded STS checks roles, trust policies and web identity tokens as AWS does
         s3_notifications.install()  # notifications name the object's version, as S3's do for a versioned bucket
         kms_sign.install()  # KMS Sign/Verify honour MessageType and refuse a message over 4096 bytes, as AWS does
+        kms_key_state.install()  # Encrypt, Decrypt, data keys and MACs refuse a key that is not Enabled, as AWS does
         kms_key_material.install()  # a symmetric key gets no RSA key at CreateKey (moto made one, ~0.1 s each)
         self._notifications.install()  # what SNS publishes, for `python -m local notifications`
         root = root_keys()

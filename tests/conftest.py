@@ -19,7 +19,7 @@ from chalicelib.aws import AwsServices
 from chalicelib.aws.clients import ClientFactory, ClientOptions
 from chalicelib.config import reset_settings
 from chalicelib.services import Services
-from local import kms_key_material, kms_sign, s3_notifications
+from local import kms_key_material, kms_key_state, kms_sign, s3_notifications
 from local.iam.sts import install as install_sts
 from local.provision import Provisioned, Provisioner, app_functions
 from local.template import Template, load_template
@@ -81,6 +81,7 @@ def moto() -> Iterator[None]:
     install_sts()  # STS checks roles, trust policies, durations and web identity tokens as AWS does
     s3_notifications.install()  # S3 notifications name the version of a versioned bucket's object, as S3's do
     kms_sign.install()  # KMS Sign/Verify honour MessageType (DIGEST is not hashed again) and the 4096-byte limit
+    kms_key_state.install()  # every other KMS operation refuses a key that is not Enabled, as AWS does
     kms_key_material.install()  # a symmetric key's unused RSA key is made only if read: ~0.1 s less per CreateKey
     with mock_aws():
         yield
