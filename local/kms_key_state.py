@@ -6,47 +6,62 @@ and ``KMSInvalidStateException`` for the others. moto 5.2.5 checks no state: a d
 decrypting, making data keys and MACs. credport disables and schedules keys for deletion when it rotates or revokes
 them, so the local stack and the tests must refuse such a key where AWS would, or a revoked key would go on working
 there. Sign, Verify and GetPublicKey are refused by :mod:`local.kms_sign`; this covers the rest: Encrypt,
-GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateMac, VerifyMac (the key named in the request), Decrypt
-(the key named, and the key the ciphertext was made under, which moto finds only by decrypting: its plaintext is
-then dropped, never answered) and ReEncrypt (its destination key, then its source key, likewise).
+GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateMac, VerifyMac (the key named in the request), Decrypt (the
+key named, and the key its ciphertext was made under) and ReEncrypt (its source and destination keys, and the
+ciphertext's). A ciphertext's key is read from its header (moto's format carries the key id in clear, as AWS's
+ciphertexts carry their key in their metadata) before anything is decrypted, so a refused key's ciphertext says
+nothing about its context either; what moto cannot read is moto's to answer (InvalidCiphertextException).
+
+Not covered (moto checks no state there either, and credport does not depend on it): key management (EnableKey on a
+key pending deletion, ScheduleKeyDeletion twice), and S3 or Secrets Manager using a disabled key (moto's never call
+KMS).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
+from moto.kms import utils as kms_utils
 from moto.kms.responses import KmsResponse
 
 from local.kms_sign import require_enabled
 
 __all__ = ["OPERATIONS", "install", "installed", "uninstall"]
 
-# The request parameter naming the key AWS checks before the operation, and the answer's member naming a key it
-# checks once moto found it (a ciphertext's own key).
-OPERATIONS: dict[str, tuple[str | None, str | None]] = {
-    "encrypt": ("KeyId", None),
-    "generate_data_key": ("KeyId", None),
-    "generate_data_key_without_plaintext": ("KeyId", None),
-    "generate_mac": ("KeyId", None),
-    "verify_mac": ("KeyId", None),
-    "decrypt": ("KeyId", "KeyId"),
-    "re_encrypt": ("DestinationKeyId", "SourceKeyId"),
+# The request parameters naming keys AWS checks before the operation, and whether the request's ciphertext names one.
+OPERATIONS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "encrypt": (("KeyId",), False),
+    "generate_data_key": (("KeyId",), False),
+    "generate_data_key_without_plaintext": (("KeyId",), False),
+    "generate_mac": (("KeyId",), False),
+    "verify_mac": (("KeyId",), False),
+    "decrypt": (("KeyId",), True),
+    "re_encrypt": (("SourceKeyId", "DestinationKeyId"), True),
 }
 
 _lock = threading.Lock()
 _originals: dict[str, Callable[[KmsResponse], str]] = {}
 
 
-def _checked(name: str, requested: str | None, answered: str | None) -> Callable[[KmsResponse], str]:
+def _ciphertext_key(blob: Any) -> str | None:
+    """The key id a moto ciphertext carries in its header; None where moto could not read one (it answers that)."""
+    if not isinstance(blob, bytes):
+        return None
+    try:
+        return str(kms_utils._deserialize_ciphertext_blob(blob).key_id)
+    except Exception:  # too short, not moto's: moto's own decrypt refuses it as InvalidCiphertextException
+        return None
+
+
+def _checked(name: str, parameters: tuple[str, ...], ciphertext: bool) -> Callable[[KmsResponse], str]:
     def operation(self: KmsResponse) -> str:
-        if requested is not None:
-            require_enabled(self.kms_backend, self._get_param(requested))
-        answer = _originals[name](self)
-        if answered is not None:
-            require_enabled(self.kms_backend, json.loads(answer).get(answered))
-        return answer
+        for parameter in parameters:
+            require_enabled(self.kms_backend, self._get_param(parameter))
+        if ciphertext:
+            require_enabled(self.kms_backend, _ciphertext_key(self._get_param("CiphertextBlob")))
+        return _originals[name](self)
 
     operation.__name__ = name
     return operation
@@ -58,9 +73,10 @@ def install() -> None:
         if _originals:
             return
         found = {name: getattr(KmsResponse, name) for name in OPERATIONS}  # AttributeError first: moto renamed one
+        getattr(kms_utils, "_deserialize_ciphertext_blob")  # noqa: B009 (likewise: moto's ciphertext reader)
         _originals.update(found)
-        for name, (requested, answered) in OPERATIONS.items():
-            setattr(KmsResponse, name, _checked(name, requested, answered))
+        for name, (parameters, ciphertext) in OPERATIONS.items():
+            setattr(KmsResponse, name, _checked(name, parameters, ciphertext))
 
 
 def uninstall() -> None:

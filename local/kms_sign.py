@@ -69,14 +69,14 @@ _prehashed: ContextVar[bool] = ContextVar("credport_kms_prehashed", default=Fals
 
 
 class DisabledException(JsonRESTError):
-    code = 400
+    code = 409  # both key-state refusals: "smithy.api#httpError": 409 in AWS KMS's Smithy API model
 
     def __init__(self, message: str) -> None:
         super().__init__("DisabledException", message)
 
 
 class KMSInvalidStateException(JsonRESTError):
-    code = 400
+    code = 409
 
     def __init__(self, message: str) -> None:
         super().__init__("KMSInvalidStateException", message)

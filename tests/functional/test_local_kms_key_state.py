@@ -66,6 +66,33 @@ def test_a_symmetric_key_that_is_not_enabled_refuses_every_operation(kms: Any, b
     assert {name: refusal(call) for name, call in calls.items()} == dict.fromkeys(calls, "KMSInvalidStateException")
 
 
+def test_a_refused_keys_ciphertext_says_nothing_about_its_context(kms: Any) -> None:
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    sealed = kms.encrypt(KeyId=key_id, Plaintext=b"p", EncryptionContext=CONTEXT)["CiphertextBlob"]
+    kms.disable_key(KeyId=key_id)
+    for context in (CONTEXT, {"purpose": "another"}, {}):  # the right one, a wrong one, none: the same refusal
+        assert refusal(lambda c=context: kms.decrypt(CiphertextBlob=sealed, EncryptionContext=c)) == "DisabledException"
+    assert refusal(lambda: kms.decrypt(CiphertextBlob=b"not a ciphertext")) == "InvalidCiphertextException"  # moto's
+
+
+def test_re_encrypt_checks_the_source_key_it_names(kms: Any) -> None:
+    enabled, disabled = (kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(2))
+    sealed = kms.encrypt(KeyId=enabled, Plaintext=b"p")["CiphertextBlob"]
+    kms.disable_key(KeyId=disabled)
+    assert refusal(lambda: kms.re_encrypt(CiphertextBlob=sealed, SourceKeyId=disabled, DestinationKeyId=enabled)) == (
+        "DisabledException"
+    )
+    assert refusal(lambda: kms.re_encrypt(CiphertextBlob=sealed, DestinationKeyId=enabled)) is None
+
+
+def test_the_refusal_is_http_409_as_aws_answers_it(kms: Any) -> None:
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.disable_key(KeyId=key_id)
+    with pytest.raises(ClientError) as refused:
+        kms.encrypt(KeyId=key_id, Plaintext=b"p")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+
 def test_a_mac_key_that_is_not_enabled_makes_and_checks_no_mac(kms: Any) -> None:
     key_id = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
     mac = kms.generate_mac(KeyId=key_id, Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
