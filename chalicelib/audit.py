@@ -16,10 +16,10 @@ import functools
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import CodeType, FrameType
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -33,7 +33,10 @@ __all__ = ["AuditLine", "PreparedFields"]
 # The log_format templates the fast path fills in (Powertools' defaults); any other template takes the slow path.
 _LEVEL, _LOCATION, _TIME = "%(levelname)s", "%(funcName)s:%(lineno)d", "%(asctime)s"
 _RESERVED = frozenset(RESERVED_LOG_ATTRS)
+_NO_KEYS: frozenset[str] = frozenset()
 _ENCODE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+# What that encoder writes for a str (ensure_ascii=False): the C function, without building an encoder per call.
+_STRING: Callable[[str], str] = json.encoder.encode_basestring
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,8 @@ class AuditLine:
         self._level = level
         self._level_name = logging.getLevelName(level)
         self._clock = clock
-        self._second = -1
-        self._stamp = ("", "")
-        self._lock = threading.Lock()
+        self._stamp: tuple[int, str, str] = (-1, "", "")
+        self._locations: dict[tuple[CodeType, int], str] = {}
         self._formatter: Any = None
         self._formatter_is_default = False
         self._layout: _Layout | None = None
@@ -83,16 +85,17 @@ class AuditLine:
         handler = self._sole_handler()
         line = None
         if handler is not None:
-            caller = sys._getframe(1)
-            line = self._line(f"{caller.f_code.co_name}:{caller.f_lineno}", prepared, fields, handler.formatter)
+            line = self._line(self._location(sys._getframe(1)), prepared, fields, handler.formatter)
         if handler is None or line is None:
             extra = {**prepared.fields, **fields} if prepared is not None else fields
             self._std.log(self._level, self._message, extra=extra, stacklevel=2)
             return
         handler.acquire()  # as logging.Handler.handle does: lines of concurrent requests are not interleaved
         try:
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            if stream and hasattr(stream, "flush"):  # StreamHandler.flush's own test, under the lock held here
+                stream.flush()
         finally:
             handler.release()
 
@@ -101,6 +104,19 @@ class AuditLine:
         std = self._std
         if std.filters:
             return None
+        handlers = std.handlers
+        if len(handlers) != 1 or not _is_powertools_stream(handlers[0], self._level):
+            return self._sole_handler_of_many()
+        parent = std.parent if std.propagate else None
+        while parent is not None:  # the ancestors' handlers: only ones silenced for this logger
+            for handler in parent.handlers:
+                if not _silenced_for(handler, std.name):
+                    return None
+            parent = parent.parent if parent.propagate else None
+        return handlers[0]  # type: ignore[return-value]
+
+    def _sole_handler_of_many(self) -> logging.StreamHandler[Any] | None:
+        std = self._std
         found: logging.StreamHandler[Any] | None = None
         current: logging.Logger | None = std
         while current is not None:
@@ -117,32 +133,48 @@ class AuditLine:
     def _line(
         self, location: str, prepared: PreparedFields | None, fields: Mapping[str, Any], formatter: Any
     ) -> str | None:
-        layout = self._layout_for(formatter)
-        if layout is None:
+        layout = self._layout
+        # The layout rendered for this formatter and its log_format as it is now; anything else: looked at again.
+        if formatter is not self._formatter or layout is None or layout.snapshot != tuple(formatter.log_format.items()):
+            layout = self._layout_for(formatter)
+        if layout is None or layout.fill is None:
             return None
         context = formatter.thread_safe_get_current_keys()
-        if not _RESERVED.isdisjoint(context):
-            return None  # Powertools fills a reserved key's template in even from the context
-        shared = prepared.keys if prepared is not None else frozenset()
+        keys = layout.keys
+        shared = prepared.keys if prepared is not None else _NO_KEYS
         # A key given twice (a field named like one of the format's keys, the context's or the prepared ones) takes
-        # its first place with its last value in Powertools' line: Powertools writes that one.
-        if not (layout.keys.isdisjoint(context) and layout.keys.isdisjoint(fields) and shared.isdisjoint(fields)):
+        # its first place with its last value in Powertools' line: Powertools writes that one. A reserved key in the
+        # context has its template filled in by Powertools.
+        if context and not (
+            _RESERVED.isdisjoint(context)
+            and keys.isdisjoint(context)
+            and shared.isdisjoint(context)
+            and context.keys().isdisjoint(fields)
+        ):
             return None
-        if not (shared.isdisjoint(context) and layout.keys.isdisjoint(shared) and context.keys().isdisjoint(fields)):
+        if not (keys.isdisjoint(fields) and shared.isdisjoint(fields) and keys.isdisjoint(shared)):
             return None
+        members = _members(context) if context else ""
+        if prepared is not None and prepared.encoded:
+            members = f"{members},{prepared.encoded}" if members else prepared.encoded
+        if fields:
+            more = _members(fields)
+            members = f"{members},{more}" if members and more else members or more
         trace = xray_trace_header()
-        members = [
-            _ENCODE({key: value for key, value in context.items() if value is not None})[1:-1] if context else "",
-            prepared.encoded if prepared is not None else "",
-            _ENCODE({key: value for key, value in fields.items() if value is not None})[1:-1] if fields else "",
-            '"xray_trace_id":' + _ENCODE(trace.split(";")[0].replace("Root=", "")) if trace else "",
-        ]
-        pieces = [
-            _ENCODE(location) if piece is _LOCATION else f'"{self._timestamp(formatter)}"' if piece is _TIME else piece
-            for piece in layout.pieces
-        ]
-        body = ",".join(member for member in members if member)
-        return "".join(pieces) + ("," + body + "}" if body else "}")
+        if trace:
+            traced = '"xray_trace_id":' + _STRING(trace.split(";")[0].replace("Root=", ""))
+            members = f"{members},{traced}" if members else traced
+        return layout.fill(location, self._timestamp(formatter)) + ("," + members + "}" if members else "}")
+
+    def _location(self, caller: FrameType) -> str:
+        """``"function:line"`` of the caller, JSON-encoded: one per call site, kept (a bounded cache)."""
+        site = (caller.f_code, caller.f_lineno)
+        encoded = self._locations.get(site)
+        if encoded is None:
+            encoded = _STRING(f"{caller.f_code.co_name}:{caller.f_lineno}")
+            if len(self._locations) < 256:
+                self._locations[site] = encoded
+        return encoded
 
     def _layout_for(self, formatter: Any) -> _Layout | None:
         """The line's fixed part, rendered once for the formatter's current ``log_format`` (None: not a format this
@@ -156,28 +188,42 @@ class AuditLine:
         layout = self._layout
         if layout is None or layout.snapshot != snapshot:
             layout = self._layout = _render(snapshot, self._message, self._level_name)
-        return layout if layout.pieces else None
+        return layout if layout.fill is not None else None
 
     def _timestamp(self, formatter: LambdaPowertoolsFormatter) -> str:
         """``2026-12-02 02:05:51,648+0000``, as Powertools' default format writes it, strftime'd once a second."""
         now = self._clock()
         second = int(now)
         msecs = int((now - second) * 1000)  # as logging.LogRecord computes msecs
-        with self._lock:
-            if second != self._second:
-                converted = formatter.converter(now)
-                self._stamp = (time.strftime("%Y-%m-%d %H:%M:%S", converted), time.strftime("%z", converted))
-                self._second = second
-            date, zone = self._stamp
-        return f"{date},{msecs:03d}{zone}"
+        stamp = self._stamp  # one tuple, replaced whole: threads read a consistent one without a lock
+        if stamp[0] != second:
+            converted = formatter.converter(now)
+            date, zone = time.strftime("%Y-%m-%d %H:%M:%S", converted), time.strftime("%z", converted)
+            stamp = self._stamp = (second, date, zone)
+        return f"{stamp[1]},{msecs:03d}{stamp[2]}"
+
+
+def _members(fields: Mapping[str, Any]) -> str:
+    """``fields`` as the members of a JSON object (no braces), None values left out, byte for byte what
+    ``_ENCODE`` writes: a str key and value through the encoder's own string function, anything else through the
+    encoder. Most of a line's fields are strings, and building an encoder per dict costs more than the line."""
+    members = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if type(key) is not str:  # the encoder's key rules (numbers, bools, None as keys): its own business
+            return _ENCODE({k: v for k, v in fields.items() if v is not None})[1:-1]
+        members.append(_STRING(key) + ":" + (_STRING(value) if type(value) is str else _ENCODE(value)))
+    return ",".join(members)
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """A line's JSON up to its extra keys: literal pieces, and the location and time slots between them."""
+    """A line's JSON up to its extra keys: ``fill(location, time)`` writes it (None: a template this does not fill,
+    the line goes through Powertools)."""
 
     snapshot: tuple[tuple[str, Any], ...]
-    pieces: tuple[str, ...]  # empty: a template this does not fill (the line goes through Powertools)
+    fill: Callable[[str, str], str] | None
     keys: frozenset[str]
 
 
@@ -185,7 +231,7 @@ def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str
     """The fixed part as Powertools' formatter writes it: a reserved key's template filled in (the three its default
     format has), any other key's value as it is; a format this cannot write exactly gets no pieces (slow path)."""
     keys = {key for key, _ in snapshot}
-    unwritable = _Layout(snapshot, (), frozenset())
+    unwritable = _Layout(snapshot, None, frozenset())
     # Without "message" among the keys, Powertools writes it after the extra fields; an explicit xray_trace_id key
     # (None: left out, a value: written twice) changes what it writes at the end. Both are Powertools' to write.
     if "message" not in keys or "xray_trace_id" in keys:
@@ -206,13 +252,22 @@ def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str
                 return unwritable  # another template (or a % to format): Powertools fills it in
         elif template is not None:
             pieces.append(name + _ENCODE(template))  # any other key: its value as it is, "%(" and all
-    joined: list[str] = []
+    # One %-template: the literal pieces (a % in them doubled), a %s where the location or the time goes.
+    parts: list[str] = []
+    slots: list[str] = []
     for piece in pieces:  # "{" and the commas between members; a slot's name and value are one member
         if piece is _LOCATION or piece is _TIME:
-            joined.append(piece)
+            parts.append("%s" if piece is _LOCATION else '"%s"')  # the location comes encoded, the time plain
+            slots.append(piece)
         else:
-            joined.append(("{" if not joined else ",") + piece)
-    return _Layout(snapshot, tuple(joined), frozenset(keys) | {"xray_trace_id"})
+            parts.append(("{" if not parts else ",") + piece.replace("%", "%%"))
+    return _Layout(snapshot, _filler("".join(parts), tuple(slots)), frozenset(keys) | {"xray_trace_id"})
+
+
+def _filler(template: str, slots: tuple[str, ...]) -> Callable[[str, str], str]:
+    if slots == (_LOCATION, _TIME):  # Powertools' default format: location, then time
+        return lambda location, stamp: template % (location, stamp)
+    return lambda location, stamp: template % tuple(location if slot is _LOCATION else stamp for slot in slots)
 
 
 def _is_powertools_stream(handler: logging.Handler, level: int) -> bool:

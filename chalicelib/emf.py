@@ -38,6 +38,9 @@ class MetricUnit(StrEnum):
     Count = "Count"
 
 
+_UNIT_NAMES: dict[str, str] = {unit.value: unit.value for unit in MetricUnit}  # a member hashes as its value
+
+
 class EmfMetrics:
     """One namespace, one ``service`` dimension; ``add_metric`` during an invocation, ``flush_metrics`` at its end.
     ``metric_set`` has Powertools' shape (``{name: {"Unit", "StorageResolution", "Value": [...]}}``)."""
@@ -55,26 +58,37 @@ class EmfMetrics:
         self.namespace = namespace
         self.service = service
         self.metric_set: dict[str, dict[str, Any]] = {}
+        self._dimensions = {"service": service}
+        self._names: set[str] = set()
         self._clock = clock
         self._write = write
         self._lock = threading.Lock()  # the local stack serves requests on threads
-        # (metric names and units, dimension names and values) -> the document's directive and dimension members
-        self._rendered: dict[tuple[Any, ...], tuple[str, str]] = {}
+        # (metric names and units, dimension names and values) -> the document, a slot for its time and values
+        self._rendered: dict[tuple[Any, ...], str] = {}
 
     def add_metric(self, *, name: str, unit: MetricUnit | str, value: float) -> None:
-        unit_name = unit.value if type(unit) is MetricUnit else MetricUnit(unit).value
-        if name not in self.metric_set:
-            _check_name(name)
+        unit_name = _UNIT_NAMES.get(unit) if type(unit) is MetricUnit or type(unit) is str else None
+        if unit_name is None:
+            unit_name = MetricUnit(unit).value  # not a unit: the enum's own ValueError
         # The one value credport counts with passes at no cost; anything else is checked.
         if (value != 1 or type(value) is not int) and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
         ):
             raise ValueError(f"a metric value is a finite number, not {value!r}")
+        if name not in self._names:
+            _check_name(name)
+            if len(self._names) < 256:  # names come from code: few; checked once each
+                self._names.add(name)
         with self._lock:
-            metric = self.metric_set.setdefault(name, {"Unit": unit_name, "StorageResolution": 60, "Value": []})
-            metric["Unit"] = unit_name
-            metric["Value"].append(float(value))
-            full = len(self.metric_set) == MAX_VALUES or len(metric["Value"]) == MAX_VALUES
+            metric = self.metric_set.get(name)
+            if metric is None:
+                values = [float(value)]
+                self.metric_set[name] = {"Unit": unit_name, "StorageResolution": 60, "Value": values}
+            else:
+                metric["Unit"] = unit_name
+                values = metric["Value"]
+                values.append(float(value))
+            full = len(values) == MAX_VALUES or len(self.metric_set) == MAX_VALUES
         if full:
             self.flush_metrics()
 
@@ -84,7 +98,7 @@ class EmfMetrics:
             taken, self.metric_set = self.metric_set, {}
         if not taken or metrics_disabled():
             return
-        self._emit(taken, {"service": self.service})
+        self._emit(taken, self._dimensions)
 
     def count_once(self, name: str, **dimensions: str) -> None:
         """One count of ``name`` as a document of its own with these dimensions (and ``service``): never on the
@@ -99,10 +113,22 @@ class EmfMetrics:
             self._emit({name: metric}, {"service": self.service, **dimensions})
 
     def _emit(self, metric_set: dict[str, dict[str, Any]], dimensions: dict[str, str]) -> None:
-        definitions = tuple((name, metric["Unit"]) for name, metric in metric_set.items())
-        key = (definitions, tuple(dimensions.items()))
-        rendered = self._rendered.get(key)
-        if rendered is None:
+        if len(metric_set) == 1 and dimensions is self._dimensions:  # an invocation's count of one thing: most
+            ((name, metric),) = metric_set.items()
+            key: tuple[Any, ...] = (name, metric["Unit"])
+            template = self._rendered.get(key)
+            if template is not None:
+                values = f'"{name}":[{",".join(map(repr, metric["Value"]))}]'
+                (self._write or _stdout)(template % (int(self._clock() * 1000), values))
+                return
+        definitions = tuple([(name, metric["Unit"]) for name, metric in metric_set.items()])
+        key = (
+            definitions[0]
+            if len(definitions) == 1 and dimensions is self._dimensions
+            else (definitions, *dimensions.items())
+        )
+        template = self._rendered.get(key)
+        if template is None:
             directive = json.dumps(
                 {
                     "Namespace": self.namespace,
@@ -111,15 +137,15 @@ class EmfMetrics:
                 },
                 separators=(",", ":"),
             )
-            rendered = directive, json.dumps(dimensions, separators=(",", ":"))[1:-1]
+            members = json.dumps(dimensions, separators=(",", ":"))[1:-1]
+            # The line with a slot for the time and one for the values (a % in a dimension's value kept as is).
+            directive, members = directive.replace("%", "%%"), members.replace("%", "%%")
+            template = f'{{"_aws":{{"Timestamp":%d,"CloudWatchMetrics":[{directive}]}},{members},%s}}'
             if len(self._rendered) < 256:  # a bounded cache: the names come from code, the sets are few
-                self._rendered[key] = rendered
-        directive, members = rendered
-        timestamp = int(self._clock() * 1000)
+                self._rendered[key] = template
         # Names are checked to need no escaping and values are finite floats, whose repr is their JSON.
-        values = ",".join(f'"{name}":[{",".join(map(repr, metric["Value"]))}]' for name, metric in metric_set.items())
-        line = f'{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{directive}]}},{members},{values}}}'
-        (self._write or _stdout)(line)
+        values = ",".join([f'"{name}":[{",".join(map(repr, metric["Value"]))}]' for name, metric in metric_set.items()])
+        (self._write or _stdout)(template % (int(self._clock() * 1000), values))
 
 
 def _check_name(name: str) -> None:

@@ -111,7 +111,10 @@ def invocation_middleware(
             raw = getattr(event, "event", None)
             proxied = raw.get("requestContext") if isinstance(raw, dict) else None
             request_id = proxied.get("requestId") if isinstance(proxied, dict) else None
-        logger.thread_safe_append_keys(invocation_id=invocation_id, request_id=request_id or invocation_id)
+        # The formatter the logger writes with, looked up once for both calls (Powertools' Logger finds it through
+        # three properties each time); its keys are per thread, so concurrent invocations keep their own ids.
+        formatter = logger.registered_formatter
+        formatter.thread_safe_append_keys(invocation_id=invocation_id, request_id=request_id or invocation_id)
         # The function this invocation runs as: what signs its AWS requests where one process runs several
         # functions (chalicelib.aws.clients); on AWS it changes nothing. Every route is chalice's API handler (its
         # Lambda context is set on the app only later, inside the handler); an event carries its own context.
@@ -124,7 +127,7 @@ def invocation_middleware(
             try:
                 if metrics.metric_set:
                     metrics.flush_metrics()
-                logger.thread_safe_remove_keys(_INVOCATION_KEYS)
+                formatter.thread_safe_remove_keys(_INVOCATION_KEYS)
             finally:
                 running_function.reset(token)
 
