@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice.app import AuthRequest, AuthResponse, AuthRoute, IAMAuthorizer, Request, Response
@@ -54,6 +55,7 @@ API_VIEW_MARK = "__credport_api_view__"
 DEFAULT_MAX_BODY = 64 * 1024
 JSON_TYPES = ("application/json",)  # what a chalice route accepts unless told otherwise (content_types)
 UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway turns into its 401 response
+_PRIVATE_JSON = MappingProxyType({"Content-Type": "application/json", "Cache-Control": "no-store"})
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -147,10 +149,11 @@ def _has_iam_identity(request: Request) -> bool:
 
 
 def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
-    """Wrap a Chalice view so every failure leaves as our error shape.
+    """Wrap a Chalice view so every failure leaves as our error shape, and every plain answer as private JSON.
 
     A :class:`CredportError` becomes its own response; anything else becomes an opaque 500 carrying the
-    request id, logged by type and location only.
+    request id, logged by type and location only. A view's plain answer (not a :class:`Response`) goes out with
+    ``Content-Type: application/json`` and ``Cache-Control: no-store``, as every error does.
     """
 
     def decorate(view: F) -> F:
@@ -158,7 +161,7 @@ def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 check_request_text(current_request())
-                return view(*args, **kwargs)
+                result = view(*args, **kwargs)
             except CredportError as error:
                 request_id = request_id_of(current_request())
                 if error.status >= 500:
@@ -172,6 +175,9 @@ def api_view(current_request: Callable[[], Request | None]) -> Callable[[F], F]:
                 request_id = request_id_of(current_request())
                 log_unexpected("unhandled error", exc, request_id=request_id)
                 return error_response(InternalError(), request_id)
+            # A plain answer is the caller's own (a token, a session, credentials, who it is): never stored by a cache
+            # on the way (RFC 6749 section 5.1, RFC 9111 section 5.2.2.5). Public documents say otherwise themselves.
+            return result if isinstance(result, Response) else Response(body=result, headers=dict(_PRIVATE_JSON))
 
         setattr(wrapper, API_VIEW_MARK, True)
         return wrapper  # type: ignore[return-value]

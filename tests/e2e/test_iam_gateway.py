@@ -96,6 +96,8 @@ def test_an_invoke_grant_on_token_gets_a_token_and_an_explicit_deny_wins(stack: 
     granted = get(stack, "/token", credentials)
     assert granted.status_code == 200, granted.text
     assert granted.json()["token_type"] == "Bearer"
+    # A token is the caller's own: no cache on the way keeps it (RFC 6749 section 5.1).
+    assert (granted.headers["Cache-Control"], granted.headers["Content-Type"]) == ("no-store", "application/json")
     assert "no identity-based policy allows" in refused(get(stack, "/whoami", credentials))  # one method only
     iam.put_user_policy(UserName=name, PolicyName="no-token", PolicyDocument=invoke_policy("Deny", "*"))
     assert refused(get(stack, "/token", credentials)).endswith(

@@ -10,7 +10,7 @@ import pytest
 from chalice import Chalice
 from chalice.test import Client
 
-from chalicelib.api import api_view, error_response, json_body
+from chalicelib.api import api_view, error_response, json_body, public_document
 from chalicelib.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -58,7 +58,21 @@ def build_app() -> Chalice:
     def echo() -> Any:
         return json_body(app.current_request, max_bytes=64)
 
+    @app.route("/public")
+    @view
+    def public() -> Any:
+        return public_document({"keys": []}, max_age=60)
+
     return app
+
+
+def test_a_plain_answer_is_private_json_and_a_public_document_says_so_itself() -> None:
+    with Client(build_app()) as client:
+        private = client.http.post("/echo", body=b'{"a": 1}', headers={"Content-Type": "application/json"})
+        public = client.http.get("/public")
+    assert (private.status_code, json.loads(private.body)) == (200, {"a": 1})
+    assert (private.headers["Content-Type"], private.headers["Cache-Control"]) == ("application/json", "no-store")
+    assert public.headers["Cache-Control"] == "public, max-age=60"
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,8 @@ def echo(body: dict[str, Any]) -> dict[str, Any]:
 def test_a_json_object_reaches_the_handler_and_its_answer_is_a_proxy_response() -> None:
     response = json_route(event(), echo, max_bytes=100)
     assert answer(response) == (200, {"got": {"jwe": "x"}})
-    assert response["headers"] == {}  # as chalice's Response.to_dict for a plain dict body
+    # a plain answer is private JSON, as a chalice view's (chalicelib.api.api_view)
+    assert response["headers"] == {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 @pytest.mark.parametrize(
