@@ -27,6 +27,7 @@ from aws_lambda_powertools.logging.filters import SuppressFilter
 from aws_lambda_powertools.logging.formatter import RESERVED_LOG_ATTRS, LambdaPowertoolsFormatter
 
 from chalicelib.config.environment import xray_trace_header
+from chalicelib.emf import EmbeddedCount
 
 __all__ = ["AuditLine", "PreparedFields"]
 
@@ -53,7 +54,13 @@ class AuditLine:
     would (its location is the caller's), without a log record wherever nothing reads one."""
 
     def __init__(
-        self, logger: Logger, message: str, *, level: int = logging.INFO, clock: Callable[[], float] = time.time
+        self,
+        logger: Logger,
+        message: str,
+        *,
+        level: int = logging.INFO,
+        clock: Callable[[], float] = time.time,
+        counted: EmbeddedCount | None = None,
     ):
         try:
             json.loads(message)
@@ -64,6 +71,7 @@ class AuditLine:
         self._logger = logger
         self._std: logging.Logger = logger._logger
         self._message = message
+        self._counted = counted
         self._level = level
         self._level_name = logging.getLevelName(level)
         self._clock = clock
@@ -81,23 +89,36 @@ class AuditLine:
     def __call__(self, prepared: PreparedFields | None = None, /, **fields: Any) -> None:
         std = self._std
         if not std.isEnabledFor(self._level):
+            if self._counted is not None:
+                self._counted.count()
             return
         handler = self._sole_handler()
         line = None
         if handler is not None:
             line = self._line(self._location(sys._getframe(1)), prepared, fields, handler.formatter)
-        if handler is None or line is None:
-            extra = {**prepared.fields, **fields} if prepared is not None else fields
-            self._std.log(self._level, self._message, extra=extra, stacklevel=2)
+        if handler is not None and line is not None and self._written(handler, line):
             return
+        if self._counted is not None:
+            self._counted.count()  # a record carries no EMF members: the count is a document of its own
+        extra = {**prepared.fields, **fields} if prepared is not None else fields
+        self._std.log(self._level, self._message, extra=extra, stacklevel=2)
+
+    @staticmethod
+    def _written(handler: logging.StreamHandler[Any], line: str) -> bool:
+        """Write the line as the handler would; False where the stream refused it (a text that does not encode, a
+        closed pipe): the record then goes through logging, whose handler reports the failure and carries on, as
+        it does for any line, instead of failing the request that logged it."""
         handler.acquire()  # as logging.Handler.handle does: lines of concurrent requests are not interleaved
         try:
             stream = handler.stream
             stream.write(line + handler.terminator)
             if stream and hasattr(stream, "flush"):  # StreamHandler.flush's own test, under the lock held here
                 stream.flush()
+        except Exception:
+            return False
         finally:
             handler.release()
+        return True
 
     def _sole_handler(self) -> logging.StreamHandler[Any] | None:
         """The logger's JSON stream handler when it is the only one a record would reach, else None."""
@@ -164,7 +185,24 @@ class AuditLine:
         if trace:
             traced = '"xray_trace_id":' + _STRING(trace.split(";")[0].replace("Root=", ""))
             members = f"{members},{traced}" if members else traced
-        return layout.fill(location, self._timestamp(formatter)) + ("," + members + "}" if members else "}")
+        now = self._clock()
+        counted = self._counted
+        if counted is not None:
+            # The count rides on the line where the line holds its dimension (the format's own ``service``) and
+            # neither of its two members; anywhere else it is a document of its own.
+            if (
+                layout.service == counted.service
+                and counted.keys.isdisjoint(layout.keys)
+                and counted.keys.isdisjoint(fields)
+                and counted.keys.isdisjoint(shared)
+                and counted.keys.isdisjoint(context)
+            ):
+                embedded = counted.members(now)
+                if embedded is not None:
+                    members = f"{members},{embedded}" if members else embedded
+            else:
+                counted.count()
+        return layout.fill(location, self._timestamp(formatter, now)) + ("," + members + "}" if members else "}")
 
     def _location(self, caller: FrameType) -> str:
         """``"function:line"`` of the caller, JSON-encoded: one per call site, kept (a bounded cache)."""
@@ -190,9 +228,8 @@ class AuditLine:
             layout = self._layout = _render(snapshot, self._message, self._level_name)
         return layout if layout.fill is not None else None
 
-    def _timestamp(self, formatter: LambdaPowertoolsFormatter) -> str:
+    def _timestamp(self, formatter: LambdaPowertoolsFormatter, now: float) -> str:
         """``2026-12-02 02:05:51,648+0000``, as Powertools' default format writes it, strftime'd once a second."""
-        now = self._clock()
         second = int(now)
         msecs = int((now - second) * 1000)  # as logging.LogRecord computes msecs
         stamp = self._stamp  # one tuple, replaced whole: threads read a consistent one without a lock
@@ -225,6 +262,7 @@ class _Layout:
     snapshot: tuple[tuple[str, Any], ...]
     fill: Callable[[str, str], str] | None
     keys: frozenset[str]
+    service: str | None = None  # the format's own ``service`` member, where it writes one
 
 
 def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str) -> _Layout:
@@ -261,7 +299,13 @@ def _render(snapshot: tuple[tuple[str, Any], ...], message: str, level_name: str
             slots.append(piece)
         else:
             parts.append(("{" if not parts else ",") + piece.replace("%", "%%"))
-    return _Layout(snapshot, _filler("".join(parts), tuple(slots)), frozenset(keys) | {"xray_trace_id"})
+    service = dict(snapshot).get("service")
+    return _Layout(
+        snapshot,
+        _filler("".join(parts), tuple(slots)),
+        frozenset(keys) | {"xray_trace_id"},
+        service if isinstance(service, str) else None,
+    )
 
 
 def _filler(template: str, slots: tuple[str, ...]) -> Callable[[str, str], str]:

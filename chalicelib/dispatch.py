@@ -14,8 +14,10 @@ A request is taken only in the shape whose answer is known to be chalice's: the 
 ``chalice local`` (whose own middleware acts there). Anything else (another route, that header, an event that is
 not a REST proxy event) goes to chalice untouched, so an unusual request is answered exactly as before.
 Middleware that only rewrites what chalice's own dispatch answers (its error bodies) is named when the routes are,
-and left out of their chain: direct dispatch never produces those answers. ``tests/functional/test_direct_dispatch.py``
-holds the two paths' answers, log lines and metrics to equality over generated requests.
+and left out of their chain: direct dispatch never produces those answers. One difference is deliberate: an
+exception a middleware raises is logged without its text (:func:`_internal_error`); the answer is chalice's.
+``tests/functional/test_direct_dispatch.py`` holds the two paths' answers, log lines and metrics to equality over
+generated requests.
 """
 
 from __future__ import annotations
@@ -73,7 +75,11 @@ class DirectChalice(Chalice):
         if handler is None:
             return super().__call__(event, context)
         request = Request(event, context)
-        if "content-type" in request.headers:  # chalice's content-type rule (and its 415) apply: its dispatch
+        headers = request.headers
+        accept = headers.get("accept")
+        # Chalice matches a Content-Type against the route's types (and may answer 415), and an Accept against the
+        # binary types, which only a text can be matched with: either, its dispatch.
+        if "content-type" in headers or (accept is not None and type(accept) is not str):
             return super().__call__(event, context)
         self.lambda_context = context
         self.current_request = request
@@ -165,7 +171,8 @@ def _check_headers(response: Response) -> None:
 
 def _internal_error(error: Exception) -> Response:
     """Chalice's answer to an exception its dispatch catches (the body it writes unless ``debug``, which is never
-    dispatched directly), logged the way credport logs the unexpected: by type and place, never by its text."""
+    dispatched directly). The one deliberate difference: chalice logs it with its traceback, whose text may quote
+    whatever the exception holds; this logs it the way credport logs the unexpected, by type and place only."""
     log_unexpected("unhandled error", error)
     return Response(
         body={"Code": "InternalServerError", "Message": "An internal server error occurred."}, status_code=500

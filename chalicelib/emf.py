@@ -27,7 +27,7 @@ from typing import Any
 
 from chalicelib.config.environment import metrics_disabled
 
-__all__ = ["MAX_VALUES", "EmfMetrics", "MetricUnit", "metrics_disabled"]
+__all__ = ["MAX_VALUES", "EmbeddedCount", "EmfMetrics", "MetricUnit", "metrics_disabled"]
 
 MAX_VALUES = 100  # EMF: at most 100 metrics per document and 100 values per metric
 # A metric or dimension name written into the directive as is: no character JSON would escape.
@@ -100,6 +100,10 @@ class EmfMetrics:
             return
         self._emit(taken, self._dimensions)
 
+    def embedded_count(self, name: str) -> EmbeddedCount:
+        """One count of ``name`` per line of another JSON log writer (:class:`EmbeddedCount`)."""
+        return EmbeddedCount(self, name)
+
     def count_once(self, name: str, **dimensions: str) -> None:
         """One count of ``name`` as a document of its own with these dimensions (and ``service``): never on the
         invocation's other metrics, whose one dimension set an alarm on them names."""
@@ -146,6 +150,38 @@ class EmfMetrics:
         # Names are checked to need no escaping and values are finite floats, whose repr is their JSON.
         values = ",".join([f'"{name}":[{",".join(map(repr, metric["Value"]))}]' for name, metric in metric_set.items()])
         (self._write or _stdout)(template % (int(self._clock() * 1000), values))
+
+
+class EmbeddedCount:
+    """One count of ``name`` carried by a JSON log line of another writer, instead of a document of its own.
+
+    An EMF document is any JSON log event with an ``_aws`` member: its other members are the event's own, and each
+    dimension and metric the directive names is a top-level member (CloudWatch User Guide, "Specification: Embedded
+    metric format"). A line that already holds ``service`` (credport's log lines do: Powertools' format writes it)
+    carries the count with two members more, ``_aws`` and ``name``: one line instead of two per event counted, and
+    the count never without its line. :meth:`members` gives them (the directive :class:`EmfMetrics` would write,
+    for this one metric); where a writer cannot carry them, :meth:`count` adds the count to the invocation's set."""
+
+    def __init__(self, metrics: EmfMetrics, name: str) -> None:
+        _check_name(name)
+        self.name = name
+        self.service = metrics.service  # the value the line's ``service`` member must have
+        self.keys = frozenset({"_aws", name})  # members the line may not hold already
+        self._metrics = metrics
+        directive = json.dumps(
+            {"Namespace": metrics.namespace, "Dimensions": [["service"]], "Metrics": [{"Name": name, "Unit": "Count"}]},
+            separators=(",", ":"),
+        ).replace("%", "%%")
+        self._template = f'"_aws":{{"Timestamp":%d,"CloudWatchMetrics":[{directive}]}},"{name}":[1.0]'
+
+    def members(self, now: float) -> str | None:
+        """The two members for a line written at ``now`` (seconds); None while metrics are off
+        (``POWERTOOLS_METRICS_DISABLED``), when nothing is counted."""
+        return None if metrics_disabled() else self._template % int(now * 1000)
+
+    def count(self) -> None:
+        """The count, as a document of the invocation's own (a line that cannot carry it)."""
+        self._metrics.add_metric(name=self.name, unit=MetricUnit.Count, value=1)
 
 
 def _check_name(name: str) -> None:

@@ -10,7 +10,7 @@ same tokens. Everything that *verifies* tokens goes through joserfc with an expl
 from __future__ import annotations
 
 import binascii
-import secrets
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +29,12 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 def urlsafe_b64encode(data: bytes) -> bytes:
     return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
+def new_jti_value() -> str:
+    """A token's jti: 144 bits from the OS's CSPRNG, base64url (24 characters): ``secrets.token_urlsafe(18)``,
+    which reads the same ``os.urandom``, without its three Python frames."""
+    return urlsafe_b64encode(os.urandom(18)).decode("ascii")
 
 
 # A key that was disabled or scheduled for deletion (an emergency revocation) answers with these.
@@ -63,7 +69,7 @@ class TokenIssuer:
         )
         self._default = next(iter(self._keyrings))
         self._clock = clock
-        self._new_jti = new_jti or (lambda: secrets.token_urlsafe(18))
+        self._new_jti = new_jti or new_jti_value
 
     @property
     def layout(self) -> ClaimsLayout:

@@ -97,8 +97,9 @@ class TokenService:
         self._policy = policy
         self._ou_paths = ou_paths
         self._aws = aws
-        # The audit trail: every token issued, who for, which audiences, jti and kid (built once, written cheaply).
-        self._issued = AuditLine(logger, "token issued")
+        # The audit trail: every token issued, who for, which audiences, jti and kid (built once, written cheaply),
+        # counted as TokensIssued on the same line (an EMF document: one line per token, never a count without it).
+        self._issued = AuditLine(logger, "token issued", counted=metrics.embedded_count("TokensIssued"))
         self._plans = MintPlans()
 
     @functools.cached_property
@@ -152,8 +153,7 @@ class TokenService:
         except NoSigningKey:
             self.rotations[plan.algorithm].ensure_keys()  # a fresh deployment: first use bootstraps the keys
             issued = self.issuer.issue_from(plan.claims, algorithm=plan.algorithm)
-        metrics.add_metric(name="TokensIssued", unit=MetricUnit.Count, value=1)
-        self._issued(plan.audit, jti=issued.jti, kid=issued.kid)
+        self._issued(plan.audit, jti=issued.jti, kid=issued.kid)  # and TokensIssued, on the line or beside it
         return issued
 
     def _plan(self, identity: RequestIdentity, query: Mapping[str, str] | None) -> tuple[MintPlan, bool]:

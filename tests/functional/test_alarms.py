@@ -113,8 +113,8 @@ def function_names(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def app_metric_names() -> set[str]:
-    """Every metric name chalicelib emits: add_metric(name=...) (both arms of a conditional), count_once("...")
-    and rotation_failed (RotationFailed)."""
+    """Every metric name chalicelib emits: add_metric(name=...) (both arms of a conditional), count_once("..."),
+    embedded_count("...") (a count carried by a log line) and rotation_failed (RotationFailed)."""
     names = {"RotationFailed"}
     for path in (REPO_ROOT / "chalicelib").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -123,7 +123,7 @@ def app_metric_names() -> set[str]:
             called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
             if called == "add_metric":
                 values = [k.value for k in node.keywords if k.arg == "name"]
-            elif called == "count_once" and node.args:
+            elif called in ("count_once", "embedded_count") and node.args:
                 values = [node.args[0]]
             else:
                 continue

@@ -125,7 +125,10 @@ HEADER_NAMES = st.sampled_from(
     ["Content-Type", "content-type", "CONTENT-TYPE", "Accept", "User-Agent", "X-Amz-Date", "X-Forwarded-For", "\udcff"]
 )
 HEADER_VALUES = st.one_of(
-    st.sampled_from(["application/json", "text/plain", "image/png", "*/*", "", "\ud800"]), st.text(max_size=8)
+    st.sampled_from(["application/json", "text/plain", "image/png", "*/*", "", "\ud800"]),
+    st.text(max_size=8),
+    # Not what API Gateway sends, but what a hand-made event may hold: chalice's answer all the same.
+    st.sampled_from([None, 5, True, ["application/json"], {"a": "b"}]),
 )
 IDENTITIES = st.sampled_from(
     [
@@ -149,8 +152,10 @@ IDENTITIES = st.sampled_from(
 @example(query=[("aud", "\ud800")], headers={}, identity=caller_identity())
 @example(query=[], headers={"Content-Type": "text/plain"}, identity=caller_identity())
 @example(query=[], headers={"accept": "image/png"}, identity=caller_identity())
+@example(query=[("aud", "sts.amazonaws.com")], headers={"Accept": 5}, identity=caller_identity())  # type: ignore[dict-item]
+@example(query=[("aud", "sts.amazonaws.com")], headers={"Accept": ["*/*"]}, identity=caller_identity())  # type: ignore[dict-item]
 def test_a_token_request_is_answered_as_chalice_answers_it(
-    query: list[tuple[str, str]], headers: dict[str, str], identity: dict[str, Any], recorder: Recorder
+    query: list[tuple[str, str]], headers: dict[str, Any], identity: dict[str, Any], recorder: Recorder
 ) -> None:
     event = gateway_event("/token", identity, query=query, headers=headers)
     event["headers"] = headers or None  # as API Gateway sends a request without headers: null
@@ -187,6 +192,7 @@ def test_anything_else_goes_to_chalice(
 @pytest.fixture
 def small_app() -> DirectChalice:
     app = DirectChalice(app_name="direct-dispatch-test")
+    app.api.binary_types = []  # as credport's app: JSON only (chalice's default list sends every request its way)
     view = api_view(lambda: app.current_request)
 
     @app.route("/plain", methods=["GET"])
@@ -228,7 +234,9 @@ def test_a_route_chalice_must_dispatch_is_refused_when_named(
         small_app.dispatch_directly([route])
 
 
-def test_middleware_runs_in_chalices_order_even_when_registered_later(small_app: DirectChalice) -> None:
+def test_middleware_runs_in_chalices_order_even_when_registered_later(
+    small_app: DirectChalice, chalice_dispatches: list[str]
+) -> None:
     small_app.dispatch_directly([("GET", "/plain")])
     event = gateway_event("/plain", {"sourceIp": "203.0.113.7"})
     assert json.loads(small_app(event, CONTEXT)["body"]) == {"ok": True, "n": 1, "text": "é"}
@@ -245,22 +253,31 @@ def test_middleware_runs_in_chalices_order_even_when_registered_later(small_app:
     small_app.register_middleware(named("http"), "http")
     small_app.register_middleware(named("s3"), "s3")  # not an HTTP middleware: never on a route
     direct = small_app(event, CONTEXT)
+    assert chalice_dispatches == []
     through_chalice = Chalice.__call__(small_app, event, CONTEXT)
+    assert chalice_dispatches == ["/plain"]
     assert order == ["all", "http", "all", "http"]
     assert direct == through_chalice
     assert direct["body"] == '{"ok":true,"n":1,"text":"\\u00e9"}'  # json.dumps's own spelling, as chalice's
 
 
-def test_a_middleware_that_raises_gets_chalices_answer(small_app: DirectChalice) -> None:
+def test_a_middleware_that_raises_gets_chalices_answer_and_its_text_is_never_logged(
+    small_app: DirectChalice, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(request: Any, get_response: Callable[[Any], Any]) -> Any:
         raise RuntimeError("secret text that is never logged")
 
     small_app.register_middleware(broken, "http")
     small_app.dispatch_directly([("GET", "/plain")])
     event = gateway_event("/plain", {"sourceIp": "203.0.113.7"})
+    caplog.set_level(logging.INFO)
     direct = small_app(event, CONTEXT)
+    (logged,) = caplog.records
     assert direct == Chalice.__call__(small_app, event, CONTEXT)
     assert direct["statusCode"] == 500
+    # The one deliberate difference: chalice logs the traceback, text and all; direct dispatch by type and place.
+    assert (logged.getMessage(), vars(logged)["error_type"]) == ("unhandled error", "RuntimeError")
+    assert "secret text" not in repr(vars(logged))
 
 
 @pytest.mark.parametrize("setting", ["debug", "binary_types"])

@@ -295,3 +295,105 @@ def test_every_format_gets_the_line_powertools_writes(name: str, monkeypatch: py
         document.pop("timestamp", None)
         document.pop("location", None)
     assert list(ours.items()) == list(theirs.items())
+
+
+# --- a count carried by the audit line ----------------------------------------------------------------------
+
+
+def counted_line(logger: Logger) -> tuple[AuditLine, list[str], EmfMetrics]:
+    """An audit line counting TokensIssued into metrics of the logger's own service (its line's ``service``)."""
+    lines: list[str] = []
+    metrics = EmfMetrics("Credport", logger.service, clock=lambda: NOW, write=lines.append)
+    return (
+        AuditLine(logger, "token issued", clock=lambda: NOW, counted=metrics.embedded_count("TokensIssued")),
+        (lines),
+        metrics,
+    )
+
+
+def test_the_count_rides_on_the_line_as_the_document_emf_would_write(
+    powertools_logger: tuple[Logger, io.StringIO], metrics_on: None
+) -> None:
+    logger, stream = powertools_logger
+    own_stream_only(logger)
+    line, documents, metrics = counted_line(logger)
+    line(**FIELDS)
+    logger.info("token issued", extra=FIELDS)
+    ours, theirs = (json.loads(text) for text in stream.getvalue().splitlines())
+    # Beside Powertools' own line, exactly the members of the document EmfMetrics writes for the count alone.
+    metrics.add_metric(name="TokensIssued", unit="Count", value=1)
+    metrics.flush_metrics()
+    (alone,) = (json.loads(text) for text in documents)
+    assert (
+        (ours.pop("_aws"), ours.pop("TokensIssued"))
+        == (alone["_aws"], alone["TokensIssued"])
+        == (
+            {"Timestamp": int(NOW * 1000), "CloudWatchMetrics": alone["_aws"]["CloudWatchMetrics"]},
+            [1.0],
+        )
+    )
+    assert ours["service"] == alone["service"] == logger.service  # the dimension: a member of the line
+    del ours["timestamp"], theirs["timestamp"], ours["location"], theirs["location"]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    ("why", "setup", "on_the_line"),
+    [
+        ("metrics are off", lambda logger, monkeypatch: monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "1"), False),
+        ("a field named like a member", None, False),
+        ("another service than the metrics'", lambda logger, monkeypatch: logger.append_keys(service="other"), False),
+    ],
+)
+def test_where_the_line_cannot_carry_the_count_it_is_a_document_of_its_own(
+    powertools_logger: tuple[Logger, io.StringIO],
+    monkeypatch: pytest.MonkeyPatch,
+    metrics_on: None,
+    why: str,
+    setup: Any,
+    on_the_line: bool,
+) -> None:
+    logger, stream = powertools_logger
+    own_stream_only(logger)
+    line, _, metrics = counted_line(logger)
+    if setup is not None:
+        setup(logger, monkeypatch)
+    fields = {**FIELDS, "TokensIssued": "no"} if why.startswith("a field") else FIELDS
+    line(**fields)
+    written_line = json.loads(stream.getvalue().splitlines()[-1])
+    assert "_aws" not in written_line, why
+    counted = metrics.metric_set.get("TokensIssued", {}).get("Value", [])
+    assert counted == ([] if why == "metrics are off" else [1.0]), why  # off: nothing counted, as before
+
+
+def test_a_record_reader_or_a_quiet_logger_still_gets_the_count(
+    powertools_logger: tuple[Logger, io.StringIO], caplog: pytest.LogCaptureFixture, metrics_on: None
+) -> None:
+    logger, _ = powertools_logger
+    logger._logger.propagate = True  # caplog's handler reads records: the line goes through logging
+    line, _, metrics = counted_line(logger)
+    caplog.set_level(logging.INFO)
+    line(sub="x")
+    record = next(r for r in caplog.records if r.getMessage() == "token issued")
+    assert not hasattr(record, "_aws")
+    logger._logger.setLevel(logging.WARNING)  # no audit line at all: the count is still kept
+    line(sub="y")
+    assert metrics.metric_set["TokensIssued"]["Value"] == [1.0, 1.0]
+
+
+def test_a_stream_that_refuses_the_line_fails_no_request(
+    powertools_logger: tuple[Logger, io.StringIO], metrics_on: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line the stream cannot take (a lone surrogate API Gateway put in a request id, a closed pipe) goes
+    through logging, whose handler reports it and carries on, as Powertools' own line would: the token is still
+    answered, and still counted (found by a hostile review)."""
+    logger, _ = powertools_logger
+    own_stream_only(logger)
+    refusing = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    (handler,) = logger._logger.handlers
+    handler.setStream(refusing)  # type: ignore[attr-defined]
+    logger.thread_safe_append_keys(request_id="\ud800")
+    line, _, metrics = counted_line(logger)
+    line(sub="x")  # raises nothing
+    assert metrics.metric_set["TokensIssued"]["Value"] == [1.0]
+    assert "UnicodeEncodeError" in capsys.readouterr().err  # logging's own report of the failure

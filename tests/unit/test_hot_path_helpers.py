@@ -87,3 +87,13 @@ def test_the_switches_read_from_the_process_as_from_a_mapping(
         monkeypatch.setenv(name, value)
     assert (metrics_disabled(), under_chalice_cli()) == (disabled, cli)
     assert (metrics_disabled(environment), under_chalice_cli(environment)) == (disabled, cli)
+
+
+def test_a_jti_is_what_secrets_token_urlsafe_18_makes() -> None:
+    import re
+
+    from chalicelib.tokens.issuer import new_jti_value
+
+    jtis = {new_jti_value() for _ in range(1000)}
+    assert len(jtis) == 1000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", jti) for jti in jtis)
