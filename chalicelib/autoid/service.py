@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from chalicelib.audit import AuditLine
 from chalicelib.autoid.clients import ACTIVE, ClientRecord, ClientRegistry
 from chalicelib.autoid.exceptions import AuthenticationRefused
 from chalicelib.autoid.protocol import (
@@ -89,6 +90,9 @@ class AutoIdService:
             )
         self._credentials_ttl = credentials_ttl
         self._clock = clock
+        # Every request served, for whom, which generation and kind, counted as AutoIdServed on the same line (an EMF
+        # document, chalicelib.audit), as a token issued is.
+        self._served = AuditLine(logger, "auto-id request served", counted=metrics.embedded_count("AutoIdServed"))
 
     def identify(self, body: Mapping[str, Any]) -> dict[str, Any]:
         if set(body) != {"jwe"} or not isinstance(body["jwe"], str):
@@ -124,11 +128,7 @@ class AutoIdService:
             }
         if kid != self.server_keys.current_kid():
             document["server_keys"] = self.server_keys.public_documents()
-        metrics.add_metric(name="AutoIdServed", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "auto-id request served",
-            extra={"client_id": record.client_id, "gen": request.generation, "kind": next(iter(credential))},
-        )
+        self._served(client_id=record.client_id, gen=request.generation, kind=next(iter(credential)))
         return {"jwe": seal_direct(request.response_key, json.dumps(document).encode())}
 
     def _authenticate(self, envelope: str) -> tuple[AutoIdRequest, ClientRecord, str]:

@@ -12,6 +12,7 @@ policy enrolment allows, and be refused by enrolment, named exactly or reached b
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -52,19 +53,22 @@ def service(configure: Configure) -> AutoIdService:
 class Refusals:
     """Why the service refused each credential (its log line), read by the tests: a 403 must come from the scope."""
 
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self._caplog = caplog
 
-    def info(self, message: str, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if message == "auto-id credential refused" and extra is not None:
-            self.reasons.append(str(extra["reason"]))
+    @property
+    def reasons(self) -> list[str]:
+        return [
+            str(vars(record)["reason"])
+            for record in self._caplog.records
+            if record.name == "credport" and record.getMessage() == "auto-id credential refused"
+        ]
 
 
 @pytest.fixture
-def refusals(monkeypatch: pytest.MonkeyPatch) -> Refusals:
-    spy = Refusals()
-    monkeypatch.setattr("chalicelib.autoid.service.logger", spy)
-    return spy
+def refusals(caplog: pytest.LogCaptureFixture) -> Refusals:
+    caplog.set_level(logging.INFO)
+    return Refusals(caplog)
 
 
 def ask(client: Client, service: AutoIdService, enrollment: Enrollment, want: Want) -> tuple[int, dict[str, Any]]:
