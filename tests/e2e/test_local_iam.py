@@ -4,12 +4,13 @@ resource and key policies, and the app's own functions acting as their role with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, launch_e2e
 from tests.permissions.model import FUNCTIONS
 
 
@@ -54,31 +55,40 @@ def test_conditions_are_evaluated_on_the_resources_real_tags(stack: RunningStack
     assert _code(lambda: blue.get_secret_value(SecretId=other["ARN"])) == "AccessDeniedException"
 
 
-def test_the_functions_run_as_their_role_with_exactly_their_policy(stack: RunningStack) -> None:
+@pytest.fixture
+def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """A stack of this test's own: on the shared one, a test that ran before on the same worker may have rotated the
+    signing keys with credport-admin, as the developer, whose keys then name the developer as their creator."""
+    running = launch_e2e(tmp_path_factory.mktemp("fresh-iam"), "--quiet")
+    yield running
+    assert running.stop() == 0, running.log_text()
+
+
+def test_the_functions_run_as_their_role_with_exactly_their_policy(fresh_stack: RunningStack) -> None:
     """Each function's role (credport-dev-<function>, as chalice names it) holds exactly that function's policy file,
     and the API handler's is the role that made the signing keys: their key policies name it as their creator, so it
     is what the API handler runs as."""
     from tests.permissions.model import deployment
 
-    iam, prefix = stack.client("iam"), stack.info["prefix"]
+    iam, prefix = fresh_stack.client("iam"), fresh_stack.info["prefix"]
     d = deployment("dev")
     for function in FUNCTIONS:
         (name,) = iam.list_role_policies(RoleName=f"{prefix}-{function}")["PolicyNames"]
         held = iam.get_role_policy(RoleName=f"{prefix}-{function}", PolicyName=name)["PolicyDocument"]
         assert held == json.loads(d.policy_file(function).read_text().replace("credport-dev", prefix)), function
     role = f"{prefix}-api_handler"
-    assert stack.client("sts").get_caller_identity()  # the developer is not the app
+    assert fresh_stack.client("sts").get_caller_identity()  # the developer is not the app
     import requests
     from requests_aws4auth import AWS4Auth
 
-    creds = stack.credentials()
-    auth = AWS4Auth(creds.access_key, creds.secret_key, stack.info["region"], "execute-api")
-    assert requests.get(stack.api + "/token", auth=auth, timeout=30).status_code == 200  # keys exist from here on
-    kms = stack.client("kms")
+    creds = fresh_stack.credentials()
+    auth = AWS4Auth(creds.access_key, creds.secret_key, fresh_stack.info["region"], "execute-api")
+    assert requests.get(fresh_stack.api + "/token", auth=auth, timeout=30).status_code == 200  # keys exist from here on
+    kms = fresh_stack.client("kms")
     key_id = kms.describe_key(KeyId=f"alias/{prefix}/signing/current")["KeyMetadata"]["KeyId"]
     policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
     creator = next(s for s in policy["Statement"] if s["Sid"] == "CreatorAloneChangesKeyPolicy")
-    account = stack.info["account_id"]
+    account = fresh_stack.info["account_id"]
     assert creator["Action"] == ["kms:PutKeyPolicy"]
     assert creator["Condition"]["ArnLike"]["aws:PrincipalArn"] == [
         f"arn:aws:iam::{account}:role/{role}",
