@@ -123,5 +123,6 @@ ASSUMED_INIT_SECONDS: Final = 0.5
 # CloudWatch Logs bytes per invocation: Lambda's START/END/REPORT lines (~300 B) plus the function's own lines. A
 # warm /token writes one line, its audit line carrying its TokensIssued count (~625 B, measured on 2026-12-03;
 # before, the line ~445 B and an EMF document ~204 B); the authorizer writes nothing on success; auto-id and the
-# session backend write one line and one EMF document (~650 B), which the api_handler figure keeps.
+# session backend write one line and one EMF document each (~650 B; auto-id's served line carries its count since
+# 2026-12-03), which the api_handler figure keeps.
 ASSUMED_LOG_BYTES: Final[dict[str, int]] = {"api_handler": 950, "bearer": 300, "auto_id": 950}

@@ -11,8 +11,9 @@ does what chalice's dispatch then amounts to, and nothing else: the same ``Reque
 
 A request is taken only in the shape whose answer is known to be chalice's: the registered resource and method, no
 ``Content-Type`` header (chalice would match it against the route's types, and may answer 415), and not under
-``chalice local`` (whose own middleware acts there). Anything else (another route, that header, an event that is
-not a REST proxy event) goes to chalice untouched, so an unusual request is answered exactly as before.
+``chalice local`` (whose own middleware acts there). Anything else (another route, that header, an Accept header
+whose value is not a string, an app in ``debug`` or with binary types, an event that is not a REST proxy event)
+goes to chalice untouched, so an unusual request is answered exactly as before.
 Middleware that only rewrites what chalice's own dispatch answers (its error bodies) is named when the routes are,
 and left out of their chain: direct dispatch never produces those answers. One difference is deliberate: an
 exception a middleware raises is logged without its text (:func:`_internal_error`); the answer is chalice's.
