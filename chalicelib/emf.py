@@ -117,39 +117,37 @@ class EmfMetrics:
             self._emit({name: metric}, {"service": self.service, **dimensions})
 
     def _emit(self, metric_set: dict[str, dict[str, Any]], dimensions: dict[str, str]) -> None:
+        key: tuple[Any, ...]
         if len(metric_set) == 1 and dimensions is self._dimensions:  # an invocation's count of one thing: most
             ((name, metric),) = metric_set.items()
-            key: tuple[Any, ...] = (name, metric["Unit"])
-            template = self._rendered.get(key)
-            if template is not None:
-                values = f'"{name}":[{",".join(map(repr, metric["Value"]))}]'
-                (self._write or _stdout)(template % (int(self._clock() * 1000), values))
-                return
-        definitions = tuple([(name, metric["Unit"]) for name, metric in metric_set.items()])
-        key = (
-            definitions[0]
-            if len(definitions) == 1 and dimensions is self._dimensions
-            else (definitions, *dimensions.items())
-        )
+            key = (name, metric["Unit"])
+            definitions: tuple[tuple[str, str], ...] = (key,)
+        else:
+            definitions = tuple([(name, metric["Unit"]) for name, metric in metric_set.items()])
+            key = (definitions, *dimensions.items())
         template = self._rendered.get(key)
         if template is None:
-            directive = json.dumps(
-                {
-                    "Namespace": self.namespace,
-                    "Dimensions": [list(dimensions)],
-                    "Metrics": [{"Name": name, "Unit": unit} for name, unit in definitions],
-                },
-                separators=(",", ":"),
-            )
-            members = json.dumps(dimensions, separators=(",", ":"))[1:-1]
+            directive = _directive(self.namespace, list(dimensions), definitions)
+            members = json.dumps(dimensions, separators=(",", ":"))[1:-1].replace("%", "%%")
             # The line with a slot for the time and one for the values (a % in a dimension's value kept as is).
-            directive, members = directive.replace("%", "%%"), members.replace("%", "%%")
             template = f'{{"_aws":{{"Timestamp":%d,"CloudWatchMetrics":[{directive}]}},{members},%s}}'
             if len(self._rendered) < 256:  # a bounded cache: the names come from code, the sets are few
                 self._rendered[key] = template
         # Names are checked to need no escaping and values are finite floats, whose repr is their JSON.
         values = ",".join([f'"{name}":[{",".join(map(repr, metric["Value"]))}]' for name, metric in metric_set.items()])
         (self._write or _stdout)(template % (int(self._clock() * 1000), values))
+
+
+def _directive(namespace: str, dimension_names: list[str], definitions: tuple[tuple[str, str], ...]) -> str:
+    """A document's ``CloudWatchMetrics`` entry as JSON, a % in it doubled (it goes into a %-template)."""
+    return json.dumps(
+        {
+            "Namespace": namespace,
+            "Dimensions": [dimension_names],
+            "Metrics": [{"Name": name, "Unit": unit} for name, unit in definitions],
+        },
+        separators=(",", ":"),
+    ).replace("%", "%%")
 
 
 class EmbeddedCount:
@@ -168,10 +166,7 @@ class EmbeddedCount:
         self.service = metrics.service  # the value the line's ``service`` member must have
         self.keys = frozenset({"_aws", name})  # members the line may not hold already
         self._metrics = metrics
-        directive = json.dumps(
-            {"Namespace": metrics.namespace, "Dimensions": [["service"]], "Metrics": [{"Name": name, "Unit": "Count"}]},
-            separators=(",", ":"),
-        ).replace("%", "%%")
+        directive = _directive(metrics.namespace, ["service"], ((name, MetricUnit.Count.value),))
         self._template = f'"_aws":{{"Timestamp":%d,"CloudWatchMetrics":[{directive}]}},"{name}":[1.0]'
 
     def members(self, now: float) -> str | None:
