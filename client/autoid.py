@@ -23,6 +23,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from chalicelib import base64url
 from chalicelib.autoid.protocol import ENTROPY_BYTES, Want, build_request
 from chalicelib.envelope import EnvelopeError, RecipientKey, decrypt_direct, seal
 from chalicelib.untrusted import loads
@@ -99,7 +100,7 @@ class Bundle:
             "endpoint": self.endpoint,
             "gen": self.generation,
             "server_keys": self.server_keys,
-            "entropy": base64.urlsafe_b64encode(self.entropy).rstrip(b"=").decode("ascii"),
+            "entropy": base64url.text(self.entropy),
         }
 
     def server_key(self) -> RecipientKey:

@@ -12,7 +12,6 @@ serving applies the same scope again.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -24,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib import base64url
 from chalicelib.autoid.exceptions import InvalidPolicy
 from chalicelib.autoid.protocol import ENTROPY_BYTES, MAX_ROLE_ARN, ROLE_HEAD, ROLE_SEGMENT
 from chalicelib.autoid.scope import ServingScope
@@ -163,7 +163,7 @@ class Enrollment:
     entropy: bytes = field(repr=False)
 
     def entropy_b64(self) -> str:
-        return base64.urlsafe_b64encode(self.entropy).rstrip(b"=").decode("ascii")
+        return base64url.text(self.entropy)
 
 
 class ClientRegistry:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib import base64url
 from chalicelib.autoid.exceptions import MalformedRequest
 from chalicelib.errors import AuthenticationFailed
 from chalicelib.untrusted import UntrustedInput, loads
@@ -212,18 +213,15 @@ def build_request(
     intervals = [(offset, SNIPPET_BYTES) for offset in snippet_offsets(len(entropy), random=random)]
     proof = compute_proof(entropy, intervals, nonce, issued_at, client_id)
 
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
     document = {
         "v": VERSION,
         "client_id": client_id,
         "gen": generation,
         "iat": issued_at,
-        "nonce": b64(nonce),
+        "nonce": base64url.text(nonce),
         "intervals": [list(pair) for pair in intervals],
-        "proof": b64(proof),
-        "rk": b64(response_key),
+        "proof": base64url.text(proof),
+        "rk": base64url.text(response_key),
         "want": want.document(),
     }
     return document, response_key

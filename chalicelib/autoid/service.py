@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from chalicelib import base64url
 from chalicelib.audit import AuditLine
 from chalicelib.autoid.clients import ACTIVE, ClientRecord, ClientRegistry
 from chalicelib.autoid.exceptions import AuthenticationRefused
@@ -124,7 +125,7 @@ class AutoIdService:
         if request.generation != record.generation:
             document["entropy"] = {
                 "gen": record.generation,
-                "data": _b64(self.registry.entropy(record, record.generation)),
+                "data": base64url.text(self.registry.entropy(record, record.generation)),
             }
         if kid != self.server_keys.current_kid():
             document["server_keys"] = self.server_keys.public_documents()
@@ -254,8 +255,4 @@ def _refuse_credential(record: ClientRecord, reason: str, kind: str) -> NoReturn
 
 
 def _nonce_key(request: AutoIdRequest) -> dict[str, str]:
-    return {"pk": f"autoid-nonce#{request.client_id}#{_b64(request.nonce)}", "sk": "nonce"}
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return {"pk": f"autoid-nonce#{request.client_id}#{base64url.text(request.nonce)}", "sk": "nonce"}

@@ -8,18 +8,19 @@ policy), the header registry checked again (that policy is narrower), and the HM
 once per key version, :attr:`~chalicelib.sessions.keys.SessionKey.hmac_sha256`). The signature is compared in
 constant time, and only its one canonical encoding matches (joserfc's decoder accepts no other either).
 
-Signing stays with joserfc (:func:`chalicelib.sessions.tokens.sign`): tests hold the two to the same answers.
+Signing (:func:`chalicelib.sessions.tokens.sign`) writes what this reads, with :func:`signature_of`. Tests hold this
+reader to ``jwt.decode`` on every token, and the signer to joserfc's ``jws.serialize_compact`` byte for byte.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 from typing import Any
 
 from joserfc.util import urlsafe_b64decode
 
+from chalicelib import base64url
 from chalicelib.jose import MalformedToken, compact_segments
 from chalicelib.sessions.exceptions import SessionTokenRejected
 from chalicelib.sessions.keys import SessionKey
@@ -55,7 +56,7 @@ def signature_of(key: SessionKey, signing_input: bytes) -> str:
     a token ``key`` signed."""
     mac = key.hmac_sha256.copy()  # the key's own HMAC, keyed once: only the message is hashed here
     mac.update(signing_input)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+    return base64url.text(mac.digest())
 
 
 def check_signature(key: SessionKey, header_segment: str, payload_segment: str, signature: str) -> None:

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from joserfc.jwk import OctKey
-
+from chalicelib import base64url
 from chalicelib.aws.errors import AwsNotFound
 from chalicelib.aws.secrets import CURRENT, PREVIOUS, SecretStore, SecretVersion
 from chalicelib.keys.keyset import KeySet
@@ -48,12 +47,6 @@ class SessionKey:
         return self.version_id
 
     @functools.cached_property
-    def jose_key(self) -> OctKey:
-        """The key as joserfc signs and verifies with it: a key is immutable (one per secret version), so it is
-        imported once, kept with the key (and dropped with it), not on every token."""
-        return OctKey.import_key(self.secret)
-
-    @functools.cached_property
     def hmac_sha256(self) -> hmac.HMAC:
         """HMAC-SHA256 keyed with this key, to be copied (never updated itself): the key schedule is computed once
         per key version, so a token's HS256 signature costs one copy and one digest."""
@@ -75,7 +68,7 @@ class KeySource(Protocol):
 
 
 def encode_key(secret: bytes) -> str:
-    return json.dumps({"key": base64.urlsafe_b64encode(secret).rstrip(b"=").decode("ascii"), "v": 1})
+    return json.dumps({"key": base64url.text(secret), "v": 1})
 
 
 def decode_key(value: str | bytes) -> bytes:

@@ -20,6 +20,7 @@ from joserfc.jwk import RSAKey
 from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
 
+import chalicelib.envelope as envelope_module
 from chalicelib.envelope import (
     EnvelopeError,
     PrivateKeyMaterial,
@@ -283,3 +284,44 @@ def test_direct_envelopes() -> None:
         decrypt_direct(seal(KEY, b"x"), key)  # an RSA envelope is not a direct one
     with pytest.raises(ValueError, match="32 bytes"):
         seal_direct(os.urandom(16), b"x")
+
+
+# seal_direct writes its envelopes itself (around cryptography's AESGCM); joserfc and jwcrypto must read them, and
+# given the same IV it must write exactly what joserfc's encrypt_compact writes.
+@settings(max_examples=80, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), iv=st.binary(min_size=12, max_size=12), plaintext=st.binary())
+def test_a_direct_envelope_is_byte_for_byte_what_joserfc_writes(key: bytes, iv: bytes, plaintext: bytes) -> None:
+    from joserfc._rfc7518.jwe_encs import GCMEncModel
+    from joserfc.jwk import OctKey
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(envelope_module.os, "urandom", lambda size: iv[:size])
+        ours = seal_direct(key, plaintext)
+        patch.setattr(GCMEncModel, "generate_iv", lambda self: iv)
+        registry = jwe.JWERegistry(algorithms=["dir", "A256GCM"])
+        registry.max_ciphertext_length = len(plaintext) * 2 + 64
+        theirs = jwe.encrypt_compact(
+            {"alg": "dir", "enc": "A256GCM"}, plaintext, OctKey.import_key(key), registry=registry
+        )
+    assert ours == theirs
+    assert jwe.decrypt_compact(ours, OctKey.import_key(key), registry=registry).plaintext == plaintext
+
+
+def test_a_direct_envelope_has_a_fresh_iv_and_jwcrypto_opens_it() -> None:
+    key = os.urandom(32)
+    envelopes = [seal_direct(key, b"same plaintext") for _ in range(64)]
+    ivs = {envelope.split(".")[2] for envelope in envelopes}
+    assert len(ivs) == len(envelopes)
+    for envelope in envelopes[:4]:
+        header, encrypted_key, iv, _ciphertext, tag = envelope.split(".")
+        assert encrypted_key == ""  # dir: no key is carried
+        assert json.loads(base64.urlsafe_b64decode(header + "==")) == {"alg": "dir", "enc": "A256GCM"}
+        assert len(base64.urlsafe_b64decode(iv + "==")) == 12
+        assert len(base64.urlsafe_b64decode(tag + "==")) == 16
+        token = jwcrypto_jwe.JWE()
+        token.deserialize(envelope, key=jwcrypto_jwk.JWK(kty="oct", k=segment_bytes(key)))
+        assert token.payload == b"same plaintext"
+
+
+def segment_bytes(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()

@@ -14,11 +14,9 @@ import pytest
 from chalice.app import handle_extra_types
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from joserfc.util import urlsafe_b64encode as joserfc_b64
 
 from chalicelib.config.environment import metrics_disabled, process_env, under_chalice_cli, xray_trace_header
 from chalicelib.dispatch import _serialized
-from chalicelib.tokens.issuer import urlsafe_b64encode
 
 # Names the OS environment can hold (os.environ encodes them with surrogateescape: a lone surrogate outside
 # U+DC80..U+DCFF does not encode, see test_a_name_that_does_not_encode_is_refused_alike).
@@ -47,11 +45,6 @@ BODIES = st.one_of(
 def test_a_body_is_serialized_as_chalice_serializes_it(body: Any) -> None:
     expected = json.dumps(body, separators=(",", ":"), default=handle_extra_types)
     assert _serialized(body) == expected
-
-
-@given(data=st.binary(max_size=600))
-def test_base64url_is_joserfcs(data: bytes) -> None:
-    assert urlsafe_b64encode(data) == joserfc_b64(data)
 
 
 @settings(max_examples=100)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 from joserfc.jws import JWSRegistry
 
 from chalicelib.jose import MalformedToken, TokenCheck, compact_segments, decode_check, jws_header, protected_header
@@ -67,7 +68,7 @@ def ours(token: object) -> TokenCheck | None:
 def joserfcs(token: object) -> TokenCheck | None:
     """What ``jwt.decode`` answered in its place, with the check the verifier logged for it."""
     try:
-        jwt.decode(token, KEY.jose_key, registry=JWSRegistry(algorithms=["HS256"]))  # type: ignore[arg-type]
+        jwt.decode(token, OctKey.import_key(KEY.secret), registry=JWSRegistry(algorithms=["HS256"]))  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError) as error:
         return decode_check(error)
     return None
@@ -76,7 +77,7 @@ def joserfcs(token: object) -> TokenCheck | None:
 def test_a_token_joserfc_signed_reads_as_joserfc_reads_it() -> None:
     assert ours(TOKEN) is joserfcs(TOKEN) is None
     assert signature_of(KEY, f"{HEADER}.{PAYLOAD}".encode()) == SIGNATURE
-    assert claims_of(payload_of(PAYLOAD)) == jwt.decode(TOKEN, KEY.jose_key).claims
+    assert claims_of(payload_of(PAYLOAD)) == jwt.decode(TOKEN, OctKey.import_key(KEY.secret)).claims
 
 
 @settings(max_examples=400, deadline=None)
@@ -257,3 +258,33 @@ def _signed_with_spacing(kid: str, signer: Any, spaces: int) -> str:
     header = '{"alg": "HS256", "typ": "JWT",' + " " * spaces + f'"kid": "{kid}"}}'
     signing_input = f"{b64(header.encode())}.{b64(json.dumps(claims()).encode())}"
     return f"{signing_input}.{b64(signer(signing_input.encode()))}"
+
+
+# sign() assembles the token itself; HS256 is deterministic, so it must be exactly what joserfc's serializer writes,
+# for any claims a caller may hand it (text beyond ASCII, nested values, numbers) and any key and version id.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    secret=st.binary(min_size=32, max_size=64),
+    version=st.uuids().map(str),
+    extra=st.dictionaries(st.text(max_size=12), _JSON, max_size=4),
+)
+def test_sign_writes_exactly_the_token_joserfc_writes(secret: bytes, version: str, extra: dict[str, Any]) -> None:
+    from joserfc import jws
+
+    key = SessionKey(version, "AWSCURRENT", 0.0, secret)
+    document = {**extra, **claims()}
+    theirs = jws.serialize_compact(
+        {"alg": "HS256", "typ": "JWT", "kid": version},
+        json.dumps(document, separators=(",", ":"), sort_keys=True),
+        OctKey.import_key(secret),
+        registry=JWSRegistry(algorithms=["HS256"]),
+    )
+    assert sign(key, document) == theirs
+    assert jwt.decode(theirs, OctKey.import_key(secret), algorithms=["HS256"]).claims == document
