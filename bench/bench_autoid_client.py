@@ -42,7 +42,7 @@ TARGET = 3.0
 CREDPORT = BIN / "credport"
 AWS_CLI = REPO_ROOT / ".venv" / "awscli" / "bin" / "aws"
 CALL_TIMEOUT = 60.0
-# Each round spawns two processes on the wall clock (~1.1 s): 15 rounds keep the median within a few per cent.
+# Each round spawns two processes on the wall clock (~1.1 s): with 15 rounds, runs stayed within +-10% of each other.
 ROUNDS = 15
 SESSION_NAME = "bench"
 CREDENTIAL_KEYS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")

@@ -36,7 +36,7 @@ from bench.harness import Figure, paired
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MIB = 100.0
-ROUNDS = 25  # a spawn pair is ~1 s; per-round ratios spread ~+-7%: 25 rounds keep the median within ~2-3%
+ROUNDS = 25  # a spawn pair is ~1 s and per-round ratios spread ~+-7%: 25 rounds kept runs within +-6% of each other
 ROOT = Path(__file__).resolve().parents[1]
 
 COLD = r"""

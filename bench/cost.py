@@ -169,15 +169,26 @@ def _usd(value: float) -> str:
     return "<0.01" if 0 < value < 0.005 else f"{value:,.2f}"
 
 
-def _provenance(results: Mapping[str, Any], source: str) -> str:
+def _provenance(results: Mapping[str, Any], source: Path) -> str:
     machine = results.get("machine")
     cpu = machine.get("cpu", "?") if isinstance(machine, dict) else "?"
     stamp = results.get("measured_at")
     measured = time.strftime("%Y-%m-%d", time.gmtime(stamp)) if isinstance(stamp, int) else "?"
+    command = ".venv/bin/python -m bench.cost --markdown"
+    if source.resolve() != RESULTS.resolve():  # the hint must read the same file again, not latest.json
+        command += f" --results {_shown(source)}"
     return (
-        f"Figures: {source}, measured {measured} on {cpu}; prices and quotas as of "
-        f"{p.PRICES_CHECKED} (us-east-1). Regenerate: `.venv/bin/python -m bench.cost --markdown`."
+        f"Figures: {source.name}, measured {measured} on {cpu}; prices and quotas as of "
+        f"{p.PRICES_CHECKED} (us-east-1). Regenerate: `{command}`."
     )
+
+
+def _shown(path: Path) -> str:
+    """``path`` as typed from the repository's root where it lies inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(RESULTS.resolve().parents[2]))
+    except ValueError:
+        return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.markdown:
         print(markdown(rows))
-        print(f"\n{_provenance(results, args.results.name)}")
+        print(f"\n{_provenance(results, args.results)}")
     else:
         document = {
             "prices_checked": p.PRICES_CHECKED,

@@ -155,3 +155,11 @@ def test_the_deployment_read_from_the_repository() -> None:
     memory, arch = cost_model.deployment(REPO)
     assert memory == {"api_handler": 512, "bearer": 512, "auto_id": 512}
     assert set(arch.values()) == {"x86_64"}
+
+
+def test_the_regenerate_hint_reads_the_same_file_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write(tmp_path, results())
+    assert cost.main(["--results", str(source), "--markdown"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"Figures: {source.name}, ")
+    assert last.endswith(f"Regenerate: `.venv/bin/python -m bench.cost --markdown --results {source}`.")
