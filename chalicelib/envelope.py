@@ -5,7 +5,7 @@ Two kinds, and only these (the allow-lists below are the policy):
 - with a shared 256-bit key: ``alg`` dir, ``enc`` A256GCM.
 Everything that opens an envelope goes through joserfc. :func:`seal_direct`, which only writes one (auto-id's answer,
 once per request), assembles the five segments itself around cryptography's ``AESGCM``: joserfc's JWE machinery
-around that one AEAD call (~250 Python calls) cost about 5% of an auto-id request. Tests hold it to joserfc's
+around that one AEAD call (~220 calls) cost ~35 µs, 1-4% of an auto-id request here. Tests hold it to joserfc's
 ``encrypt_compact`` byte for byte, and jwcrypto and joserfc to opening what it writes.
 Decryption picks the private key by ``kid`` (never by trying keys) and refuses any other algorithm and any
 header member but ``alg``, ``enc``, ``kid`` and ``cty`` (:mod:`chalicelib.jose`: no compression, no header
