@@ -41,6 +41,11 @@ class SessionKey:
     created_at: float  # for AWSCURRENT: when it took over (the later of creation and the last rotation)
     secret: bytes = field(repr=False)
 
+    def __post_init__(self) -> None:
+        # What joserfc's serializer checked of each token before sign() wrote them itself, checked once per key.
+        if not isinstance(self.version_id, str) or not isinstance(self.secret, bytes) or not self.secret:
+            raise TypeError("a session key is a text version id and non-empty bytes")
+
     @property
     def kid(self) -> str:
         """The token's ``kid``: the Secrets Manager version id."""

@@ -288,3 +288,11 @@ def test_sign_writes_exactly_the_token_joserfc_writes(secret: bytes, version: st
     )
     assert sign(key, document) == theirs
     assert jwt.decode(theirs, OctKey.import_key(secret), algorithms=["HS256"]).claims == document
+
+
+@pytest.mark.parametrize(
+    ("version", "secret"), [(123, bytes(32)), (None, bytes(32)), ("v", b""), ("v", "text"), ("v", bytearray(32))]
+)
+def test_a_session_key_is_a_text_version_and_bytes(version: object, secret: object) -> None:
+    with pytest.raises(TypeError, match="text version id and non-empty bytes"):
+        SessionKey(version, "AWSCURRENT", 0.0, secret)  # type: ignore[arg-type]
