@@ -325,3 +325,9 @@ def test_a_direct_envelope_has_a_fresh_iv_and_jwcrypto_opens_it() -> None:
 
 def segment_bytes(value: bytes) -> str:
     return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+
+def test_the_direct_header_is_joserfcs_encoding_of_dir_a256gcm() -> None:
+    from joserfc.util import json_b64encode
+
+    assert json_b64encode({"alg": "dir", "enc": "A256GCM"}) == envelope_module._DIRECT_HEADER
