@@ -1,4 +1,4 @@
-"""base64url without padding (RFC 7515 section 2, RFC 4648 section 5), as credport's request paths write it.
+"""base64url without padding (RFC 7515 section 2, RFC 4648 section 5), as credport writes it.
 
 Decoding stays with its callers: what they accept differs (joserfc's strict decoder for tokens, an explicit
 alphabet check for auto-id fields), and each says so. Encoding is one C call and two byte methods, what

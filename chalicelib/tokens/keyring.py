@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from joserfc.util import urlsafe_b64encode
-
+from chalicelib import base64url
 from chalicelib.keys.source import CachedKeySource
 from chalicelib.tokens.algorithms import SigningAlgorithm
 from chalicelib.tokens.exceptions import NoSigningKey
@@ -73,7 +72,7 @@ def signing_key(key_id: str, alg: SigningAlgorithm, jwk: dict[str, Any], sign: C
     """A store's opened key (its role is given by the key ring)."""
     kid = str(jwk["kid"])
     header = {"alg": alg.jose, "typ": "JWT", "kid": kid}
-    encoded = urlsafe_b64encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+    encoded = base64url.encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
     return SigningKey(role="", key_id=key_id, kid=kid, alg=alg, jwk=jwk, sign=sign, header=encoded)
 
 
